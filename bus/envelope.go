@@ -1,0 +1,310 @@
+package bus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// ProtocolVersion is the version of the envelopes below. It is the first
+// element of every envelope; an end that reads another version refuses the
+// message with [ErrProtocolVersion] instead of guessing at its layout.
+const ProtocolVersion = 1
+
+// protocolOverride, when set at link time (-ldflags "-X
+// github.com/processional/processional/bus.protocolOverride=N"), replaces
+// the protocol version this binary speaks. It exists so that the e2e tests
+// can build a real binary that speaks another version.
+var protocolOverride string
+
+var wireVersion = func() uint64 {
+	if protocolOverride != "" {
+		if v, err := strconv.ParseUint(protocolOverride, 10, 32); err == nil {
+			return v
+		}
+	}
+	return ProtocolVersion
+}()
+
+// Version is the protocol version this binary speaks: [ProtocolVersion]
+// unless overridden at link time for tests.
+func Version() uint64 { return wireVersion }
+
+// Kind says what a call envelope asks of the worker.
+type Kind uint8
+
+const (
+	// KindCall is a blocking call: the worker runs the calls of one master
+	// in the order they were sent.
+	KindCall Kind = iota
+	// KindThread is a call the worker runs concurrently with any other.
+	KindThread
+	// KindCancel cancels the call whose ID it carries.
+	KindCancel
+	// KindClose asks the worker to finish the master's queued calls, then
+	// to release it; a spawned worker then exits.
+	KindClose
+	kindEnd
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindCall:
+		return "call"
+	case KindThread:
+		return "thread"
+	case KindCancel:
+		return "cancel"
+	case KindClose:
+		return "close"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Call is the header of a call envelope. On the wire a call envelope is the
+// msgpack array [version, kind, master, id, function, timeout, argType, arg].
+type Call struct {
+	Kind     Kind
+	Master   string        // the calling master's id
+	ID       uint64        // the call's id, unique per master and worker
+	Function string        // the registered function's name
+	Timeout  time.Duration // time left before the caller's deadline when sent; 0 for none
+	ArgType  string        // the Go type the caller encoded, for error messages
+	Arg      []byte        // the msgpack-encoded argument (aliases the message)
+}
+
+const callFields = 8
+
+// AppendCall appends the envelope of c, with arg encoded as its argument,
+// to dst. c.Arg is ignored.
+func AppendCall(dst []byte, c *Call, arg any) ([]byte, error) {
+	dst = append(dst, 0x90|callFields)
+	dst = appendUint(dst, wireVersion)
+	dst = appendUint(dst, uint64(c.Kind))
+	dst = appendStr(dst, c.Master)
+	dst = appendUint(dst, c.ID)
+	dst = appendStr(dst, c.Function)
+	dst = appendUint(dst, uint64(max(c.Timeout, 0)))
+	dst = appendStr(dst, c.ArgType)
+	return AppendValue(dst, arg)
+}
+
+// DecodeCall reads a call envelope. c.Arg aliases data. Errors wrap
+// [ErrProtocolVersion] or [ErrBadPayload].
+func DecodeCall(data []byte, c *Call) error {
+	r := reader{b: data}
+	if err := r.header(callFields); err != nil {
+		return err
+	}
+	k := r.uint()
+	c.Kind = Kind(k)
+	c.Master = r.str()
+	c.ID = r.uint()
+	c.Function = r.str()
+	t := r.uint()
+	c.ArgType = r.str()
+	if r.err != nil {
+		return fmt.Errorf("%w: call envelope: %v", ErrBadPayload, r.err)
+	}
+	if k >= uint64(kindEnd) {
+		return fmt.Errorf("%w: call envelope: unknown kind %d", ErrBadPayload, k)
+	}
+	if t > math.MaxInt64 {
+		t = math.MaxInt64
+	}
+	c.Timeout = time.Duration(t)
+	c.Arg = r.b
+	if len(c.Arg) == 0 {
+		return fmt.Errorf("%w: call envelope: no argument", ErrBadPayload)
+	}
+	return nil
+}
+
+// Reply status values.
+const (
+	statusOK    = 0
+	statusError = 1
+	replyFields = 3
+)
+
+// AppendReply appends a reply envelope carrying result: the msgpack array
+// [version, 0, result].
+func AppendReply(dst []byte, result any) ([]byte, error) {
+	dst = append(dst, 0x90|replyFields)
+	dst = appendUint(dst, wireVersion)
+	dst = appendUint(dst, statusOK)
+	return AppendValue(dst, result)
+}
+
+// AppendErrorReply appends a reply envelope carrying e: the msgpack array
+// [version, 1, error].
+func AppendErrorReply(dst []byte, e *RemoteError) []byte {
+	dst = append(dst, 0x90|replyFields)
+	dst = appendUint(dst, wireVersion)
+	dst = appendUint(dst, statusError)
+	out, err := AppendValue(dst, e)
+	if err != nil { // a RemoteError is strings only: this cannot fail
+		panic(err)
+	}
+	return out
+}
+
+// DecodeReply reads a reply envelope. It returns the encoded result, or the
+// remote error the worker sent, or an error wrapping [ErrProtocolVersion] or
+// [ErrBadPayload] when data is not a reply this binary understands.
+func DecodeReply(data []byte) (result []byte, remote *RemoteError, err error) {
+	r := reader{b: data}
+	if err := r.header(replyFields); err != nil {
+		return nil, nil, err
+	}
+	status := r.uint()
+	if r.err != nil {
+		return nil, nil, fmt.Errorf("%w: reply envelope: %v", ErrBadPayload, r.err)
+	}
+	switch status {
+	case statusOK:
+		return r.b, nil, nil
+	case statusError:
+		re := new(RemoteError)
+		if err := Unmarshal(r.b, re); err != nil {
+			return nil, nil, fmt.Errorf("%w: error envelope: %v", ErrBadPayload, err)
+		}
+		return nil, re, nil
+	}
+	return nil, nil, fmt.Errorf("%w: reply envelope: unknown status %d", ErrBadPayload, status)
+}
+
+// msgpack primitives for envelope headers, written by hand: they are on
+// every call's path and need neither reflection nor allocation.
+
+func appendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 128:
+		return append(b, byte(v))
+	case v <= math.MaxUint8:
+		return append(b, 0xcc, byte(v))
+	case v <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(v))
+	case v <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
+}
+
+func appendStr(b []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, s...)
+}
+
+var errShort = errors.New("truncated")
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+// header reads the array header and the version of an envelope of n fields.
+func (r *reader) header(n int) error {
+	if len(r.b) == 0 {
+		return fmt.Errorf("%w: empty message", ErrBadPayload)
+	}
+	c := r.b[0]
+	if c&0xf0 != 0x90 {
+		return fmt.Errorf("%w: not a processional envelope (first byte 0x%02x)", ErrBadPayload, c)
+	}
+	r.b = r.b[1:]
+	v := r.uint()
+	if r.err != nil {
+		return fmt.Errorf("%w: envelope version: %v", ErrBadPayload, r.err)
+	}
+	if v != wireVersion {
+		return fmt.Errorf("%w: the message speaks protocol %d, this binary speaks %d: build both ends from the same processional version", ErrProtocolVersion, v, wireVersion)
+	}
+	if int(c&0x0f) != n {
+		return fmt.Errorf("%w: envelope of %d fields, want %d", ErrBadPayload, c&0x0f, n)
+	}
+	return nil
+}
+
+func (r *reader) uint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = errShort
+		return 0
+	}
+	c := r.b[0]
+	var size int
+	switch {
+	case c < 0x80:
+		r.b = r.b[1:]
+		return uint64(c)
+	case c == 0xcc:
+		size = 1
+	case c == 0xcd:
+		size = 2
+	case c == 0xce:
+		size = 4
+	case c == 0xcf:
+		size = 8
+	default:
+		r.err = fmt.Errorf("want an unsigned integer, got code 0x%02x", c)
+		return 0
+	}
+	if len(r.b) < 1+size {
+		r.err = errShort
+		return 0
+	}
+	var v uint64
+	for _, x := range r.b[1 : 1+size] {
+		v = v<<8 | uint64(x)
+	}
+	r.b = r.b[1+size:]
+	return v
+}
+
+func (r *reader) str() string {
+	if r.err != nil {
+		return ""
+	}
+	if len(r.b) == 0 {
+		r.err = errShort
+		return ""
+	}
+	c := r.b[0]
+	var n, hdr int
+	switch {
+	case c&0xe0 == 0xa0:
+		n, hdr = int(c&0x1f), 1
+	case c == 0xd9 && len(r.b) >= 2:
+		n, hdr = int(r.b[1]), 2
+	case c == 0xda && len(r.b) >= 3:
+		n, hdr = int(binary.BigEndian.Uint16(r.b[1:])), 3
+	case c == 0xdb && len(r.b) >= 5:
+		n, hdr = int(binary.BigEndian.Uint32(r.b[1:])), 5
+	default:
+		r.err = fmt.Errorf("want a string, got code 0x%02x", c)
+		return ""
+	}
+	if n < 0 || len(r.b) < hdr+n {
+		r.err = errShort
+		return ""
+	}
+	s := string(r.b[hdr : hdr+n])
+	r.b = r.b[hdr+n:]
+	return s
+}

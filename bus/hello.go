@@ -1,0 +1,80 @@
+package bus
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// EnvWorker is the environment variable through which a master hands a
+// spawned worker its [WorkerConfig], as JSON. A process that has it is a
+// worker: its main must call worker.Main first.
+const EnvWorker = "PROCESSIONAL_WORKER"
+
+// WorkerConfig is what a spawned worker needs to join its master.
+type WorkerConfig struct {
+	URL     string `json:"url"`     // the NATS server to connect to
+	Token   string `json:"token"`   // the server's token, if any
+	Worker  string `json:"worker"`  // the worker's id
+	Master  string `json:"master"`  // the spawning master's id
+	Hello   string `json:"hello"`   // the subject to say hello on
+	Version uint64 `json:"version"` // the master's protocol version
+}
+
+// Env returns the environment entry that carries c.
+func (c *WorkerConfig) Env() string {
+	b, _ := json.Marshal(c)
+	return EnvWorker + "=" + string(b)
+}
+
+// WorkerConfigFromEnv reads the worker configuration from the environment.
+// ok is false when the process is not a spawned worker.
+func WorkerConfigFromEnv() (c *WorkerConfig, ok bool, err error) {
+	v, ok := os.LookupEnv(EnvWorker)
+	if !ok {
+		return nil, false, nil
+	}
+	c = new(WorkerConfig)
+	if err := json.Unmarshal([]byte(v), c); err != nil {
+		return nil, true, fmt.Errorf("%w: $%s is not a worker configuration: %v", ErrBadPayload, EnvWorker, err)
+	}
+	if !ValidID(c.Worker) || !ValidID(c.Master) || c.URL == "" || c.Hello == "" {
+		return nil, true, fmt.Errorf("%w: $%s lacks url, worker, master or hello", ErrBadPayload, EnvWorker)
+	}
+	if c.Version != wireVersion {
+		return nil, true, fmt.Errorf("%w: the master speaks protocol %d, this worker binary speaks %d: build both from the same processional version", ErrProtocolVersion, c.Version, wireVersion)
+	}
+	return c, true, nil
+}
+
+// Hello is what a worker says once it serves: its id, protocol version,
+// process id and functions.
+type Hello struct {
+	Version   uint64   `msgpack:"version" json:"version"`
+	Worker    string   `msgpack:"worker" json:"worker"`
+	PID       int      `msgpack:"pid" json:"pid"`
+	Error     string   `msgpack:"error,omitempty" json:"error,omitempty"` // why the worker cannot serve
+	Functions []string `msgpack:"functions" json:"functions"`
+}
+
+// NewHello describes this process as worker id.
+func NewHello(worker string) *Hello {
+	fs := Functions()
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.Name()
+	}
+	return &Hello{Version: wireVersion, Worker: worker, PID: os.Getpid(), Functions: names}
+}
+
+// Check returns an error wrapping [ErrProtocolVersion] when h comes from a
+// worker that speaks another protocol, or the error the worker reported.
+func (h *Hello) Check() error {
+	if h.Version != wireVersion {
+		return fmt.Errorf("%w: worker %s speaks protocol %d, this master speaks %d: build both from the same processional version", ErrProtocolVersion, h.Worker, h.Version, wireVersion)
+	}
+	if h.Error != "" {
+		return fmt.Errorf("worker %s cannot serve: %s", h.Worker, h.Error)
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package bus
+
+import (
+	"crypto/rand"
+	"strings"
+)
+
+// Subject layout. Every subject a worker serves starts with its id, so that
+// `nats sub 'proc.<worker>.>'` shows all of one worker's traffic.
+//
+//	proc.<worker>.call        calls, cancels and close, msgpack envelopes
+//	proc.master.<master>.…    what a master serves to its workers
+//
+// Calls, cancels and close travel on one subject on purpose: NATS keeps the
+// order of one publisher's messages on one subscription, so a cancel never
+// overtakes the call it cancels and a close never overtakes queued calls.
+const (
+	// SubjectPrefix starts every subject processional uses.
+	SubjectPrefix = "proc"
+)
+
+// CallSubject is the subject on which worker id receives calls, cancels and
+// close requests.
+func CallSubject(worker string) string { return SubjectPrefix + "." + worker + ".call" }
+
+// HelloSubject is the subject on which a master waits for the hello of the
+// worker it spawned.
+func HelloSubject(master, worker string) string {
+	return SubjectPrefix + ".master." + master + ".hello." + worker
+}
+
+// ReplyPrefix is the prefix of the reply subjects a master uses for its
+// calls to one worker; a reply subject is ReplyPrefix + call id.
+func ReplyPrefix(master, worker string) string {
+	return "_INBOX." + master + "." + worker + "."
+}
+
+// ValidID reports whether id can be used as a worker or master id: one
+// subject token of letters, digits, '-' and '_'.
+func ValidID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	return strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0
+}
+
+// NewID returns a fresh random id with the given prefix, fit for a subject
+// token: prefix + "-" + 10 lowercase letters and digits.
+func NewID(prefix string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return prefix + "-" + string(b[:])
+}

@@ -1,0 +1,131 @@
+// Package embedded starts and stops an in-process nats-server for a master
+// that was given no NATS URL.
+//
+// The server listens on loopback only, on a free port, and requires a
+// random per-run token of every client: the master hands it to the workers
+// it spawns through their environment. The master itself connects without
+// a socket (nats.InProcessServer).
+package embedded
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ErrStart wraps every failure to start the server.
+var ErrStart = errors.New("embedded: cannot start nats-server")
+
+// Options configure [Start]. The zero value is a quiet server on a free
+// loopback port with a fresh random token.
+type Options struct {
+	// Host is the address to listen on; empty means 127.0.0.1. Any other
+	// address is logged, as it exposes the server beyond this machine.
+	Host string
+	// Port is the port to listen on; 0 means a free port.
+	Port int
+	// Token is required of every client; empty means a fresh random token.
+	Token string
+	// Logging turns the server's log on (to stderr). The environment
+	// variable NATS_LOGGING=1 does too.
+	Logging bool
+	// MaxPayload is the largest message the server accepts; 0 means the
+	// nats-server default (1 MiB).
+	MaxPayload int32
+	// StartTimeout bounds the wait for the server to accept connections;
+	// 0 means 10 s.
+	StartTimeout time.Duration
+}
+
+// Server is a running in-process nats-server. It is safe for concurrent use.
+type Server struct {
+	srv   *server.Server
+	token string
+	once  sync.Once
+}
+
+// Start starts a server and returns once it accepts connections.
+func Start(o Options) (*Server, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Token == "" {
+		var b [24]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("%w: token: %v", ErrStart, err)
+		}
+		o.Token = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 10 * time.Second
+	}
+	if o.Port == 0 {
+		o.Port = server.RANDOM_PORT
+	}
+	if o.Port < -1 || o.Port > 65535 {
+		return nil, fmt.Errorf("%w: port %d out of range", ErrStart, o.Port)
+	}
+	opts := &server.Options{
+		ServerName:    "processional-embedded",
+		Host:          o.Host,
+		Port:          o.Port,
+		Authorization: o.Token,
+		MaxPayload:    o.MaxPayload,
+		NoSigs:        true,
+		NoLog:         true,
+		// Many calls may be pipelined: let a busy client buffer more than
+		// the default before the server calls it slow.
+		MaxPending: 256 << 20,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStart, err)
+	}
+	if o.Logging || os.Getenv("NATS_LOGGING") != "" {
+		srv.ConfigureLogger()
+	}
+	if ip := net.ParseIP(o.Host); ip == nil || !ip.IsLoopback() {
+		srv.Warnf("processional: embedded server listens on %s, beyond loopback", o.Host)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(o.StartTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("%w: not ready within %s on %s", ErrStart, o.StartTimeout, net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+	}
+	return &Server{srv: srv, token: o.Token}, nil
+}
+
+// URL is the server's client URL, for workers in other processes.
+func (s *Server) URL() string { return s.srv.ClientURL() }
+
+// Token is the token every client must present.
+func (s *Server) Token() string { return s.token }
+
+// NATS returns the underlying nats-server.
+func (s *Server) NATS() *server.Server { return s.srv }
+
+// Connect opens an in-process connection (no socket) to the server, with
+// the token, and the given extra options.
+func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	all := append([]nats.Option{nats.InProcessServer(s.srv), nats.Token(s.token), nats.Name(name)}, opts...)
+	return nats.Connect("", all...)
+}
+
+// Shutdown stops the server and waits until everything it started has
+// stopped. It is idempotent and safe for concurrent use.
+func (s *Server) Shutdown() {
+	s.once.Do(func() {
+		s.srv.Shutdown()
+	})
+	s.srv.WaitForShutdown()
+}

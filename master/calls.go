@@ -1,0 +1,75 @@
+package master
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/processional/processional/bus"
+)
+
+// Invoke runs f(arg) on ex and blocks until it returns, or until ctx ends:
+// then the task is cancelled (on the worker too) and Invoke returns ctx's
+// error. Blocking calls from one master run on a worker in the order they
+// were sent.
+func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) (R, error) {
+	ctx = orBackground(ctx)
+	t := submit(ctx, ex, f, arg, bus.KindCall, false)
+	select {
+	case <-t.done:
+		return t.outcome()
+	case <-ctx.Done():
+		t.abort(ctx.Err())
+		return t.outcome()
+	}
+}
+
+// Schedule submits f(arg) to ex and returns its task at once. On a worker
+// or a slave thread, scheduled tasks run in the order they were scheduled,
+// after the calls sent before them. The task is cancelled when ctx ends.
+func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
+	return submit(orBackground(ctx), ex, f, arg, bus.KindCall, true)
+}
+
+// Thread submits f(arg) to ex to run concurrently with ex's other tasks,
+// and returns its task at once: on a worker it runs in a goroutine of its
+// own, beside the worker's blocking calls; on a slave thread, in a new
+// goroutine. The task is cancelled when ctx ends.
+func Thread[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
+	return submit(orBackground(ctx), ex, f, arg, bus.KindThread, true)
+}
+
+func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A, kind bus.Kind, watch bool) *Task[R] {
+	if f == nil {
+		t := newTask[R]("")
+		var zero R
+		t.finish(zero, nil, fmt.Errorf("%w: nil function", ErrBadCall))
+		return t
+	}
+	name := f.Name()
+	call := func(ctx context.Context) (R, error) { return f.Call(ctx, arg) }
+	switch ex := ex.(type) {
+	case callerExec:
+		t := newTask[R](name)
+		c, cancel := context.WithCancel(ctx)
+		runLocal(c, cancel, t, call)
+		return t
+	case goroutineExec:
+		return goLocal(ctx, name, call)
+	case *SlaveThread:
+		if kind == bus.KindThread {
+			return goLocal(ctx, name, call)
+		}
+		return threadRun(ctx, ex, name, call)
+	case *Slave:
+		t := newTask[R](name)
+		ex.send(ctx, kind, name, f.ArgTypeName(), arg, t)
+		if watch {
+			t.watch(ctx)
+		}
+		return t
+	}
+	t := newTask[R](name)
+	var zero R
+	t.finish(zero, nil, fmt.Errorf("%w: executor %T", ErrBadCall, ex))
+	return t
+}

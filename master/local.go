@@ -1,0 +1,175 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/processional/processional/bus"
+)
+
+// Executor runs submitted functions: [InCaller], [InGoroutine], a
+// [*SlaveThread] or a [*Slave]. The same registered function can be
+// submitted to any of them with [Invoke], [Schedule] and [Thread].
+type Executor interface {
+	executor() // sealed: the executors are this package's
+}
+
+type callerExec struct{}
+
+func (callerExec) executor()      {}
+func (callerExec) String() string { return "caller" }
+
+type goroutineExec struct{}
+
+func (goroutineExec) executor()      {}
+func (goroutineExec) String() string { return "goroutine" }
+
+// InCaller runs each task in the goroutine that submits it: Schedule
+// returns a task that has already finished.
+var InCaller Executor = callerExec{}
+
+// InGoroutine runs each task in a new goroutine.
+var InGoroutine Executor = goroutineExec{}
+
+// Go runs fn in a new goroutine and returns its task at once. fn's context
+// is cancelled by [Task.Cancel] and when ctx ends; a panic in fn fails the
+// task with an error wrapping [bus.ErrPanic] that carries the stack. It
+// costs one goroutine, one context and one task.
+func Go[T any](ctx context.Context, fn func(ctx context.Context) (T, error)) *Task[T] {
+	return goLocal(ctx, "", fn)
+}
+
+func goLocal[T any](ctx context.Context, name string, fn func(context.Context) (T, error)) *Task[T] {
+	t := newTask[T](name)
+	if fn == nil {
+		var zero T
+		t.finish(zero, nil, fmt.Errorf("%w: nil function", ErrBadCall))
+		return t
+	}
+	ctx, cancel := context.WithCancel(orBackground(ctx))
+	t.setCancel(cancel)
+	go runLocal(ctx, cancel, t, fn)
+	return t
+}
+
+// runLocal runs fn behind recover and finishes t with its outcome.
+func runLocal[T any](ctx context.Context, cancel context.CancelFunc, t *Task[T], fn func(context.Context) (T, error)) {
+	defer cancel()
+	var (
+		val T
+		err error
+	)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = bus.NewPanicError(r)
+			}
+		}()
+		if err = ctx.Err(); err == nil {
+			val, err = fn(ctx)
+		}
+	}()
+	t.finish(val, nil, err)
+}
+
+// SlaveThread runs tasks one after the other, in the order they were
+// submitted, on one goroutine locked to its own OS thread
+// (runtime.LockOSThread): for code that needs thread affinity, or to keep
+// a sequence of tasks in order off the caller's goroutine. A panic fails
+// its task only. Its methods are safe for concurrent use.
+type SlaveThread struct {
+	mu     sync.Mutex
+	queue  []func()
+	wake   chan struct{}
+	closed bool
+	exited chan struct{}
+}
+
+// NewThread starts a slave thread. Close it when done.
+func NewThread() *SlaveThread {
+	th := &SlaveThread{wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	go th.loop()
+	return th
+}
+
+func (*SlaveThread) executor()      {}
+func (*SlaveThread) String() string { return "slave thread" }
+
+func (th *SlaveThread) loop() {
+	// The goroutine never unlocks: when it returns, its thread exits with
+	// it, and whatever thread state the tasks changed goes too.
+	runtime.LockOSThread()
+	defer close(th.exited)
+	var batch []func()
+	for {
+		th.mu.Lock()
+		for len(th.queue) == 0 {
+			if th.closed {
+				th.mu.Unlock()
+				return
+			}
+			th.mu.Unlock()
+			<-th.wake
+			th.mu.Lock()
+		}
+		batch, th.queue = th.queue, batch[:0]
+		th.mu.Unlock()
+		for i, job := range batch {
+			job()
+			batch[i] = nil
+		}
+	}
+}
+
+// submit queues job; it reports false when the thread is closed.
+func (th *SlaveThread) submit(job func()) bool {
+	th.mu.Lock()
+	if th.closed {
+		th.mu.Unlock()
+		return false
+	}
+	th.queue = append(th.queue, job)
+	th.mu.Unlock()
+	select {
+	case th.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Close stops taking tasks, waits until the queued ones have run, and lets
+// the thread exit. Tasks submitted afterwards fail with [bus.ErrClosed].
+// Close is idempotent.
+func (th *SlaveThread) Close() error {
+	th.mu.Lock()
+	th.closed = true
+	th.mu.Unlock()
+	select {
+	case th.wake <- struct{}{}:
+	default:
+	}
+	<-th.exited
+	return nil
+}
+
+// threadRun submits fn to th.
+func threadRun[T any](ctx context.Context, th *SlaveThread, name string, fn func(context.Context) (T, error)) *Task[T] {
+	t := newTask[T](name)
+	ctx, cancel := context.WithCancel(orBackground(ctx))
+	t.setCancel(cancel)
+	if !th.submit(func() { runLocal(ctx, cancel, t, fn) }) {
+		cancel()
+		var zero T
+		t.finish(zero, nil, fmt.Errorf("%w: slave thread is closed", bus.ErrClosed))
+	}
+	return t
+}
+
+func orBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
+}

@@ -1,0 +1,220 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/embedded"
+)
+
+// Option configures [New]. An option refuses a bad value with an error
+// wrapping [ErrConfig].
+type Option func(*options) error
+
+type options struct {
+	url     string
+	token   string
+	logging bool
+	natsOpt []nats.Option
+}
+
+// WithNATS connects the master to the NATS server at url instead of
+// starting an embedded one; token, if not empty, is presented to it and
+// handed to spawned workers.
+func WithNATS(url, token string) Option {
+	return func(o *options) error {
+		if url == "" {
+			return fmt.Errorf("%w: empty NATS URL", ErrConfig)
+		}
+		o.url, o.token = url, token
+		return nil
+	}
+}
+
+// WithServerLogging turns the embedded server's log on.
+func WithServerLogging() Option {
+	return func(o *options) error { o.logging = true; return nil }
+}
+
+// Master is a process's end of the bus: its NATS connection (to an
+// embedded server it started, or to a server it was given), and the
+// workers it spawned. Its methods are safe for concurrent use.
+type Master struct {
+	id    string
+	srv   *embedded.Server // nil when the server is someone else's
+	nc    *nats.Conn
+	url   string // for workers
+	token string
+
+	spawnJobs chan func() // run on the spawner thread
+	spawnDone chan struct{}
+
+	mu       sync.Mutex
+	slaves   map[*Slave]struct{}
+	closed   bool
+	released func() // for the shared master: drop a reference
+}
+
+// New starts a master: with no option, an embedded nats-server on a free
+// loopback port with a fresh token, and an in-process connection to it.
+// Close it when done.
+func New(ctx context.Context, opts ...Option) (*Master, error) {
+	var o options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	m := &Master{
+		id:        bus.NewID("m"),
+		slaves:    make(map[*Slave]struct{}),
+		spawnJobs: make(chan func()),
+		spawnDone: make(chan struct{}),
+	}
+	name := "processional master " + m.id
+	if o.url == "" {
+		srv, err := embedded.Start(embedded.Options{Logging: o.logging})
+		if err != nil {
+			return nil, err
+		}
+		nc, err := srv.Connect(name, o.natsOpt...)
+		if err != nil {
+			srv.Shutdown()
+			return nil, fmt.Errorf("%w: connect to the embedded server: %v", ErrConfig, err)
+		}
+		m.srv, m.nc, m.url, m.token = srv, nc, srv.URL(), srv.Token()
+	} else {
+		all := append([]nats.Option{nats.Name(name)}, o.natsOpt...)
+		if o.token != "" {
+			all = append(all, nats.Token(o.token))
+		}
+		if d, ok := ctx.Deadline(); ok {
+			all = append(all, nats.Timeout(time.Until(d)))
+		}
+		nc, err := nats.Connect(o.url, all...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: connect to %s: %v", ErrConfig, o.url, err)
+		}
+		m.nc, m.url, m.token = nc, o.url, o.token
+	}
+	go m.spawner()
+	return m, nil
+}
+
+// spawner starts child processes from one OS thread that lives as long as
+// the master: Linux sends a child its parent-death signal when the
+// *thread* that forked it exits, so children must not be forked from
+// whatever thread a goroutine happens to run on.
+func (m *Master) spawner() {
+	runtime.LockOSThread()
+	defer close(m.spawnDone)
+	for job := range m.spawnJobs {
+		job()
+	}
+}
+
+// onSpawner runs fn on the spawner thread and waits for it.
+func (m *Master) onSpawner(fn func()) {
+	done := make(chan struct{})
+	m.spawnJobs <- func() { fn(); close(done) }
+	<-done
+}
+
+// ID is the master's id, as it appears in subjects.
+func (m *Master) ID() string { return m.id }
+
+// Conn is the master's NATS connection.
+func (m *Master) Conn() *nats.Conn { return m.nc }
+
+// URL is the NATS URL workers connect to.
+func (m *Master) URL() string { return m.url }
+
+// Close closes every worker the master spawned (as [Slave.Close] does:
+// their queued calls finish first), then its connection, then the
+// embedded server if it started one. It is idempotent.
+func (m *Master) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		<-m.spawnDone
+		return nil
+	}
+	m.closed = true
+	slaves := make([]*Slave, 0, len(m.slaves))
+	for s := range m.slaves {
+		slaves = append(slaves, s)
+	}
+	m.mu.Unlock()
+	for _, s := range slaves {
+		s.Close()
+	}
+	m.nc.Close()
+	if m.srv != nil {
+		m.srv.Shutdown()
+	}
+	close(m.spawnJobs)
+	<-m.spawnDone
+	return nil
+}
+
+func (m *Master) forget(s *Slave) {
+	m.mu.Lock()
+	delete(m.slaves, s)
+	m.mu.Unlock()
+}
+
+// The shared master serves the package-level [Spawn]: it starts with the
+// first slave and closes with the last, so a program that closes its
+// slaves leaves nothing running. It is the package's only state.
+var shared struct {
+	sync.Mutex
+	m    *Master
+	refs int
+}
+
+func acquireShared(ctx context.Context) (*Master, error) {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.m == nil {
+		m, err := New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		shared.m = m
+	}
+	shared.refs++
+	return shared.m, nil
+}
+
+func releaseShared() {
+	shared.Lock()
+	defer shared.Unlock()
+	shared.refs--
+	if shared.refs == 0 && shared.m != nil {
+		shared.m.Close()
+		shared.m = nil
+	}
+}
+
+// Spawn starts a slave process on the process's shared master, which
+// starts an embedded nats-server with the first slave and stops it with
+// the last. See [Master.Spawn].
+func Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
+	m, err := acquireShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.Spawn(ctx, opts...)
+	if err != nil {
+		releaseShared()
+		return nil, err
+	}
+	s.release = releaseShared
+	return s, nil
+}

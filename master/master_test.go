@@ -1,0 +1,214 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+	"github.com/processional/processional/worker"
+)
+
+var ErrNegative = bus.RegisterError("master_test.ErrNegative", errors.New("negative input"))
+
+var (
+	Sum = bus.Register("test.sum", func(ctx context.Context, xs []int) (int, error) {
+		n := 0
+		for _, x := range xs {
+			if x < 0 {
+				return 0, fmt.Errorf("item %d: %w", x, ErrNegative)
+			}
+			n += x
+		}
+		return n, nil
+	})
+	Sleep = bus.Register("test.sleep", func(ctx context.Context, d time.Duration) (string, error) {
+		select {
+		case <-time.After(d):
+			return "slept", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	})
+	Panic = bus.Register("test.panic", func(ctx context.Context, msg string) (int, error) {
+		panic(msg)
+	})
+	Append = bus.Register("test.append", func(ctx context.Context, x int) ([]int, error) {
+		orderMu.Lock()
+		defer orderMu.Unlock()
+		order = append(order, x)
+		return append([]int(nil), order...), nil
+	})
+	Exit = bus.Register("test.exit", func(ctx context.Context, code int) (int, error) {
+		os.Exit(code)
+		return 0, nil
+	})
+	Deadline = bus.Register("test.deadline", func(ctx context.Context, _ struct{}) (time.Duration, error) {
+		d, ok := ctx.Deadline()
+		if !ok {
+			return -1, nil
+		}
+		return time.Until(d), nil
+	})
+)
+
+var (
+	orderMu sync.Mutex
+	order   []int
+)
+
+func TestMain(m *testing.M) {
+	if worker.Main() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func spawn(t *testing.T, m *master.Master) *master.Slave {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := m.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Terminate() })
+	return s
+}
+
+func newMaster(t *testing.T) *master.Master {
+	t.Helper()
+	m, err := master.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestSlaveInvoke(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	n, err := master.Invoke(ctx, s, Sum, []int{1, 2, 3})
+	if err != nil || n != 6 {
+		t.Fatalf("Invoke = %d, %v; want 6", n, err)
+	}
+	// Sentinel errors survive the trip.
+	_, err = master.Invoke(ctx, s, Sum, []int{1, -2})
+	if !errors.Is(err, ErrNegative) {
+		t.Fatalf("err = %v, want ErrNegative", err)
+	}
+	var re *bus.RemoteError
+	if !errors.As(err, &re) || re.Worker != s.ID() || re.Function != "test.sum" {
+		t.Fatalf("err = %#v, want a RemoteError naming the worker and function", err)
+	}
+	// A panic arrives with its stack.
+	_, err = master.Invoke(ctx, s, Panic, "boom")
+	if !errors.Is(err, bus.ErrPanic) || !errors.As(err, &re) || !strings.Contains(re.Stack, "master_test") {
+		t.Fatalf("err = %v, want a panic with a stack", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := master.Invoke(ctx, s, Sum, []int{1}); !errors.Is(err, bus.ErrClosed) {
+		t.Fatalf("call after close: err = %v, want ErrClosed", err)
+	}
+	if err := syscall.Kill(s.PID(), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("worker pid %d still exists after Close: %v", s.PID(), err)
+	}
+}
+
+func TestOrderAndPipelining(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	const n = 2000
+	tasks := make([]*master.Task[[]int], n)
+	for i := range tasks {
+		tasks[i] = master.Schedule(ctx, s, Append, i)
+	}
+	got, err := tasks[n-1].Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range got {
+		if x != i {
+			t.Fatalf("order[%d] = %d: blocking calls ran out of order", i, x)
+		}
+	}
+	for _, task := range tasks {
+		if _, err := task.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestThreadRunsConcurrently(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	// A long blocking call does not hold back a thread call.
+	slow := master.Schedule(ctx, s, Sleep, 2*time.Second)
+	fast := master.Thread(ctx, s, Sleep, time.Millisecond)
+	if _, err := fast.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if slow.Available() {
+		t.Fatal("the blocking call finished before the concurrent one")
+	}
+	slow.Cancel()
+}
+
+func TestCancelAndDeadline(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+
+	task := master.Schedule(ctx, s, Sleep, time.Hour)
+	task.Cancel()
+	if _, err := task.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want Canceled", err)
+	}
+	// The worker's function saw the cancel: the next blocking call runs.
+	if n, err := master.Invoke(ctx, s, Sum, []int{2}); err != nil || n != 2 {
+		t.Fatalf("after cancel: %d, %v", n, err)
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := master.Invoke(dctx, s, Sleep, time.Hour); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	// The deadline travels to the worker.
+	dctx2, cancel2 := context.WithTimeout(ctx, time.Minute)
+	defer cancel2()
+	left, err := master.Invoke(dctx2, s, Deadline, struct{}{})
+	if err != nil || left <= 0 || left > time.Minute {
+		t.Fatalf("deadline left on worker = %v, %v", left, err)
+	}
+}
+
+func TestWorkerExitsDuringCall(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pending := master.Schedule(ctx, s, Sleep, time.Hour)
+	_, err := master.Thread(ctx, s, Exit, 7).Wait(ctx)
+	if !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), "exit status 7") {
+		t.Fatalf("err = %v, want ErrWorkerLost with exit status 7", err)
+	}
+	if _, err := pending.Wait(ctx); !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("queued call: err = %v, want ErrWorkerLost", err)
+	}
+}

@@ -1,0 +1,275 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// Slave is a worker process the master spawned: an [Executor] whose tasks
+// travel over NATS. Blocking calls run on it in the order they were sent;
+// many may be in flight at once. Its methods are safe for concurrent use.
+type Slave struct {
+	m           *Master
+	id          string
+	subject     string // the worker's call subject
+	replyPrefix string
+	sub         *nats.Subscription
+	cmd         *exec.Cmd
+	stdout      *prefixWriter
+	stderr      *prefixWriter
+	exited      chan struct{} // closed once the process is reaped
+	release     func()        // drops the shared master's reference
+
+	mu      sync.Mutex
+	pending map[uint64]pendingCall
+	nextID  uint64
+	state   slaveState
+	lost    error // why pending calls fail, once the worker is gone
+
+	closeOnce sync.Once
+}
+
+type slaveState uint8
+
+const (
+	slaveOpen slaveState = iota
+	slaveClosing
+	slaveGone
+)
+
+// pendingCall is a task waiting for its reply.
+type pendingCall interface {
+	resolve(raw []byte, remote *bus.RemoteError, err error)
+}
+
+func newSlave(m *Master, id string) *Slave {
+	return &Slave{
+		m: m, id: id,
+		subject:     bus.CallSubject(id),
+		replyPrefix: bus.ReplyPrefix(m.id, id),
+		exited:      make(chan struct{}),
+		pending:     make(map[uint64]pendingCall),
+	}
+}
+
+func (*Slave) executor() {}
+
+// ID is the worker's id: its subjects start with proc.<id>.
+func (s *Slave) ID() string { return s.id }
+
+// String describes the slave for messages.
+func (s *Slave) String() string { return "worker " + s.id }
+
+// PID is the worker's process id.
+func (s *Slave) PID() int { return s.cmd.Process.Pid }
+
+// Exited is closed once the worker's process has exited and been reaped.
+func (s *Slave) Exited() <-chan struct{} { return s.exited }
+
+func (s *Slave) subscribe() error {
+	sub, err := s.m.nc.Subscribe(s.replyPrefix+"*", s.onReply)
+	if err != nil {
+		return err
+	}
+	// Replies are bounded by the calls in flight: never drop one.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		sub.Unsubscribe()
+		return err
+	}
+	s.sub = sub
+	return nil
+}
+
+func (s *Slave) unsubscribe() {
+	if s.sub != nil {
+		s.sub.Unsubscribe()
+	}
+}
+
+func (s *Slave) onReply(msg *nats.Msg) {
+	id, err := strconv.ParseUint(msg.Subject[len(s.replyPrefix):], 10, 64)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	p := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if p == nil {
+		return // cancelled, or answered already
+	}
+	raw, remote, err := bus.DecodeReply(msg.Data)
+	if err != nil {
+		err = fmt.Errorf("worker %s: %w", s.id, err)
+	}
+	p.resolve(raw, remote, err)
+}
+
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// send publishes one call and registers p for its reply. It fails p when
+// the call cannot be sent.
+func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg any, t interface {
+	pendingCall
+	setCancel(func())
+}) {
+	c := bus.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
+	if d, ok := ctx.Deadline(); ok {
+		c.Timeout = time.Until(d)
+		if c.Timeout <= 0 {
+			t.resolve(nil, nil, context.DeadlineExceeded)
+			return
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		t.resolve(nil, nil, err)
+		return
+	}
+	bp := sendBuffers.Get().(*[]byte)
+	defer sendBuffers.Put(bp)
+	s.mu.Lock()
+	if s.state != slaveOpen {
+		err := s.closedErr()
+		s.mu.Unlock()
+		t.resolve(nil, nil, err)
+		return
+	}
+	s.nextID++
+	c.ID = s.nextID
+	s.pending[c.ID] = t
+	s.mu.Unlock()
+	data, err := bus.AppendCall((*bp)[:0], &c, arg)
+	if err == nil {
+		*bp = data
+		err = s.m.nc.PublishRequest(s.subject, s.replyPrefix+strconv.FormatUint(c.ID, 10), data)
+	}
+	if err != nil {
+		s.mu.Lock()
+		delete(s.pending, c.ID)
+		s.mu.Unlock()
+		t.resolve(nil, nil, fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err))
+		return
+	}
+	id := c.ID
+	t.setCancel(func() { s.cancelCall(id) })
+}
+
+// cancelCall forgets call id and asks the worker to cancel its context.
+func (s *Slave) cancelCall(id uint64) {
+	s.mu.Lock()
+	_, ok := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if ok {
+		s.control(bus.KindCancel, id)
+	}
+}
+
+func (s *Slave) control(kind bus.Kind, id uint64) error {
+	data, err := bus.AppendCall(nil, &bus.Call{Kind: kind, Master: s.m.id, ID: id}, nil)
+	if err != nil {
+		return err
+	}
+	return s.m.nc.Publish(s.subject, data)
+}
+
+// closedErr is the error of a call on a slave that is not open; s.mu held.
+func (s *Slave) closedErr() error {
+	if s.lost != nil {
+		return s.lost
+	}
+	return fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+}
+
+// reap waits for the process, then fails every pending call.
+func (s *Slave) reap() {
+	s.cmd.Wait()
+	s.stdout.flush()
+	s.stderr.flush()
+	s.mu.Lock()
+	switch {
+	case s.lost != nil:
+	case s.state == slaveClosing && s.cmd.ProcessState.Success():
+		s.lost = fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+	default:
+		s.lost = fmt.Errorf("%w: worker %s (pid %d) exited: %s", bus.ErrWorkerLost, s.id, s.cmd.Process.Pid, s.cmd.ProcessState)
+	}
+	s.state = slaveGone
+	pending := s.pending
+	s.pending = nil
+	err := s.lost
+	s.mu.Unlock()
+	close(s.exited)
+	for _, p := range pending {
+		p.resolve(nil, nil, err)
+	}
+}
+
+// exitStatus describes how the process ended; call it after exited.
+func (s *Slave) exitStatus() string { return s.cmd.ProcessState.String() }
+
+// Close asks the worker to finish the calls it was sent and exit, and
+// waits until it has: calls sent before Close still reply, calls made
+// after it fail with [bus.ErrClosed]. It blocks as long as the queued calls
+// run; see [Slave.Terminate] to stop at once. It is idempotent.
+func (s *Slave) Close() error {
+	s.mu.Lock()
+	if s.state == slaveOpen {
+		s.state = slaveClosing
+		s.mu.Unlock()
+		if err := s.control(bus.KindClose, 0); err != nil {
+			s.kill()
+		}
+	} else {
+		s.mu.Unlock()
+	}
+	<-s.exited
+	s.finish()
+	return nil
+}
+
+// Terminate kills the worker and its process group with SIGKILL and waits
+// until it is reaped. Pending calls fail with [bus.ErrWorkerLost]. It is
+// idempotent.
+func (s *Slave) Terminate() error {
+	s.mu.Lock()
+	if s.state != slaveGone && s.lost == nil {
+		s.lost = fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id)
+	}
+	if s.state == slaveOpen {
+		s.state = slaveClosing
+	}
+	s.mu.Unlock()
+	s.kill()
+	<-s.exited
+	s.finish()
+	return nil
+}
+
+func (s *Slave) kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		// The negative pid names the process group: the worker and
+		// whatever it started.
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// finish releases what the slave holds on the master, once.
+func (s *Slave) finish() {
+	s.closeOnce.Do(func() {
+		s.unsubscribe()
+		s.m.forget(s)
+		if s.release != nil {
+			s.release()
+		}
+	})
+}

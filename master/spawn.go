@@ -1,0 +1,278 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// SpawnOption configures [Master.Spawn]. An option refuses a bad value
+// with an error wrapping [ErrConfig].
+type SpawnOption func(*spawnOptions) error
+
+type spawnOptions struct {
+	binary       string
+	args         []string
+	env          []string
+	id           string
+	startTimeout time.Duration
+	stdout       io.Writer
+	stderr       io.Writer
+}
+
+// WithBinary runs the worker binary at path with args instead of
+// re-executing the current binary. Its main must call worker.Main first.
+func WithBinary(path string, args ...string) SpawnOption {
+	return func(o *spawnOptions) error {
+		if path == "" {
+			return fmt.Errorf("%w: empty worker binary path", ErrConfig)
+		}
+		o.binary, o.args = path, args
+		return nil
+	}
+}
+
+// WithEnv adds entries ("KEY=value") to the worker's environment.
+func WithEnv(env ...string) SpawnOption {
+	return func(o *spawnOptions) error {
+		for _, e := range env {
+			if !strings.Contains(e, "=") {
+				return fmt.Errorf("%w: environment entry %q has no '='", ErrConfig, e)
+			}
+		}
+		o.env = append(o.env, env...)
+		return nil
+	}
+}
+
+// WithID sets the worker's id, the token its subjects start with
+// (proc.<id>.…). The default is a random "w-…" id.
+func WithID(id string) SpawnOption {
+	return func(o *spawnOptions) error {
+		if !bus.ValidID(id) {
+			return fmt.Errorf("%w: worker id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
+		}
+		o.id = id
+		return nil
+	}
+}
+
+// WithStartTimeout bounds the wait for the worker's hello; the default is
+// 30 s.
+func WithStartTimeout(d time.Duration) SpawnOption {
+	return func(o *spawnOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: start timeout %s is not positive", ErrConfig, d)
+		}
+		o.startTimeout = d
+		return nil
+	}
+}
+
+// WithOutput sends the worker's stdout and stderr to the given writers
+// (nil discards), each line prefixed with the worker's id. The default is
+// the master's own stdout and stderr.
+func WithOutput(stdout, stderr io.Writer) SpawnOption {
+	return func(o *spawnOptions) error {
+		o.stdout, o.stderr = orDiscard(stdout), orDiscard(stderr)
+		return nil
+	}
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// Spawn starts a worker process and returns once it serves: by default the
+// current binary re-executed, whose main must begin with
+//
+//	if worker.Main() { return }
+//
+// The worker joins the master's NATS server with the master's token and
+// says hello; a process that exits or stays silent past the start timeout
+// is killed, and the error (wrapping [ErrNoHello]) says to call
+// worker.Main. The worker runs in its own process group, receives SIGKILL
+// if the master's process dies, and its output reaches the master's, each
+// line prefixed with its id.
+func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
+	refuseNestedSpawn()
+	ctx = orBackground(ctx)
+	o := spawnOptions{startTimeout: 30 * time.Second, stdout: os.Stdout, stderr: os.Stderr}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("%w: find the current binary: %v", ErrSpawn, err)
+		}
+		o.binary, o.args = exe, os.Args[1:]
+	}
+	if o.id == "" {
+		o.id = bus.NewID("w")
+	}
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("%w: master %s is closed", bus.ErrClosed, m.id)
+	}
+
+	s := newSlave(m, o.id)
+	hello := make(chan *nats.Msg, 1)
+	hsub, err := m.nc.ChanSubscribe(bus.HelloSubject(m.id, o.id), hello)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
+	}
+	defer hsub.Unsubscribe()
+	if err := s.subscribe(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
+	}
+	if err := m.nc.Flush(); err != nil {
+		s.unsubscribe()
+		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
+	}
+
+	cfg := bus.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
+		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version()}
+	cmd := exec.Command(o.binary, o.args...)
+	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
+	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")
+	s.stderr = newPrefixWriter(o.stderr, "["+o.id+"] ")
+	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = time.Second // grandchildren holding the pipes don't block Wait
+	var startErr error
+	m.onSpawner(func() { startErr = cmd.Start() })
+	if startErr != nil {
+		s.unsubscribe()
+		return nil, fmt.Errorf("%w: %s: %v", ErrSpawn, o.binary, startErr)
+	}
+	s.cmd = cmd
+	go s.reap()
+
+	timer := time.NewTimer(o.startTimeout)
+	defer timer.Stop()
+	var fail error
+	select {
+	case msg := <-hello:
+		var h bus.Hello
+		if err := bus.Unmarshal(msg.Data, &h); err != nil {
+			fail = fmt.Errorf("%w: worker %s said an undecodable hello: %v", bus.ErrBadPayload, o.id, err)
+		} else if err := h.Check(); err != nil {
+			fail = err
+		}
+	case <-s.exited:
+		fail = fmt.Errorf("%w: worker %s (%s) exited (%s) before saying hello: its main must call worker.Main() first thing%s",
+			ErrNoHello, o.id, o.binary, s.exitStatus(), s.stderr.tail())
+	case <-timer.C:
+		fail = fmt.Errorf("%w: worker %s (%s) said no hello within %s: its main must call worker.Main() first thing%s",
+			ErrNoHello, o.id, o.binary, o.startTimeout, s.stderr.tail())
+	case <-ctx.Done():
+		fail = fmt.Errorf("%w: worker %s: %w", ErrSpawn, o.id, ctx.Err())
+	}
+	if fail != nil {
+		s.Terminate()
+		return nil, fail
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		s.Terminate()
+		return nil, fmt.Errorf("%w: master %s closed during spawn", bus.ErrClosed, m.id)
+	}
+	m.slaves[s] = struct{}{}
+	m.mu.Unlock()
+	return s, nil
+}
+
+// refuseNestedSpawn stops a process that was spawned as a worker but
+// whose main did not call worker.Main: left to go on, it would spawn
+// itself again and again.
+func refuseNestedSpawn() {
+	if _, ok := os.LookupEnv(bus.EnvWorker); ok {
+		fmt.Fprintf(os.Stderr, "processional: this process was spawned as a worker, but its main did not call worker.Main() first thing: refusing to spawn a worker of its own\n")
+		os.Exit(3)
+	}
+}
+
+// prefixWriter writes whole lines to w, each prefixed, and keeps the last
+// few for error messages. It is what os/exec copies a child's output into.
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	part   []byte
+	last   []string
+}
+
+func newPrefixWriter(w io.Writer, prefix string) *prefixWriter {
+	return &prefixWriter{w: w, prefix: prefix}
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			p.part = append(p.part, b...)
+			break
+		}
+		line := append(p.part, b[:i]...)
+		p.part = nil
+		p.emit(line)
+		b = b[i+1:]
+	}
+	return n, nil
+}
+
+func (p *prefixWriter) emit(line []byte) {
+	out := make([]byte, 0, len(p.prefix)+len(line)+1)
+	out = append(append(append(out, p.prefix...), line...), '\n')
+	p.w.Write(out)
+	if len(p.last) == 5 {
+		p.last = p.last[1:]
+	}
+	p.last = append(p.last, string(line))
+}
+
+// flush writes a last line that had no newline.
+func (p *prefixWriter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.part) > 0 {
+		p.emit(p.part)
+		p.part = nil
+	}
+}
+
+// tail returns the last lines written, for an error message.
+func (p *prefixWriter) tail() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.last) == 0 {
+		return ""
+	}
+	return "; its last output: " + strings.Join(p.last, " | ")
+}
+
+var _ = errors.New

@@ -1,0 +1,209 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/processional/processional/bus"
+)
+
+// Task is the future of one submitted function, whatever executor runs it:
+// the calling goroutine, a new goroutine, a slave thread, a worker process.
+// Its methods are safe for concurrent use.
+//
+// A task that fails and whose error nobody reads (by [Task.Wait]) is
+// reported through slog when the Task is garbage collected, as the Python
+// original prints "Exception in …".
+type Task[T any] struct {
+	name string        // the function's name, for reports
+	done chan struct{} // closed when the task has its outcome
+
+	mu       sync.Mutex
+	finished bool
+	val      T
+	err      error
+	raw      []byte      // a remote result, decoded by the first Wait
+	cancel   func()      // cancels the work; nil once finished
+	stop     func() bool // stops the watch on the caller's context
+	unread   *unreadError
+	decoded  sync.Once
+	userStop bool // the outcome came from Cancel or the caller's context
+}
+
+type unreadError struct {
+	name string
+	err  error
+	read atomic.Bool
+}
+
+func newTask[T any](name string) *Task[T] {
+	return &Task[T]{name: name, done: make(chan struct{})}
+}
+
+// Done is closed when the task has finished: with a result, an error, or
+// by cancellation.
+func (t *Task[T]) Done() <-chan struct{} { return t.done }
+
+// Available reports whether the task has finished, without blocking.
+func (t *Task[T]) Available() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait blocks until the task finishes or ctx ends, and returns the task's
+// result and error. When ctx ends first, Wait returns ctx's error and the
+// task goes on: Wait's ctx bounds the wait, not the task (see
+// [Task.Cancel]). A panic in the function is an error wrapping
+// [bus.ErrPanic] that carries the stack. Wait may be called any number of
+// times.
+func (t *Task[T]) Wait(ctx context.Context) (T, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	select {
+	case <-t.done:
+	default:
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		}
+	}
+	return t.outcome()
+}
+
+// outcome returns the finished task's result, decoding a remote result
+// once.
+func (t *Task[T]) outcome() (T, error) {
+	if t.raw != nil {
+		t.decoded.Do(func() {
+			if err := bus.Unmarshal(t.raw, &t.val); err != nil {
+				t.err = fmt.Errorf("%w: %s: result does not decode into %T: %v", bus.ErrResultType, t.name, t.val, err)
+			}
+			t.raw = nil
+		})
+	}
+	if u := t.unread; u != nil {
+		u.read.Store(true)
+	}
+	return t.val, t.err
+}
+
+// Cancel cancels the task: its function's context is cancelled (on the
+// worker, for a remote task) and the task finishes at once with
+// context.Canceled, unless it had finished already. Whatever the function
+// returns afterwards is discarded. Cancel is idempotent.
+func (t *Task[T]) Cancel() { t.abort(context.Canceled) }
+
+// abort finishes the task with err, the caller's choice, and cancels the
+// work.
+func (t *Task[T]) abort(err error) {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return
+	}
+	cancel := t.cancel
+	t.userStop = true
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	var zero T
+	t.finish(zero, nil, err)
+}
+
+// setCancel installs the function that cancels the task's work. If the
+// task has finished already, it runs it at once.
+func (t *Task[T]) setCancel(cancel func()) {
+	t.mu.Lock()
+	if !t.finished {
+		t.cancel = cancel
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	cancel()
+}
+
+// watch finishes the task when ctx ends.
+func (t *Task[T]) watch(ctx context.Context) {
+	if ctx.Done() == nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { t.abort(ctx.Err()) })
+	t.mu.Lock()
+	if !t.finished {
+		t.stop = stop
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	stop()
+}
+
+// finish records the outcome; only the first call counts. It reports
+// whether this call was the first.
+func (t *Task[T]) finish(val T, raw []byte, err error) bool {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return false
+	}
+	t.finished = true
+	t.val, t.raw, t.err = val, raw, err
+	stop := t.stop
+	t.cancel, t.stop = nil, nil
+	report := err != nil && !t.userStop
+	if report {
+		t.unread = &unreadError{name: t.name, err: err}
+	}
+	t.mu.Unlock()
+	close(t.done)
+	if stop != nil {
+		stop()
+	}
+	if report {
+		runtime.AddCleanup(t, reportUnread, t.unread)
+	}
+	return true
+}
+
+// resolve finishes a remote task from its reply.
+func (t *Task[T]) resolve(raw []byte, remote *bus.RemoteError, err error) {
+	var zero T
+	switch {
+	case err != nil:
+		t.finish(zero, nil, err)
+	case remote != nil:
+		t.finish(zero, nil, remote)
+	default:
+		t.finish(zero, raw, nil)
+	}
+}
+
+func reportUnread(u *unreadError) {
+	if u.read.Load() {
+		return
+	}
+	attrs := []any{"function", u.name, "err", u.err}
+	var pe *bus.PanicError
+	var re *bus.RemoteError
+	switch {
+	case errors.As(u.err, &pe):
+		attrs = append(attrs, "stack", pe.Stack)
+	case errors.As(u.err, &re) && re.Stack != "":
+		attrs = append(attrs, "stack", re.Stack)
+	}
+	slog.Error("processional: exception in task, and nobody read its error", attrs...)
+}

@@ -1,0 +1,99 @@
+package worker
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// Main makes the current process a worker if its master spawned it as one,
+// and returns false at once otherwise. Call it first thing in main:
+//
+//	if worker.Main() {
+//		return
+//	}
+//
+// In a spawned worker it connects to the master's NATS server with the
+// master's token, serves the functions this binary registered, says hello,
+// and returns true once the master has closed it and every queued call has
+// replied. The worker also stops when its connection to the master's server
+// is lost for good, and on SIGTERM (after its running calls). When the
+// worker cannot start, Main reports why on stderr and exits the process
+// with status 2.
+func Main() bool {
+	cfg, ok, err := bus.WorkerConfigFromEnv()
+	if !ok {
+		return false
+	}
+	// A worker may spawn workers of its own: they get their own config.
+	os.Unsetenv(bus.EnvWorker)
+	if err := serveMain(cfg, err); err != nil {
+		fmt.Fprintf(os.Stderr, "processional worker: %v\n", err)
+		os.Exit(2)
+	}
+	return true
+}
+
+func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
+	if cfg == nil {
+		return cfgErr
+	}
+	lost := make(chan struct{})
+	nc, err := nats.Connect(cfg.URL,
+		nats.Token(cfg.Token),
+		nats.Name("processional worker "+cfg.Worker),
+		nats.MaxReconnects(20),
+		nats.ReconnectWait(100*time.Millisecond),
+		nats.ClosedHandler(func(*nats.Conn) { close(lost) }),
+	)
+	if err != nil {
+		return fmt.Errorf("worker %s: connect to %s: %w", cfg.Worker, cfg.URL, err)
+	}
+	defer nc.Close()
+	if cfgErr != nil {
+		// Tell the master why, in the hello it waits for, then give up.
+		h := bus.NewHello(cfg.Worker)
+		h.Error = cfgErr.Error()
+		sayHello(nc, cfg.Hello, h)
+		return cfgErr
+	}
+	w, err := Serve(nc, WithID(cfg.Worker), WithOwner(cfg.Master))
+	if err != nil {
+		return err
+	}
+	if err := sayHello(nc, cfg.Hello, bus.NewHello(cfg.Worker)); err != nil {
+		w.Abort()
+		return fmt.Errorf("worker %s: hello: %w", cfg.Worker, err)
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	defer signal.Stop(term)
+	select {
+	case <-w.Stopping():
+		w.Close()
+	case <-term:
+		w.Close()
+	case <-lost:
+		w.Abort()
+		return nil
+	}
+	nc.Flush()
+	return nil
+}
+
+func sayHello(nc *nats.Conn, subject string, h *bus.Hello) error {
+	data, err := bus.Marshal(h)
+	if err != nil {
+		return err
+	}
+	if err := nc.Publish(subject, data); err != nil {
+		return err
+	}
+	return nc.FlushTimeout(5 * time.Second)
+}

@@ -1,0 +1,373 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/processional/processional/bus"
+)
+
+// ServiceName is the NATS micro service name every worker registers.
+const ServiceName = "processional"
+
+// ServiceVersion is the version workers report to `nats micro info`.
+const ServiceVersion = "0.1.0"
+
+// ErrConfig wraps every invalid option given to [Serve].
+var ErrConfig = errors.New("worker: invalid configuration")
+
+// Option configures [Serve]. An option refuses a bad value with an error
+// wrapping [ErrConfig].
+type Option func(*options) error
+
+type options struct {
+	id    string
+	owner string
+}
+
+// WithID sets the worker's id, the token its subjects start with. The
+// default is a random id.
+func WithID(id string) Option {
+	return func(o *options) error {
+		if !bus.ValidID(id) {
+			return fmt.Errorf("%w: worker id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
+		}
+		o.id = id
+		return nil
+	}
+}
+
+// WithOwner names the master that spawned the worker: when that master
+// closes the worker, the worker stops (see [Worker.Stopping]).
+func WithOwner(master string) Option {
+	return func(o *options) error {
+		if !bus.ValidID(master) {
+			return fmt.Errorf("%w: owner id %q", ErrConfig, master)
+		}
+		o.owner = master
+		return nil
+	}
+}
+
+// Worker serves calls on one NATS connection. Its methods are safe for
+// concurrent use.
+type Worker struct {
+	id    string
+	owner string
+	nc    *nats.Conn
+	svc   micro.Service
+
+	ctx    context.Context // ends when the worker stops: cancels every call
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	masters map[string]*queue
+	calls   map[callKey]*call
+	closing bool
+	tasks   sync.WaitGroup // running calls and queue drainers
+
+	stopping  chan struct{} // closed when the owner asked to close
+	stopOnce  sync.Once
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type callKey struct {
+	master string
+	id     uint64
+}
+
+type call struct {
+	key     callKey
+	kind    bus.Kind
+	fn      *bus.Function
+	argType string
+	arg     []byte
+	reply   string
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// queue holds one master's blocking calls, run one after the other.
+type queue struct {
+	items   []*call
+	running bool
+}
+
+// Serve starts a worker on nc and returns once it is subscribed. The
+// worker runs until [Worker.Close]; nc stays the caller's to close, after
+// Close.
+func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
+	var o options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if nc == nil {
+		return nil, fmt.Errorf("%w: nil connection", ErrConfig)
+	}
+	if o.id == "" {
+		o.id = bus.NewID("w")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Worker{
+		id: o.id, owner: o.owner, nc: nc, ctx: ctx, cancel: cancel,
+		masters:  make(map[string]*queue),
+		calls:    make(map[callKey]*call),
+		stopping: make(chan struct{}),
+	}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     ServiceVersion,
+		Description: "processional worker " + o.id,
+		Metadata: map[string]string{
+			"worker":   o.id,
+			"protocol": fmt.Sprint(bus.Version()),
+			"pid":      fmt.Sprint(os.Getpid()),
+		},
+		QueueGroupDisabled: true,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("worker %s: micro service: %w", o.id, err)
+	}
+	w.svc = svc
+	err = svc.AddEndpoint("call", micro.HandlerFunc(w.handle),
+		micro.WithEndpointSubject(bus.CallSubject(o.id)),
+		micro.WithEndpointPendingLimits(-1, -1),
+		micro.WithEndpointMetadata(map[string]string{"format": "msgpack", "carries": "call, thread, cancel, close"}),
+	)
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		svc.Stop()
+		cancel()
+		return nil, fmt.Errorf("worker %s: subscribe: %w", o.id, err)
+	}
+	return w, nil
+}
+
+// ID is the worker's id.
+func (w *Worker) ID() string { return w.id }
+
+// Stopping is closed when the worker's owner asked it to close, after the
+// owner's queued calls ran. The caller then calls [Worker.Close].
+func (w *Worker) Stopping() <-chan struct{} { return w.stopping }
+
+// handle runs in the NATS subscription's goroutine: it decodes the header
+// and hands the call on, and never runs user code itself.
+func (w *Worker) handle(req micro.Request) {
+	reply := req.Reply()
+	var c bus.Call
+	if err := bus.DecodeCall(req.Data(), &c); err != nil {
+		w.replyError(reply, "", err)
+		return
+	}
+	key := callKey{c.Master, c.ID}
+	switch c.Kind {
+	case bus.KindCancel:
+		w.mu.Lock()
+		if cl := w.calls[key]; cl != nil {
+			cl.cancel()
+		}
+		w.mu.Unlock()
+		return
+	case bus.KindClose:
+		w.mu.Lock()
+		if w.closing {
+			w.mu.Unlock()
+			w.publishReply(reply, "", struct{}{})
+			return
+		}
+		start := w.enqueueLocked(&call{key: key, kind: bus.KindClose, reply: reply})
+		w.mu.Unlock()
+		if start {
+			go w.drain(c.Master)
+		}
+		return
+	}
+	fn, ok := bus.Lookup(c.Function)
+	if !ok {
+		w.replyError(reply, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
+		return
+	}
+	cl := &call{key: key, kind: c.Kind, fn: fn, argType: c.ArgType, arg: c.Arg, reply: reply}
+	if c.Timeout > 0 {
+		cl.ctx, cl.cancel = context.WithTimeout(w.ctx, c.Timeout)
+	} else {
+		cl.ctx, cl.cancel = context.WithCancel(w.ctx)
+	}
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		cl.cancel()
+		w.replyError(reply, c.Function, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
+		return
+	}
+	w.calls[key] = cl
+	if c.Kind == bus.KindThread {
+		w.tasks.Add(1)
+		w.mu.Unlock()
+		go func() {
+			defer w.tasks.Done()
+			w.run(cl)
+		}()
+		return
+	}
+	start := w.enqueueLocked(cl)
+	w.mu.Unlock()
+	if start {
+		go w.drain(c.Master)
+	}
+}
+
+// enqueueLocked appends cl to its master's queue, with w.mu held. It
+// reports whether the caller must start the queue's drainer.
+func (w *Worker) enqueueLocked(cl *call) (start bool) {
+	q := w.masters[cl.key.master]
+	if q == nil {
+		q = new(queue)
+		w.masters[cl.key.master] = q
+	}
+	q.items = append(q.items, cl)
+	if q.running {
+		return false
+	}
+	q.running = true
+	w.tasks.Add(1)
+	return true
+}
+
+// drain runs one master's queued calls in order and returns when the
+// queue is empty.
+func (w *Worker) drain(master string) {
+	defer w.tasks.Done()
+	w.mu.Lock()
+	q := w.masters[master]
+	w.mu.Unlock()
+	var batch []*call
+	for {
+		w.mu.Lock()
+		if len(q.items) == 0 {
+			q.running = false
+			w.mu.Unlock()
+			return
+		}
+		batch, q.items = q.items, batch[:0]
+		w.mu.Unlock()
+		for i, cl := range batch {
+			if cl.kind == bus.KindClose {
+				w.closeMaster(master, cl)
+			} else {
+				w.run(cl)
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// closeMaster handles a master's close request, once its earlier calls
+// have run.
+func (w *Worker) closeMaster(master string, cl *call) {
+	if cl.reply != "" {
+		w.publishReply(cl.reply, "", struct{}{})
+	}
+	if master == w.owner {
+		w.stopOnce.Do(func() { close(w.stopping) })
+	}
+}
+
+// run calls cl's function behind recover and sends its reply.
+func (w *Worker) run(cl *call) {
+	var (
+		res any
+		err error
+	)
+	if err = cl.ctx.Err(); err == nil {
+		res, err = invoke(cl)
+	}
+	w.mu.Lock()
+	delete(w.calls, cl.key)
+	w.mu.Unlock()
+	cl.cancel()
+	if cl.reply == "" {
+		return
+	}
+	if err != nil {
+		w.replyError(cl.reply, cl.fn.Name(), err)
+		return
+	}
+	w.publishReply(cl.reply, cl.fn.Name(), res)
+}
+
+func invoke(cl *call) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = bus.NewPanicError(r)
+		}
+	}()
+	return cl.fn.Invoke(cl.ctx, cl.arg, cl.argType)
+}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func (w *Worker) publishReply(reply, function string, res any) {
+	bp := buffers.Get().(*[]byte)
+	out, err := bus.AppendReply((*bp)[:0], res)
+	if err != nil {
+		err = fmt.Errorf("result of %s: %w; return a type that can travel", function, err)
+		out = bus.AppendErrorReply((*bp)[:0], bus.NewRemoteError(w.id, function, err))
+	}
+	w.nc.Publish(reply, out) // a closed connection fails every pending call anyway
+	*bp = out
+	buffers.Put(bp)
+}
+
+func (w *Worker) replyError(reply, function string, err error) {
+	if reply == "" {
+		return
+	}
+	bp := buffers.Get().(*[]byte)
+	out := bus.AppendErrorReply((*bp)[:0], bus.NewRemoteError(w.id, function, err))
+	w.nc.Publish(reply, out)
+	*bp = out
+	buffers.Put(bp)
+}
+
+// Close stops taking calls, lets the queued and running ones finish and
+// reply, then stops the micro service. It blocks until then, is idempotent
+// and safe for concurrent use. Calls that arrive while it closes fail with
+// [bus.ErrClosed].
+func (w *Worker) Close() error {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closing = true
+		w.mu.Unlock()
+		w.tasks.Wait()
+		w.closeErr = w.svc.Stop()
+		if errors.Is(w.closeErr, nats.ErrConnectionClosed) {
+			w.closeErr = nil
+		}
+		w.cancel()
+		w.stopOnce.Do(func() { close(w.stopping) })
+	})
+	return w.closeErr
+}
+
+// Abort cancels every running call's context, then closes the worker as
+// [Worker.Close] does.
+func (w *Worker) Abort() error {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.cancel()
+	return w.Close()
+}
