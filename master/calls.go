@@ -46,6 +46,14 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 		return t
 	}
 	name := f.Name()
+	if s, ok := ex.(*Slave); ok {
+		t := newTask[R](name)
+		s.send(ctx, kind, name, f.ArgTypeName(), arg, t)
+		if watch {
+			t.watch(ctx)
+		}
+		return t
+	}
 	call := func(ctx context.Context) (R, error) { return f.Call(ctx, arg) }
 	switch ex := ex.(type) {
 	case callerExec:
@@ -60,13 +68,6 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 			return goLocal(ctx, name, call)
 		}
 		return threadRun(ctx, ex, name, call)
-	case *Slave:
-		t := newTask[R](name)
-		ex.send(ctx, kind, name, f.ArgTypeName(), arg, t)
-		if watch {
-			t.watch(ctx)
-		}
-		return t
 	}
 	t := newTask[R](name)
 	var zero R

@@ -135,6 +135,10 @@ func (m *Master) Conn() *nats.Conn { return m.nc }
 // URL is the NATS URL workers connect to.
 func (m *Master) URL() string { return m.url }
 
+// Token is the token workers present to the master's NATS server (empty
+// when it needs none). Keep it as secret as the server's access.
+func (m *Master) Token() string { return m.token }
+
 // Close closes every worker the master spawned (as [Slave.Close] does:
 // their queued calls finish first), then its connection, then the
 // embedded server if it started one. It is idempotent.

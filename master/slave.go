@@ -120,7 +120,7 @@ var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 // the call cannot be sent.
 func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg any, t interface {
 	pendingCall
-	setCancel(func())
+	sent(*Slave, uint64)
 }) {
 	c := bus.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
 	if d, ok := ctx.Deadline(); ok {
@@ -159,8 +159,7 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 		t.resolve(nil, nil, fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err))
 		return
 	}
-	id := c.ID
-	t.setCancel(func() { s.cancelCall(id) })
+	t.sent(s, c.ID)
 }
 
 // cancelCall forgets call id and asks the worker to cancel its context.

@@ -28,7 +28,9 @@ type Task[T any] struct {
 	val      T
 	err      error
 	raw      []byte      // a remote result, decoded by the first Wait
-	cancel   func()      // cancels the work; nil once finished
+	cancel   func()      // cancels local work; nil once finished
+	remote   *Slave      // the worker a remote task was sent to
+	callID   uint64      // the remote call's id
 	stop     func() bool // stops the watch on the caller's context
 	unread   *unreadError
 	decoded  sync.Once
@@ -113,11 +115,14 @@ func (t *Task[T]) abort(err error) {
 		t.mu.Unlock()
 		return
 	}
-	cancel := t.cancel
+	cancel, remote, id := t.cancel, t.remote, t.callID
 	t.userStop = true
 	t.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+	if remote != nil {
+		remote.cancelCall(id)
 	}
 	var zero T
 	t.finish(zero, nil, err)
@@ -134,6 +139,23 @@ func (t *Task[T]) setCancel(cancel func()) {
 	}
 	t.mu.Unlock()
 	cancel()
+}
+
+// sent records that the task is call id on worker s, so that abort can
+// cancel it there. If the task has finished already, it cancels the call
+// at once.
+func (t *Task[T]) sent(s *Slave, id uint64) {
+	t.mu.Lock()
+	if !t.finished {
+		t.remote, t.callID = s, id
+		t.mu.Unlock()
+		return
+	}
+	user := t.userStop
+	t.mu.Unlock()
+	if user {
+		s.cancelCall(id)
+	}
 }
 
 // watch finishes the task when ctx ends.
@@ -163,7 +185,7 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 	t.finished = true
 	t.val, t.raw, t.err = val, raw, err
 	stop := t.stop
-	t.cancel, t.stop = nil, nil
+	t.cancel, t.stop, t.remote = nil, nil, nil
 	report := err != nil && !t.userStop
 	if report {
 		t.unread = &unreadError{name: t.name, err: err}

@@ -1,0 +1,67 @@
+// Package builtin registers a handful of small functions that every
+// processional binary serves, so that a bare `processional worker` can be
+// tried at once, and so that benchmarks and tests have a common workload.
+//
+// Import it from a master to call these functions by their typed handles
+// on a worker built from cmd/processional.
+package builtin
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/processional/processional/bus"
+)
+
+// ErrNegativeSleep is returned by [Sleep] for a negative duration.
+var ErrNegativeSleep = bus.RegisterError("builtin.ErrNegativeSleep", errors.New("builtin: negative sleep"))
+
+var (
+	// Sum adds up a list of integers.
+	Sum = bus.Register("sum", func(_ context.Context, xs []int) (int, error) {
+		n := 0
+		for _, x := range xs {
+			n += x
+		}
+		return n, nil
+	})
+
+	// Echo returns its argument.
+	Echo = bus.Register("echo", func(_ context.Context, b []byte) ([]byte, error) { return b, nil })
+
+	// Sleep sleeps for the given duration, or until its context ends, and
+	// returns the duration it slept.
+	Sleep = bus.Register("sleep", func(ctx context.Context, d time.Duration) (time.Duration, error) {
+		if d < 0 {
+			return 0, fmt.Errorf("sleep %s: %w", d, ErrNegativeSleep)
+		}
+		start := time.Now()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return time.Since(start), nil
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		}
+	})
+
+	// SHA256 returns the SHA-256 digest of its argument.
+	SHA256 = bus.Register("sha256", func(_ context.Context, b []byte) ([]byte, error) {
+		sum := sha256.Sum256(b)
+		return sum[:], nil
+	})
+
+	// Panic panics with its argument: to see a remote panic arrive with
+	// its stack.
+	Panic = bus.Register("panic", func(_ context.Context, msg string) (struct{}, error) {
+		panic(msg)
+	})
+
+	// Getpid returns the process id of the process that runs it.
+	Getpid = bus.Register("getpid", func(context.Context, struct{}) (int, error) { return os.Getpid(), nil })
+)

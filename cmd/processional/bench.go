@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/processional/processional/internal/bench"
+)
+
+func benchCmd(args []string) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print one JSON object per row: name, value, unit, baseline, baseline_value, ratio")
+	only := fs.String("only", "", "comma-separated row names to measure (a pair is measured whole)")
+	rounds := fs.Int("rounds", 7, "rounds per side; each figure is the median round")
+	scale := fs.Float64("scale", 1, "multiply the operations per round (smaller is quicker and noisier)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: processional bench [--json] [--only a,b] [--rounds N] [--scale X]\n\nRows:")
+		for _, p := range bench.Pairs() {
+			fmt.Fprintf(fs.Output(), "  %-20s against %s %s\n", p.Name, p.Baseline, strings.Join(p.Extra, " "))
+		}
+		fmt.Fprintln(fs.Output(), "\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "processional bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var names []string
+	if *only != "" {
+		for _, n := range strings.Split(*only, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := bench.Options{Only: names, Rounds: *rounds, Scale: *scale}
+	if !*asJSON {
+		o.Progress = os.Stderr
+	}
+	rows, err := bench.Run(ctx, o)
+	if *asJSON {
+		if werr := bench.WriteJSON(os.Stdout, rows); werr != nil && err == nil {
+			err = werr
+		}
+	} else {
+		bench.WriteTable(os.Stdout, rows)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "processional bench: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+)
+
+func demo(args []string) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: processional demo\n\nStarts an embedded NATS server, spawns this binary as a worker, shows each\nexecutor once with its timing, and leaves no process behind.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := runDemo(ctx, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "processional demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// step prints one line: what was done, its result and its time.
+func step(w io.Writer, start time.Time, what string, result any) {
+	fmt.Fprintf(w, "  %-52s %-28v %10s\n", what, result, time.Since(start).Round(time.Microsecond))
+}
+
+func runDemo(ctx context.Context, w io.Writer) error {
+	fmt.Fprintln(w, "1. A goroutine with a result")
+	start := time.Now()
+	t := master.Go(ctx, func(ctx context.Context) (int, error) { return 6 * 7, nil })
+	n, err := t.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	step(w, start, "master.Go(ctx, func) → Wait", n)
+
+	fmt.Fprintln(w, "\n2. A slave thread: one OS thread, tasks in submission order")
+	th := master.NewThread()
+	start = time.Now()
+	var tasks []*master.Task[int]
+	for i := range 5 {
+		tasks = append(tasks, master.Schedule(ctx, th, builtin.Sum, []int{i, i}))
+	}
+	var got []int
+	for _, t := range tasks {
+		v, err := t.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		got = append(got, v)
+	}
+	step(w, start, "5 × Schedule(thread, sum, [i i]) → Wait", fmt.Sprint(got))
+	start = time.Now()
+	n, err = master.Invoke(ctx, th, builtin.Sum, []int{1, 2, 3})
+	if err != nil {
+		return err
+	}
+	step(w, start, "Invoke(thread, sum, [1 2 3])", n)
+	th.Close()
+
+	fmt.Fprintln(w, "\n3. A slave process: this binary, spawned as a worker over NATS")
+	start = time.Now()
+	s, err := master.Spawn(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Terminate() // a no-op once Close has run
+	step(w, start, "master.Spawn(ctx)", "worker "+s.ID())
+	start = time.Now()
+	pid, err := master.Invoke(ctx, s, builtin.Getpid, struct{}{})
+	if err != nil {
+		return err
+	}
+	step(w, start, "Invoke(slave, getpid) (the master is "+fmt.Sprint(os.Getpid())+")", pid)
+	start = time.Now()
+	n, err = master.Invoke(ctx, s, builtin.Sum, []int{1, 2, 3})
+	if err != nil {
+		return err
+	}
+	step(w, start, "Invoke(slave, sum, [1 2 3])", n)
+
+	start = time.Now()
+	sleep := master.Schedule(ctx, s, builtin.Sleep, 200*time.Millisecond)
+	after := master.Schedule(ctx, s, builtin.Sum, []int{4, 5})
+	conc := master.Thread(ctx, s, builtin.Sum, []int{10, 20})
+	c, err := conc.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	step(w, start, "Thread(slave, sum, [10 20]) beside a 200ms sleep", fmt.Sprintf("%d (sleep done: %v)", c, sleep.Available()))
+	a, err := after.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	step(w, start, "Schedule(slave, sum, [4 5]) queued after the sleep", a)
+
+	fmt.Fprintln(w, "\n4. A cancelled call: the worker's function sees its context end")
+	start = time.Now()
+	long := master.Schedule(ctx, s, builtin.Sleep, time.Hour)
+	time.Sleep(20 * time.Millisecond)
+	long.Cancel()
+	_, err = long.Wait(ctx)
+	step(w, start, "Schedule(slave, sleep, 1h) → Cancel → Wait", err)
+	if !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("cancelled call: %v", err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	start = time.Now()
+	_, err = master.Invoke(dctx, s, builtin.Sleep, time.Hour)
+	dcancel()
+	step(w, start, "Invoke(50ms deadline, slave, sleep, 1h)", err)
+
+	fmt.Fprintln(w, "\n5. A remote panic arrives as an error, with the worker's stack")
+	start = time.Now()
+	_, err = master.Invoke(ctx, s, builtin.Panic, "something broke")
+	step(w, start, "Invoke(slave, panic, \"something broke\")", fmt.Sprintf("errors.Is(err, bus.ErrPanic) = %v", errors.Is(err, bus.ErrPanic)))
+	var re *bus.RemoteError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("remote panic: %v", err)
+	}
+	fmt.Fprintf(w, "  error: %v\n  remote stack (first lines):\n", err)
+	for _, line := range firstLines(re.Stack, 6) {
+		fmt.Fprintf(w, "    %s\n", line)
+	}
+
+	fmt.Fprintln(w, "\n6. Close: the worker finishes its queued calls and exits")
+	start = time.Now()
+	if err := s.Close(); err != nil {
+		return err
+	}
+	step(w, start, "slave.Close()", "worker exited")
+	_, err = master.Invoke(ctx, s, builtin.Sum, []int{1})
+	step(w, start, "Invoke on the closed slave", err)
+	return nil
+}
+
+func firstLines(s string, n int) []string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], "…")
+	}
+	return lines
+}

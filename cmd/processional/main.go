@@ -1,0 +1,60 @@
+// Command processional is processional's binary: a demo of what the
+// library does, its benchmark, and (as every binary built on the library)
+// its own worker.
+//
+//	processional demo            show each executor once, with timings
+//	processional bench [--json]  measure against raw baselines
+//
+// Run `processional help` for the commands and their flags.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/processional/processional/internal/bench"
+	"github.com/processional/processional/worker"
+
+	_ "github.com/processional/processional/builtin" // functions every processional worker serves
+)
+
+func main() {
+	if worker.Main() {
+		return
+	}
+	if bench.ChildMain() {
+		return
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+var commands = []struct {
+	name, summary string
+	run           func(args []string) int
+}{
+	{"demo", "run a demo master with a spawned worker on the embedded server", demo},
+	{"bench", "measure processional against raw baselines taken in the same run", benchCmd},
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(os.Stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(args[1:])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "processional: unknown command %q\n\n", args[0])
+	usage(os.Stderr)
+	return 2
+}
+
+func usage(w *os.File) {
+	fmt.Fprintln(w, "usage: processional <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `processional <command> --help` for a command's flags.")
+}

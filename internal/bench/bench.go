@@ -1,0 +1,228 @@
+// Package bench measures processional against baselines taken in the same
+// run: each row is a ratio to a raw equivalent (a goroutine and a channel,
+// a locked thread and a channel, a raw nats.go request-reply to a child
+// process, a child process that only connects), so that its figure means
+// something on any machine. The processional binary's `bench` command and
+// the e2e Go benchmarks both drive it.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Row is one line of `processional bench --json`. The field names and the
+// row names are a contract: tools read them. Rows are added, never renamed.
+type Row struct {
+	Name          string  `json:"name"`
+	Value         float64 `json:"value"`
+	Unit          string  `json:"unit"`
+	Baseline      string  `json:"baseline"`
+	BaselineValue float64 `json:"baseline_value"`
+	Ratio         float64 `json:"ratio"` // Value / BaselineValue
+}
+
+// Pair is one measured figure and its baseline. Both sides are timed in
+// rounds of n operations, alternating, so that the machine's noise falls
+// on both.
+type Pair struct {
+	Name     string
+	Baseline string
+	// Unit is "ns/op" (lower is better) or "tasks/s" (higher is better).
+	Unit string
+	// N is the number of operations in one round.
+	N int
+	// Extra lists reference rows measured with the pair, ratio to the
+	// baseline (unix_rtt beside invoke_rtt).
+	Extra []string
+
+	setup   func(ctx context.Context, e *Env) error
+	base    func(ctx context.Context, e *Env, n int) (time.Duration, error)
+	measure func(ctx context.Context, e *Env, n int) (time.Duration, error)
+	extra   []func(ctx context.Context, e *Env, n int) (time.Duration, error)
+}
+
+// HigherIsBetter reports whether the pair's ratio is a throughput.
+func (p *Pair) HigherIsBetter() bool { return p.Unit == "tasks/s" }
+
+// value turns the time n operations took into the pair's unit.
+func (p *Pair) value(d time.Duration, n int) float64 {
+	if p.Unit == "tasks/s" {
+		return float64(n) / d.Seconds()
+	}
+	return float64(d.Nanoseconds()) / float64(n)
+}
+
+// Pairs lists every pair, in the order the command runs them.
+func Pairs() []*Pair {
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair()}
+}
+
+// Options configure [Run].
+type Options struct {
+	// Only keeps the pairs any of whose row names it lists; empty keeps
+	// all.
+	Only []string
+	// Rounds per side; 0 means 7. The figure is the median round.
+	Rounds int
+	// Scale multiplies every pair's operations per round; 0 means 1.
+	Scale float64
+	// Binary is the executable spawned as worker and baseline child; empty
+	// means the current one. Its main must call worker.Main and ChildMain.
+	Binary string
+	// Progress, if set, receives a line per pair as it runs.
+	Progress io.Writer
+}
+
+// Run measures the selected pairs and returns their rows: for each pair,
+// the baseline row, then the measured row, then its extra rows.
+func Run(ctx context.Context, o Options) ([]Row, error) {
+	if o.Rounds <= 0 {
+		o.Rounds = 7
+	}
+	if o.Scale <= 0 {
+		o.Scale = 1
+	}
+	known := map[string]bool{}
+	for _, p := range Pairs() {
+		known[p.Name], known[p.Baseline] = true, true
+		for _, x := range p.Extra {
+			known[x] = true
+		}
+	}
+	for _, name := range o.Only {
+		if !known[name] {
+			names := make([]string, 0, len(known))
+			for k := range known {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			return nil, fmt.Errorf("bench: unknown row %q; rows are %s", name, strings.Join(names, ", "))
+		}
+	}
+	e := &Env{binary: o.Binary}
+	if e.binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		e.binary = exe
+	}
+	defer e.Close()
+	var rows []Row
+	for _, p := range Pairs() {
+		if len(o.Only) > 0 && !slices.Contains(o.Only, p.Name) && !slices.Contains(o.Only, p.Baseline) && !slices.ContainsFunc(p.Extra, func(x string) bool { return slices.Contains(o.Only, x) }) {
+			continue
+		}
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "measuring %s against %s…\n", p.Name, p.Baseline)
+		}
+		r, err := p.Run(ctx, e, o.Rounds, max(1, int(float64(p.N)*o.Scale)))
+		if err != nil {
+			return rows, fmt.Errorf("bench %s: %w", p.Name, err)
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
+}
+
+// Run measures one pair: rounds alternating between its baseline, itself
+// and its extras, n operations each, and returns the median of each.
+func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
+	if p.setup != nil {
+		if err := p.setup(ctx, e); err != nil {
+			return nil, err
+		}
+	}
+	sides := append([]func(context.Context, *Env, int) (time.Duration, error){p.base, p.measure}, p.extra...)
+	samples := make([][]float64, len(sides))
+	// One warm-up round of each side, not counted.
+	for _, side := range sides {
+		if _, err := side(ctx, e, max(1, n/10)); err != nil {
+			return nil, err
+		}
+	}
+	for range rounds {
+		for i, side := range sides {
+			d, err := side(ctx, e, n)
+			if err != nil {
+				return nil, err
+			}
+			samples[i] = append(samples[i], p.value(d, n))
+		}
+	}
+	base := median(samples[0])
+	rows := []Row{{Name: p.Baseline, Value: base, Unit: p.Unit, Baseline: p.Baseline, BaselineValue: base, Ratio: 1}}
+	names := append([]string{p.Name}, p.Extra...)
+	for i, name := range names {
+		v := median(samples[i+1])
+		rows = append(rows, Row{Name: name, Value: v, Unit: p.Unit, Baseline: p.Baseline, BaselineValue: base, Ratio: v / base})
+	}
+	return rows, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Goals are the ratios the project aims for, by row: at most for ns/op
+// rows, at least for tasks/s rows. They are printed beside the figures,
+// never asserted.
+var Goals = map[string]float64{
+	"goroutine_task":     3,
+	"thread_invoke":      3,
+	"invoke_rtt":         1.25,
+	"pipelined":          0.6,
+	"spawn_first_result": 1.5,
+}
+
+// WriteJSON writes one JSON object per row.
+func WriteJSON(w io.Writer, rows []Row) error {
+	enc := json.NewEncoder(w)
+	for _, r := range rows {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteTable writes the rows as a table for people, with each goal and
+// whether it holds.
+func WriteTable(w io.Writer, rows []Row) {
+	fmt.Fprintf(w, "%-20s %14s %-8s %-20s %8s  %s\n", "row", "value", "unit", "baseline", "ratio", "goal")
+	for _, r := range rows {
+		goal := ""
+		if g, ok := Goals[r.Name]; ok {
+			better, cmp := r.Ratio <= g, "≤"
+			if r.Unit == "tasks/s" {
+				better, cmp = r.Ratio >= g, "≥"
+			}
+			mark := "holds"
+			if !better {
+				mark = "MISSED"
+			}
+			goal = fmt.Sprintf("%s %g (%s)", cmp, g, mark)
+		}
+		if r.Name == r.Baseline {
+			goal = "baseline"
+		}
+		fmt.Fprintf(w, "%-20s %14.1f %-8s %-20s %8.3f  %s\n", r.Name, r.Value, r.Unit, r.Baseline, r.Ratio, goal)
+	}
+	fmt.Fprintln(w, "ns/op rows: lower is better, ratio = value / baseline; tasks/s rows: higher is better.")
+}

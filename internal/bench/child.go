@@ -1,0 +1,123 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Bare child processes for the baselines: the same binary re-executed in
+// a mode that does only the raw thing (answer NATS requests, or echo on a
+// Unix socket), so that binary size and runtime start cost the same on
+// both sides of a ratio.
+
+const envChild = "PROCESSIONAL_BENCH_CHILD"
+
+// Child modes, and the environment each reads.
+const (
+	modeNATS = "nats" // PROCESSIONAL_BENCH_URL, _TOKEN, _SUBJECT, _READY
+	modeUnix = "unix" // PROCESSIONAL_BENCH_SOCKET
+)
+
+// ChildMain runs a baseline child when this process was started as one,
+// and then exits; otherwise it returns false at once. Call it at the top
+// of main, after worker.Main.
+func ChildMain() bool {
+	mode, ok := os.LookupEnv(envChild)
+	if !ok {
+		return false
+	}
+	var err error
+	switch mode {
+	case modeNATS:
+		err = natsChild()
+	case modeUnix:
+		err = unixChild()
+	default:
+		err = fmt.Errorf("unknown mode %q", mode)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench child: %v\n", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
+	return true
+}
+
+// natsChild answers every request on its subject with the request's data,
+// in the subscription's callback: the floor of a NATS responder.
+func natsChild() error {
+	closed := make(chan struct{})
+	nc, err := nats.Connect(os.Getenv("PROCESSIONAL_BENCH_URL"),
+		nats.Token(os.Getenv("PROCESSIONAL_BENCH_TOKEN")),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.MaxReconnects(0))
+	if err != nil {
+		return err
+	}
+	sub, err := nc.Subscribe(os.Getenv("PROCESSIONAL_BENCH_SUBJECT"), func(m *nats.Msg) { m.Respond(m.Data) })
+	if err != nil {
+		return err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return err
+	}
+	if err := nc.Publish(os.Getenv("PROCESSIONAL_BENCH_READY"), nil); err != nil {
+		return err
+	}
+	if err := nc.Flush(); err != nil {
+		return err
+	}
+	<-closed
+	return nil
+}
+
+// unixChild echoes 32-byte messages on a Unix socket until it closes.
+func unixChild() error {
+	c, err := net.Dial("unix", os.Getenv("PROCESSIONAL_BENCH_SOCKET"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, 32)
+	for {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return nil
+		}
+		if _, err := c.Write(buf); err != nil {
+			return nil
+		}
+	}
+}
+
+// child is a running baseline child.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startChild(binary string, env ...string) (*child, error) {
+	cmd := exec.Command(binary)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+// kill stops the child and waits until it is reaped.
+func (c *child) kill() {
+	syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.done
+}

@@ -1,0 +1,377 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+)
+
+// Inc is the workload of the local pairs: the smallest function that
+// still takes an argument and returns a result.
+var Inc = bus.Register("bench.inc", func(_ context.Context, x int) (int, error) { return x + 1, nil })
+
+// payload is the argument of the remote pairs: 32 bytes, like the
+// Unix-socket ping-pong's message.
+var payload = []byte("0123456789abcdef0123456789abcdef")
+
+// Env holds what the pairs share: a master, a spawned worker, the
+// baseline children. It is started lazily and stopped by Close.
+type Env struct {
+	binary string
+	m      *master.Master
+	slave  *master.Slave
+
+	echo    *child // raw NATS responder
+	subject string
+
+	unix     *child
+	unixConn net.Conn
+	unixDir  string
+}
+
+// NewEnv returns an environment that spawns binary as worker and baseline
+// child; its main must call worker.Main and ChildMain first.
+func NewEnv(binary string) *Env { return &Env{binary: binary} }
+
+// Close stops everything the environment started. It is idempotent.
+func (e *Env) Close() {
+	if e.unixConn != nil {
+		e.unixConn.Close()
+		e.unixConn = nil
+	}
+	if e.unix != nil {
+		e.unix.kill()
+		e.unix = nil
+	}
+	if e.unixDir != "" {
+		os.RemoveAll(e.unixDir)
+		e.unixDir = ""
+	}
+	if e.echo != nil {
+		e.echo.kill()
+		e.echo = nil
+	}
+	if e.slave != nil {
+		e.slave.Close()
+		e.slave = nil
+	}
+	if e.m != nil {
+		e.m.Close()
+		e.m = nil
+	}
+}
+
+func (e *Env) master(ctx context.Context) (*master.Master, error) {
+	if e.m == nil {
+		m, err := master.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.m = m
+	}
+	return e.m, nil
+}
+
+func (e *Env) spawnOpts() []master.SpawnOption {
+	return []master.SpawnOption{master.WithBinary(e.binary), master.WithOutput(os.Stderr, os.Stderr)}
+}
+
+func (e *Env) worker(ctx context.Context) error {
+	if e.slave != nil {
+		return nil
+	}
+	m, err := e.master(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := m.Spawn(ctx, e.spawnOpts()...)
+	if err != nil {
+		return err
+	}
+	e.slave = s
+	return nil
+}
+
+// startEcho starts a raw NATS responder child and returns once its
+// subscription is live, with the time that took.
+func (e *Env) startEcho(ctx context.Context, subject string) (*child, time.Duration, error) {
+	m, err := e.master(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	ready := nats.NewInbox()
+	ch := make(chan *nats.Msg, 1)
+	sub, err := m.Conn().ChanSubscribe(ready, ch)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sub.Unsubscribe()
+	if err := m.Conn().Flush(); err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	c, err := startChild(e.binary, envChild+"="+modeNATS,
+		"PROCESSIONAL_BENCH_URL="+m.URL(), "PROCESSIONAL_BENCH_TOKEN="+m.Token(),
+		"PROCESSIONAL_BENCH_SUBJECT="+subject, "PROCESSIONAL_BENCH_READY="+ready)
+	if err != nil {
+		return nil, 0, err
+	}
+	select {
+	case <-ch:
+		return c, time.Since(start), nil
+	case <-c.done:
+		return nil, 0, fmt.Errorf("raw responder exited: %s", c.cmd.ProcessState)
+	case <-time.After(30 * time.Second):
+		c.kill()
+		return nil, 0, errors.New("raw responder not ready within 30s")
+	case <-ctx.Done():
+		c.kill()
+		return nil, 0, ctx.Err()
+	}
+}
+
+func goroutinePair() *Pair {
+	return &Pair{
+		Name: "goroutine_task", Baseline: "goroutine_chan", Unit: "ns/op", N: 50_000,
+		base: func(_ context.Context, _ *Env, n int) (time.Duration, error) {
+			start := time.Now()
+			for i := range n {
+				ch := make(chan int, 1)
+				go func() { ch <- i + 1 }()
+				<-ch
+			}
+			return time.Since(start), nil
+		},
+		measure: func(ctx context.Context, _ *Env, n int) (time.Duration, error) {
+			start := time.Now()
+			for i := range n {
+				if _, err := master.Go(ctx, func(context.Context) (int, error) { return i + 1, nil }).Wait(ctx); err != nil {
+					return 0, err
+				}
+			}
+			return time.Since(start), nil
+		},
+	}
+}
+
+func threadPair() *Pair {
+	return &Pair{
+		Name: "thread_invoke", Baseline: "locked_thread_chan", Unit: "ns/op", N: 20_000,
+		base: func(_ context.Context, _ *Env, n int) (time.Duration, error) {
+			in, out := make(chan int), make(chan int)
+			go func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				for x := range in {
+					out <- x + 1
+				}
+			}()
+			defer close(in)
+			start := time.Now()
+			for i := range n {
+				in <- i
+				<-out
+			}
+			return time.Since(start), nil
+		},
+		measure: func(ctx context.Context, _ *Env, n int) (time.Duration, error) {
+			th := master.NewThread()
+			defer th.Close()
+			start := time.Now()
+			for i := range n {
+				if _, err := master.Invoke(ctx, th, Inc, i); err != nil {
+					return 0, err
+				}
+			}
+			return time.Since(start), nil
+		},
+	}
+}
+
+func rttPair() *Pair {
+	return &Pair{
+		Name: "invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Extra: []string{"unix_rtt"},
+		setup: func(ctx context.Context, e *Env) error {
+			if err := e.worker(ctx); err != nil {
+				return err
+			}
+			if e.echo == nil {
+				e.subject = "bench.echo." + bus.NewID("b")
+				c, _, err := e.startEcho(ctx, e.subject)
+				if err != nil {
+					return err
+				}
+				e.echo = c
+			}
+			if e.unixConn == nil {
+				return e.startUnix()
+			}
+			return nil
+		},
+		base: func(_ context.Context, e *Env, n int) (time.Duration, error) {
+			nc := e.m.Conn()
+			start := time.Now()
+			for range n {
+				if _, err := nc.Request(e.subject, payload, 10*time.Second); err != nil {
+					return 0, err
+				}
+			}
+			return time.Since(start), nil
+		},
+		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			start := time.Now()
+			for range n {
+				if _, err := master.Invoke(ctx, e.slave, builtin.Echo, payload); err != nil {
+					return 0, err
+				}
+			}
+			return time.Since(start), nil
+		},
+		extra: []func(context.Context, *Env, int) (time.Duration, error){
+			func(_ context.Context, e *Env, n int) (time.Duration, error) {
+				buf := make([]byte, len(payload))
+				start := time.Now()
+				for range n {
+					if _, err := e.unixConn.Write(payload); err != nil {
+						return 0, err
+					}
+					if _, err := io.ReadFull(e.unixConn, buf); err != nil {
+						return 0, err
+					}
+				}
+				return time.Since(start), nil
+			},
+		},
+	}
+}
+
+func (e *Env) startUnix() error {
+	dir, err := os.MkdirTemp("", "processional-bench-")
+	if err != nil {
+		return err
+	}
+	e.unixDir = dir
+	path := filepath.Join(dir, "s")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	c, err := startChild(e.binary, envChild+"="+modeUnix, "PROCESSIONAL_BENCH_SOCKET="+path)
+	if err != nil {
+		return err
+	}
+	e.unix = c
+	l.(*net.UnixListener).SetDeadline(time.Now().Add(30 * time.Second))
+	conn, err := l.Accept()
+	if err != nil {
+		return err
+	}
+	e.unixConn = conn
+	return nil
+}
+
+func pipelinedPair() *Pair {
+	return &Pair{
+		Name: "pipelined", Baseline: "nats_pipelined", Unit: "tasks/s", N: 100_000,
+		setup: rttPair().setup,
+		base: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			nc := e.m.Conn()
+			inbox := nats.NewInbox()
+			var got atomic.Int64
+			all := make(chan struct{})
+			sub, err := nc.Subscribe(inbox, func(*nats.Msg) {
+				if got.Add(1) == int64(n) {
+					close(all)
+				}
+			})
+			if err != nil {
+				return 0, err
+			}
+			defer sub.Unsubscribe()
+			sub.SetPendingLimits(-1, -1)
+			if err := nc.Flush(); err != nil {
+				return 0, err
+			}
+			start := time.Now()
+			for range n {
+				if err := nc.PublishRequest(e.subject, inbox, payload); err != nil {
+					return 0, err
+				}
+			}
+			select {
+			case <-all:
+			case <-time.After(60 * time.Second):
+				return 0, fmt.Errorf("raw pipelined: %d of %d replies after 60s", got.Load(), n)
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+			return time.Since(start), nil
+		},
+		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			tasks := make([]*master.Task[[]byte], n)
+			start := time.Now()
+			for i := range tasks {
+				tasks[i] = master.Schedule(ctx, e.slave, builtin.Echo, payload)
+			}
+			for _, t := range tasks {
+				if _, err := t.Wait(ctx); err != nil {
+					return 0, err
+				}
+			}
+			return time.Since(start), nil
+		},
+	}
+}
+
+func spawnPair() *Pair {
+	return &Pair{
+		Name: "spawn_first_result", Baseline: "child_start", Unit: "ns/op", N: 3,
+		base: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			var total time.Duration
+			for range n {
+				c, d, err := e.startEcho(ctx, "bench.start."+bus.NewID("b"))
+				if err != nil {
+					return 0, err
+				}
+				total += d
+				c.kill()
+			}
+			return total, nil
+		},
+		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			m, err := e.master(ctx)
+			if err != nil {
+				return 0, err
+			}
+			var total time.Duration
+			for range n {
+				start := time.Now()
+				s, err := m.Spawn(ctx, e.spawnOpts()...)
+				if err != nil {
+					return 0, err
+				}
+				_, err = master.Invoke(ctx, s, builtin.Echo, payload)
+				total += time.Since(start)
+				s.Close()
+				if err != nil {
+					return 0, err
+				}
+			}
+			return total, nil
+		},
+	}
+}
