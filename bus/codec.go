@@ -68,8 +68,13 @@ func AppendValue(dst []byte, v any) (out []byte, err error) {
 func Marshal(v any) ([]byte, error) { return AppendValue(nil, v) }
 
 // Unmarshal decodes the msgpack value in data into v, a non-nil pointer.
-// Decoding never panics: a malformed payload is an error.
+// Decoding never panics: a malformed payload is an error. A payload whose
+// arrays or maps declare more elements than it holds is refused before
+// anything is allocated for them (see valueLen).
 func Unmarshal(data []byte, v any) (err error) {
+	if _, err := valueLen(data); err != nil {
+		return err
+	}
 	d := decoders.Get().(*decoder)
 	d.r.Reset(data)
 	d.dec.Reset(&d.r)
@@ -83,15 +88,105 @@ func Unmarshal(data []byte, v any) (err error) {
 	return d.dec.Decode(v)
 }
 
+// valueLen walks the msgpack value at the start of data, without decoding
+// or allocating, and returns its length in bytes. It reports an error if
+// the value is cut short or if an array or map declares more elements than
+// the bytes left could hold.
+//
+// msgpack v5.4.0 and v5.4.1 ignore their own allocation limit when they
+// decode an array into a typed slice (vmihailenco/msgpack#401): a 5-byte
+// message that declares 2^32-1 elements makes them allocate tens of GiB
+// and the process dies of it, which no recover can catch. As every element
+// takes at least one byte, refusing any count larger than the bytes left
+// bounds what a message can make the decoder allocate by its own size.
+// Strings, binaries and extensions are skipped in O(1); bytes after the
+// value are left alone, as the decoder leaves them.
+func valueLen(data []byte) (int, error) {
+	pos, pending := 0, 1 // pending: values still to walk
+	for pending > 0 {
+		if pending > len(data)-pos {
+			return 0, fmt.Errorf("msgpack: %d more values announced, %d bytes left", pending, len(data)-pos)
+		}
+		c := data[pos]
+		pos++
+		pending--
+		var (
+			size  int // fixed size of what follows the code
+			lenSz int // size of a big-endian length that follows the code
+			elems int // per element of that length: 0 bytes, 1 array, 2 map
+			extra int // bytes after the length (the ext type)
+		)
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		case c <= 0x8f: // fixmap
+			pending += 2 * int(c&0x0f)
+		case c <= 0x9f: // fixarray
+			pending += int(c & 0x0f)
+		case c <= 0xbf: // fixstr
+			size = int(c & 0x1f)
+		case c == 0xc4 || c == 0xd9: // bin8, str8
+			lenSz = 1
+		case c == 0xc5 || c == 0xda: // bin16, str16
+			lenSz = 2
+		case c == 0xc6 || c == 0xdb: // bin32, str32
+			lenSz = 4
+		case c == 0xc7, c == 0xc8, c == 0xc9: // ext8, ext16, ext32
+			lenSz, extra = 1<<(c-0xc7), 1
+		case c == 0xca: // float32
+			size = 4
+		case c == 0xcb: // float64
+			size = 8
+		case c >= 0xcc && c <= 0xd3: // uint8…uint64, int8…int64
+			size = 1 << ((c - 0xcc) % 4)
+		case c >= 0xd4 && c <= 0xd8: // fixext1…fixext16
+			size = 1 + 1<<(c-0xd4)
+		case c == 0xdc || c == 0xde: // array16, map16
+			lenSz, elems = 2, 1+int(c-0xdc)/2
+		case c == 0xdd || c == 0xdf: // array32, map32
+			lenSz, elems = 4, 1+int(c-0xdd)/2
+		default: // 0xc1, never used
+			return 0, fmt.Errorf("msgpack: invalid code 0x%02x", c)
+		}
+		if lenSz > 0 {
+			if len(data)-pos < lenSz {
+				return 0, fmt.Errorf("msgpack: unexpected EOF")
+			}
+			var n uint64
+			for _, b := range data[pos : pos+lenSz] {
+				n = n<<8 | uint64(b)
+			}
+			pos += lenSz
+			left := uint64(len(data) - pos)
+			switch {
+			case elems == 0 && n > left:
+				return 0, fmt.Errorf("msgpack: unexpected EOF")
+			case elems == 0:
+				size = extra + int(n)
+			case n > left/uint64(elems): // before the sum, which could overflow
+				return 0, fmt.Errorf("msgpack: %d elements announced, %d bytes left", n, left)
+			default:
+				pending += elems * int(n)
+			}
+		}
+		if size > len(data)-pos {
+			return 0, fmt.Errorf("msgpack: unexpected EOF")
+		}
+		pos += size
+	}
+	return pos, nil
+}
+
 // checkTravel reports why values of type t cannot cross the bus, or nil.
 // It walks the type for func, chan and unsafe pointers (which no codec can
-// carry), then makes a codec round trip of the zero value.
+// carry), then makes a codec round trip of the zero value. The zero value
+// is encoded as a value, not through a pointer, as arguments and results
+// are at run time: a type whose EncodeMsgpack has a pointer receiver cannot
+// be encoded from a value, and must be refused here, not at the first call.
 func checkTravel(t reflect.Type) error {
 	if err := walkType(t, t.String(), map[reflect.Type]bool{}); err != nil {
 		return err
 	}
-	zero := reflect.New(t)
-	data, err := Marshal(zero.Interface())
+	data, err := Marshal(reflect.Zero(t).Interface())
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,9 @@ func DecodeReply(data []byte) (result []byte, remote *RemoteError, err error) {
 	}
 	switch status {
 	case statusOK:
+		if len(r.b) == 0 {
+			return nil, nil, fmt.Errorf("%w: reply envelope: no result", ErrBadPayload)
+		}
 		return r.b, nil, nil
 	case statusError:
 		re := new(RemoteError)

@@ -28,7 +28,12 @@ func (c *WorkerConfig) Env() string {
 }
 
 // WorkerConfigFromEnv reads the worker configuration from the environment.
-// ok is false when the process is not a spawned worker.
+// ok is false when the process is not a spawned worker. When the
+// configuration is complete but the master speaks another protocol
+// version, it returns the configuration with an error wrapping
+// [ErrProtocolVersion], so that the worker can still join the master's
+// server and say why it cannot serve in its [Hello]; on any other error c
+// is nil.
 func WorkerConfigFromEnv() (c *WorkerConfig, ok bool, err error) {
 	v, ok := os.LookupEnv(EnvWorker)
 	if !ok {
@@ -42,7 +47,7 @@ func WorkerConfigFromEnv() (c *WorkerConfig, ok bool, err error) {
 		return nil, true, fmt.Errorf("%w: $%s lacks url, worker, master or hello", ErrBadPayload, EnvWorker)
 	}
 	if c.Version != wireVersion {
-		return nil, true, fmt.Errorf("%w: the master speaks protocol %d, this worker binary speaks %d: build both from the same processional version", ErrProtocolVersion, c.Version, wireVersion)
+		return c, true, fmt.Errorf("%w: the master speaks protocol %d, this worker binary speaks %d: build both from the same processional version", ErrProtocolVersion, c.Version, wireVersion)
 	}
 	return c, true, nil
 }

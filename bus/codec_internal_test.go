@@ -1,0 +1,194 @@
+package bus
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// everyCode returns one encoded value of every msgpack format code, at
+// each length width.
+func everyCode(t testing.TB) [][]byte {
+	t.Helper()
+	var out [][]byte
+	add := func(write func(enc *msgpack.Encoder, buf *bytes.Buffer) error) {
+		var buf bytes.Buffer
+		if err := write(msgpack.NewEncoder(&buf), &buf); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, buf.Bytes())
+	}
+	scalar := func(f func(enc *msgpack.Encoder) error) {
+		add(func(enc *msgpack.Encoder, _ *bytes.Buffer) error { return f(enc) })
+	}
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeNil() })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeBool(false) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeBool(true) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeInt(5) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeInt(-5) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeUint8(200) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeUint16(60000) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeUint32(1 << 31) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeUint64(1 << 63) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeInt8(-100) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeInt16(-30000) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeInt32(-1 << 30) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeInt64(-1 << 62) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeFloat32(1.5) })
+	scalar(func(e *msgpack.Encoder) error { return e.EncodeFloat64(math.Pi) })
+	for _, n := range []int{0, 31, 32, 255, 256, 65535, 65536} {
+		scalar(func(e *msgpack.Encoder) error { return e.EncodeString(strings.Repeat("s", n)) })
+	}
+	for _, n := range []int{0, 255, 256, 65535, 65536} {
+		scalar(func(e *msgpack.Encoder) error { return e.EncodeBytes(make([]byte, n)) })
+	}
+	for _, n := range []int{0, 15, 16, 65535, 65536} {
+		scalar(func(e *msgpack.Encoder) error {
+			if err := e.EncodeArrayLen(n); err != nil {
+				return err
+			}
+			for i := range n {
+				if err := e.EncodeInt16(int16(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		scalar(func(e *msgpack.Encoder) error {
+			if err := e.EncodeMapLen(n); err != nil {
+				return err
+			}
+			for i := range n {
+				if err := e.EncodeUint32(uint32(i)); err != nil {
+					return err
+				}
+				if err := e.EncodeFloat64(0.5); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	for _, n := range []int{1, 2, 4, 8, 16, 0, 3, 255, 256, 65535, 65536} {
+		add(func(e *msgpack.Encoder, buf *bytes.Buffer) error {
+			if err := e.EncodeExtHeader(42, n); err != nil {
+				return err
+			}
+			buf.Write(bytes.Repeat([]byte{0xc1}, n)) // ext bytes are opaque
+			return nil
+		})
+	}
+	return out
+}
+
+func TestValueLenEveryCode(t *testing.T) {
+	items := everyCode(t)
+	codes := make(map[byte]bool)
+	var all []byte
+	all = msgpackArrayHeader(all, len(items))
+	for _, item := range items {
+		codes[item[0]] = true
+		all = append(all, item...)
+	}
+	for _, c := range []byte{0xc0, 0xc2, 0xc3, 0x05, 0xfb, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xca, 0xcb,
+		0xa0, 0xbf, 0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6, 0x90, 0x9f, 0xdc, 0xdd, 0x80, 0x8f, 0xde, 0xdf,
+		0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xc7, 0xc8, 0xc9} {
+		if !codes[c] {
+			t.Errorf("no item starts with code 0x%02x", c)
+		}
+	}
+	items = append(items, all)
+	for i, item := range items {
+		// Bytes after the value are not its own.
+		n, err := valueLen(append(item[:len(item):len(item)], 0xc1, 0x00))
+		if err != nil || n != len(item) {
+			t.Fatalf("item %d (code 0x%02x, %d bytes): valueLen = %d, %v", i, item[0], len(item), n, err)
+		}
+		for _, cut := range []int{0, 1, len(item) / 2, len(item) - 1} {
+			if cut >= len(item) {
+				continue
+			}
+			if _, err := valueLen(item[:cut]); err == nil {
+				t.Fatalf("item %d (code 0x%02x): valueLen of the first %d of %d bytes succeeded", i, item[0], cut, len(item))
+			}
+		}
+	}
+}
+
+func msgpackArrayHeader(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n < 65536:
+		return append(b, 0xdc, byte(n>>8), byte(n))
+	}
+	return append(b, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// skipLen is what msgpack's own Skip makes of data.
+func skipLen(data []byte) (int, error) {
+	r := bytes.NewReader(data)
+	if err := msgpack.NewDecoder(r).Skip(); err != nil {
+		return 0, err
+	}
+	return len(data) - r.Len(), nil
+}
+
+// TestValueLenAgreesWithSkip compares valueLen with the decoder's Skip on
+// mutations of real values. valueLen may refuse more (counts larger than
+// the message), never less, and agrees on the length of what both accept.
+func TestValueLenAgreesWithSkip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var seeds [][]byte
+	for _, item := range everyCode(t) {
+		if len(item) < 4096 {
+			seeds = append(seeds, item)
+		}
+	}
+	for _, v := range []any{
+		map[string]any{"a": []any{1, "b", nil, 2.5, []byte{1}}, "c": map[string]int{"d": 1}},
+		&RemoteError{Type: "T", Message: "m", Worker: "w", Sentinels: []string{"x", "y"}},
+		[]any{[]any{[]any{}}, map[string]any{}},
+	} {
+		b, err := Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	for range 50000 {
+		data := append([]byte(nil), seeds[rng.IntN(len(seeds))]...)
+		for range rng.IntN(4) {
+			data[rng.IntN(len(data))] = byte(rng.UintN(256))
+		}
+		data = data[:rng.IntN(len(data)+1)]
+		checkValueLen(t, data)
+	}
+}
+
+func checkValueLen(t testing.TB, data []byte) {
+	n, err := valueLen(data)
+	sn, serr := skipLen(data)
+	switch {
+	case err == nil && serr != nil:
+		t.Fatalf("valueLen(% x) = %d, but Skip fails: %v", data, n, serr)
+	case err == nil && n != sn:
+		t.Fatalf("valueLen(% x) = %d, Skip takes %d", data, n, sn)
+	case err != nil && serr == nil && !strings.Contains(err.Error(), "announced"):
+		t.Fatalf("valueLen(% x) = %v, but Skip takes %d bytes", data, err, sn)
+	}
+}
+
+func FuzzValueLen(f *testing.F) {
+	for _, item := range everyCode(f) {
+		if len(item) < 4096 {
+			f.Add(item)
+		}
+	}
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) { checkValueLen(t, data) })
+}
