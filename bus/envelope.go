@@ -127,24 +127,31 @@ func DecodeCall(data []byte, c *Call) error {
 const (
 	statusOK    = 0
 	statusError = 1
-	replyFields = 3
+	replyFields = 4
 )
 
-// AppendReply appends a reply envelope carrying result: the msgpack array
-// [version, 0, result].
-func AppendReply(dst []byte, result any) ([]byte, error) {
+// A reply carries the id of the call it answers, so that a master receives
+// all the replies of one worker on one fixed subject ([ReplySubject]): the
+// server's subject cache then hits on every reply, as it does for calls.
+
+// AppendReply appends a reply to call id carrying result: the msgpack
+// array [version, 0, id, result].
+func AppendReply(dst []byte, id uint64, result any) ([]byte, error) {
 	dst = append(dst, 0x90|replyFields)
 	dst = appendUint(dst, wireVersion)
 	dst = appendUint(dst, statusOK)
+	dst = appendUint(dst, id)
 	return AppendValue(dst, result)
 }
 
-// AppendErrorReply appends a reply envelope carrying e: the msgpack array
-// [version, 1, error].
-func AppendErrorReply(dst []byte, e *RemoteError) []byte {
+// AppendErrorReply appends a reply to call id carrying e: the msgpack
+// array [version, 1, id, error]. id is 0 when the call's id is unknown
+// (its envelope did not decode).
+func AppendErrorReply(dst []byte, id uint64, e *RemoteError) []byte {
 	dst = append(dst, 0x90|replyFields)
 	dst = appendUint(dst, wireVersion)
 	dst = appendUint(dst, statusError)
+	dst = appendUint(dst, id)
 	out, err := AppendValue(dst, e)
 	if err != nil { // a RemoteError is strings only: this cannot fail
 		panic(err)
@@ -152,32 +159,34 @@ func AppendErrorReply(dst []byte, e *RemoteError) []byte {
 	return out
 }
 
-// DecodeReply reads a reply envelope. It returns the encoded result, or the
-// remote error the worker sent, or an error wrapping [ErrProtocolVersion] or
+// DecodeReply reads a reply envelope. It returns the id of the call it
+// answers and either the encoded result (aliasing data) or the remote error
+// the worker sent; or an error wrapping [ErrProtocolVersion] or
 // [ErrBadPayload] when data is not a reply this binary understands.
-func DecodeReply(data []byte) (result []byte, remote *RemoteError, err error) {
+func DecodeReply(data []byte) (id uint64, result []byte, remote *RemoteError, err error) {
 	r := reader{b: data}
 	if err := r.header(replyFields); err != nil {
-		return nil, nil, err
+		return 0, nil, nil, err
 	}
 	status := r.uint()
+	id = r.uint()
 	if r.err != nil {
-		return nil, nil, fmt.Errorf("%w: reply envelope: %v", ErrBadPayload, r.err)
+		return 0, nil, nil, fmt.Errorf("%w: reply envelope: %v", ErrBadPayload, r.err)
 	}
 	switch status {
 	case statusOK:
 		if len(r.b) == 0 {
-			return nil, nil, fmt.Errorf("%w: reply envelope: no result", ErrBadPayload)
+			return id, nil, nil, fmt.Errorf("%w: reply envelope: no result", ErrBadPayload)
 		}
-		return r.b, nil, nil
+		return id, r.b, nil, nil
 	case statusError:
 		re := new(RemoteError)
 		if err := Unmarshal(r.b, re); err != nil {
-			return nil, nil, fmt.Errorf("%w: error envelope: %v", ErrBadPayload, err)
+			return id, nil, nil, fmt.Errorf("%w: error envelope: %v", ErrBadPayload, err)
 		}
-		return nil, re, nil
+		return id, nil, re, nil
 	}
-	return nil, nil, fmt.Errorf("%w: reply envelope: unknown status %d", ErrBadPayload, status)
+	return id, nil, nil, fmt.Errorf("%w: reply envelope: unknown status %d", ErrBadPayload, status)
 }
 
 // msgpack primitives for envelope headers, written by hand: they are on

@@ -282,7 +282,7 @@ func TestDecodeCallGarbage(t *testing.T) {
 
 func mustReply(t testing.TB, v any) []byte {
 	t.Helper()
-	data, err := bus.AppendReply(nil, v)
+	data, err := bus.AppendReply(nil, 0, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func withVersion(t *testing.T, data []byte, version []byte) []byte {
 func TestDecodeProtocolVersion(t *testing.T) {
 	call := appendCall(t, &bus.Call{Kind: bus.KindCall, Master: "m", ID: 1, Function: "f", ArgType: "int"}, 1)
 	reply := mustReply(t, "ok")
-	errReply := bus.AppendErrorReply(nil, &bus.RemoteError{Worker: "w", Message: "m"})
+	errReply := bus.AppendErrorReply(nil, 0, &bus.RemoteError{Worker: "w", Message: "m"})
 	for _, tc := range []struct {
 		name    string
 		version []byte
@@ -333,7 +333,7 @@ func TestDecodeProtocolVersion(t *testing.T) {
 				wantSubstrings(t, "error", err.Error(), tc.want, "this binary speaks 1")
 			}
 			for _, r := range [][]byte{reply, errReply} {
-				res, re, err := bus.DecodeReply(withVersion(t, r, tc.version))
+				_, res, re, err := bus.DecodeReply(withVersion(t, r, tc.version))
 				if tc.want == "" {
 					if err != nil || (res == nil && re == nil) {
 						t.Fatalf("DecodeReply = %v, %v, %v", res, re, err)
@@ -359,7 +359,7 @@ func TestDecodeProtocolVersion(t *testing.T) {
 			if err := bus.DecodeCall(data, &c); !errors.Is(err, bus.ErrProtocolVersion) {
 				t.Errorf("DecodeCall(% x) = %v, want ErrProtocolVersion", data, err)
 			}
-			if _, _, err := bus.DecodeReply(data); !errors.Is(err, bus.ErrProtocolVersion) {
+			if _, _, _, err := bus.DecodeReply(data); !errors.Is(err, bus.ErrProtocolVersion) {
 				t.Errorf("DecodeReply(% x) = %v, want ErrProtocolVersion", data, err)
 			}
 		}
@@ -388,14 +388,17 @@ func TestReplyRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := []byte("keep")
-			data, err := bus.AppendReply(append([]byte(nil), prefix...), tc.result)
+			data, err := bus.AppendReply(append([]byte(nil), prefix...), math.MaxUint64-7, tc.result)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.HasPrefix(data, prefix) {
 				t.Fatal("AppendReply lost dst")
 			}
-			res, re, err := bus.DecodeReply(data[len(prefix):])
+			id, res, re, err := bus.DecodeReply(data[len(prefix):])
+			if id != math.MaxUint64-7 {
+				t.Fatalf("DecodeReply id = %d, want %d", id, uint64(math.MaxUint64-7))
+			}
 			if err != nil || re != nil {
 				t.Fatalf("DecodeReply = %v, %v", re, err)
 			}
@@ -415,7 +418,7 @@ func TestReplyRoundTrip(t *testing.T) {
 
 func TestAppendReplyCannotEncode(t *testing.T) {
 	for _, v := range []any{func() {}, make(chan bool), complex64(1), map[string]any{"f": func() {}}} {
-		if _, err := bus.AppendReply(nil, v); !errors.Is(err, bus.ErrEncode) {
+		if _, err := bus.AppendReply(nil, 0, v); !errors.Is(err, bus.ErrEncode) {
 			t.Errorf("AppendReply(%T) err = %v, want ErrEncode", v, err)
 		}
 	}
@@ -435,11 +438,11 @@ func TestErrorReplyRoundTrip(t *testing.T) {
 		{"unicode", bus.RemoteError{Message: "ça a échoué ✗", Worker: "w"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data := bus.AppendErrorReply([]byte("keep"), &tc.re)
+			data := bus.AppendErrorReply([]byte("keep"), 0, &tc.re)
 			if !bytes.HasPrefix(data, []byte("keep")) {
 				t.Fatal("AppendErrorReply lost dst")
 			}
-			res, re, err := bus.DecodeReply(data[4:])
+			_, res, re, err := bus.DecodeReply(data[4:])
 			if err != nil || res != nil || re == nil {
 				t.Fatalf("DecodeReply = %v, %v, %v, want a remote error", res, re, err)
 			}
@@ -457,11 +460,11 @@ func TestDecodeReplyTruncated(t *testing.T) {
 	}{
 		{"one-byte result", mustReply(t, 7)},
 		{"nil result", mustReply(t, nil)},
-		{"error", bus.AppendErrorReply(nil, &bus.RemoteError{Type: "T", Message: strings.Repeat("m", 300), Worker: "w", Sentinels: []string{"bus.ErrPanic"}})},
+		{"error", bus.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "T", Message: strings.Repeat("m", 300), Worker: "w", Sentinels: []string{"bus.ErrPanic"}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for n := range len(tc.data) {
-				res, re, err := bus.DecodeReply(tc.data[:n:n])
+				_, res, re, err := bus.DecodeReply(tc.data[:n:n])
 				if !errors.Is(err, bus.ErrBadPayload) || res != nil || re != nil {
 					t.Fatalf("DecodeReply of the first %d of %d bytes = %v, %v, %v, want ErrBadPayload", n, len(tc.data), res, re, err)
 				}
@@ -480,22 +483,24 @@ func TestDecodeReplyGarbage(t *testing.T) {
 		{"nil", nil, "empty message"},
 		{"text", []byte("hello"), "not a processional envelope"},
 		{"msgpack string", mustMarshal(t, "ok"), "not a processional envelope"},
-		{"2 fields", []byte{0x92, v, 0}, "want 3"},
-		{"4 fields", []byte{0x94, v, 0, 1, 2}, "want 3"},
-		{"call as reply", appendCall(t, &bus.Call{Master: "m", Function: "f"}, 1), "want 3"},
-		{"status 2", []byte{0x93, v, 2, 1}, "unknown status 2"},
-		{"status 255", []byte{0x93, v, 0xcc, 0xff, 1}, "unknown status 255"},
-		{"status is a string", []byte{0x93, v, 0xa1, '0', 1}, "want an unsigned integer"},
-		{"status missing", []byte{0x93, v}, "truncated"},
-		{"result missing", []byte{0x93, v, 0}, "no result"},
-		{"error missing", []byte{0x93, v, 1}, "error envelope"},
-		{"error is an int", []byte{0x93, v, 1, 7}, "error envelope"},
-		{"error is a string", []byte{0x93, v, 1, 0xa1, 'x'}, "error envelope"},
-		{"error fields of the wrong type", append([]byte{0x93, v, 1}, mustMarshal(t, map[string]any{"message": 12})...), "error envelope"},
-		{"error map cut short", append([]byte{0x93, v, 1}, 0x82, 0xa4, 't', 'y', 'p', 'e'), "error envelope"},
+		{"2 fields", []byte{0x92, v, 0}, "want 4"},
+		{"5 fields", []byte{0x95, v, 0, 9, 1, 2}, "want 4"},
+		{"call as reply", appendCall(t, &bus.Call{Master: "m", Function: "f"}, 1), "want 4"},
+		{"status 2", []byte{0x94, v, 2, 9, 1}, "unknown status 2"},
+		{"status 255", []byte{0x94, v, 0xcc, 0xff, 9, 1}, "unknown status 255"},
+		{"status is a string", []byte{0x94, v, 0xa1, '0', 9, 1}, "want an unsigned integer"},
+		{"status missing", []byte{0x94, v}, "truncated"},
+		{"id missing", []byte{0x94, v, 0}, "truncated"},
+		{"id is a string", []byte{0x94, v, 0, 0xa1, '9', 1}, "want an unsigned integer"},
+		{"result missing", []byte{0x94, v, 0, 9}, "no result"},
+		{"error missing", []byte{0x94, v, 1, 9}, "error envelope"},
+		{"error is an int", []byte{0x94, v, 1, 9, 7}, "error envelope"},
+		{"error is a string", []byte{0x94, v, 1, 9, 0xa1, 'x'}, "error envelope"},
+		{"error fields of the wrong type", append([]byte{0x94, v, 1, 9}, mustMarshal(t, map[string]any{"message": 12})...), "error envelope"},
+		{"error map cut short", append([]byte{0x94, v, 1, 9}, 0x82, 0xa4, 't', 'y', 'p', 'e'), "error envelope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, re, err := bus.DecodeReply(tc.data)
+			_, res, re, err := bus.DecodeReply(tc.data)
 			if !errors.Is(err, bus.ErrBadPayload) || res != nil || re != nil {
 				t.Fatalf("DecodeReply(% x) = %v, %v, %v, want ErrBadPayload", tc.data, res, re, err)
 			}
@@ -512,7 +517,7 @@ func TestDecodeRandom(t *testing.T) {
 	seeds := [][]byte{
 		appendCall(t, &bus.Call{Kind: bus.KindThread, Master: "m-1", ID: 1 << 40, Function: strings.Repeat("f", 40), Timeout: time.Second, ArgType: "[]int"}, []int{1, 2, 3}),
 		mustReply(t, map[string]int{"a": 1}),
-		bus.AppendErrorReply(nil, &bus.RemoteError{Type: "T", Message: "m", Worker: "w", Sentinels: []string{"x"}}),
+		bus.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "T", Message: "m", Worker: "w", Sentinels: []string{"x"}}),
 	}
 	for i := range 20000 {
 		var data []byte
@@ -579,7 +584,7 @@ func checkDecodeCall(t testing.TB, data []byte) {
 // decode to the same reply, and re-encode to the same bytes.
 func checkDecodeReply(t testing.TB, data []byte) {
 	t.Helper()
-	res, re, err := bus.DecodeReply(data)
+	id, res, re, err := bus.DecodeReply(data)
 	switch {
 	case err != nil:
 		if !wrapsDecodeError(err) {
@@ -592,23 +597,23 @@ func checkDecodeReply(t testing.TB, data []byte) {
 		if res != nil {
 			t.Fatalf("DecodeReply(% x) = both a result and an error", data)
 		}
-		enc := bus.AppendErrorReply(nil, re)
-		res2, re2, err := bus.DecodeReply(enc)
-		if err != nil || res2 != nil || re2 == nil {
+		enc := bus.AppendErrorReply(nil, id, re)
+		id2, res2, re2, err := bus.DecodeReply(enc)
+		if err != nil || res2 != nil || re2 == nil || id2 != id {
 			t.Fatalf("DecodeReply of a re-encoded error = %v, %v, %v", res2, re2, err)
 		}
-		if enc2 := bus.AppendErrorReply(nil, re2); !bytes.Equal(enc, enc2) {
+		if enc2 := bus.AppendErrorReply(nil, id, re2); !bytes.Equal(enc, enc2) {
 			t.Fatalf("re-encoding is not stable: %+v then %+v", re, re2)
 		}
 	default:
 		if len(res) == 0 {
 			t.Fatalf("DecodeReply(% x) accepted a reply with no result", data)
 		}
-		enc, err := bus.AppendReply(nil, msgpack.RawMessage(res))
+		enc, err := bus.AppendReply(nil, id, msgpack.RawMessage(res))
 		if err != nil {
 			t.Fatalf("AppendReply of a decoded result: %v", err)
 		}
-		res2, re2, err := bus.DecodeReply(enc)
+		_, res2, re2, err := bus.DecodeReply(enc)
 		if err != nil || re2 != nil || !bytes.Equal(res, res2) {
 			t.Fatalf("DecodeReply of a re-encoded result = % x, %v, %v, want % x", res2, re2, err, res)
 		}
@@ -626,8 +631,8 @@ func fuzzSeeds(f *testing.F) {
 	for _, v := range []any{nil, 1, "ok", []byte{1, 2}, map[string]int{"a": 1}, point{}} {
 		f.Add(mustReply(f, v))
 	}
-	f.Add(bus.AppendErrorReply(nil, &bus.RemoteError{}))
-	f.Add(bus.AppendErrorReply(nil, &bus.RemoteError{Type: "*bus.PanicError", Message: "panic: x", Worker: "w-1", Function: "f",
+	f.Add(bus.AppendErrorReply(nil, 0, &bus.RemoteError{}))
+	f.Add(bus.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "*bus.PanicError", Message: "panic: x", Worker: "w-1", Function: "f",
 		Stack: "goroutine 1", Sentinels: []string{"bus.ErrPanic"}}))
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], 0xffffffff)

@@ -36,7 +36,7 @@ func travel(t *testing.T, err error) []*bus.RemoteError {
 	if err := bus.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
-	_, fromReply, derr := bus.DecodeReply(bus.AppendErrorReply(nil, re))
+	_, _, fromReply, derr := bus.DecodeReply(bus.AppendErrorReply(nil, 0, re))
 	if derr != nil || fromReply == nil {
 		t.Fatalf("DecodeReply of an error reply = %v, %v", fromReply, derr)
 	}

@@ -29,10 +29,10 @@ func HelloSubject(master, worker string) string {
 	return SubjectPrefix + ".master." + master + ".hello." + worker
 }
 
-// ReplyPrefix is the prefix of the reply subjects a master uses for its
-// calls to one worker; a reply subject is ReplyPrefix + call id.
-func ReplyPrefix(master, worker string) string {
-	return "_INBOX." + master + "." + worker + "."
+// ReplySubject is the subject on which a master receives the replies of
+// one worker; each reply names the call it answers.
+func ReplySubject(master, worker string) string {
+	return "_INBOX." + master + "." + worker
 }
 
 // ValidID reports whether id can be used as a worker or master id: one

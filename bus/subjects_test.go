@@ -11,7 +11,7 @@ func TestSubjects(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
 		{bus.CallSubject("w-1"), "proc.w-1.call"},
 		{bus.HelloSubject("m-1", "w-1"), "proc.master.m-1.hello.w-1"},
-		{bus.ReplyPrefix("m-1", "w-1"), "_INBOX.m-1.w-1."},
+		{bus.ReplySubject("m-1", "w-1"), "_INBOX.m-1.w-1"},
 		{bus.SubjectPrefix, "proc"},
 	} {
 		if tc.got != tc.want {

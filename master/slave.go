@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -18,16 +17,16 @@ import (
 // travel over NATS. Blocking calls run on it in the order they were sent;
 // many may be in flight at once. Its methods are safe for concurrent use.
 type Slave struct {
-	m           *Master
-	id          string
-	subject     string // the worker's call subject
-	replyPrefix string
-	sub         *nats.Subscription
-	cmd         *exec.Cmd
-	stdout      *prefixWriter
-	stderr      *prefixWriter
-	exited      chan struct{} // closed once the process is reaped
-	release     func()        // drops the shared master's reference
+	m            *Master
+	id           string
+	subject      string // the worker's call subject
+	replySubject string
+	sub          *nats.Subscription
+	cmd          *exec.Cmd
+	stdout       *prefixWriter
+	stderr       *prefixWriter
+	exited       chan struct{} // closed once the process is reaped
+	release      func()        // drops the shared master's reference
 
 	mu      sync.Mutex
 	pending map[uint64]pendingCall
@@ -54,10 +53,10 @@ type pendingCall interface {
 func newSlave(m *Master, id string) *Slave {
 	return &Slave{
 		m: m, id: id,
-		subject:     bus.CallSubject(id),
-		replyPrefix: bus.ReplyPrefix(m.id, id),
-		exited:      make(chan struct{}),
-		pending:     make(map[uint64]pendingCall),
+		subject:      bus.CallSubject(id),
+		replySubject: bus.ReplySubject(m.id, id),
+		exited:       make(chan struct{}),
+		pending:      make(map[uint64]pendingCall),
 	}
 }
 
@@ -76,7 +75,7 @@ func (s *Slave) PID() int { return s.cmd.Process.Pid }
 func (s *Slave) Exited() <-chan struct{} { return s.exited }
 
 func (s *Slave) subscribe() error {
-	sub, err := s.m.nc.Subscribe(s.replyPrefix+"*", s.onReply)
+	sub, err := s.m.nc.Subscribe(s.replySubject, s.onReply)
 	if err != nil {
 		return err
 	}
@@ -96,9 +95,12 @@ func (s *Slave) unsubscribe() {
 }
 
 func (s *Slave) onReply(msg *nats.Msg) {
-	id, err := strconv.ParseUint(msg.Subject[len(s.replyPrefix):], 10, 64)
+	id, raw, remote, err := bus.DecodeReply(msg.Data)
+	if id == 0 {
+		return // not an answer to a call of ours
+	}
 	if err != nil {
-		return
+		err = fmt.Errorf("worker %s: %w", s.id, err)
 	}
 	s.mu.Lock()
 	p := s.pending[id]
@@ -106,10 +108,6 @@ func (s *Slave) onReply(msg *nats.Msg) {
 	s.mu.Unlock()
 	if p == nil {
 		return // cancelled, or answered already
-	}
-	raw, remote, err := bus.DecodeReply(msg.Data)
-	if err != nil {
-		err = fmt.Errorf("worker %s: %w", s.id, err)
 	}
 	p.resolve(raw, remote, err)
 }
@@ -150,7 +148,7 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 	data, err := bus.AppendCall((*bp)[:0], &c, arg)
 	if err == nil {
 		*bp = data
-		err = s.m.nc.PublishRequest(s.subject, s.replyPrefix+strconv.FormatUint(c.ID, 10), data)
+		err = s.m.nc.PublishRequest(s.subject, s.replySubject, data)
 	}
 	if err != nil {
 		s.mu.Lock()

@@ -3,7 +3,6 @@ package master
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -181,10 +180,10 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		}
 	case <-s.exited:
 		fail = fmt.Errorf("%w: worker %s (%s) exited (%s) before saying hello: its main must call worker.Main() first thing%s",
-			ErrNoHello, o.id, o.binary, s.exitStatus(), s.stderr.tail())
+			ErrNoHello, o.id, o.binary, s.exitStatus(), s.lastOutput())
 	case <-timer.C:
 		fail = fmt.Errorf("%w: worker %s (%s) said no hello within %s: its main must call worker.Main() first thing%s",
-			ErrNoHello, o.id, o.binary, o.startTimeout, s.stderr.tail())
+			ErrNoHello, o.id, o.binary, o.startTimeout, s.lastOutput())
 	case <-ctx.Done():
 		fail = fmt.Errorf("%w: worker %s: %w", ErrSpawn, o.id, ctx.Err())
 	}
@@ -265,14 +264,20 @@ func (p *prefixWriter) flush() {
 	}
 }
 
-// tail returns the last lines written, for an error message.
-func (p *prefixWriter) tail() string {
+// tail returns the last lines written.
+func (p *prefixWriter) tail() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.last) == 0 {
-		return ""
-	}
-	return "; its last output: " + strings.Join(p.last, " | ")
+	return append([]string(nil), p.last...)
 }
 
-var _ = errors.New
+// lastOutput quotes the worker's last lines of stderr and stdout, for an
+// error message.
+func (s *Slave) lastOutput() string {
+	lines := append(s.stderr.tail(), s.stdout.tail()...)
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; its last output: " + strings.Join(lines, " | ")
+}
+

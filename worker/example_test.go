@@ -56,7 +56,7 @@ func ExampleServe() {
 		fmt.Println(err)
 		return
 	}
-	raw, remote, err := bus.DecodeReply(msg.Data)
+	_, raw, remote, err := bus.DecodeReply(msg.Data)
 	if err != nil || remote != nil {
 		fmt.Println(remote, err)
 		return

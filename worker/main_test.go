@@ -279,7 +279,7 @@ func (h *harness) request(t *testing.T, data []byte) (raw []byte, re *bus.Remote
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
-	raw, re, err = bus.DecodeReply(msg.Data)
+	_, raw, re, err = bus.DecodeReply(msg.Data)
 	if err != nil {
 		t.Fatalf("the worker's reply does not decode: %v", err)
 	}
@@ -373,7 +373,7 @@ func (in *inbox) next(t *testing.T) reply {
 			t.Fatalf("reply subject %q: %v", msg.Subject, err)
 		}
 		var err error
-		r.raw, r.re, err = bus.DecodeReply(msg.Data)
+		_, r.raw, r.re, err = bus.DecodeReply(msg.Data)
 		if err != nil {
 			t.Fatalf("reply %d does not decode: %v", r.id, err)
 		}

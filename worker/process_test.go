@@ -179,7 +179,7 @@ func (m *masterSide) call(t *testing.T, c bus.Call, arg any) ([]byte, *bus.Remot
 	if err != nil {
 		t.Fatalf("call %s: %v", c.Function, err)
 	}
-	raw, re, err := bus.DecodeReply(msg.Data)
+	_, raw, re, err := bus.DecodeReply(msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestMainServes(t *testing.T) {
 			}
 			select {
 			case msg := <-in:
-				raw, re, err := bus.DecodeReply(msg.Data)
+				_, raw, re, err := bus.DecodeReply(msg.Data)
 				var s string
 				if err == nil && re == nil {
 					err = bus.Unmarshal(raw, &s)

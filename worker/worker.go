@@ -168,7 +168,7 @@ func (w *Worker) handle(req micro.Request) {
 	reply := req.Reply()
 	var c bus.Call
 	if err := bus.DecodeCall(req.Data(), &c); err != nil {
-		w.replyError(reply, "", err)
+		w.replyError(reply, 0, "", err)
 		return
 	}
 	key := callKey{c.Master, c.ID}
@@ -184,7 +184,7 @@ func (w *Worker) handle(req micro.Request) {
 		w.mu.Lock()
 		if w.closing {
 			w.mu.Unlock()
-			w.publishReply(reply, "", struct{}{})
+			w.publishReply(reply, key.id, "", struct{}{})
 			return
 		}
 		start := w.enqueueLocked(&call{key: key, kind: bus.KindClose, reply: reply})
@@ -196,7 +196,7 @@ func (w *Worker) handle(req micro.Request) {
 	}
 	fn, ok := bus.Lookup(c.Function)
 	if !ok {
-		w.replyError(reply, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
+		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
 		return
 	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, argType: c.ArgType, arg: c.Arg, reply: reply}
@@ -209,7 +209,7 @@ func (w *Worker) handle(req micro.Request) {
 	if w.closing {
 		w.mu.Unlock()
 		cl.cancel()
-		w.replyError(reply, c.Function, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
+		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
 		return
 	}
 	w.calls[key] = cl
@@ -278,7 +278,7 @@ func (w *Worker) drain(master string) {
 // have run.
 func (w *Worker) closeMaster(master string, cl *call) {
 	if cl.reply != "" {
-		w.publishReply(cl.reply, "", struct{}{})
+		w.publishReply(cl.reply, cl.key.id, "", struct{}{})
 	}
 	if master == w.owner {
 		w.stopOnce.Do(func() { close(w.stopping) })
@@ -302,10 +302,10 @@ func (w *Worker) run(cl *call) {
 		return
 	}
 	if err != nil {
-		w.replyError(cl.reply, cl.fn.Name(), err)
+		w.replyError(cl.reply, cl.key.id, cl.fn.Name(), err)
 		return
 	}
-	w.publishReply(cl.reply, cl.fn.Name(), res)
+	w.publishReply(cl.reply, cl.key.id, cl.fn.Name(), res)
 }
 
 func invoke(cl *call) (res any, err error) {
@@ -319,24 +319,24 @@ func invoke(cl *call) (res any, err error) {
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func (w *Worker) publishReply(reply, function string, res any) {
+func (w *Worker) publishReply(reply string, id uint64, function string, res any) {
 	bp := buffers.Get().(*[]byte)
-	out, err := bus.AppendReply((*bp)[:0], res)
+	out, err := bus.AppendReply((*bp)[:0], id, res)
 	if err != nil {
 		err = fmt.Errorf("result of %s: %w; return a type that can travel", function, err)
-		out = bus.AppendErrorReply((*bp)[:0], bus.NewRemoteError(w.id, function, err))
+		out = bus.AppendErrorReply((*bp)[:0], id, bus.NewRemoteError(w.id, function, err))
 	}
 	w.nc.Publish(reply, out) // a closed connection fails every pending call anyway
 	*bp = out
 	buffers.Put(bp)
 }
 
-func (w *Worker) replyError(reply, function string, err error) {
+func (w *Worker) replyError(reply string, id uint64, function string, err error) {
 	if reply == "" {
 		return
 	}
 	bp := buffers.Get().(*[]byte)
-	out := bus.AppendErrorReply((*bp)[:0], bus.NewRemoteError(w.id, function, err))
+	out := bus.AppendErrorReply((*bp)[:0], id, bus.NewRemoteError(w.id, function, err))
 	w.nc.Publish(reply, out)
 	*bp = out
 	buffers.Put(bp)

@@ -216,7 +216,7 @@ func TestBadEnvelopes(t *testing.T) {
 	withVersion := func(v ...byte) []byte {
 		return append(append([]byte{good[0]}, v...), good[2:]...)
 	}
-	reply, err := bus.AppendReply(nil, "a reply")
+	reply, err := bus.AppendReply(nil, 0, "a reply")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,7 +649,7 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 				if err != nil {
 					t.Fatalf("call after Close: %v", err)
 				}
-				if _, re, _ := bus.DecodeReply(msg.Data); !is(re, bus.ErrClosed) {
+				if _, _, re, _ := bus.DecodeReply(msg.Data); !is(re, bus.ErrClosed) {
 					t.Fatalf("call after Close: %v, want ErrClosed or no responders", re)
 				}
 				if time.Now().After(deadline) {

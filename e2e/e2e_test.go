@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+)
+
+// Handles on the functions cmd/processional serves, declared here by name
+// as another program would: the worker binary is a different binary.
+var (
+	Sum    = bus.Register("sum", func(context.Context, []int) (int, error) { panic("runs on the worker") })
+	Getpid = bus.Register("getpid", func(context.Context, struct{}) (int, error) { panic("runs on the worker") })
+	Sleep  = bus.Register("sleep", func(context.Context, time.Duration) (time.Duration, error) { panic("runs on the worker") })
+	// SHA256WrongType has the wrong argument type: the worker's "sha256"
+	// takes a []byte.
+	SHA256WrongType = bus.Register("sha256", func(context.Context, map[string]int) ([]byte, error) { panic("runs on the worker") })
+	// NotOnWorker is registered here only.
+	NotOnWorker = bus.Register("e2e.not-on-worker", func(context.Context, int) (int, error) { panic("never runs") })
+	Panic = bus.Register("panic", func(context.Context, string) (struct{}, error) { panic("runs on the worker") })
+)
+
+func newMaster(t *testing.T) *master.Master {
+	t.Helper()
+	m, err := master.New(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func spawn(t *testing.T, m *master.Master, opts ...master.SpawnOption) *master.Slave {
+	t.Helper()
+	s, err := m.Spawn(testCtx(t), append([]master.SpawnOption{master.WithBinary(binProcessional)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Terminate()
+		if !gone(s.PID(), 5*time.Second) {
+			t.Errorf("worker pid %d outlived its test", s.PID())
+		}
+	})
+	return s
+}
+
+func TestDemo(t *testing.T) {
+	out, err := exec.CommandContext(testCtx(t), binProcessional, "demo").CombinedOutput()
+	if err != nil {
+		t.Fatalf("processional demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"master.Go", "slave thread", "master.Spawn", "Thread(slave", "Schedule(slave", "context canceled", "deadline exceeded", "ErrPanic) = true", "remote stack", "slave.Close()"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSpawnedBinaryServes(t *testing.T) {
+	ctx := testCtx(t)
+	m := newMaster(t)
+	s := spawn(t, m)
+	n, err := master.Invoke(ctx, s, Sum, []int{1, 2, 3})
+	if n != 6 || err != nil {
+		t.Fatalf("Invoke(sum) = %d, %v", n, err)
+	}
+	pid, err := master.Invoke(ctx, s, Getpid, struct{}{})
+	if err != nil || pid != s.PID() {
+		t.Fatalf("getpid = %d, %v; want the worker's pid %d", pid, err, s.PID())
+	}
+}
+
+func TestBadCalls(t *testing.T) {
+	ctx := testCtx(t)
+	m := newMaster(t)
+	s := spawn(t, m)
+	for _, tc := range []struct {
+		name  string
+		call  func() error
+		want  error
+		texts []string
+	}{
+		{"unknown function", func() error { _, err := master.Invoke(ctx, s, NotOnWorker, 1); return err },
+			bus.ErrUnknownFunction, []string{"e2e.not-on-worker", s.ID()}},
+		{"wrong argument type", func() error { _, err := master.Invoke(ctx, s, SHA256WrongType, map[string]int{"a": 1}); return err },
+			bus.ErrArgumentType, []string{"[]uint8", "map[string]int", "sha256"}},
+		{"remote panic", func() error { _, err := master.Invoke(ctx, s, Panic, "boom"); return err },
+			bus.ErrPanic, []string{"boom"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			for _, text := range tc.texts {
+				if !strings.Contains(err.Error(), text) {
+					t.Errorf("err = %q, want it to name %q", err, text)
+				}
+			}
+		})
+	}
+	// The worker still serves after all that.
+	if n, err := master.Invoke(ctx, s, Sum, []int{2, 2}); n != 4 || err != nil {
+		t.Fatalf("after bad calls: %d, %v", n, err)
+	}
+}
+
+func TestUndecodablePayload(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	msg, err := m.Conn().Request(bus.CallSubject(s.ID()), []byte("not msgpack at all"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, remote, err := bus.DecodeReply(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(remote, bus.ErrBadPayload) {
+		t.Fatalf("reply = %v, want ErrBadPayload", remote)
+	}
+}
+
+func TestWorkerKilledDuringCall(t *testing.T) {
+	ctx := testCtx(t)
+	m := newMaster(t)
+	s := spawn(t, m)
+	sleeping := master.Schedule(ctx, s, Sleep, time.Hour)
+	queued := master.Schedule(ctx, s, Sum, []int{1})
+	concurrent := master.Thread(ctx, s, Sleep, time.Hour)
+	time.Sleep(50 * time.Millisecond)
+	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, wait := range []func() error{
+		func() error { _, err := sleeping.Wait(ctx); return err },
+		func() error { _, err := queued.Wait(ctx); return err },
+		func() error { _, err := concurrent.Wait(ctx); return err },
+	} {
+		err := wait()
+		if !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), "killed") || !strings.Contains(err.Error(), s.ID()) {
+			t.Fatalf("err = %v, want ErrWorkerLost naming the worker and the signal", err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("pending calls failed after %s", d)
+	}
+	if _, err := master.Invoke(ctx, s, Sum, []int{1}); !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("call after death: %v, want ErrWorkerLost", err)
+	}
+}
+
+func TestForgetfulWorker(t *testing.T) {
+	m := newMaster(t)
+	for _, tc := range []struct {
+		mode    string
+		timeout time.Duration
+		texts   []string
+	}{
+		{"exit", 20 * time.Second, []string{"exited", "exit status 1", "worker.Main()", "doing my own thing"}},
+		{"hang", 2 * time.Second, []string{"no hello within 2s", "worker.Main()"}},
+		{"spawn", 20 * time.Second, []string{"exit status 3", "worker.Main()", "refusing to spawn"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := m.Spawn(testCtx(t), master.WithBinary(binForgetful, tc.mode),
+				master.WithStartTimeout(tc.timeout), master.WithOutput(&out, &out))
+			if !errors.Is(err, master.ErrNoHello) {
+				t.Fatalf("err = %v, want ErrNoHello", err)
+			}
+			for _, text := range tc.texts {
+				if !strings.Contains(err.Error(), text) {
+					t.Errorf("err = %q, want it to say %q", err, text)
+				}
+			}
+		})
+	}
+	// The processes are gone: TestMain checks that no binary of ours
+	// outlives the tests, and here that none did by now.
+	if left := processesOf(binForgetful); len(left) > 0 {
+		t.Fatalf("forgetful processes left: %v", left)
+	}
+}
+
+func TestProtocolMismatch(t *testing.T) {
+	m := newMaster(t)
+	_, err := m.Spawn(testCtx(t), master.WithBinary(binMismatch), master.WithOutput(nil, nil))
+	if !errors.Is(err, bus.ErrProtocolVersion) {
+		t.Fatalf("err = %v, want ErrProtocolVersion", err)
+	}
+	if !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), strconv.Itoa(bus.ProtocolVersion)) {
+		t.Fatalf("err = %q, want both versions named", err)
+	}
+	if left := processesOf(binMismatch); len(left) > 0 {
+		t.Fatalf("processes left: %v", left)
+	}
+}
+
+func TestCloseLeavesNoProcess(t *testing.T) {
+	ctx := testCtx(t)
+	m := newMaster(t)
+	s := spawn(t, m)
+	queued := master.Schedule(ctx, s, Sum, []int{5})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := queued.Wait(ctx); n != 5 || err != nil {
+		t.Fatalf("call queued before Close: %d, %v", n, err)
+	}
+	if !gone(s.PID(), time.Second) {
+		t.Fatalf("worker %d still runs after Close", s.PID())
+	}
+}
+
+func TestMasterKilledTakesWorkerAlong(t *testing.T) {
+	cmd := exec.Command(binHolder)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("holder printed no worker pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone(pid, 0) {
+		t.Fatalf("worker %d not running before the kill", pid)
+	}
+	// Only the master: the worker has a process group of its own.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if !gone(pid, 5*time.Second) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("worker %d outlived its master by 5s", pid)
+	}
+}

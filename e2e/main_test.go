@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/processional/processional/worker"
+)
+
+// Binaries built once for the whole package.
+var (
+	binProcessional string // cmd/processional
+	binMismatch     string // cmd/processional speaking protocol 99
+	binForgetful    string // a worker binary whose main forgets worker.Main
+	binHolder       string // a master that spawns a worker and waits to be killed
+)
+
+func TestMain(m *testing.M) {
+	// The test binary is a master; were it spawned as a worker, it would
+	// serve too.
+	if worker.Main() {
+		return
+	}
+	dir, err := os.MkdirTemp("", "processional-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		builds := []struct {
+			out  *string
+			name string
+			args []string
+		}{
+			{&binProcessional, "processional", []string{"../cmd/processional"}},
+			{&binMismatch, "processional-v99", []string{"-ldflags=-X github.com/processional/processional/bus.protocolOverride=99", "../cmd/processional"}},
+			{&binForgetful, "forgetful", []string{"./testdata/forgetful"}},
+			{&binHolder, "holder", []string{"./testdata/holder"}},
+		}
+		for _, b := range builds {
+			*b.out = filepath.Join(dir, b.name)
+			args := append([]string{"build", "-o", *b.out}, b.args...)
+			cmd := exec.Command("go", args...)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: go %s: %v\n", strings.Join(args, " "), err)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: goroutines leaked: %v\n", err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		if left := processesOf(dir); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "e2e: processes outlived the tests: %v\n", left)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// processesOf lists the pids of live processes whose executable is under
+// dir.
+func processesOf(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || !strings.HasPrefix(exe, dir) {
+			continue
+		}
+		if state, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(state), ") Z ") {
+			continue // a zombie is gone but for its parent's reaping
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// gone reports whether pid no longer runs, waiting up to d for it.
+func gone(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		err := syscall.Kill(pid, 0)
+		if err == syscall.ESRCH {
+			return true
+		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(stat), ") Z ") {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testCtx is a context that ends with the test, or after a minute.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
