@@ -27,7 +27,7 @@ var (
 	SHA256WrongType = bus.Register("sha256", func(context.Context, map[string]int) ([]byte, error) { panic("runs on the worker") })
 	// NotOnWorker is registered here only.
 	NotOnWorker = bus.Register("e2e.not-on-worker", func(context.Context, int) (int, error) { panic("never runs") })
-	Panic = bus.Register("panic", func(context.Context, string) (struct{}, error) { panic("runs on the worker") })
+	Panic       = bus.Register("panic", func(context.Context, string) (struct{}, error) { panic("runs on the worker") })
 )
 
 func newMaster(t *testing.T) *master.Master {

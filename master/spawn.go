@@ -280,4 +280,3 @@ func (s *Slave) lastOutput() string {
 	}
 	return "; its last output: " + strings.Join(lines, " | ")
 }
-
