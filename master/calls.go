@@ -48,10 +48,7 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 	name := f.Name()
 	if s, ok := ex.(*Slave); ok {
 		t := newTask[R](name)
-		s.send(ctx, kind, name, f.ArgTypeName(), arg, t)
-		if watch {
-			t.watch(ctx)
-		}
+		s.send(ctx, kind, name, f.ArgTypeName(), arg, t, watch)
 		return t
 	}
 	call := func(ctx context.Context) (R, error) { return f.Call(ctx, arg) }

@@ -212,3 +212,48 @@ func TestWorkerExitsDuringCall(t *testing.T) {
 		t.Fatalf("queued call: err = %v, want ErrWorkerLost", err)
 	}
 }
+
+func TestScheduleContextEnds(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	bg := context.Background()
+	// Many tasks under one context: ending it fails them all at once.
+	ctx, cancel := context.WithCancel(bg)
+	var tasks []*master.Task[string]
+	for range 20 {
+		tasks = append(tasks, master.Schedule(ctx, s, Sleep, time.Hour))
+	}
+	thread := master.Thread(ctx, s, Sleep, time.Hour)
+	cancel()
+	for _, task := range append(tasks, thread) {
+		wctx, wcancel := context.WithTimeout(bg, 10*time.Second)
+		_, err := task.Wait(wctx)
+		wcancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want Canceled", err)
+		}
+	}
+	// The worker cancelled them too: the next blocking call runs at once.
+	if n, err := master.Invoke(bg, s, Sum, []int{3}); n != 3 || err != nil {
+		t.Fatalf("after the context ended: %d, %v", n, err)
+	}
+	// A context per call, each finishing normally, and one whose deadline
+	// passes while its task waits in the queue.
+	for i := range 50 {
+		cctx, ccancel := context.WithTimeout(bg, time.Minute)
+		if n, err := master.Schedule(cctx, s, Sum, []int{i}).Wait(bg); n != i || err != nil {
+			t.Fatalf("call %d: %d, %v", i, n, err)
+		}
+		ccancel()
+	}
+	blocker := master.Schedule(bg, s, Sleep, 300*time.Millisecond)
+	dctx, dcancel := context.WithTimeout(bg, 50*time.Millisecond)
+	defer dcancel()
+	late := master.Schedule(dctx, s, Sum, []int{1})
+	if _, err := late.Wait(bg); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	if _, err := blocker.Wait(bg); err != nil {
+		t.Fatal(err)
+	}
+}

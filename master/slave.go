@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"reflect"
 	"sync"
 	"syscall"
 	"time"
@@ -29,7 +30,8 @@ type Slave struct {
 	release      func()        // drops the shared master's reference
 
 	mu      sync.Mutex
-	pending map[uint64]pendingCall
+	pending pendingSet
+	groups  map[context.Context]*ctxGroup
 	nextID  uint64
 	state   slaveState
 	lost    error // why pending calls fail, once the worker is gone
@@ -48,6 +50,22 @@ const (
 // pendingCall is a task waiting for its reply.
 type pendingCall interface {
 	resolve(raw []byte, remote *bus.RemoteError, err error)
+	abort(err error)
+	sent(s *Slave, id uint64)
+	watch(ctx context.Context)
+	// group is the caller's context the task watches; s.mu guards it.
+	group() *ctxGroup
+	setGroup(g *ctxGroup)
+}
+
+// ctxGroup watches one caller's context for all the tasks sent to a slave
+// under it. Registering a context.AfterFunc per task costs a map insert
+// and delete in the context on every call; one per context and slave
+// costs nothing per call.
+type ctxGroup struct {
+	ctx  context.Context
+	n    int // tasks in flight under ctx
+	stop func() bool
 }
 
 func newSlave(m *Master, id string) *Slave {
@@ -56,7 +74,6 @@ func newSlave(m *Master, id string) *Slave {
 		subject:      bus.CallSubject(id),
 		replySubject: bus.ReplySubject(m.id, id),
 		exited:       make(chan struct{}),
-		pending:      make(map[uint64]pendingCall),
 	}
 }
 
@@ -103,8 +120,7 @@ func (s *Slave) onReply(msg *nats.Msg) {
 		err = fmt.Errorf("worker %s: %w", s.id, err)
 	}
 	s.mu.Lock()
-	p := s.pending[id]
-	delete(s.pending, id)
+	p := s.takeLocked(id)
 	s.mu.Unlock()
 	if p == nil {
 		return // cancelled, or answered already
@@ -114,12 +130,9 @@ func (s *Slave) onReply(msg *nats.Msg) {
 
 var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// send publishes one call and registers p for its reply. It fails p when
-// the call cannot be sent.
-func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg any, t interface {
-	pendingCall
-	sent(*Slave, uint64)
-}) {
+// send publishes one call and registers t for its reply; when watch is
+// set, t is aborted when ctx ends. It fails t when the call cannot be sent.
+func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg any, t pendingCall, watch bool) {
 	c := bus.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
 	if d, ok := ctx.Deadline(); ok {
 		c.Timeout = time.Until(d)
@@ -132,6 +145,8 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 		t.resolve(nil, nil, err)
 		return
 	}
+	watch = watch && ctx.Done() != nil
+	perTask := watch && !reflect.TypeOf(ctx).Comparable() // cannot key a group
 	bp := sendBuffers.Get().(*[]byte)
 	defer sendBuffers.Put(bp)
 	s.mu.Lock()
@@ -141,9 +156,10 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 		t.resolve(nil, nil, err)
 		return
 	}
-	s.nextID++
-	c.ID = s.nextID
-	s.pending[c.ID] = t
+	if watch && !perTask {
+		t.setGroup(s.groupLocked(ctx))
+	}
+	c.ID = s.pending.add(t)
 	s.mu.Unlock()
 	data, err := bus.AppendCall((*bp)[:0], &c, arg)
 	if err == nil {
@@ -152,21 +168,82 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 	}
 	if err != nil {
 		s.mu.Lock()
-		delete(s.pending, c.ID)
+		s.takeLocked(c.ID)
 		s.mu.Unlock()
 		t.resolve(nil, nil, fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err))
 		return
 	}
 	t.sent(s, c.ID)
+	if perTask {
+		t.watch(ctx)
+	}
+}
+
+// groupLocked returns the group watching ctx, counting one more task in
+// it; s.mu held.
+func (s *Slave) groupLocked(ctx context.Context) *ctxGroup {
+	g := s.groups[ctx]
+	if g == nil {
+		if s.groups == nil {
+			s.groups = make(map[context.Context]*ctxGroup)
+		}
+		g = &ctxGroup{ctx: ctx}
+		s.groups[ctx] = g
+		g.stop = context.AfterFunc(ctx, func() { s.abortGroup(g) })
+	}
+	g.n++
+	return g
+}
+
+// takeLocked removes call id from the pending set and from its context
+// group; s.mu held.
+func (s *Slave) takeLocked(id uint64) pendingCall {
+	p := s.pending.take(id)
+	if p != nil {
+		s.leaveGroupLocked(p)
+	}
+	return p
+}
+
+func (s *Slave) leaveGroupLocked(p pendingCall) {
+	g := p.group()
+	if g == nil || g.n == 0 {
+		return
+	}
+	g.n--
+	if g.n == 0 {
+		delete(s.groups, g.ctx)
+		g.stop()
+	}
+}
+
+// abortGroup aborts every pending call sent under g's context, which has
+// ended.
+func (s *Slave) abortGroup(g *ctxGroup) {
+	var victims []pendingCall
+	s.mu.Lock()
+	for _, p := range s.pending.slots {
+		if p != nil && p.group() == g {
+			victims = append(victims, p)
+		}
+	}
+	for _, p := range s.pending.overflow {
+		if p.group() == g {
+			victims = append(victims, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range victims {
+		p.abort(g.ctx.Err())
+	}
 }
 
 // cancelCall forgets call id and asks the worker to cancel its context.
 func (s *Slave) cancelCall(id uint64) {
 	s.mu.Lock()
-	_, ok := s.pending[id]
-	delete(s.pending, id)
+	p := s.takeLocked(id)
 	s.mu.Unlock()
-	if ok {
+	if p != nil {
 		s.control(bus.KindCancel, id)
 	}
 }
@@ -201,8 +278,10 @@ func (s *Slave) reap() {
 		s.lost = fmt.Errorf("%w: worker %s (pid %d) exited: %s", bus.ErrWorkerLost, s.id, s.cmd.Process.Pid, s.cmd.ProcessState)
 	}
 	s.state = slaveGone
-	pending := s.pending
-	s.pending = nil
+	pending := s.pending.drain()
+	for _, p := range pending {
+		s.leaveGroupLocked(p)
+	}
 	err := s.lost
 	s.mu.Unlock()
 	close(s.exited)

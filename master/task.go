@@ -31,6 +31,7 @@ type Task[T any] struct {
 	cancel   func()      // cancels local work; nil once finished
 	remote   *Slave      // the worker a remote task was sent to
 	callID   uint64      // the remote call's id
+	watching *ctxGroup   // the caller's context a remote task watches; its slave's mu guards it
 	stop     func() bool // stops the watch on the caller's context
 	unread   *unreadError
 	decoded  sync.Once
@@ -158,11 +159,8 @@ func (t *Task[T]) sent(s *Slave, id uint64) {
 	}
 }
 
-// watch finishes the task when ctx ends.
+// watch finishes the task when ctx ends, with a watch of its own.
 func (t *Task[T]) watch(ctx context.Context) {
-	if ctx.Done() == nil {
-		return
-	}
 	stop := context.AfterFunc(ctx, func() { t.abort(ctx.Err()) })
 	t.mu.Lock()
 	if !t.finished {
@@ -173,6 +171,9 @@ func (t *Task[T]) watch(ctx context.Context) {
 	t.mu.Unlock()
 	stop()
 }
+
+func (t *Task[T]) group() *ctxGroup     { return t.watching }
+func (t *Task[T]) setGroup(g *ctxGroup) { t.watching = g }
 
 // finish records the outcome; only the first call counts. It reports
 // whether this call was the first.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -63,13 +64,11 @@ type Worker struct {
 	nc    *nats.Conn
 	svc   micro.Service
 
-	ctx    context.Context // ends when the worker stops: cancels every call
-	cancel context.CancelFunc
-
 	mu      sync.Mutex
 	masters map[string]*queue
-	calls   map[callKey]*call
+	threads map[callKey]*call // running concurrent calls
 	closing bool
+	aborted atomic.Bool    // calls not started yet are cancelled
 	tasks   sync.WaitGroup // running calls and queue drainers
 
 	stopping  chan struct{} // closed when the owner asked to close
@@ -95,9 +94,16 @@ type call struct {
 }
 
 // queue holds one master's blocking calls, run one after the other.
+//
+// Blocking calls are not kept in a map by id: at a hundred thousand calls
+// in flight, hashing each one in and out was a sixth of the worker's CPU.
+// A cancel finds its call as the queue's current one, or is noted in
+// cancelled for when the call comes out of the queue.
 type queue struct {
-	items   []*call
-	running bool
+	items     []*call
+	running   bool
+	current   *call           // the call running now, if any
+	cancelled map[uint64]bool // ids cancelled while queued; cleared when the queue empties
 }
 
 // Serve starts a worker on nc and returns once it is subscribed. The
@@ -116,11 +122,10 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	if o.id == "" {
 		o.id = bus.NewID("w")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	w := &Worker{
-		id: o.id, owner: o.owner, nc: nc, ctx: ctx, cancel: cancel,
+		id: o.id, owner: o.owner, nc: nc,
 		masters:  make(map[string]*queue),
-		calls:    make(map[callKey]*call),
+		threads:  make(map[callKey]*call),
 		stopping: make(chan struct{}),
 	}
 	svc, err := micro.AddService(nc, micro.Config{
@@ -135,7 +140,6 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		QueueGroupDisabled: true,
 	})
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("worker %s: micro service: %w", o.id, err)
 	}
 	w.svc = svc
@@ -149,7 +153,6 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	}
 	if err != nil {
 		svc.Stop()
-		cancel()
 		return nil, fmt.Errorf("worker %s: subscribe: %w", o.id, err)
 	}
 	return w, nil
@@ -174,11 +177,7 @@ func (w *Worker) handle(req micro.Request) {
 	key := callKey{c.Master, c.ID}
 	switch c.Kind {
 	case bus.KindCancel:
-		w.mu.Lock()
-		if cl := w.calls[key]; cl != nil {
-			cl.cancel()
-		}
-		w.mu.Unlock()
+		w.cancelCall(key)
 		return
 	case bus.KindClose:
 		w.mu.Lock()
@@ -200,10 +199,13 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, argType: c.ArgType, arg: c.Arg, reply: reply}
+	// The context's parent is Background, not a worker-wide context: a
+	// child of a cancelable parent costs a map insert and delete in the
+	// parent on every call. Abort cancels the running calls one by one.
 	if c.Timeout > 0 {
-		cl.ctx, cl.cancel = context.WithTimeout(w.ctx, c.Timeout)
+		cl.ctx, cl.cancel = context.WithTimeout(context.Background(), c.Timeout)
 	} else {
-		cl.ctx, cl.cancel = context.WithCancel(w.ctx)
+		cl.ctx, cl.cancel = context.WithCancel(context.Background())
 	}
 	w.mu.Lock()
 	if w.closing {
@@ -212,8 +214,8 @@ func (w *Worker) handle(req micro.Request) {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
 		return
 	}
-	w.calls[key] = cl
 	if c.Kind == bus.KindThread {
+		w.threads[key] = cl
 		w.tasks.Add(1)
 		w.mu.Unlock()
 		go func() {
@@ -246,6 +248,28 @@ func (w *Worker) enqueueLocked(cl *call) (start bool) {
 	return true
 }
 
+// cancelCall cancels the context of call key, running or queued.
+func (w *Worker) cancelCall(key callKey) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cl := w.threads[key]; cl != nil {
+		cl.cancel()
+		return
+	}
+	q := w.masters[key.master]
+	if q == nil || !q.running {
+		return // finished already: nothing to cancel
+	}
+	if q.current != nil && q.current.key.id == key.id {
+		q.current.cancel()
+		return
+	}
+	if q.cancelled == nil {
+		q.cancelled = make(map[uint64]bool)
+	}
+	q.cancelled[key.id] = true
+}
+
 // drain runs one master's queued calls in order and returns when the
 // queue is empty.
 func (w *Worker) drain(master string) {
@@ -258,6 +282,7 @@ func (w *Worker) drain(master string) {
 		w.mu.Lock()
 		if len(q.items) == 0 {
 			q.running = false
+			q.cancelled = nil // what is left names calls that ran already
 			w.mu.Unlock()
 			return
 		}
@@ -267,7 +292,17 @@ func (w *Worker) drain(master string) {
 			if cl.kind == bus.KindClose {
 				w.closeMaster(master, cl)
 			} else {
+				w.mu.Lock()
+				if q.cancelled[cl.key.id] {
+					delete(q.cancelled, cl.key.id)
+					cl.cancel()
+				}
+				q.current = cl
+				w.mu.Unlock()
 				w.run(cl)
+				w.mu.Lock()
+				q.current = nil
+				w.mu.Unlock()
 			}
 			batch[i] = nil
 		}
@@ -291,12 +326,17 @@ func (w *Worker) run(cl *call) {
 		res any
 		err error
 	)
-	if err = cl.ctx.Err(); err == nil {
+	if err = cl.ctx.Err(); err == nil && w.aborted.Load() {
+		err = context.Canceled
+	}
+	if err == nil {
 		res, err = invoke(cl)
 	}
-	w.mu.Lock()
-	delete(w.calls, cl.key)
-	w.mu.Unlock()
+	if cl.kind == bus.KindThread {
+		w.mu.Lock()
+		delete(w.threads, cl.key)
+		w.mu.Unlock()
+	}
 	cl.cancel()
 	if cl.reply == "" {
 		return
@@ -356,7 +396,6 @@ func (w *Worker) Close() error {
 		if errors.Is(w.closeErr, nats.ErrConnectionClosed) {
 			w.closeErr = nil
 		}
-		w.cancel()
 		w.stopOnce.Do(func() { close(w.stopping) })
 	})
 	return w.closeErr
@@ -367,7 +406,15 @@ func (w *Worker) Close() error {
 func (w *Worker) Abort() error {
 	w.mu.Lock()
 	w.closing = true
+	w.aborted.Store(true)
+	for _, q := range w.masters {
+		if q.current != nil {
+			q.current.cancel()
+		}
+	}
+	for _, cl := range w.threads {
+		cl.cancel()
+	}
 	w.mu.Unlock()
-	w.cancel()
 	return w.Close()
 }
