@@ -92,7 +92,10 @@ func AppendCall(dst []byte, c *Call, arg any) ([]byte, error) {
 	return AppendValue(dst, arg)
 }
 
-// DecodeCall reads a call envelope. c.Arg aliases data. Errors wrap
+// DecodeCall reads a call envelope. c.Arg aliases data. A string field
+// of c that already holds the value in data is kept, not allocated again:
+// a receiver that decodes into the same Call each time allocates no
+// strings for a stream of calls from one master to one function. Errors wrap
 // [ErrProtocolVersion] or [ErrBadPayload].
 func DecodeCall(data []byte, c *Call) error {
 	r := reader{b: data}
@@ -101,11 +104,11 @@ func DecodeCall(data []byte, c *Call) error {
 	}
 	k := r.uint()
 	c.Kind = Kind(k)
-	c.Master = r.str()
+	c.Master = r.str(c.Master)
 	c.ID = r.uint()
-	c.Function = r.str()
+	c.Function = r.str(c.Function)
 	t := r.uint()
-	c.ArgType = r.str()
+	c.ArgType = r.str(c.ArgType)
 	if r.err != nil {
 		return fmt.Errorf("%w: call envelope: %v", ErrBadPayload, r.err)
 	}
@@ -289,7 +292,9 @@ func (r *reader) uint() uint64 {
 	return v
 }
 
-func (r *reader) str() string {
+// str reads a string; it returns prev when the bytes spell it, so as not
+// to allocate.
+func (r *reader) str(prev string) string {
 	if r.err != nil {
 		return ""
 	}
@@ -316,7 +321,10 @@ func (r *reader) str() string {
 		r.err = errShort
 		return ""
 	}
-	s := string(r.b[hdr : hdr+n])
+	b := r.b[hdr : hdr+n]
 	r.b = r.b[hdr+n:]
-	return s
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
 }

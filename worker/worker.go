@@ -64,6 +64,8 @@ type Worker struct {
 	nc    *nats.Conn
 	svc   micro.Service
 
+	scratch bus.Call // the envelope handle decodes into, for its strings
+
 	mu      sync.Mutex
 	masters map[string]*queue
 	threads map[callKey]*call // running concurrent calls
@@ -89,9 +91,11 @@ type call struct {
 	argType string
 	arg     []byte
 	reply   string
-	ctx     context.Context
-	cancel  context.CancelFunc
+	ctx     callCtx
 }
+
+// cancel ends the call's context with err.
+func (cl *call) cancel(err error) { cl.ctx.cancel(err) }
 
 // queue holds one master's blocking calls, run one after the other.
 //
@@ -169,8 +173,8 @@ func (w *Worker) Stopping() <-chan struct{} { return w.stopping }
 // and hands the call on, and never runs user code itself.
 func (w *Worker) handle(req micro.Request) {
 	reply := req.Reply()
-	var c bus.Call
-	if err := bus.DecodeCall(req.Data(), &c); err != nil {
+	c := &w.scratch // handle runs on the one subscription's goroutine
+	if err := bus.DecodeCall(req.Data(), c); err != nil {
 		w.replyError(reply, 0, "", err)
 		return
 	}
@@ -199,18 +203,16 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, argType: c.ArgType, arg: c.Arg, reply: reply}
-	// The context's parent is Background, not a worker-wide context: a
-	// child of a cancelable parent costs a map insert and delete in the
-	// parent on every call. Abort cancels the running calls one by one.
+	// The context has no worker-wide parent: a child of a cancelable
+	// parent costs a map insert and delete in the parent on every call.
+	// Abort cancels the running calls one by one.
 	if c.Timeout > 0 {
-		cl.ctx, cl.cancel = context.WithTimeout(context.Background(), c.Timeout)
-	} else {
-		cl.ctx, cl.cancel = context.WithCancel(context.Background())
+		cl.ctx.setTimeout(c.Timeout)
 	}
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
-		cl.cancel()
+		cl.cancel(context.Canceled)
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
 		return
 	}
@@ -253,7 +255,7 @@ func (w *Worker) cancelCall(key callKey) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if cl := w.threads[key]; cl != nil {
-		cl.cancel()
+		cl.cancel(context.Canceled)
 		return
 	}
 	q := w.masters[key.master]
@@ -261,7 +263,7 @@ func (w *Worker) cancelCall(key callKey) {
 		return // finished already: nothing to cancel
 	}
 	if q.current != nil && q.current.key.id == key.id {
-		q.current.cancel()
+		q.current.cancel(context.Canceled)
 		return
 	}
 	if q.cancelled == nil {
@@ -295,7 +297,7 @@ func (w *Worker) drain(master string) {
 				w.mu.Lock()
 				if q.cancelled[cl.key.id] {
 					delete(q.cancelled, cl.key.id)
-					cl.cancel()
+					cl.cancel(context.Canceled)
 				}
 				q.current = cl
 				w.mu.Unlock()
@@ -337,7 +339,7 @@ func (w *Worker) run(cl *call) {
 		delete(w.threads, cl.key)
 		w.mu.Unlock()
 	}
-	cl.cancel()
+	cl.cancel(context.Canceled)
 	if cl.reply == "" {
 		return
 	}
@@ -354,7 +356,7 @@ func invoke(cl *call) (res any, err error) {
 			err = bus.NewPanicError(r)
 		}
 	}()
-	return cl.fn.Invoke(cl.ctx, cl.arg, cl.argType)
+	return cl.fn.Invoke(&cl.ctx, cl.arg, cl.argType)
 }
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -409,11 +411,11 @@ func (w *Worker) Abort() error {
 	w.aborted.Store(true)
 	for _, q := range w.masters {
 		if q.current != nil {
-			q.current.cancel()
+			q.current.cancel(context.Canceled)
 		}
 	}
 	for _, cl := range w.threads {
-		cl.cancel()
+		cl.cancel(context.Canceled)
 	}
 	w.mu.Unlock()
 	return w.Close()
