@@ -25,7 +25,12 @@ func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 
 // Schedule submits f(arg) to ex and returns its task at once. On a worker
 // or a slave thread, scheduled tasks run in the order they were scheduled,
-// after the calls sent before them. The task is cancelled when ctx ends.
+// after the calls sent before them.
+//
+// The function's context derives from ctx. On a worker, the task fails as
+// soon as ctx ends (and the worker cancels the function's context); in
+// this process, the function's context ends with ctx, and a task that has
+// not started yet fails without running.
 func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
 	return submit(orBackground(ctx), ex, f, arg, bus.KindCall, true)
 }
@@ -33,7 +38,7 @@ func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg
 // Thread submits f(arg) to ex to run concurrently with ex's other tasks,
 // and returns its task at once: on a worker it runs in a goroutine of its
 // own, beside the worker's blocking calls; on a slave thread, in a new
-// goroutine. The task is cancelled when ctx ends.
+// goroutine. ctx works as for [Schedule].
 func Thread[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
 	return submit(orBackground(ctx), ex, f, arg, bus.KindThread, true)
 }
@@ -54,9 +59,8 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 	call := func(ctx context.Context) (R, error) { return f.Call(ctx, arg) }
 	switch ex := ex.(type) {
 	case callerExec:
-		t := newTask[R](name)
-		c, cancel := context.WithCancel(ctx)
-		runLocal(c, cancel, t, call)
+		t := newLocalTask[R](ctx, name)
+		runLocal(t, call)
 		return t
 	case goroutineExec:
 		return goLocal(ctx, name, call)

@@ -34,29 +34,29 @@ var InCaller Executor = callerExec{}
 var InGoroutine Executor = goroutineExec{}
 
 // Go runs fn in a new goroutine and returns its task at once. fn's context
-// is cancelled by [Task.Cancel] and when ctx ends; a panic in fn fails the
-// task with an error wrapping [bus.ErrPanic] that carries the stack. It
-// costs one goroutine, one context and one task.
+// derives from ctx and is also cancelled by [Task.Cancel]; a panic in fn
+// fails the task with an error wrapping [bus.ErrPanic] that carries the
+// stack. It costs one goroutine and one task: fn's context links itself
+// to ctx only if fn watches it (Done).
 func Go[T any](ctx context.Context, fn func(ctx context.Context) (T, error)) *Task[T] {
 	return goLocal(ctx, "", fn)
 }
 
 func goLocal[T any](ctx context.Context, name string, fn func(context.Context) (T, error)) *Task[T] {
-	t := newTask[T](name)
+	t := newLocalTask[T](ctx, name)
 	if fn == nil {
 		var zero T
 		t.finish(zero, nil, fmt.Errorf("%w: nil function", ErrBadCall))
 		return t
 	}
-	ctx, cancel := context.WithCancel(orBackground(ctx))
-	t.setCancel(cancel)
-	go runLocal(ctx, cancel, t, fn)
+	go runLocal(t, fn)
 	return t
 }
 
 // runLocal runs fn behind recover and finishes t with its outcome.
-func runLocal[T any](ctx context.Context, cancel context.CancelFunc, t *Task[T], fn func(context.Context) (T, error)) {
-	defer cancel()
+func runLocal[T any](t *Task[T], fn func(context.Context) (T, error)) {
+	ctx := &t.local
+	defer ctx.Cancel(context.Canceled) // unlinks from the parent
 	var (
 		val T
 		err error
@@ -156,17 +156,15 @@ func (th *SlaveThread) Close() error {
 
 // threadRun submits fn to th.
 func threadRun[T any](ctx context.Context, th *SlaveThread, name string, fn func(context.Context) (T, error)) *Task[T] {
-	t := newTask[T](name)
-	ctx, cancel := context.WithCancel(orBackground(ctx))
-	t.setCancel(cancel)
-	if !th.submit(func() { runLocal(ctx, cancel, t, fn) }) {
-		cancel()
+	t := newLocalTask[T](ctx, name)
+	if !th.submit(func() { runLocal(t, fn) }) {
 		var zero T
 		t.finish(zero, nil, fmt.Errorf("%w: slave thread is closed", bus.ErrClosed))
 	}
 	return t
 }
 
+// orBackground returns ctx, or Background for a nil ctx.
 func orBackground(ctx context.Context) context.Context {
 	if ctx == nil {
 		return context.Background()

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/lazyctx"
 )
 
 // Task is the future of one submitted function, whatever executor runs it:
@@ -28,7 +29,8 @@ type Task[T any] struct {
 	val      T
 	err      error
 	raw      []byte      // a remote result, decoded by the first Wait
-	cancel   func()      // cancels local work; nil once finished
+	local    lazyctx.Ctx // the function's context, for a local task
+	isLocal  bool
 	remote   *Slave      // the worker a remote task was sent to
 	callID   uint64      // the remote call's id
 	watching *ctxGroup   // the caller's context a remote task watches; its slave's mu guards it
@@ -46,6 +48,14 @@ type unreadError struct {
 
 func newTask[T any](name string) *Task[T] {
 	return &Task[T]{name: name, done: make(chan struct{})}
+}
+
+// newLocalTask returns a task whose function runs in this process, under
+// a context derived from parent (which may be nil).
+func newLocalTask[T any](parent context.Context, name string) *Task[T] {
+	t := &Task[T]{name: name, done: make(chan struct{}), isLocal: true}
+	t.local.Parent = parent
+	return t
 }
 
 // Done is closed when the task has finished: with a result, an error, or
@@ -116,30 +126,17 @@ func (t *Task[T]) abort(err error) {
 		t.mu.Unlock()
 		return
 	}
-	cancel, remote, id := t.cancel, t.remote, t.callID
+	remote, id := t.remote, t.callID
 	t.userStop = true
 	t.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if t.isLocal {
+		t.local.Cancel(err)
 	}
 	if remote != nil {
 		remote.cancelCall(id)
 	}
 	var zero T
 	t.finish(zero, nil, err)
-}
-
-// setCancel installs the function that cancels the task's work. If the
-// task has finished already, it runs it at once.
-func (t *Task[T]) setCancel(cancel func()) {
-	t.mu.Lock()
-	if !t.finished {
-		t.cancel = cancel
-		t.mu.Unlock()
-		return
-	}
-	t.mu.Unlock()
-	cancel()
 }
 
 // sent records that the task is call id on worker s, so that abort can
@@ -186,7 +183,7 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 	t.finished = true
 	t.val, t.raw, t.err = val, raw, err
 	stop := t.stop
-	t.cancel, t.stop, t.remote = nil, nil, nil
+	t.stop, t.remote = nil, nil
 	report := err != nil && !t.userStop
 	if report {
 		t.unread = &unreadError{name: t.name, err: err}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/lazyctx"
 )
 
 // ServiceName is the NATS micro service name every worker registers.
@@ -91,11 +92,11 @@ type call struct {
 	argType string
 	arg     []byte
 	reply   string
-	ctx     callCtx
+	ctx     lazyctx.Ctx
 }
 
 // cancel ends the call's context with err.
-func (cl *call) cancel(err error) { cl.ctx.cancel(err) }
+func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }
 
 // queue holds one master's blocking calls, run one after the other.
 //
@@ -207,7 +208,7 @@ func (w *Worker) handle(req micro.Request) {
 	// parent costs a map insert and delete in the parent on every call.
 	// Abort cancels the running calls one by one.
 	if c.Timeout > 0 {
-		cl.ctx.setTimeout(c.Timeout)
+		cl.ctx.SetTimeout(c.Timeout)
 	}
 	w.mu.Lock()
 	if w.closing {
