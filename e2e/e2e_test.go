@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -12,22 +13,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/master"
 )
 
-// Handles on the functions cmd/processional serves, declared here by name
-// as another program would: the worker binary is a different binary.
+// The functions cmd/processional serves, by their typed handles.
 var (
-	Sum    = bus.Register("sum", func(context.Context, []int) (int, error) { panic("runs on the worker") })
-	Getpid = bus.Register("getpid", func(context.Context, struct{}) (int, error) { panic("runs on the worker") })
-	Sleep  = bus.Register("sleep", func(context.Context, time.Duration) (time.Duration, error) { panic("runs on the worker") })
-	// SHA256WrongType has the wrong argument type: the worker's "sha256"
-	// takes a []byte.
-	SHA256WrongType = bus.Register("sha256", func(context.Context, map[string]int) ([]byte, error) { panic("runs on the worker") })
+	Sum    = builtin.Sum
+	Getpid = builtin.Getpid
+	Sleep  = builtin.Sleep
+	Panic  = builtin.Panic
 	// NotOnWorker is registered here only.
 	NotOnWorker = bus.Register("e2e.not-on-worker", func(context.Context, int) (int, error) { panic("never runs") })
-	Panic       = bus.Register("panic", func(context.Context, string) (struct{}, error) { panic("runs on the worker") })
 )
 
 func newMaster(t *testing.T) *master.Master {
@@ -93,7 +91,7 @@ func TestBadCalls(t *testing.T) {
 	}{
 		{"unknown function", func() error { _, err := master.Invoke(ctx, s, NotOnWorker, 1); return err },
 			bus.ErrUnknownFunction, []string{"e2e.not-on-worker", s.ID()}},
-		{"wrong argument type", func() error { _, err := master.Invoke(ctx, s, SHA256WrongType, map[string]int{"a": 1}); return err },
+		{"wrong argument type", func() error { return rawCall(t, m, s, "sha256", map[string]int{"a": 1}) },
 			bus.ErrArgumentType, []string{"[]uint8", "map[string]int", "sha256"}},
 		{"remote panic", func() error { _, err := master.Invoke(ctx, s, Panic, "boom"); return err },
 			bus.ErrPanic, []string{"boom"}},
@@ -114,6 +112,28 @@ func TestBadCalls(t *testing.T) {
 	if n, err := master.Invoke(ctx, s, Sum, []int{2, 2}); n != 4 || err != nil {
 		t.Fatalf("after bad calls: %d, %v", n, err)
 	}
+}
+
+// rawCall sends a call envelope for function with arg, whatever its type,
+// as a master built with another signature for function would.
+func rawCall(t *testing.T, m *master.Master, s *master.Slave, function string, arg any) error {
+	t.Helper()
+	data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindCall, Master: "m-raw", ID: 1, Function: function, ArgType: fmt.Sprintf("%T", arg)}, arg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := m.Conn().Request(bus.CallSubject(s.ID()), data, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, remote, err := bus.DecodeReply(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remote == nil {
+		t.Fatalf("%s(%T) succeeded", function, arg)
+	}
+	return remote
 }
 
 func TestUndecodablePayload(t *testing.T) {

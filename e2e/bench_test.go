@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/processional/processional/internal/bench"
+)
+
+// The benchmarks measure the same pairs as `processional bench`, each
+// against its baseline in the same run; b.N is the operations per round.
+// Each reports the pair's figure as ns/op (and tasks/s for a throughput)
+// and its ratio to the baseline (x-<baseline>).
+
+func BenchmarkGoroutineTask(b *testing.B)    { benchPair(b, "goroutine_task") }
+func BenchmarkThreadInvoke(b *testing.B)     { benchPair(b, "thread_invoke") }
+func BenchmarkInvokeRTT(b *testing.B)        { benchPair(b, "invoke_rtt") }
+func BenchmarkPipelined(b *testing.B)        { benchPair(b, "pipelined") }
+func BenchmarkSpawnFirstResult(b *testing.B) { benchPair(b, "spawn_first_result") }
+
+func benchPair(b *testing.B, name string) {
+	var pair *bench.Pair
+	for _, p := range bench.Pairs() {
+		if p.Name == name {
+			pair = p
+		}
+	}
+	if pair == nil {
+		b.Fatalf("no pair %q", name)
+	}
+	env := bench.NewEnv(binProcessional)
+	defer env.Close()
+	rows, err := pair.Run(context.Background(), env, 3, max(b.N, 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range rows {
+		switch r.Name {
+		case pair.Name:
+			if r.Unit == "tasks/s" {
+				b.ReportMetric(r.Value, "tasks/s")
+				b.ReportMetric(1e9/r.Value, "ns/op")
+			} else {
+				b.ReportMetric(r.Value, "ns/op")
+			}
+			b.ReportMetric(r.Ratio, "x-"+r.Baseline)
+		case pair.Baseline:
+		default: // a reference row
+			b.ReportMetric(r.Ratio, r.Name+"-x-"+r.Baseline)
+		}
+	}
+}
+
+// TestBenchJSONContract checks the fields and row names that other tools
+// read from `processional bench --json`.
+func TestBenchJSONContract(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns the bench")
+	}
+	out, err := exec.CommandContext(testCtx(t), binProcessional, "bench", "--json", "--rounds", "1", "--scale", "0.02").Output()
+	if err != nil {
+		t.Fatalf("processional bench --json: %v\n%s", err, out)
+	}
+	want := map[string]bool{
+		"goroutine_chan": true, "goroutine_task": true, "locked_thread_chan": true, "thread_invoke": true,
+		"nats_rtt": true, "invoke_rtt": true, "unix_rtt": true, "nats_pipelined": true, "pipelined": true,
+		"child_start": true, "spawn_first_result": true,
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var row map[string]any
+		if err := json.Unmarshal([]byte(line), &row); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if len(row) != 6 {
+			t.Errorf("row %v: want exactly name, value, unit, baseline, baseline_value, ratio", row)
+		}
+		for _, field := range []string{"name", "value", "unit", "baseline", "baseline_value", "ratio"} {
+			if _, ok := row[field]; !ok {
+				t.Errorf("row %v lacks %q", row, field)
+			}
+		}
+		name, _ := row["name"].(string)
+		if !want[name] {
+			t.Errorf("unexpected row %q", name)
+		}
+		delete(want, name)
+		if v, _ := row["value"].(float64); v <= 0 {
+			t.Errorf("row %q: value %v", name, row["value"])
+		}
+		if r, _ := row["ratio"].(float64); r <= 0 {
+			t.Errorf("row %q: ratio %v", name, row["ratio"])
+		}
+	}
+	for name := range want {
+		t.Errorf("row %q missing", name)
+	}
+}
