@@ -39,6 +39,10 @@ type Pair struct {
 	Unit string
 	// N is the number of operations in one round.
 	N int
+	// Chunks splits a round into that many alternations of the sides
+	// (N/Chunks operations each), so that a burst of noise on this shared
+	// machine falls on every side alike; 0 means 1.
+	Chunks int
 	// Extra lists reference rows measured with the pair, ratio to the
 	// baseline (unix_rtt beside invoke_rtt).
 	Extra []string
@@ -134,7 +138,8 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 }
 
 // Run measures one pair: rounds alternating between its baseline, itself
-// and its extras, n operations each, and returns the median of each.
+// and its extras, n operations each (in Chunks alternations), and returns
+// the median round of each.
 func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 	if p.setup != nil {
 		if err := p.setup(ctx, e); err != nil {
@@ -149,13 +154,21 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 			return nil, err
 		}
 	}
+	chunks := min(max(p.Chunks, 1), n)
+	per := n / chunks
 	for range rounds {
-		for i, side := range sides {
-			d, err := side(ctx, e, n)
-			if err != nil {
-				return nil, err
+		total := make([]time.Duration, len(sides))
+		for range chunks {
+			for i, side := range sides {
+				d, err := side(ctx, e, per)
+				if err != nil {
+					return nil, err
+				}
+				total[i] += d
 			}
-			samples[i] = append(samples[i], p.value(d, n))
+		}
+		for i, d := range total {
+			samples[i] = append(samples[i], p.value(d, per*chunks))
 		}
 	}
 	base := median(samples[0])

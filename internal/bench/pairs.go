@@ -145,7 +145,7 @@ func (e *Env) startEcho(ctx context.Context, subject string) (*child, time.Durat
 
 func goroutinePair() *Pair {
 	return &Pair{
-		Name: "goroutine_task", Baseline: "goroutine_chan", Unit: "ns/op", N: 50_000,
+		Name: "goroutine_task", Baseline: "goroutine_chan", Unit: "ns/op", N: 50_000, Chunks: 10,
 		base: func(_ context.Context, _ *Env, n int) (time.Duration, error) {
 			start := time.Now()
 			for i := range n {
@@ -169,7 +169,7 @@ func goroutinePair() *Pair {
 
 func threadPair() *Pair {
 	return &Pair{
-		Name: "thread_invoke", Baseline: "locked_thread_chan", Unit: "ns/op", N: 20_000,
+		Name: "thread_invoke", Baseline: "locked_thread_chan", Unit: "ns/op", N: 20_000, Chunks: 10,
 		base: func(_ context.Context, _ *Env, n int) (time.Duration, error) {
 			in, out := make(chan int), make(chan int)
 			go func() {
@@ -203,7 +203,7 @@ func threadPair() *Pair {
 
 func rttPair() *Pair {
 	return &Pair{
-		Name: "invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Extra: []string{"unix_rtt"},
+		Name: "invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Chunks: 20, Extra: []string{"unix_rtt"},
 		setup: func(ctx context.Context, e *Env) error {
 			if err := e.worker(ctx); err != nil {
 				return err
@@ -339,7 +339,7 @@ func pipelinedPair() *Pair {
 
 func spawnPair() *Pair {
 	return &Pair{
-		Name: "spawn_first_result", Baseline: "child_start", Unit: "ns/op", N: 3,
+		Name: "spawn_first_result", Baseline: "child_start", Unit: "ns/op", N: 3, Chunks: 3,
 		base: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			var total time.Duration
 			for range n {
