@@ -94,10 +94,25 @@ type PanicError struct {
 	Stack string
 }
 
-// NewPanicError wraps a value returned by recover with the current stack.
-// Call it from the deferred function that recovered.
+// NewPanicError wraps a value returned by recover with the current stack,
+// from the frame that panicked down. Call it from the deferred function
+// that recovered.
 func NewPanicError(v any) *PanicError {
-	return &PanicError{Value: v, Stack: string(debug.Stack())}
+	return &PanicError{Value: v, Stack: trimPanicStack(string(debug.Stack()))}
+}
+
+// trimPanicStack drops the frames of the recovery (debug.Stack, the
+// deferred function, runtime's panic) from a stack taken in a deferred
+// recover, keeping the goroutine header and the frames from the panic
+// site down.
+func trimPanicStack(stack string) string {
+	lines := strings.Split(stack, "\n")
+	for i := 1; i+1 < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "panic(") {
+			return strings.Join(append(lines[:1:1], lines[i+2:]...), "\n")
+		}
+	}
+	return stack
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
@@ -159,7 +174,7 @@ func (e *RemoteError) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Message)
-	if e.Type != "" && !strings.HasPrefix(e.Type, "*errors.") && !strings.HasPrefix(e.Type, "*fmt.") {
+	if e.Type != "" && !strings.HasPrefix(e.Type, "*errors.") && !strings.HasPrefix(e.Type, "*fmt.") && e.Type != "*bus.PanicError" {
 		b.WriteString(" (")
 		b.WriteString(e.Type)
 		b.WriteString(")")

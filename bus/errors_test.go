@@ -182,7 +182,7 @@ func TestRemoteErrorError(t *testing.T) {
 		{"errors type hidden", bus.RemoteError{Type: "*errors.errorString", Message: "boom", Worker: "w-1", Function: "f"}, "worker w-1: f: boom"},
 		{"fmt type hidden", bus.RemoteError{Type: "*fmt.wrapError", Message: "x: boom", Worker: "w-1", Function: "f"}, "worker w-1: f: x: boom"},
 		{"other type shown", bus.RemoteError{Type: "*os.PathError", Message: "open x: no such file", Worker: "w-1", Function: "f"}, "worker w-1: f: open x: no such file (*os.PathError)"},
-		{"no function", bus.RemoteError{Type: "*bus.PanicError", Message: "panic: x", Worker: "w-1"}, "worker w-1: panic: x (*bus.PanicError)"},
+		{"no function", bus.RemoteError{Type: "*bus.PanicError", Message: "panic: x", Worker: "w-1"}, "worker w-1: panic: x"},
 		{"no type", bus.RemoteError{Message: "m", Worker: "w"}, "worker w: m"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -308,3 +308,23 @@ func TestRegisterErrorReturnsItsArgument(t *testing.T) {
 		t.Errorf("sentinels %q lack %q", re.Sentinels, name)
 	}
 }
+
+func TestPanicStackStartsAtThePanic(t *testing.T) {
+	var pe *bus.PanicError
+	func() {
+		defer func() { pe = bus.NewPanicError(recover()) }()
+		panicHere()
+	}()
+	lines := strings.Split(pe.Stack, "\n")
+	if !strings.HasPrefix(lines[0], "goroutine ") {
+		t.Fatalf("stack starts with %q, want the goroutine header", lines[0])
+	}
+	if !strings.Contains(lines[1], "panicHere") {
+		t.Fatalf("first frame %q, want the function that panicked:\n%s", lines[1], pe.Stack)
+	}
+	if strings.Contains(pe.Stack, "runtime/debug.Stack") || strings.Contains(pe.Stack, "NewPanicError") {
+		t.Fatalf("the recovery's own frames are left in:\n%s", pe.Stack)
+	}
+}
+
+func panicHere() { panic("here") }

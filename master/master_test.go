@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/worker"
 )
@@ -50,6 +52,18 @@ var (
 	})
 	Exit = bus.Register("test.exit", func(ctx context.Context, code int) (int, error) {
 		os.Exit(code)
+		return 0, nil
+	})
+	Grandchild = bus.Register("test.grandchild", func(ctx context.Context, _ struct{}) (int, error) {
+		cmd := exec.Command("sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	})
+	Print = bus.Register("test.print", func(ctx context.Context, line string) (int, error) {
+		fmt.Println(line)
+		fmt.Fprint(os.Stderr, "a last line with no newline")
 		return 0, nil
 	})
 	Deadline = bus.Register("test.deadline", func(ctx context.Context, _ struct{}) (time.Duration, error) {
@@ -256,4 +270,175 @@ func TestScheduleContextEnds(t *testing.T) {
 	if _, err := blocker.Wait(bg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// gone reports whether pid no longer runs (a zombie counts as gone),
+// waiting up to d for it.
+func gone(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(stat), ") Z ") {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTerminateKillsTheProcessGroup(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	pid, err := master.Invoke(ctx, s, Grandchild, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	pending := master.Schedule(ctx, s, Sleep, time.Hour)
+	if err := s.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pending.Wait(ctx); !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), "terminated") {
+		t.Fatalf("pending call: %v, want ErrWorkerLost saying the worker was terminated", err)
+	}
+	if !gone(s.PID(), 5*time.Second) || !gone(pid, 5*time.Second) {
+		t.Fatalf("worker %d or its child %d outlived Terminate", s.PID(), pid)
+	}
+	s.Terminate() // idempotent
+	s.Close()
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestWorkerOutputIsPrefixed(t *testing.T) {
+	m := newMaster(t)
+	var stdout, stderr lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := m.Spawn(ctx, master.WithID("printer"), master.WithOutput(&stdout, &stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := master.Invoke(ctx, s, Print, "hello from the worker"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if got := stdout.String(); !strings.Contains(got, "[printer] hello from the worker\n") {
+		t.Errorf("stdout = %q, want the line prefixed with the worker id", got)
+	}
+	if got := stderr.String(); !strings.Contains(got, "[printer] a last line with no newline\n") {
+		t.Errorf("stderr = %q, want the unterminated last line, prefixed", got)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	m := newMaster(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		opt  master.SpawnOption
+	}{
+		{"empty binary", master.WithBinary("")},
+		{"bad id", master.WithID("has.a.dot")},
+		{"empty id", master.WithID("")},
+		{"zero start timeout", master.WithStartTimeout(0)},
+		{"env entry without =", master.WithEnv("NOEQUALS")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := m.Spawn(ctx, tc.opt); !errors.Is(err, master.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+		})
+	}
+	if _, err := master.New(ctx, master.WithNATS("", "")); !errors.Is(err, master.ErrConfig) {
+		t.Fatalf("WithNATS(\"\"): err = %v, want ErrConfig", err)
+	}
+	if _, err := m.Spawn(ctx, master.WithBinary("/nonexistent/worker")); !errors.Is(err, master.ErrSpawn) {
+		t.Fatalf("missing binary: err = %v, want ErrSpawn", err)
+	}
+}
+
+func TestExternalServerAndClosedMaster(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx := context.Background()
+	m, err := master.New(ctx, master.WithNATS(srv.URL(), srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := master.Invoke(ctx, s, Sum, []int{20, 22}); n != 42 || err != nil {
+		t.Fatalf("through an external server: %d, %v", n, err)
+	}
+	// Closing the master closes its slaves; both are then refused.
+	m.Close()
+	if !gone(s.PID(), 5*time.Second) {
+		t.Fatalf("worker %d outlived its master's Close", s.PID())
+	}
+	if _, err := master.Invoke(ctx, s, Sum, nil); !errors.Is(err, bus.ErrClosed) {
+		t.Fatalf("call after the master closed: %v, want ErrClosed", err)
+	}
+	if _, err := m.Spawn(ctx); !errors.Is(err, bus.ErrClosed) {
+		t.Fatalf("Spawn on a closed master: %v, want ErrClosed", err)
+	}
+	m.Close() // idempotent
+	if _, err := master.New(ctx, master.WithNATS(srv.URL(), "wrong-token")); !errors.Is(err, master.ErrConfig) {
+		t.Fatalf("wrong token: %v, want ErrConfig", err)
+	}
+}
+
+func TestSharedMaster(t *testing.T) {
+	ctx := context.Background()
+	a, err := master.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := master.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both share the process's master, so calls to both go through one
+	// server; the server stops with the last slave (goleak checks).
+	for _, s := range []*master.Slave{a, b} {
+		if n, err := master.Invoke(ctx, s, Sum, []int{1, 1}); n != 2 || err != nil {
+			t.Fatalf("%v: %d, %v", s, n, err)
+		}
+	}
+	a.Close()
+	if n, err := master.Invoke(ctx, b, Sum, []int{2, 2}); n != 4 || err != nil {
+		t.Fatalf("after the first slave closed: %d, %v", n, err)
+	}
+	b.Close()
+	c, err := master.Spawn(ctx) // a new shared master starts
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
