@@ -186,7 +186,7 @@ func TestCallErrors(t *testing.T) {
 						t.Errorf("type %q, want %q", re.Type, tc.typ)
 					}
 					if tc.wantStack {
-						for _, s := range []string{"goroutine", "panic", "worker_test.panicker"} {
+						for _, s := range []string{"goroutine", "worker_test.panicker"} {
 							if tc.function == "worker_test.panicError" && s == "worker_test.panicker" {
 								continue
 							}
