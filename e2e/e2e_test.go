@@ -15,6 +15,7 @@ import (
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/master"
 )
 
@@ -46,7 +47,7 @@ func spawn(t *testing.T, m *master.Master, opts ...master.SpawnOption) *master.S
 	}
 	t.Cleanup(func() {
 		s.Terminate()
-		if !gone(s.PID(), 5*time.Second) {
+		if !proctest.Gone(s.PID(), 5*time.Second) {
 			t.Errorf("worker pid %d outlived its test", s.PID())
 		}
 	})
@@ -209,7 +210,7 @@ func TestForgetfulWorker(t *testing.T) {
 	}
 	// The processes are gone: TestMain checks that no binary of ours
 	// outlives the tests, and here that none did by now.
-	if left := processesOf(binForgetful); len(left) > 0 {
+	if left := proctest.Under(binForgetful); len(left) > 0 {
 		t.Fatalf("forgetful processes left: %v", left)
 	}
 }
@@ -223,7 +224,7 @@ func TestProtocolMismatch(t *testing.T) {
 	if !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), strconv.Itoa(bus.ProtocolVersion)) {
 		t.Fatalf("err = %q, want both versions named", err)
 	}
-	if left := processesOf(binMismatch); len(left) > 0 {
+	if left := proctest.Under(binMismatch); len(left) > 0 {
 		t.Fatalf("processes left: %v", left)
 	}
 }
@@ -239,7 +240,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	if n, err := queued.Wait(ctx); n != 5 || err != nil {
 		t.Fatalf("call queued before Close: %d, %v", n, err)
 	}
-	if !gone(s.PID(), time.Second) {
+	if !proctest.Gone(s.PID(), time.Second) {
 		t.Fatalf("worker %d still runs after Close", s.PID())
 	}
 }
@@ -263,7 +264,7 @@ func TestMasterKilledTakesWorkerAlong(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gone(pid, 0) {
+	if proctest.Gone(pid, 0) {
 		t.Fatalf("worker %d not running before the kill", pid)
 	}
 	// Only the master: the worker has a process group of its own.
@@ -271,7 +272,7 @@ func TestMasterKilledTakesWorkerAlong(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if !gone(pid, 5*time.Second) {
+	if !proctest.Gone(pid, 5*time.Second) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		t.Fatalf("worker %d outlived its master by 5s", pid)
 	}

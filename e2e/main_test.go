@@ -6,14 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/worker"
 )
 
@@ -67,52 +66,12 @@ func TestMain(m *testing.M) {
 		}
 	}
 	if code == 0 {
-		if left := processesOf(dir); len(left) > 0 {
+		if left := proctest.Under(dir); len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "e2e: processes outlived the tests: %v\n", left)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// processesOf lists the pids of live processes whose executable is under
-// dir.
-func processesOf(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || !strings.HasPrefix(exe, dir) {
-			continue
-		}
-		if state, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(state), ") Z ") {
-			continue // a zombie is gone but for its parent's reaping
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
-// gone reports whether pid no longer runs, waiting up to d for it.
-func gone(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		err := syscall.Kill(pid, 0)
-		if err == syscall.ESRCH {
-			return true
-		}
-		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(stat), ") Z ") {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // testCtx is a context that ends with the test, or after a minute.

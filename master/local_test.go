@@ -177,7 +177,7 @@ func TestInCallerAndInGoroutine(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the cleanup goroutine's writes.
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

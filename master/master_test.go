@@ -16,6 +16,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/worker"
 )
@@ -272,24 +273,6 @@ func TestScheduleContextEnds(t *testing.T) {
 	}
 }
 
-// gone reports whether pid no longer runs (a zombie counts as gone),
-// waiting up to d for it.
-func gone(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			return true
-		}
-		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(stat), ") Z ") {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestTerminateKillsTheProcessGroup(t *testing.T) {
 	m := newMaster(t)
 	s := spawn(t, m)
@@ -306,34 +289,16 @@ func TestTerminateKillsTheProcessGroup(t *testing.T) {
 	if _, err := pending.Wait(ctx); !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), "terminated") {
 		t.Fatalf("pending call: %v, want ErrWorkerLost saying the worker was terminated", err)
 	}
-	if !gone(s.PID(), 5*time.Second) || !gone(pid, 5*time.Second) {
+	if !proctest.Gone(s.PID(), 5*time.Second) || !proctest.Gone(pid, 5*time.Second) {
 		t.Fatalf("worker %d or its child %d outlived Terminate", s.PID(), pid)
 	}
 	s.Terminate() // idempotent
 	s.Close()
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestWorkerOutputIsPrefixed(t *testing.T) {
 	m := newMaster(t)
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := m.Spawn(ctx, master.WithID("printer"), master.WithOutput(&stdout, &stderr))
@@ -399,7 +364,7 @@ func TestExternalServerAndClosedMaster(t *testing.T) {
 	}
 	// Closing the master closes its slaves; both are then refused.
 	m.Close()
-	if !gone(s.PID(), 5*time.Second) {
+	if !proctest.Gone(s.PID(), 5*time.Second) {
 		t.Fatalf("worker %d outlived its master's Close", s.PID())
 	}
 	if _, err := master.Invoke(ctx, s, Sum, nil); !errors.Is(err, bus.ErrClosed) {
