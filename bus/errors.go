@@ -29,6 +29,9 @@ var (
 	// ErrPanic: the function panicked; the error carries the panic value
 	// and the stack.
 	ErrPanic = RegisterError("bus.ErrPanic", errors.New("processional: panic"))
+	// ErrTooBig: a call or a reply is larger than the NATS server's max
+	// payload; the error gives the size and the limit.
+	ErrTooBig = RegisterError("bus.ErrTooBig", errors.New("processional: payload too big"))
 	// ErrClosed: the executor is closed or closing and takes no new task.
 	ErrClosed = RegisterError("bus.ErrClosed", errors.New("processional: executor closed"))
 	// ErrWorkerLost: the worker died or went away before answering.

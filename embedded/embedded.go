@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -29,7 +30,8 @@ var ErrStart = errors.New("embedded: cannot start nats-server")
 // loopback port with a fresh random token.
 type Options struct {
 	// Host is the address to listen on; empty means 127.0.0.1. Any other
-	// address is logged, as it exposes the server beyond this machine.
+	// address is logged through slog, as it exposes the server beyond
+	// this machine.
 	Host string
 	// Port is the port to listen on; 0 means a free port.
 	Port int
@@ -74,6 +76,7 @@ func Start(o Options) (*Server, error) {
 	if o.Port < -1 || o.Port > 65535 {
 		return nil, fmt.Errorf("%w: port %d out of range", ErrStart, o.Port)
 	}
+	logging := o.Logging || os.Getenv("NATS_LOGGING") != ""
 	opts := &server.Options{
 		ServerName:    "processional-embedded",
 		Host:          o.Host,
@@ -81,7 +84,7 @@ func Start(o Options) (*Server, error) {
 		Authorization: o.Token,
 		MaxPayload:    o.MaxPayload,
 		NoSigs:        true,
-		NoLog:         true,
+		NoLog:         !logging,
 		// Many calls may be pipelined: let a busy client buffer more than
 		// the default before the server calls it slow.
 		MaxPending: 256 << 20,
@@ -90,11 +93,11 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStart, err)
 	}
-	if o.Logging || os.Getenv("NATS_LOGGING") != "" {
+	if logging {
 		srv.ConfigureLogger()
 	}
 	if ip := net.ParseIP(o.Host); ip == nil || !ip.IsLoopback() {
-		srv.Warnf("processional: embedded server listens on %s, beyond loopback", o.Host)
+		slog.Warn("processional: the embedded NATS server listens beyond loopback", "host", o.Host)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(o.StartTimeout) {

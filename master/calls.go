@@ -43,15 +43,23 @@ func Thread[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 	return submit(orBackground(ctx), ex, f, arg, bus.KindThread, true)
 }
 
+// failed returns a task that failed with err.
+func failed[R any](name string, err error) *Task[R] {
+	t := newTask[R](name)
+	var zero R
+	t.finish(zero, nil, err)
+	return t
+}
+
 func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A, kind bus.Kind, watch bool) *Task[R] {
 	if f == nil {
-		t := newTask[R]("")
-		var zero R
-		t.finish(zero, nil, fmt.Errorf("%w: nil function", ErrBadCall))
-		return t
+		return failed[R]("", fmt.Errorf("%w: nil function", ErrBadCall))
 	}
 	name := f.Name()
 	if s, ok := ex.(*Slave); ok {
+		if s == nil || s.m == nil {
+			return failed[R](name, fmt.Errorf("%w: a nil or zero Slave: get one from Spawn", ErrBadCall))
+		}
 		t := newTask[R](name)
 		s.send(ctx, kind, name, f.ArgTypeName(), arg, t, watch)
 		return t
@@ -65,13 +73,13 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 	case goroutineExec:
 		return goLocal(ctx, name, call)
 	case *SlaveThread:
+		if err := ex.usable(); err != nil {
+			return failed[R](name, err)
+		}
 		if kind == bus.KindThread {
 			return goLocal(ctx, name, call)
 		}
 		return threadRun(ctx, ex, name, call)
 	}
-	t := newTask[R](name)
-	var zero R
-	t.finish(zero, nil, fmt.Errorf("%w: executor %T", ErrBadCall, ex))
-	return t
+	return failed[R](name, fmt.Errorf("%w: executor %T", ErrBadCall, ex))
 }

@@ -15,4 +15,7 @@ var (
 	ErrNoHello = errors.New("processional: worker never said hello")
 	// ErrConfig wraps every invalid option.
 	ErrConfig = errors.New("processional: invalid configuration")
+	// ErrConnect: the master cannot connect to its NATS server; the
+	// nats.go error is wrapped too.
+	ErrConnect = errors.New("processional: cannot connect to NATS")
 )

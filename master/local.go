@@ -123,6 +123,19 @@ func (th *SlaveThread) loop() {
 	}
 }
 
+// usable reports why th takes no task: nil, zero, or closed.
+func (th *SlaveThread) usable() error {
+	if th == nil || th.exited == nil {
+		return fmt.Errorf("%w: a nil or zero SlaveThread: get one from NewThread", ErrBadCall)
+	}
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if th.closed {
+		return fmt.Errorf("%w: slave thread is closed", bus.ErrClosed)
+	}
+	return nil
+}
+
 // submit queues job; it reports false when the thread is closed.
 func (th *SlaveThread) submit(job func()) bool {
 	th.mu.Lock()
@@ -141,8 +154,12 @@ func (th *SlaveThread) submit(job func()) bool {
 
 // Close stops taking tasks, waits until the queued ones have run, and lets
 // the thread exit. Tasks submitted afterwards fail with [bus.ErrClosed].
-// Close is idempotent.
+// Close is idempotent. [Thread] tasks, which run in goroutines of their
+// own, are not waited for.
 func (th *SlaveThread) Close() error {
+	if th == nil || th.exited == nil {
+		return nil
+	}
 	th.mu.Lock()
 	th.closed = true
 	th.mu.Unlock()

@@ -52,13 +52,14 @@ type Master struct {
 	url   string // for workers
 	token string
 
-	spawnJobs chan func() // run on the spawner thread
-	spawnDone chan struct{}
+	spawnJobs chan func()   // run on the spawner thread
+	spawnDone chan struct{} // closed when the spawner thread has exited
+	closing   chan struct{} // closed when Close starts: in-flight spawns give up
 
 	mu       sync.Mutex
 	slaves   map[*Slave]struct{}
+	spawning sync.WaitGroup // spawns in flight; Close waits for them
 	closed   bool
-	released func() // for the shared master: drop a reference
 }
 
 // New starts a master: with no option, an embedded nats-server on a free
@@ -76,6 +77,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		slaves:    make(map[*Slave]struct{}),
 		spawnJobs: make(chan func()),
 		spawnDone: make(chan struct{}),
+		closing:   make(chan struct{}),
 	}
 	name := "processional master " + m.id
 	if o.url == "" {
@@ -86,7 +88,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		nc, err := srv.Connect(name, o.natsOpt...)
 		if err != nil {
 			srv.Shutdown()
-			return nil, fmt.Errorf("%w: connect to the embedded server: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: to the embedded server: %w", ErrConnect, err)
 		}
 		m.srv, m.nc, m.url, m.token = srv, nc, srv.URL(), srv.Token()
 	} else {
@@ -99,7 +101,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		}
 		nc, err := nats.Connect(o.url, all...)
 		if err != nil {
-			return nil, fmt.Errorf("%w: connect to %s: %v", ErrConfig, o.url, err)
+			return nil, fmt.Errorf("%w: to %s: %w", ErrConnect, o.url, err)
 		}
 		m.nc, m.url, m.token = nc, o.url, o.token
 	}
@@ -119,11 +121,24 @@ func (m *Master) spawner() {
 	}
 }
 
-// onSpawner runs fn on the spawner thread and waits for it.
+// onSpawner runs fn on the spawner thread and waits for it. The caller
+// holds m.spawning, so the thread runs until fn is done.
 func (m *Master) onSpawner(fn func()) {
 	done := make(chan struct{})
 	m.spawnJobs <- func() { fn(); close(done) }
 	<-done
+}
+
+// startSpawn counts a spawn in flight, or reports that the master is
+// closed.
+func (m *Master) startSpawn() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("%w: master %s is closed", bus.ErrClosed, m.id)
+	}
+	m.spawning.Add(1)
+	return nil
 }
 
 // ID is the master's id, as it appears in subjects.
@@ -141,7 +156,8 @@ func (m *Master) Token() string { return m.token }
 
 // Close closes every worker the master spawned (as [Slave.Close] does:
 // their queued calls finish first), then its connection, then the
-// embedded server if it started one. It is idempotent.
+// embedded server if it started one. Spawns in flight fail with
+// [bus.ErrClosed]. It is idempotent.
 func (m *Master) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -150,6 +166,10 @@ func (m *Master) Close() error {
 		return nil
 	}
 	m.closed = true
+	close(m.closing)
+	m.mu.Unlock()
+	m.spawning.Wait()
+	m.mu.Lock()
 	slaves := make([]*Slave, 0, len(m.slaves))
 	for s := range m.slaves {
 		slaves = append(slaves, s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/processional/processional/bus"
@@ -194,8 +196,11 @@ func TestCancelAndDeadline(t *testing.T) {
 	if _, err := task.Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want Canceled", err)
 	}
-	// The worker's function saw the cancel: the next blocking call runs.
-	if n, err := master.Invoke(ctx, s, Sum, []int{2}); err != nil || n != 2 {
+	// The worker's function saw the cancel: the next blocking call runs
+	// at once, not after the hour.
+	bounded, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+	if n, err := master.Invoke(bounded, s, Sum, []int{2}); err != nil || n != 2 {
 		t.Fatalf("after cancel: %d, %v", n, err)
 	}
 
@@ -249,7 +254,9 @@ func TestScheduleContextEnds(t *testing.T) {
 		}
 	}
 	// The worker cancelled them too: the next blocking call runs at once.
-	if n, err := master.Invoke(bg, s, Sum, []int{3}); n != 3 || err != nil {
+	bounded, stop := context.WithTimeout(bg, 20*time.Second)
+	defer stop()
+	if n, err := master.Invoke(bounded, s, Sum, []int{3}); n != 3 || err != nil {
 		t.Fatalf("after the context ended: %d, %v", n, err)
 	}
 	// A context per call, each finishing normally, and one whose deadline
@@ -374,8 +381,8 @@ func TestExternalServerAndClosedMaster(t *testing.T) {
 		t.Fatalf("Spawn on a closed master: %v, want ErrClosed", err)
 	}
 	m.Close() // idempotent
-	if _, err := master.New(ctx, master.WithNATS(srv.URL(), "wrong-token")); !errors.Is(err, master.ErrConfig) {
-		t.Fatalf("wrong token: %v, want ErrConfig", err)
+	if _, err := master.New(ctx, master.WithNATS(srv.URL(), "wrong-token")); !errors.Is(err, master.ErrConnect) || !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("wrong token: %v, want ErrConnect wrapping nats.ErrAuthorization", err)
 	}
 }
 
@@ -389,8 +396,12 @@ func TestSharedMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both share the process's master, so calls to both go through one
-	// server; the server stops with the last slave (goleak checks).
+	// Both share the process's master; it stops with the last slave
+	// (goleak checks), and the next Spawn starts a new one.
+	if a.Master() != b.Master() {
+		t.Fatal("two package-level spawns got different masters")
+	}
+	first := a.Master()
 	for _, s := range []*master.Slave{a, b} {
 		if n, err := master.Invoke(ctx, s, Sum, []int{1, 1}); n != 2 || err != nil {
 			t.Fatalf("%v: %d, %v", s, n, err)
@@ -401,9 +412,141 @@ func TestSharedMaster(t *testing.T) {
 		t.Fatalf("after the first slave closed: %d, %v", n, err)
 	}
 	b.Close()
-	c, err := master.Spawn(ctx) // a new shared master starts
+	c, err := master.Spawn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+	defer c.Close()
+	if c.Master() == first {
+		t.Fatal("the shared master outlived its last slave")
+	}
+	if _, err := first.Spawn(ctx); !errors.Is(err, bus.ErrClosed) {
+		t.Fatalf("the old shared master still spawns: %v", err)
+	}
+}
+
+var Big = bus.Register("test.big", func(ctx context.Context, n int) ([]byte, error) { return make([]byte, n), nil })
+
+func TestTooBig(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := master.Invoke(ctx, s, Big, 2<<20)
+	if !errors.Is(err, bus.ErrTooBig) || !strings.Contains(err.Error(), "max payload") {
+		t.Fatalf("a 2 MiB result: %v, want ErrTooBig naming the limit", err)
+	}
+	_, err = master.Invoke(ctx, s, Len, make([]byte, 2<<20))
+	if !errors.Is(err, bus.ErrTooBig) || !strings.Contains(err.Error(), "max payload") {
+		t.Fatalf("a 2 MiB argument: %v, want ErrTooBig naming the limit", err)
+	}
+	if n, err := master.Invoke(ctx, s, Len, make([]byte, 1000)); n != 1000 || err != nil {
+		t.Fatalf("after: %d, %v", n, err)
+	}
+}
+
+var Len = bus.Register("test.len", func(ctx context.Context, b []byte) (int, error) { return len(b), nil })
+
+func TestCloseKeepsRepliesInFlight(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tasks := make([]*master.Task[int], 20000)
+	for i := range tasks {
+		tasks[i] = master.Schedule(ctx, s, Len, []byte("x"))
+	}
+	s.Close()
+	for i, task := range tasks {
+		if _, err := task.Wait(ctx); err != nil {
+			t.Fatalf("task %d of %d, sent before Close: %v", i, len(tasks), err)
+		}
+	}
+}
+
+func TestConcurrentWaits(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	task := master.Schedule(ctx, s, Sum, []int{4, 5})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if n, err := task.Wait(ctx); n != 9 || err != nil {
+				t.Errorf("Wait = %d, %v", n, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestSpawnRacesClose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range 3 {
+		m, err := master.New(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				s, err := m.Spawn(ctx)
+				if err == nil {
+					// Spawned before Close took it: Close closes it.
+					<-s.Exited()
+				}
+				errs <- err
+			}()
+		}
+		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+		m.Close()
+		for range 2 {
+			if err := <-errs; err != nil && !errors.Is(err, bus.ErrClosed) {
+				t.Fatalf("Spawn during Close: %v, want success or ErrClosed", err)
+			}
+		}
+	}
+}
+
+func TestBadExecutors(t *testing.T) {
+	var nilSlave *master.Slave
+	closed := master.NewThread()
+	closed.Close()
+	for _, tc := range []struct {
+		name string
+		ex   master.Executor
+		kind func(master.Executor) error
+		want error
+	}{
+		{"nil slave", nilSlave, invokeOn, master.ErrBadCall},
+		{"zero slave", &master.Slave{}, invokeOn, master.ErrBadCall},
+		{"zero slave thread", &master.SlaveThread{}, invokeOn, master.ErrBadCall},
+		{"nil slave thread", (*master.SlaveThread)(nil), invokeOn, master.ErrBadCall},
+		{"closed slave thread", closed, invokeOn, bus.ErrClosed},
+		{"Thread on a closed slave thread", closed, threadOn, bus.ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.kind(tc.ex); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if err := (&master.Slave{}).Close(); !errors.Is(err, master.ErrBadCall) {
+		t.Fatalf("Close of a zero Slave: %v", err)
+	}
+	if err := (&master.SlaveThread{}).Close(); err != nil {
+		t.Fatalf("Close of a zero SlaveThread: %v", err)
+	}
+}
+
+func invokeOn(ex master.Executor) error {
+	_, err := master.Invoke(context.Background(), ex, Sum, []int{1})
+	return err
+}
+
+func threadOn(ex master.Executor) error {
+	_, err := master.Thread(context.Background(), ex, Sum, []int{1}).Wait(context.Background())
+	return err
 }

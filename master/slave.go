@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
 
 	"github.com/processional/processional/bus"
 )
@@ -32,9 +34,10 @@ type Slave struct {
 	mu      sync.Mutex
 	pending pendingSet
 	groups  map[context.Context]*ctxGroup
-	nextID  uint64
 	state   slaveState
-	lost    error // why pending calls fail, once the worker is gone
+	lost    error         // why pending calls fail, once the worker is gone
+	reaped  bool          // the process is reaped: its pid may name another process now
+	settled chan struct{} // closed when onReply meets the settle marker
 
 	closeOnce sync.Once
 }
@@ -63,9 +66,10 @@ type pendingCall interface {
 // and delete in the context on every call; one per context and slave
 // costs nothing per call.
 type ctxGroup struct {
-	ctx  context.Context
-	n    int // tasks in flight under ctx
-	stop func() bool
+	ctx   context.Context
+	n     int  // tasks in flight under ctx
+	fired bool // ctx ended and its tasks were aborted: take no more
+	stop  func() bool
 }
 
 func newSlave(m *Master, id string) *Slave {
@@ -81,6 +85,9 @@ func (*Slave) executor() {}
 
 // ID is the worker's id: its subjects start with proc.<id>.
 func (s *Slave) ID() string { return s.id }
+
+// Master is the master that spawned the worker.
+func (s *Slave) Master() *Master { return s.m }
 
 // String describes the slave for messages.
 func (s *Slave) String() string { return "worker " + s.id }
@@ -112,6 +119,16 @@ func (s *Slave) unsubscribe() {
 }
 
 func (s *Slave) onReply(msg *nats.Msg) {
+	if len(msg.Data) == 0 { // the marker settle sent itself
+		s.mu.Lock()
+		ch := s.settled
+		s.settled = nil
+		s.mu.Unlock()
+		if ch != nil {
+			close(ch)
+		}
+		return
+	}
 	id, raw, remote, err := bus.DecodeReply(msg.Data)
 	if id == 0 {
 		return // not an answer to a call of ours
@@ -162,15 +179,21 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 	c.ID = s.pending.add(t)
 	s.mu.Unlock()
 	data, err := bus.AppendCall((*bp)[:0], &c, arg)
-	if err == nil {
+	if err != nil {
+		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
+	} else {
 		*bp = data
-		err = s.m.nc.PublishRequest(s.subject, s.replySubject, data)
+		if err = s.m.nc.PublishRequest(s.subject, s.replySubject, data); errors.Is(err, nats.ErrMaxPayload) {
+			err = fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
+		} else if err != nil {
+			err = fmt.Errorf("worker %s: %s: send: %w", s.id, fn, err)
+		}
 	}
 	if err != nil {
 		s.mu.Lock()
 		s.takeLocked(c.ID)
 		s.mu.Unlock()
-		t.resolve(nil, nil, fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err))
+		t.resolve(nil, nil, err)
 		return
 	}
 	t.sent(s, c.ID)
@@ -183,7 +206,7 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 // it; s.mu held.
 func (s *Slave) groupLocked(ctx context.Context) *ctxGroup {
 	g := s.groups[ctx]
-	if g == nil {
+	if g == nil { // none yet, or the last one fired: its AfterFunc is spent
 		if s.groups == nil {
 			s.groups = make(map[context.Context]*ctxGroup)
 		}
@@ -212,7 +235,9 @@ func (s *Slave) leaveGroupLocked(p pendingCall) {
 	}
 	g.n--
 	if g.n == 0 {
-		delete(s.groups, g.ctx)
+		if s.groups[g.ctx] == g {
+			delete(s.groups, g.ctx)
+		}
 		g.stop()
 	}
 }
@@ -222,6 +247,10 @@ func (s *Slave) leaveGroupLocked(p pendingCall) {
 func (s *Slave) abortGroup(g *ctxGroup) {
 	var victims []pendingCall
 	s.mu.Lock()
+	g.fired = true
+	if s.groups[g.ctx] == g {
+		delete(s.groups, g.ctx) // a task sent from now on starts a new group
+	}
 	for _, p := range s.pending.slots {
 		if p != nil && p.group() == g {
 			victims = append(victims, p)
@@ -264,11 +293,24 @@ func (s *Slave) closedErr() error {
 	return fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
 }
 
-// reap waits for the process, then fails every pending call.
+// reap waits for the process to exit, kills what is left of its process
+// group, reaps it, lets the replies it sent before exiting arrive, then
+// fails every call still pending.
 func (s *Slave) reap() {
+	pid := s.cmd.Process.Pid
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
+	s.mu.Lock()
+	// The exited process still holds its pid until reaped: the group id
+	// names no one else yet.
+	syscall.Kill(-pid, syscall.SIGKILL)
+	s.reaped = true
+	s.mu.Unlock()
 	s.cmd.Wait()
 	s.stdout.flush()
 	s.stderr.flush()
+	s.settle()
 	s.mu.Lock()
 	switch {
 	case s.lost != nil:
@@ -298,6 +340,9 @@ func (s *Slave) exitStatus() string { return s.cmd.ProcessState.String() }
 // after it fail with [bus.ErrClosed]. It blocks as long as the queued calls
 // run; see [Slave.Terminate] to stop at once. It is idempotent.
 func (s *Slave) Close() error {
+	if s == nil || s.m == nil {
+		return fmt.Errorf("%w: Close on a nil or zero Slave", ErrBadCall)
+	}
 	s.mu.Lock()
 	if s.state == slaveOpen {
 		s.state = slaveClosing
@@ -317,6 +362,9 @@ func (s *Slave) Close() error {
 // until it is reaped. Pending calls fail with [bus.ErrWorkerLost]. It is
 // idempotent.
 func (s *Slave) Terminate() error {
+	if s == nil || s.m == nil {
+		return fmt.Errorf("%w: Terminate on a nil or zero Slave", ErrBadCall)
+	}
 	s.mu.Lock()
 	if s.state != slaveGone && s.lost == nil {
 		s.lost = fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id)
@@ -332,10 +380,30 @@ func (s *Slave) Terminate() error {
 }
 
 func (s *Slave) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil && !s.reaped {
 		// The negative pid names the process group: the worker and
 		// whatever it started.
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// settle waits until onReply has handled every reply the server delivered
+// before now: a worker that closed flushed its replies before it exited,
+// and they must not be failed as lost. It sends a marker on the reply
+// subject, which arrives after them, and waits for it a bounded time.
+func (s *Slave) settle() {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.settled = ch
+	s.mu.Unlock()
+	if s.m.nc.Publish(s.replySubject, nil) != nil {
+		return // the connection is closed: nothing more will arrive
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
 	}
 }
 

@@ -127,12 +127,10 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	if o.id == "" {
 		o.id = bus.NewID("w")
 	}
-	m.mu.Lock()
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("%w: master %s is closed", bus.ErrClosed, m.id)
+	if err := m.startSpawn(); err != nil {
+		return nil, err
 	}
+	defer m.spawning.Done()
 
 	s := newSlave(m, o.id)
 	hello := make(chan *nats.Msg, 1)
@@ -179,24 +177,30 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 			fail = err
 		}
 	case <-s.exited:
-		fail = fmt.Errorf("%w: worker %s (%s) exited (%s) before saying hello: its main must call worker.Main() first thing%s",
-			ErrNoHello, o.id, o.binary, s.exitStatus(), s.lastOutput())
+		if why := s.workerComplaint(); why != "" {
+			// It did call worker.Main, which said why it could not serve.
+			fail = fmt.Errorf("%w: worker %s (%s) exited (%s) before saying hello: %s", ErrSpawn, o.id, o.binary, s.exitStatus(), why)
+		} else {
+			fail = fmt.Errorf("%w: worker %s (%s) exited (%s) before saying hello: its main must call worker.Main() first thing%s",
+				ErrNoHello, o.id, o.binary, s.exitStatus(), s.lastOutput())
+		}
 	case <-timer.C:
 		fail = fmt.Errorf("%w: worker %s (%s) said no hello within %s: its main must call worker.Main() first thing%s",
 			ErrNoHello, o.id, o.binary, o.startTimeout, s.lastOutput())
 	case <-ctx.Done():
 		fail = fmt.Errorf("%w: worker %s: %w", ErrSpawn, o.id, ctx.Err())
+	case <-m.closing:
+	}
+	select {
+	case <-m.closing:
+		fail = fmt.Errorf("%w: master %s closed during the spawn of worker %s", bus.ErrClosed, m.id, o.id)
+	default:
 	}
 	if fail != nil {
 		s.Terminate()
 		return nil, fail
 	}
 	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		s.Terminate()
-		return nil, fmt.Errorf("%w: master %s closed during spawn", bus.ErrClosed, m.id)
-	}
 	m.slaves[s] = struct{}{}
 	m.mu.Unlock()
 	return s, nil
@@ -269,6 +273,17 @@ func (p *prefixWriter) tail() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.last...)
+}
+
+// workerComplaint returns the error line worker.Main printed before
+// giving up, if any: the process did call worker.Main.
+func (s *Slave) workerComplaint() string {
+	for _, line := range s.stderr.tail() {
+		if strings.HasPrefix(line, "processional worker: ") {
+			return strings.TrimPrefix(line, "processional worker: ")
+		}
+	}
+	return ""
 }
 
 // lastOutput quotes the worker's last lines of stderr and stdout, for an

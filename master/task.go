@@ -98,14 +98,15 @@ func (t *Task[T]) Wait(ctx context.Context) (T, error) {
 // outcome returns the finished task's result, decoding a remote result
 // once.
 func (t *Task[T]) outcome() (T, error) {
-	if t.raw != nil {
-		t.decoded.Do(func() {
-			if err := bus.Unmarshal(t.raw, &t.val); err != nil {
-				t.err = fmt.Errorf("%w: %s: result does not decode into %T: %v", bus.ErrResultType, t.name, t.val, err)
-			}
-			t.raw = nil
-		})
-	}
+	t.decoded.Do(func() {
+		if t.raw == nil {
+			return
+		}
+		if err := bus.Unmarshal(t.raw, &t.val); err != nil {
+			t.err = fmt.Errorf("%w: %s: result does not decode into %T: %v", bus.ErrResultType, t.name, t.val, err)
+		}
+		t.raw = nil
+	})
 	if u := t.unread; u != nil {
 		u.read.Store(true)
 	}

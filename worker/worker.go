@@ -108,6 +108,7 @@ type queue struct {
 	items     []*call
 	running   bool
 	current   *call           // the call running now, if any
+	closed    bool            // the master closed: forget the queue once it is empty
 	cancelled map[uint64]bool // ids cancelled while queued; cleared when the queue empties
 }
 
@@ -286,6 +287,9 @@ func (w *Worker) drain(master string) {
 		if len(q.items) == 0 {
 			q.running = false
 			q.cancelled = nil // what is left names calls that ran already
+			if q.closed && w.masters[master] == q {
+				delete(w.masters, master)
+			}
 			w.mu.Unlock()
 			return
 		}
@@ -315,6 +319,9 @@ func (w *Worker) drain(master string) {
 // closeMaster handles a master's close request, once its earlier calls
 // have run.
 func (w *Worker) closeMaster(master string, cl *call) {
+	w.mu.Lock()
+	w.masters[master].closed = true // drain forgets the queue once empty
+	w.mu.Unlock()
 	if cl.reply != "" {
 		w.publishReply(cl.reply, cl.key.id, "", struct{}{})
 	}
@@ -369,7 +376,15 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any)
 		err = fmt.Errorf("result of %s: %w; return a type that can travel", function, err)
 		out = bus.AppendErrorReply((*bp)[:0], id, bus.NewRemoteError(w.id, function, err))
 	}
-	w.nc.Publish(reply, out) // a closed connection fails every pending call anyway
+	if err := w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
+		// Say so rather than leave the caller waiting for a reply that
+		// the server refused.
+		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.nc.MaxPayload())
+		out = bus.AppendErrorReply(out[:0], id, bus.NewRemoteError(w.id, function, err))
+		w.nc.Publish(reply, out)
+	}
+	// Any other failure is a closed connection: the master sees the
+	// worker gone and fails the call.
 	*bp = out
 	buffers.Put(bp)
 }

@@ -84,7 +84,10 @@ func (c *Ctx) linkLocked() {
 		return
 	}
 	p := c.Parent
-	c.parentStop = context.AfterFunc(p, func() { c.Cancel(context.Cause(p)) })
+	// p.Err, not its cause: Err of a context is Canceled or
+	// DeadlineExceeded, and context.Cause finds the parent's cause through
+	// Value.
+	c.parentStop = context.AfterFunc(p, func() { c.Cancel(p.Err()) })
 }
 
 // Err returns why the context ended, or nil.
@@ -93,8 +96,11 @@ func (c *Ctx) Err() error {
 	err := c.err
 	c.mu.Unlock()
 	if err == nil && c.Parent != nil {
-		if err = c.Parent.Err(); err != nil {
-			c.Cancel(err)
+		if perr := c.Parent.Err(); perr != nil {
+			c.Cancel(perr)
+			c.mu.Lock() // a concurrent Cancel may have ended it first
+			err = c.err
+			c.mu.Unlock()
 		}
 	}
 	return err

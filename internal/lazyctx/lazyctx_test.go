@@ -98,8 +98,16 @@ func TestParent(t *testing.T) {
 		cause := errors.New("the cause")
 		cancel(cause)
 		<-done
-		if !errors.Is(c.Err(), cause) {
-			t.Fatalf("Err = %v, want the parent's cause", c.Err())
+		if c.Err() != context.Canceled {
+			t.Fatalf("Err = %v, want context.Canceled as the contract says", c.Err())
+		}
+		if !errors.Is(context.Cause(&c), cause) {
+			t.Fatalf("Cause = %v, want the parent's cause", context.Cause(&c))
+		}
+		child, stop := context.WithCancel(&c)
+		defer stop()
+		if child.Err() != context.Canceled {
+			t.Fatalf("a derived context's Err = %v, want Canceled", child.Err())
 		}
 	})
 	t.Run("cancel unlinks from the parent", func(t *testing.T) {
