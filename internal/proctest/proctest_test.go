@@ -1,0 +1,42 @@
+package proctest_test
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/processional/processional/internal/proctest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestGoneAndUnder(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if proctest.Gone(pid, 0) {
+		t.Fatal("a running process is gone")
+	}
+	exe, _ := os.Readlink("/proc/" + itoa(pid) + "/exe")
+	if !slices.Contains(proctest.Under(exe), pid) {
+		t.Fatalf("Under(%q) lacks %d", exe, pid)
+	}
+	cmd.Process.Kill()
+	// Not reaped yet: a zombie counts as gone.
+	if !proctest.Gone(pid, 5*time.Second) {
+		t.Fatal("a killed process is not gone")
+	}
+	cmd.Wait()
+	if !proctest.Gone(pid, 0) {
+		t.Fatal("a reaped process is not gone")
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
