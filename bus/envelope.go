@@ -47,6 +47,16 @@ const (
 	// KindClose asks the worker to finish the master's queued calls, then
 	// to release it; a spawned worker then exits.
 	KindClose
+	// KindHeartbeat renews the master's lease on the worker for Timeout. It
+	// travels on [HeartbeatSubject], so that it never waits behind calls,
+	// and the worker acknowledges it on the reply subject it names.
+	KindHeartbeat
+	// KindDetach asks the worker to finish the master's queued calls and
+	// then exit on its own: the master stops heartbeating and waiting.
+	KindDetach
+	// KindPersist makes the worker outlive its master: it stops watching
+	// the master's lease and ignores its parent's death.
+	KindPersist
 	kindEnd
 )
 
@@ -60,6 +70,12 @@ func (k Kind) String() string {
 		return "cancel"
 	case KindClose:
 		return "close"
+	case KindHeartbeat:
+		return "heartbeat"
+	case KindDetach:
+		return "detach"
+	case KindPersist:
+		return "persist"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }

@@ -8,8 +8,9 @@ import (
 // Subject layout. Every subject a worker serves starts with its id, so that
 // `nats sub 'proc.<worker>.>'` shows all of one worker's traffic.
 //
-//	proc.<worker>.call        calls, cancels and close, msgpack envelopes
-//	proc.master.<master>.…    what a master serves to its workers
+//	proc.<worker>.call           calls, cancels, close, detach, persist
+//	proc.<worker>.ctl.heartbeat  heartbeats renewing masters' leases
+//	proc.master.<master>.…       what a master serves to its workers
 //
 // Calls, cancels and close travel on one subject on purpose: NATS keeps the
 // order of one publisher's messages on one subscription, so a cancel never
@@ -22,6 +23,18 @@ const (
 // CallSubject is the subject on which worker id receives calls, cancels and
 // close requests.
 func CallSubject(worker string) string { return SubjectPrefix + "." + worker + ".call" }
+
+// HeartbeatSubject is the subject on which worker id receives the
+// heartbeats that renew its masters' leases. It is apart from the call
+// subject so that a heartbeat never waits behind a backlog of calls.
+func HeartbeatSubject(worker string) string {
+	return SubjectPrefix + "." + worker + ".ctl.heartbeat"
+}
+
+// HeartbeatReplySubject is the subject on which a master receives its
+// workers' heartbeat acknowledgements, apart from its replies for the same
+// reason.
+func HeartbeatReplySubject(master string) string { return "_INBOX." + master + ".hb" }
 
 // HelloSubject is the subject on which a master waits for the hello of the
 // worker it spawned.
