@@ -79,6 +79,11 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 		w.Close()
 	case <-term:
 		w.Close()
+	case <-w.Lapsed():
+		// The master stopped heartbeating: it is gone, and so is whoever
+		// would read the results.
+		w.Abort()
+		return nil
 	case <-lost:
 		w.Abort()
 		return nil

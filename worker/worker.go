@@ -65,17 +65,24 @@ type Worker struct {
 	nc    *nats.Conn
 	svc   micro.Service
 
-	scratch bus.Call // the envelope handle decodes into, for its strings
+	scratch   bus.Call // the envelope handle decodes into, for its strings
+	hbScratch bus.Call // the same for heartbeat
 
 	mu      sync.Mutex
 	masters map[string]*queue
 	threads map[callKey]*call // running concurrent calls
+	leases  map[string]*lease // masters holding a lease, by id
 	closing bool
 	aborted atomic.Bool    // calls not started yet are cancelled
 	tasks   sync.WaitGroup // running calls and queue drainers
 
 	stopping  chan struct{} // closed when the owner asked to close
 	stopOnce  sync.Once
+	lapsed    chan struct{} // closed when the owner's lease lapsed
+	lapseOnce sync.Once
+	stats     leaseStats
+	leaseStop chan struct{} // stops watchLeases
+	leaseDone chan struct{} // closed when watchLeases has returned
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -130,9 +137,13 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	}
 	w := &Worker{
 		id: o.id, owner: o.owner, nc: nc,
-		masters:  make(map[string]*queue),
-		threads:  make(map[callKey]*call),
-		stopping: make(chan struct{}),
+		masters:   make(map[string]*queue),
+		threads:   make(map[callKey]*call),
+		leases:    make(map[string]*lease),
+		stopping:  make(chan struct{}),
+		lapsed:    make(chan struct{}),
+		leaseStop: make(chan struct{}),
+		leaseDone: make(chan struct{}),
 	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
@@ -155,12 +166,20 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		micro.WithEndpointMetadata(map[string]string{"format": "msgpack", "carries": "call, thread, cancel, close"}),
 	)
 	if err == nil {
+		err = svc.AddEndpoint("heartbeat", micro.HandlerFunc(w.heartbeat),
+			micro.WithEndpointSubject(bus.HeartbeatSubject(o.id)),
+			micro.WithEndpointPendingLimits(-1, -1),
+			micro.WithEndpointMetadata(map[string]string{"format": "msgpack", "carries": "heartbeat"}),
+		)
+	}
+	if err == nil {
 		err = nc.Flush()
 	}
 	if err != nil {
 		svc.Stop()
 		return nil, fmt.Errorf("worker %s: subscribe: %w", o.id, err)
 	}
+	go w.watchLeases(w.leaseStop, w.leaseDone)
 	return w, nil
 }
 
@@ -414,6 +433,8 @@ func (w *Worker) Close() error {
 		if errors.Is(w.closeErr, nats.ErrConnectionClosed) {
 			w.closeErr = nil
 		}
+		close(w.leaseStop)
+		<-w.leaseDone
 		w.stopOnce.Do(func() { close(w.stopping) })
 	})
 	return w.closeErr

@@ -769,12 +769,15 @@ func TestMicroService(t *testing.T) {
 	if !strings.Contains(info.Description, h.id) {
 		t.Errorf("description %q does not name the worker", info.Description)
 	}
-	if len(info.Endpoints) != 1 {
-		t.Fatalf("endpoints %+v, want one", info.Endpoints)
+	if len(info.Endpoints) != 2 {
+		t.Fatalf("endpoints %+v, want call and heartbeat", info.Endpoints)
 	}
 	ep := info.Endpoints[0]
 	if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) || ep.Metadata["format"] != "msgpack" {
 		t.Errorf("endpoint %+v, want call on %s", ep, bus.CallSubject(h.id))
+	}
+	if hb := info.Endpoints[1]; hb.Name != "heartbeat" || hb.Subject != bus.HeartbeatSubject(h.id) {
+		t.Errorf("endpoint %+v, want heartbeat on %s", hb, bus.HeartbeatSubject(h.id))
 	}
 
 	// The instance answers on its own subjects too, with its counters.
@@ -794,8 +797,8 @@ func TestMicroService(t *testing.T) {
 		if err := json.Unmarshal(msg.Data, &stats); err != nil {
 			t.Fatal(err)
 		}
-		if len(stats.Endpoints) != 1 {
-			t.Fatalf("stats of %d endpoints, want 1", len(stats.Endpoints))
+		if len(stats.Endpoints) != 2 {
+			t.Fatalf("stats of %d endpoints, want call and heartbeat", len(stats.Endpoints))
 		}
 		if ep := stats.Endpoints[0]; ep.NumRequests >= 1 {
 			if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) {

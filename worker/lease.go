@@ -1,0 +1,126 @@
+package worker
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/processional/processional/bus"
+)
+
+// leaseTick is how often the worker looks for lapsed leases: a lapse is
+// noticed at most this late.
+const leaseTick = 20 * time.Millisecond
+
+// lease is one master's hold on the worker, renewed by its heartbeats.
+type lease struct {
+	length time.Duration
+	last   time.Time
+}
+
+// leaseStats counts what the heartbeat endpoint saw.
+type leaseStats struct {
+	ignored atomic.Int64 // malformed heartbeats and messages
+	lapsed  atomic.Int64 // leases that lapsed
+}
+
+// heartbeat renews a master's lease and acknowledges it. It runs on the
+// heartbeat subscription's goroutine, apart from calls, so that a backlog
+// of calls never delays it.
+func (w *Worker) heartbeat(req micro.Request) {
+	c := &w.hbScratch // heartbeat runs on its one subscription's goroutine
+	if err := bus.DecodeCall(req.Data(), c); err != nil || c.Kind != bus.KindHeartbeat || c.Timeout <= 0 {
+		w.stats.ignored.Add(1)
+		return
+	}
+	w.mu.Lock()
+	if !w.closing {
+		l := w.leases[c.Master]
+		if l == nil {
+			l = new(lease)
+			w.leases[c.Master] = l
+		}
+		l.length, l.last = c.Timeout, time.Now()
+	}
+	w.mu.Unlock()
+	if reply := req.Reply(); reply != "" {
+		bp := buffers.Get().(*[]byte)
+		out, _ := bus.AppendReply((*bp)[:0], 0, w.id) // a string always encodes
+		w.nc.Publish(reply, out)
+		*bp = out
+		buffers.Put(bp)
+	}
+}
+
+// watchLeases drops the masters whose lease lapsed, until stop is closed.
+func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(leaseTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			w.expireLeases(now)
+		}
+	}
+}
+
+func (w *Worker) expireLeases(now time.Time) {
+	ownerGone := false
+	w.mu.Lock()
+	for master, l := range w.leases {
+		if now.Sub(l.last) <= l.length {
+			continue
+		}
+		delete(w.leases, master)
+		w.stats.lapsed.Add(1)
+		w.dropMasterLocked(master)
+		ownerGone = ownerGone || master == w.owner
+	}
+	w.mu.Unlock()
+	if ownerGone {
+		w.lapseOnce.Do(func() { close(w.lapsed) })
+	}
+}
+
+// dropMasterLocked cancels everything a master whose lease lapsed had on
+// the worker: its running call, its queued calls (they reply Canceled
+// without running) and its concurrent calls; w.mu held.
+func (w *Worker) dropMasterLocked(master string) {
+	if q := w.masters[master]; q != nil {
+		q.closed = true // its drainer forgets it once empty
+		if q.current != nil {
+			q.current.cancel(context.Canceled)
+		}
+		for _, cl := range q.items {
+			if cl.kind != bus.KindClose {
+				cl.cancel(context.Canceled)
+			}
+		}
+	}
+	for key, cl := range w.threads {
+		if key.master == master {
+			cl.cancel(context.Canceled)
+		}
+	}
+}
+
+// Lapsed is closed when the lease of the worker's owner (see [WithOwner])
+// lapsed: its master is gone. The caller then calls [Worker.Abort].
+func (w *Worker) Lapsed() <-chan struct{} { return w.lapsed }
+
+// Leases returns the masters that hold a lease on the worker, with the
+// time since their last heartbeat.
+func (w *Worker) Leases() map[string]time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]time.Duration, len(w.leases))
+	for m, l := range w.leases {
+		out[m] = time.Since(l.last)
+	}
+	return out
+}

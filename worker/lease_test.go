@@ -1,0 +1,121 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// beat sends one heartbeat from master, with a lease of length, and waits
+// for the worker's acknowledgement.
+func (h *harness) beat(t *testing.T, master string, length time.Duration) {
+	t.Helper()
+	data := encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: master, Timeout: length}, nil)
+	msg, err := h.nc.Request(bus.HeartbeatSubject(h.id), data, timeout)
+	if err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	id, raw, re, err := bus.DecodeReply(msg.Data)
+	if err != nil || re != nil || id != 0 {
+		t.Fatalf("heartbeat ack: %d, %v, %v", id, re, err)
+	}
+	var worker string
+	if err := bus.Unmarshal(raw, &worker); err != nil || worker != h.id {
+		t.Fatalf("heartbeat ack names %q, %v; want %q", worker, err, h.id)
+	}
+}
+
+func TestLeaseLapses(t *testing.T) {
+	h := start(t)
+	in := h.inbox(t)
+	const other = "m-other"
+	lease := 200 * time.Millisecond
+	h.beat(t, owner, lease)
+	h.beat(t, other, time.Hour)
+	running, g := newGate(t)
+	queued, gq := newGate(t)
+	concurrent, gc := newGate(t)
+	otherKey, gOther := newGate(t)
+	in.send(t, bus.Call{Kind: bus.KindCall, Master: owner, ID: 1, Function: "worker_test.block"}, running)
+	in.send(t, bus.Call{Kind: bus.KindCall, Master: owner, ID: 2, Function: "worker_test.block"}, queued)
+	in.send(t, bus.Call{Kind: bus.KindThread, Master: owner, ID: 3, Function: "worker_test.block"}, concurrent)
+	in.send(t, bus.Call{Kind: bus.KindCall, Master: other, ID: 4, Function: "worker_test.block"}, otherKey)
+	g.waitStarted(t)
+	gc.waitStarted(t)
+	gOther.waitStarted(t)
+	if _, ok := h.w.Leases()[owner]; !ok {
+		t.Fatalf("leases %v lack %s", h.w.Leases(), owner)
+	}
+
+	// The owner goes silent: its running, queued and concurrent calls end
+	// once its lease lapses; the other master's call goes on.
+	start := time.Now()
+	got := map[uint64]*bus.RemoteError{}
+	for range 3 {
+		r := in.next(t)
+		got[r.id] = r.re
+	}
+	lapse := time.Since(start)
+	for id := uint64(1); id <= 3; id++ {
+		if !is(got[id], context.Canceled) {
+			t.Errorf("call %d: %v, want context.Canceled", id, got[id])
+		}
+	}
+	if lapse < lease/2 || lapse > 3*lease {
+		t.Errorf("the calls ended %s after the last heartbeat, lease %s", lapse, lease)
+	}
+	if gq.hasStarted() {
+		t.Error("the queued call of a lapsed master ran")
+	}
+	if _, ok := h.w.Leases()[owner]; ok {
+		t.Error("the lapsed lease is still listed")
+	}
+	// The owner's lease lapsed: the worker says so.
+	waitClosed(t, h.w.Lapsed(), "Lapsed")
+	if len(gOther.ended) > 0 {
+		t.Fatal("the other master's call ended with the lapsed one's")
+	}
+	gOther.open()
+	if r := in.next(t); r.id != 4 || r.re != nil {
+		t.Fatalf("the other master's call: %d, %v", r.id, r.re)
+	}
+}
+
+func TestHeartbeatNeverWaitsBehindCalls(t *testing.T) {
+	h := start(t)
+	in := h.inbox(t)
+	key, g := newGate(t)
+	in.send(t, bus.Call{Kind: bus.KindCall, ID: 1, Function: "worker_test.block"}, key)
+	g.waitStarted(t)
+	for i := range 1000 {
+		in.send(t, bus.Call{Kind: bus.KindCall, ID: uint64(i + 2), Function: "worker_test.echo"}, "x")
+	}
+	begin := time.Now()
+	h.beat(t, master, time.Second)
+	if d := time.Since(begin); d > time.Second {
+		t.Fatalf("a heartbeat behind a blocked call and 1000 queued ones took %s", d)
+	}
+	g.open()
+}
+
+func TestBadHeartbeatsAreIgnored(t *testing.T) {
+	h := start(t)
+	for _, data := range [][]byte{
+		[]byte("garbage"),
+		encodeCall(t, bus.Call{Kind: bus.KindCall, Master: master}, nil),                 // not a heartbeat
+		encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: master, Timeout: 0}, nil), // no lease length
+	} {
+		if _, err := h.nc.Request(bus.HeartbeatSubject(h.id), data, 100*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
+			t.Fatalf("a bad heartbeat was answered: %v", err)
+		}
+	}
+	if len(h.w.Leases()) != 0 {
+		t.Fatalf("bad heartbeats made leases: %v", h.w.Leases())
+	}
+	h.beat(t, master, time.Hour) // the worker still serves heartbeats
+}
