@@ -92,14 +92,10 @@ func (w *Worker) expireLeases(now time.Time) {
 // without running) and its concurrent calls; w.mu held.
 func (w *Worker) dropMasterLocked(master string) {
 	if q := w.masters[master]; q != nil {
-		q.closed = true // its drainer forgets it once empty
+		q.closed = true  // its drainer forgets it once empty
+		q.dropped = true // and cancels what it takes out, queued or in hand
 		if q.current != nil {
 			q.current.cancel(context.Canceled)
-		}
-		for _, cl := range q.items {
-			if cl.kind != bus.KindClose {
-				cl.cancel(context.Canceled)
-			}
 		}
 	}
 	for key, cl := range w.threads {

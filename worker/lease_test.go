@@ -107,7 +107,7 @@ func TestBadHeartbeatsAreIgnored(t *testing.T) {
 	h := start(t)
 	for _, data := range [][]byte{
 		[]byte("garbage"),
-		encodeCall(t, bus.Call{Kind: bus.KindCall, Master: master}, nil),                 // not a heartbeat
+		encodeCall(t, bus.Call{Kind: bus.KindCall, Master: master}, nil),                  // not a heartbeat
 		encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: master, Timeout: 0}, nil), // no lease length
 	} {
 		if _, err := h.nc.Request(bus.HeartbeatSubject(h.id), data, 100*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {

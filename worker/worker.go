@@ -116,6 +116,7 @@ type queue struct {
 	running   bool
 	current   *call           // the call running now, if any
 	closed    bool            // the master closed: forget the queue once it is empty
+	dropped   bool            // the master's lease lapsed: cancel every call before it runs
 	cancelled map[uint64]bool // ids cancelled while queued; cleared when the queue empties
 }
 
@@ -319,7 +320,7 @@ func (w *Worker) drain(master string) {
 				w.closeMaster(master, cl)
 			} else {
 				w.mu.Lock()
-				if q.cancelled[cl.key.id] {
+				if q.cancelled[cl.key.id] || q.dropped {
 					delete(q.cancelled, cl.key.id)
 					cl.cancel(context.Canceled)
 				}
