@@ -18,10 +18,12 @@ import (
 type Option func(*options) error
 
 type options struct {
-	url     string
-	token   string
-	logging bool
-	natsOpt []nats.Option
+	url      string
+	token    string
+	logging  bool
+	natsOpt  []nats.Option
+	lease    time.Duration
+	interval time.Duration
 }
 
 // WithNATS connects the master to the NATS server at url instead of
@@ -56,9 +58,16 @@ type Master struct {
 	spawnDone chan struct{} // closed when the spawner thread has exited
 	closing   chan struct{} // closed when Close starts: in-flight spawns give up
 
+	lease    time.Duration // see WithLease
+	interval time.Duration
+	hbInbox  string             // where workers acknowledge heartbeats
+	hbSub    *nats.Subscription // on hbInbox
+	hbStop   chan struct{}      // stops heartbeats
+	hbDone   chan struct{}      // closed when heartbeats has returned
+
 	mu       sync.Mutex
-	slaves   map[*Slave]struct{}
-	spawning sync.WaitGroup // spawns in flight; Close waits for them
+	slaves   map[string]*Slave // by worker id
+	spawning sync.WaitGroup    // spawns in flight; Close waits for them
 	closed   bool
 }
 
@@ -66,7 +75,7 @@ type Master struct {
 // loopback port with a fresh token, and an in-process connection to it.
 // Close it when done.
 func New(ctx context.Context, opts ...Option) (*Master, error) {
-	var o options
+	o := options{lease: DefaultLease, interval: DefaultLease / 4}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -74,7 +83,11 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 	}
 	m := &Master{
 		id:        bus.NewID("m"),
-		slaves:    make(map[*Slave]struct{}),
+		lease:     o.lease,
+		interval:  o.interval,
+		hbStop:    make(chan struct{}),
+		hbDone:    make(chan struct{}),
+		slaves:    make(map[string]*Slave),
 		spawnJobs: make(chan func()),
 		spawnDone: make(chan struct{}),
 		closing:   make(chan struct{}),
@@ -105,7 +118,18 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		}
 		m.nc, m.url, m.token = nc, o.url, o.token
 	}
+	m.hbInbox = bus.HeartbeatReplySubject(m.id)
+	sub, err := m.nc.Subscribe(m.hbInbox, m.onAck)
+	if err != nil {
+		m.nc.Close()
+		if m.srv != nil {
+			m.srv.Shutdown()
+		}
+		return nil, fmt.Errorf("%w: heartbeat inbox: %w", ErrConnect, err)
+	}
+	m.hbSub = sub
 	go m.spawner()
+	go m.heartbeats(m.hbStop, m.hbDone)
 	return m, nil
 }
 
@@ -130,12 +154,15 @@ func (m *Master) onSpawner(fn func()) {
 }
 
 // startSpawn counts a spawn in flight, or reports that the master is
-// closed.
-func (m *Master) startSpawn() error {
+// closed or already has a worker of that id.
+func (m *Master) startSpawn(id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return fmt.Errorf("%w: master %s is closed", bus.ErrClosed, m.id)
+	}
+	if _, dup := m.slaves[id]; dup {
+		return fmt.Errorf("%w: master %s has a worker %s already", ErrConfig, m.id, id)
 	}
 	m.spawning.Add(1)
 	return nil
@@ -171,13 +198,15 @@ func (m *Master) Close() error {
 	m.spawning.Wait()
 	m.mu.Lock()
 	slaves := make([]*Slave, 0, len(m.slaves))
-	for s := range m.slaves {
+	for _, s := range m.slaves {
 		slaves = append(slaves, s)
 	}
 	m.mu.Unlock()
 	for _, s := range slaves {
 		s.Close()
 	}
+	close(m.hbStop)
+	<-m.hbDone
 	m.nc.Close()
 	if m.srv != nil {
 		m.srv.Shutdown()
@@ -189,7 +218,9 @@ func (m *Master) Close() error {
 
 func (m *Master) forget(s *Slave) {
 	m.mu.Lock()
-	delete(m.slaves, s)
+	if m.slaves[s.id] == s {
+		delete(m.slaves, s.id)
+	}
 	m.mu.Unlock()
 }
 

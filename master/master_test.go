@@ -550,3 +550,42 @@ func threadOn(ex master.Executor) error {
 	_, err := master.Thread(context.Background(), ex, Sum, []int{1}).Wait(context.Background())
 	return err
 }
+
+func TestHungWorkerIsLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lease := 300 * time.Millisecond
+	m, err := master.New(ctx, master.WithLease(lease, lease/6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := spawn(t, m)
+	pending := master.Schedule(ctx, s, Sleep, time.Hour)
+	concurrent := master.Thread(ctx, s, Sleep, time.Hour)
+	// A worker that hangs (here: stopped) answers no heartbeat.
+	if err := syscall.Kill(s.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, task := range []*master.Task[string]{pending, concurrent} {
+		if _, err := task.Wait(ctx); !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), "no heartbeat") {
+			t.Fatalf("err = %v, want ErrWorkerLost saying it answered no heartbeat", err)
+		}
+	}
+	if d := time.Since(start); d > 5*lease {
+		t.Fatalf("the hung worker was noticed after %s, lease %s", d, lease)
+	}
+	if !proctest.Gone(s.PID(), 5*time.Second) {
+		t.Fatalf("the hung worker %d still runs", s.PID())
+	}
+}
+
+func TestLeaseOption(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range [][2]time.Duration{{0, 0}, {time.Second, 0}, {time.Second, time.Second}, {time.Second, 2 * time.Second}, {-time.Second, time.Millisecond}} {
+		if _, err := master.New(ctx, master.WithLease(tc[0], tc[1])); !errors.Is(err, master.ErrConfig) {
+			t.Errorf("WithLease(%s, %s): %v, want ErrConfig", tc[0], tc[1], err)
+		}
+	}
+}

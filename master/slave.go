@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ type Slave struct {
 	lost    error         // why pending calls fail, once the worker is gone
 	reaped  bool          // the process is reaped: its pid may name another process now
 	settled chan struct{} // closed when onReply meets the settle marker
+
+	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
 
 	closeOnce sync.Once
 }
@@ -365,18 +368,25 @@ func (s *Slave) Terminate() error {
 	if s == nil || s.m == nil {
 		return fmt.Errorf("%w: Terminate on a nil or zero Slave", ErrBadCall)
 	}
+	s.lose(fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id))
+	<-s.exited
+	s.finish()
+	return nil
+}
+
+// lose kills the worker, giving why as the error of its pending calls
+// (unless it is gone already). It does not wait: the reaper fails the
+// pending calls once the process is gone.
+func (s *Slave) lose(why error) {
 	s.mu.Lock()
 	if s.state != slaveGone && s.lost == nil {
-		s.lost = fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id)
+		s.lost = why
 	}
 	if s.state == slaveOpen {
 		s.state = slaveClosing
 	}
 	s.mu.Unlock()
 	s.kill()
-	<-s.exited
-	s.finish()
-	return nil
 }
 
 func (s *Slave) kill() {

@@ -127,7 +127,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	if o.id == "" {
 		o.id = bus.NewID("w")
 	}
-	if err := m.startSpawn(); err != nil {
+	if err := m.startSpawn(o.id); err != nil {
 		return nil, err
 	}
 	defer m.spawning.Done()
@@ -200,8 +200,9 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		s.Terminate()
 		return nil, fail
 	}
+	s.lastAck.Store(time.Now().UnixNano()) // the hello counts as the first answer
 	m.mu.Lock()
-	m.slaves[s] = struct{}{}
+	m.slaves[s.id] = s
 	m.mu.Unlock()
 	return s, nil
 }

@@ -1,0 +1,97 @@
+package master
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// Default lease timing; see [WithLease].
+const (
+	DefaultLease = time.Second
+)
+
+// WithLease sets how long a worker keeps the master's state (its calls,
+// and for a spawned worker its life) without a heartbeat, and how often
+// the master sends one. The same length bounds how long the master waits
+// for a worker's acknowledgement before it fails the worker's calls with
+// [bus.ErrWorkerLost]. The defaults are a lease of [DefaultLease] and an
+// interval of a quarter of the lease; the interval must be shorter than
+// the lease.
+func WithLease(lease, interval time.Duration) Option {
+	return func(o *options) error {
+		if lease <= 0 || interval <= 0 || interval >= lease {
+			return fmt.Errorf("%w: lease %s with heartbeats every %s: want 0 < interval < lease", ErrConfig, lease, interval)
+		}
+		o.lease, o.interval = lease, interval
+		return nil
+	}
+}
+
+// heartbeats renews the master's lease on each of its workers every
+// interval, and fails the workers that stopped answering, until stop is
+// closed.
+func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	beat, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
+	if err != nil {
+		panic(err) // a fixed envelope always encodes
+	}
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			for _, s := range m.liveSlaves() {
+				if silent := now.Sub(time.Unix(0, s.lastAck.Load())); silent > m.lease {
+					s.lose(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))
+					continue
+				}
+				m.nc.PublishRequest(bus.HeartbeatSubject(s.id), m.hbInbox, beat)
+			}
+		}
+	}
+}
+
+// liveSlaves lists the slaves that are neither gone nor being killed.
+func (m *Master) liveSlaves() []*Slave {
+	m.mu.Lock()
+	all := make([]*Slave, 0, len(m.slaves))
+	for _, s := range m.slaves {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	out := all[:0]
+	for _, s := range all {
+		s.mu.Lock()
+		live := s.state != slaveGone && s.lost == nil
+		s.mu.Unlock()
+		if live {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// onAck records a worker's acknowledgement of a heartbeat.
+func (m *Master) onAck(msg *nats.Msg) {
+	_, raw, _, err := bus.DecodeReply(msg.Data)
+	if err != nil {
+		return
+	}
+	var id string
+	if bus.Unmarshal(raw, &id) != nil {
+		return
+	}
+	m.mu.Lock()
+	s := m.slaves[id]
+	m.mu.Unlock()
+	if s != nil {
+		s.lastAck.Store(time.Now().UnixNano())
+	}
+}
