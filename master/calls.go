@@ -56,7 +56,11 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 		return failed[R]("", fmt.Errorf("%w: nil function", ErrBadCall))
 	}
 	name := f.Name()
-	if s, ok := ex.(*Slave); ok {
+	if h, ok := ex.(*Slave); ok {
+		var s *slave
+		if h != nil {
+			s = h.slave
+		}
 		if s == nil || s.m == nil {
 			return failed[R](name, fmt.Errorf("%w: a nil or zero Slave: get one from Spawn", ErrBadCall))
 		}

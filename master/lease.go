@@ -59,9 +59,9 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 }
 
 // liveSlaves lists the slaves that are neither gone nor being killed.
-func (m *Master) liveSlaves() []*Slave {
+func (m *Master) liveSlaves() []*slave {
 	m.mu.Lock()
-	all := make([]*Slave, 0, len(m.slaves))
+	all := make([]*slave, 0, len(m.slaves))
 	for _, s := range m.slaves {
 		all = append(all, s)
 	}

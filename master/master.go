@@ -66,7 +66,7 @@ type Master struct {
 	hbDone   chan struct{}      // closed when heartbeats has returned
 
 	mu       sync.Mutex
-	slaves   map[string]*Slave // by worker id
+	slaves   map[string]*slave // by worker id
 	spawning sync.WaitGroup    // spawns in flight; Close waits for them
 	closed   bool
 }
@@ -87,7 +87,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		interval:  o.interval,
 		hbStop:    make(chan struct{}),
 		hbDone:    make(chan struct{}),
-		slaves:    make(map[string]*Slave),
+		slaves:    make(map[string]*slave),
 		spawnJobs: make(chan func()),
 		spawnDone: make(chan struct{}),
 		closing:   make(chan struct{}),
@@ -197,7 +197,7 @@ func (m *Master) Close() error {
 	m.mu.Unlock()
 	m.spawning.Wait()
 	m.mu.Lock()
-	slaves := make([]*Slave, 0, len(m.slaves))
+	slaves := make([]*slave, 0, len(m.slaves))
 	for _, s := range m.slaves {
 		slaves = append(slaves, s)
 	}
@@ -216,7 +216,7 @@ func (m *Master) Close() error {
 	return nil
 }
 
-func (m *Master) forget(s *Slave) {
+func (m *Master) forget(s *slave) {
 	m.mu.Lock()
 	if m.slaves[s.id] == s {
 		delete(m.slaves, s.id)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -587,5 +588,31 @@ func TestLeaseOption(t *testing.T) {
 		if _, err := master.New(ctx, master.WithLease(tc[0], tc[1])); !errors.Is(err, master.ErrConfig) {
 			t.Errorf("WithLease(%s, %s): %v, want ErrConfig", tc[0], tc[1], err)
 		}
+	}
+}
+
+func TestDroppedSlaveIsClosed(t *testing.T) {
+	m := newMaster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pid, done := func() (int, *master.Task[int]) {
+		s, err := m.Spawn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A task in flight when the handle is dropped still gets its
+		// result: the slave closes gracefully.
+		return s.PID(), master.Schedule(ctx, s, Sum, []int{40, 2})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !proctest.Gone(pid, 0) {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %d still runs after its handle was dropped", pid)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, err := done.Wait(ctx); n != 42 || err != nil {
+		t.Fatalf("the task sent before the drop: %d, %v", n, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,7 +21,18 @@ import (
 // Slave is a worker process the master spawned: an [Executor] whose tasks
 // travel over NATS. Blocking calls run on it in the order they were sent;
 // many may be in flight at once. Its methods are safe for concurrent use.
+//
+// A Slave that becomes unreachable without Close or Terminate is closed
+// (as by Close) once the garbage collector notices: a worker is a
+// resource, dropped with its handle.
 type Slave struct {
+	*slave
+}
+
+// slave is the worker as the master keeps it; the user's [Slave] handle
+// points to it, so that dropping the handle can close it while the master
+// and the tasks in flight still reach it.
+type slave struct {
 	m            *Master
 	id           string
 	subject      string // the worker's call subject
@@ -57,7 +69,7 @@ const (
 type pendingCall interface {
 	resolve(raw []byte, remote *bus.RemoteError, err error)
 	abort(err error)
-	sent(s *Slave, id uint64)
+	sent(s *slave, id uint64)
 	watch(ctx context.Context)
 	// group is the caller's context the task watches; s.mu guards it.
 	group() *ctxGroup
@@ -75,8 +87,20 @@ type ctxGroup struct {
 	stop  func() bool
 }
 
-func newSlave(m *Master, id string) *Slave {
-	return &Slave{
+// handle returns the user's handle on s, which closes s when it becomes
+// unreachable.
+func (s *slave) handle() *Slave {
+	h := &Slave{s}
+	runtime.AddCleanup(h, func(s *slave) {
+		// The cleanup goroutine must not block: close on another, which
+		// ends when the worker has exited.
+		go s.Close()
+	}, s)
+	return h
+}
+
+func newSlave(m *Master, id string) *slave {
+	return &slave{
 		m: m, id: id,
 		subject:      bus.CallSubject(id),
 		replySubject: bus.ReplySubject(m.id, id),
@@ -84,24 +108,24 @@ func newSlave(m *Master, id string) *Slave {
 	}
 }
 
-func (*Slave) executor() {}
+func (*slave) executor() {}
 
 // ID is the worker's id: its subjects start with proc.<id>.
-func (s *Slave) ID() string { return s.id }
+func (s *slave) ID() string { return s.id }
 
 // Master is the master that spawned the worker.
-func (s *Slave) Master() *Master { return s.m }
+func (s *slave) Master() *Master { return s.m }
 
 // String describes the slave for messages.
-func (s *Slave) String() string { return "worker " + s.id }
+func (s *slave) String() string { return "worker " + s.id }
 
 // PID is the worker's process id.
-func (s *Slave) PID() int { return s.cmd.Process.Pid }
+func (s *slave) PID() int { return s.cmd.Process.Pid }
 
 // Exited is closed once the worker's process has exited and been reaped.
-func (s *Slave) Exited() <-chan struct{} { return s.exited }
+func (s *slave) Exited() <-chan struct{} { return s.exited }
 
-func (s *Slave) subscribe() error {
+func (s *slave) subscribe() error {
 	sub, err := s.m.nc.Subscribe(s.replySubject, s.onReply)
 	if err != nil {
 		return err
@@ -115,13 +139,13 @@ func (s *Slave) subscribe() error {
 	return nil
 }
 
-func (s *Slave) unsubscribe() {
+func (s *slave) unsubscribe() {
 	if s.sub != nil {
 		s.sub.Unsubscribe()
 	}
 }
 
-func (s *Slave) onReply(msg *nats.Msg) {
+func (s *slave) onReply(msg *nats.Msg) {
 	if len(msg.Data) == 0 { // the marker settle sent itself
 		s.mu.Lock()
 		ch := s.settled
@@ -152,7 +176,7 @@ var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 
 // send publishes one call and registers t for its reply; when watch is
 // set, t is aborted when ctx ends. It fails t when the call cannot be sent.
-func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg any, t pendingCall, watch bool) {
+func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg any, t pendingCall, watch bool) {
 	c := bus.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
 	if d, ok := ctx.Deadline(); ok {
 		c.Timeout = time.Until(d)
@@ -207,7 +231,7 @@ func (s *Slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 
 // groupLocked returns the group watching ctx, counting one more task in
 // it; s.mu held.
-func (s *Slave) groupLocked(ctx context.Context) *ctxGroup {
+func (s *slave) groupLocked(ctx context.Context) *ctxGroup {
 	g := s.groups[ctx]
 	if g == nil { // none yet, or the last one fired: its AfterFunc is spent
 		if s.groups == nil {
@@ -223,7 +247,7 @@ func (s *Slave) groupLocked(ctx context.Context) *ctxGroup {
 
 // takeLocked removes call id from the pending set and from its context
 // group; s.mu held.
-func (s *Slave) takeLocked(id uint64) pendingCall {
+func (s *slave) takeLocked(id uint64) pendingCall {
 	p := s.pending.take(id)
 	if p != nil {
 		s.leaveGroupLocked(p)
@@ -231,7 +255,7 @@ func (s *Slave) takeLocked(id uint64) pendingCall {
 	return p
 }
 
-func (s *Slave) leaveGroupLocked(p pendingCall) {
+func (s *slave) leaveGroupLocked(p pendingCall) {
 	g := p.group()
 	if g == nil || g.n == 0 {
 		return
@@ -247,7 +271,7 @@ func (s *Slave) leaveGroupLocked(p pendingCall) {
 
 // abortGroup aborts every pending call sent under g's context, which has
 // ended.
-func (s *Slave) abortGroup(g *ctxGroup) {
+func (s *slave) abortGroup(g *ctxGroup) {
 	var victims []pendingCall
 	s.mu.Lock()
 	g.fired = true
@@ -271,7 +295,7 @@ func (s *Slave) abortGroup(g *ctxGroup) {
 }
 
 // cancelCall forgets call id and asks the worker to cancel its context.
-func (s *Slave) cancelCall(id uint64) {
+func (s *slave) cancelCall(id uint64) {
 	s.mu.Lock()
 	p := s.takeLocked(id)
 	s.mu.Unlock()
@@ -280,7 +304,7 @@ func (s *Slave) cancelCall(id uint64) {
 	}
 }
 
-func (s *Slave) control(kind bus.Kind, id uint64) error {
+func (s *slave) control(kind bus.Kind, id uint64) error {
 	data, err := bus.AppendCall(nil, &bus.Call{Kind: kind, Master: s.m.id, ID: id}, nil)
 	if err != nil {
 		return err
@@ -289,7 +313,7 @@ func (s *Slave) control(kind bus.Kind, id uint64) error {
 }
 
 // closedErr is the error of a call on a slave that is not open; s.mu held.
-func (s *Slave) closedErr() error {
+func (s *slave) closedErr() error {
 	if s.lost != nil {
 		return s.lost
 	}
@@ -299,7 +323,7 @@ func (s *Slave) closedErr() error {
 // reap waits for the process to exit, kills what is left of its process
 // group, reaps it, lets the replies it sent before exiting arrive, then
 // fails every call still pending.
-func (s *Slave) reap() {
+func (s *slave) reap() {
 	pid := s.cmd.Process.Pid
 	var info unix.Siginfo
 	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
@@ -336,14 +360,14 @@ func (s *Slave) reap() {
 }
 
 // exitStatus describes how the process ended; call it after exited.
-func (s *Slave) exitStatus() string { return s.cmd.ProcessState.String() }
+func (s *slave) exitStatus() string { return s.cmd.ProcessState.String() }
 
 // Close asks the worker to finish the calls it was sent and exit, and
 // waits until it has: calls sent before Close still reply, calls made
 // after it fail with [bus.ErrClosed]. It blocks as long as the queued calls
 // run; see [Slave.Terminate] to stop at once. It is idempotent.
-func (s *Slave) Close() error {
-	if s == nil || s.m == nil {
+func (s *slave) Close() error {
+	if s == nil || s.m == nil { // a nil or zero handle
 		return fmt.Errorf("%w: Close on a nil or zero Slave", ErrBadCall)
 	}
 	s.mu.Lock()
@@ -364,7 +388,7 @@ func (s *Slave) Close() error {
 // Terminate kills the worker and its process group with SIGKILL and waits
 // until it is reaped. Pending calls fail with [bus.ErrWorkerLost]. It is
 // idempotent.
-func (s *Slave) Terminate() error {
+func (s *slave) Terminate() error {
 	if s == nil || s.m == nil {
 		return fmt.Errorf("%w: Terminate on a nil or zero Slave", ErrBadCall)
 	}
@@ -377,7 +401,7 @@ func (s *Slave) Terminate() error {
 // lose kills the worker, giving why as the error of its pending calls
 // (unless it is gone already). It does not wait: the reaper fails the
 // pending calls once the process is gone.
-func (s *Slave) lose(why error) {
+func (s *slave) lose(why error) {
 	s.mu.Lock()
 	if s.state != slaveGone && s.lost == nil {
 		s.lost = why
@@ -389,7 +413,7 @@ func (s *Slave) lose(why error) {
 	s.kill()
 }
 
-func (s *Slave) kill() {
+func (s *slave) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil && s.cmd.Process != nil && !s.reaped {
@@ -403,7 +427,7 @@ func (s *Slave) kill() {
 // before now: a worker that closed flushed its replies before it exited,
 // and they must not be failed as lost. It sends a marker on the reply
 // subject, which arrives after them, and waits for it a bounded time.
-func (s *Slave) settle() {
+func (s *slave) settle() {
 	ch := make(chan struct{})
 	s.mu.Lock()
 	s.settled = ch
@@ -418,7 +442,7 @@ func (s *Slave) settle() {
 }
 
 // finish releases what the slave holds on the master, once.
-func (s *Slave) finish() {
+func (s *slave) finish() {
 	s.closeOnce.Do(func() {
 		s.unsubscribe()
 		s.m.forget(s)

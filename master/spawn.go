@@ -204,7 +204,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	m.mu.Lock()
 	m.slaves[s.id] = s
 	m.mu.Unlock()
-	return s, nil
+	return s.handle(), nil
 }
 
 // refuseNestedSpawn stops a process that was spawned as a worker but
@@ -278,7 +278,7 @@ func (p *prefixWriter) tail() []string {
 
 // workerComplaint returns the error line worker.Main printed before
 // giving up, if any: the process did call worker.Main.
-func (s *Slave) workerComplaint() string {
+func (s *slave) workerComplaint() string {
 	for _, line := range s.stderr.tail() {
 		if strings.HasPrefix(line, "processional worker: ") {
 			return strings.TrimPrefix(line, "processional worker: ")
@@ -289,7 +289,7 @@ func (s *Slave) workerComplaint() string {
 
 // lastOutput quotes the worker's last lines of stderr and stdout, for an
 // error message.
-func (s *Slave) lastOutput() string {
+func (s *slave) lastOutput() string {
 	lines := append(s.stderr.tail(), s.stdout.tail()...)
 	if len(lines) == 0 {
 		return ""

@@ -31,7 +31,7 @@ type Task[T any] struct {
 	raw      []byte      // a remote result, decoded by the first Wait
 	local    lazyctx.Ctx // the function's context, for a local task
 	isLocal  bool
-	remote   *Slave      // the worker a remote task was sent to
+	remote   *slave      // the worker a remote task was sent to
 	callID   uint64      // the remote call's id
 	watching *ctxGroup   // the caller's context a remote task watches; its slave's mu guards it
 	stop     func() bool // stops the watch on the caller's context
@@ -143,7 +143,7 @@ func (t *Task[T]) abort(err error) {
 // sent records that the task is call id on worker s, so that abort can
 // cancel it there. If the task has finished already, it cancels the call
 // at once.
-func (t *Task[T]) sent(s *Slave, id uint64) {
+func (t *Task[T]) sent(s *slave, id uint64) {
 	t.mu.Lock()
 	if !t.finished {
 		t.remote, t.callID = s, id
