@@ -20,6 +20,8 @@ func BenchmarkThreadInvoke(b *testing.B)     { benchPair(b, "thread_invoke") }
 func BenchmarkInvokeRTT(b *testing.B)        { benchPair(b, "invoke_rtt") }
 func BenchmarkPipelined(b *testing.B)        { benchPair(b, "pipelined") }
 func BenchmarkSpawnFirstResult(b *testing.B) { benchPair(b, "spawn_first_result") }
+func BenchmarkOrphanExit(b *testing.B)       { benchPair(b, "orphan_exit") }
+func BenchmarkWorkerLost(b *testing.B)       { benchPair(b, "worker_lost") }
 
 func benchPair(b *testing.B, name string) {
 	var pair *bench.Pair
@@ -40,10 +42,13 @@ func benchPair(b *testing.B, name string) {
 	for _, r := range rows {
 		switch r.Name {
 		case pair.Name:
-			if r.Unit == "tasks/s" {
+			switch r.Unit {
+			case "tasks/s":
 				b.ReportMetric(r.Value, "tasks/s")
 				b.ReportMetric(1e9/r.Value, "ns/op")
-			} else {
+			case "ms":
+				b.ReportMetric(r.Value*1e6, "ns/op")
+			default:
 				b.ReportMetric(r.Value, "ns/op")
 			}
 			b.ReportMetric(r.Ratio, "x-"+r.Baseline)
@@ -68,6 +73,7 @@ func TestBenchJSONContract(t *testing.T) {
 		"goroutine_chan": true, "goroutine_task": true, "locked_thread_chan": true, "thread_invoke": true,
 		"nats_rtt": true, "invoke_rtt": true, "unix_rtt": true, "nats_pipelined": true, "pipelined": true,
 		"child_start": true, "spawn_first_result": true,
+		"lease": true, "orphan_exit": true, "worker_lost": true,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var row map[string]any

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/master"
 )
 
 // Bare child processes for the baselines: the same binary re-executed in
@@ -21,8 +25,9 @@ const envChild = "PROCESSIONAL_BENCH_CHILD"
 
 // Child modes, and the environment each reads.
 const (
-	modeNATS = "nats" // PROCESSIONAL_BENCH_URL, _TOKEN, _SUBJECT, _READY
-	modeUnix = "unix" // PROCESSIONAL_BENCH_SOCKET
+	modeNATS   = "nats"   // PROCESSIONAL_BENCH_URL, _TOKEN, _SUBJECT, _READY
+	modeUnix   = "unix"   // PROCESSIONAL_BENCH_SOCKET
+	modeHolder = "holder" // a master that spawns a worker, prints its pid, and waits to be killed
 )
 
 // ChildMain runs a baseline child when this process was started as one,
@@ -39,6 +44,8 @@ func ChildMain() bool {
 		err = natsChild()
 	case modeUnix:
 		err = unixChild()
+	case modeHolder:
+		err = holderChild()
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -75,6 +82,24 @@ func natsChild() error {
 		return err
 	}
 	<-closed
+	return nil
+}
+
+// holderChild is a master process: it spawns a worker (this binary), sets
+// a long call running on it, prints the worker's pid, and waits to be
+// killed.
+func holderChild() error {
+	ctx := context.Background()
+	s, err := master.Spawn(ctx, master.WithOutput(os.Stderr, os.Stderr))
+	if err != nil {
+		return err
+	}
+	if _, err := master.Invoke(ctx, s, builtin.Getpid, struct{}{}); err != nil {
+		return err
+	}
+	master.Schedule(ctx, s, builtin.Sleep, time.Hour)
+	fmt.Println(s.PID())
+	time.Sleep(time.Hour)
 	return nil
 }
 
