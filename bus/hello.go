@@ -4,7 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"syscall"
 )
+
+// ParentDeathSignal is the signal a master arms as its spawned workers'
+// parent-death signal (Linux, prctl PR_SET_PDEATHSIG). It is a real-time
+// signal that nobody sends by hand, so that the worker can tell its
+// master's death from a SIGTERM asking it to stop: on it, the worker kills
+// its whole process group at once. (The kernel sends it when the master's
+// spawning thread exits, which is before the worker is reparented: the
+// worker cannot wait to see its parent change.)
+const ParentDeathSignal = syscall.Signal(40)
 
 // EnvWorker is the environment variable through which a master hands a
 // spawned worker its [WorkerConfig], as JSON. A process that has it is a
@@ -19,6 +29,7 @@ type WorkerConfig struct {
 	Master  string `json:"master"`  // the spawning master's id
 	Hello   string `json:"hello"`   // the subject to say hello on
 	Version uint64 `json:"version"` // the master's protocol version
+	PID     int    `json:"pid"`     // the master's process id: the worker's parent
 }
 
 // Env returns the environment entry that carries c.

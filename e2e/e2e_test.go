@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -245,37 +246,121 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	}
 }
 
+// TestMasterKilledTakesWorkerAlong kills a master process with SIGKILL
+// while its worker runs a long call and has a child of its own, 100 times:
+// neither the worker nor its child may survive.
 func TestMasterKilledTakesWorkerAlong(t *testing.T) {
+	rounds := 100
+	if testing.Short() {
+		rounds = 5
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	var slowest time.Duration
+	for i := 0; i < rounds && time.Now().Before(deadline); i++ {
+		d := killHolder(t)
+		slowest = max(slowest, d)
+	}
+	t.Logf("slowest orphan exit of %d: %s", rounds, slowest)
+}
+
+// killHolder runs one holder, kills it, and returns how long its worker
+// and the worker's child took to be gone.
+func killHolder(t *testing.T) time.Duration {
+	t.Helper()
 	cmd := exec.Command(binHolder)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	var pids []int
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL) // even when the test failed
+		}
+	}()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		t.Fatalf("holder printed no worker pid: %v", err)
+		t.Fatalf("holder printed no pids: %v", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range strings.Fields(line) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("holder printed %q", line)
+		}
+		pids = append(pids, pid)
 	}
-	if proctest.Gone(pid, 0) {
-		t.Fatalf("worker %d not running before the kill", pid)
+	if len(pids) != 2 || proctest.Gone(pids[0], 0) || proctest.Gone(pids[1], 0) {
+		t.Fatalf("worker and grandchild %v not running before the kill", pids)
 	}
 	// Only the master: the worker has a process group of its own.
+	start := time.Now()
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
 	// The parent-death signal is immediate; the worker's reconnect attempts
-	// alone would take two seconds.
-	if !proctest.Gone(pid, time.Second) {
-		syscall.Kill(pid, syscall.SIGKILL)
-		t.Fatalf("worker %d outlived its master by a second", pid)
+	// alone would take two seconds, and its child would never go.
+	for _, pid := range pids {
+		if !proctest.Gone(pid, time.Second) {
+			t.Fatalf("process %d (of worker and grandchild %v) outlived its master by a second", pid, pids)
+		}
 	}
+	return time.Since(start)
+}
+
+// TestWorkerKilledLoop kills a worker with calls of every kind pending on
+// it, 100 times: every call fails with ErrWorkerLost, none hangs.
+func TestWorkerKilledLoop(t *testing.T) {
+	rounds := 100
+	if testing.Short() {
+		rounds = 5
+	}
+	ctx := testCtx(t)
+	m := newMaster(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; i < rounds && time.Now().Before(deadline); i++ {
+		s, err := m.Spawn(ctx, master.WithBinary(binProcessional))
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := master.Schedule(ctx, s, Sleep, time.Hour)
+		queued := master.Schedule(ctx, s, Sum, []int{1})
+		concurrent := master.Thread(ctx, s, Sleep, time.Hour)
+		invoked := make(chan error, 1)
+		go func() { _, err := master.Invoke(ctx, s, Sum, []int{2}); invoked <- err }()
+		if i%2 == 0 { // now and then, kill it mid-start of the calls
+			master.Thread(ctx, s, Getpid, struct{}{}).Wait(ctx)
+		}
+		syscall.Kill(s.PID(), syscall.SIGKILL)
+		bounded, cancel := context.WithTimeout(ctx, 10*time.Second)
+		errs := []error{
+			waitErr(bounded, running), waitErr(bounded, queued), waitErr(bounded, concurrent),
+			func() error {
+				select {
+				case err := <-invoked:
+					return err
+				case <-bounded.Done():
+					return bounded.Err()
+				}
+			}(),
+		}
+		cancel()
+		for j, err := range errs {
+			if !errors.Is(err, bus.ErrWorkerLost) {
+				t.Fatalf("round %d, call %d: %v, want ErrWorkerLost", i, j, err)
+			}
+		}
+		s.Close()
+	}
+}
+
+func waitErr[T any](ctx context.Context, task *master.Task[T]) error {
+	_, err := task.Wait(ctx)
+	return err
 }

@@ -105,9 +105,9 @@ func orDiscard(w io.Writer) io.Writer {
 // The worker joins the master's NATS server with the master's token and
 // says hello; a process that exits or stays silent past the start timeout
 // is killed, and the error (wrapping [ErrNoHello]) says to call
-// worker.Main. The worker runs in its own process group, receives SIGKILL
-// if the master's process dies, and its output reaches the master's, each
-// line prefixed with its id.
+// worker.Main. The worker runs in its own process group; if the master's
+// process dies, the kernel signals the worker, which kills its group. Its
+// output reaches the master's, each line prefixed with its id.
 func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
 	refuseNestedSpawn()
 	ctx = orBackground(ctx)
@@ -148,13 +148,16 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	}
 
 	cfg := bus.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
-		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version()}
+		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid()}
 	cmd := exec.Command(o.binary, o.args...)
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
 	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")
 	s.stderr = newPrefixWriter(o.stderr, "["+o.id+"] ")
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A signal worker.Main catches, not SIGKILL, on the master's death: the
+	// worker then kills its whole process group, so that its own children
+	// go too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: bus.ParentDeathSignal}
 	cmd.WaitDelay = time.Second // grandchildren holding the pipes don't block Wait
 	var startErr error
 	m.onSpawner(func() { startErr = cmd.Start() })

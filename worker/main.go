@@ -23,9 +23,11 @@ import (
 // master's token, serves the functions this binary registered, says hello,
 // and returns true once the master has closed it and every queued call has
 // replied. The worker also stops when its connection to the master's server
-// is lost for good, and on SIGTERM (after its running calls). When the
-// worker cannot start, Main reports why on stderr and exits the process
-// with status 2.
+// is lost for good, when its master's lease lapses, and on SIGTERM (after
+// its running calls). The parent-death signal its master armed
+// ([bus.ParentDeathSignal]) kills the worker's process group at once: the
+// worker and whatever it started. When the worker cannot
+// start, Main reports why on stderr and exits the process with status 2.
 func Main() bool {
 	cfg, ok, err := bus.WorkerConfigFromEnv()
 	if !ok {
@@ -43,6 +45,25 @@ func Main() bool {
 func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	if cfg == nil {
 		return cfgErr
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	defer signal.Stop(term)
+	// The master's death: kill the group at once, from wherever we are.
+	pdeath := make(chan os.Signal, 1)
+	signal.Notify(pdeath, bus.ParentDeathSignal)
+	defer signal.Stop(pdeath)
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		select {
+		case <-pdeath:
+			killGroup()
+		case <-stopWatch:
+		}
+	}()
+	if orphaned(cfg) { // the master died before we could catch its signal
+		killGroup()
 	}
 	lost := make(chan struct{})
 	nc, err := nats.Connect(cfg.URL,
@@ -71,9 +92,6 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 		w.Abort()
 		return fmt.Errorf("worker %s: hello: %w", cfg.Worker, err)
 	}
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
-	defer signal.Stop(term)
 	select {
 	case <-w.Stopping():
 		w.Close()
@@ -90,6 +108,20 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	}
 	nc.Flush()
 	return nil
+}
+
+// orphaned reports whether the master that spawned the worker is gone.
+func orphaned(cfg *bus.WorkerConfig) bool {
+	return cfg.PID != 0 && os.Getppid() != cfg.PID
+}
+
+// killGroup kills the worker's process group, the worker with it, when the
+// worker leads it (as a spawned worker does); otherwise it exits.
+func killGroup() {
+	if syscall.Getpgrp() == os.Getpid() {
+		syscall.Kill(0, syscall.SIGKILL)
+	}
+	os.Exit(1)
 }
 
 func sayHello(nc *nats.Conn, subject string, h *bus.Hello) error {
