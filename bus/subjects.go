@@ -31,6 +31,13 @@ func HeartbeatSubject(worker string) string {
 	return SubjectPrefix + "." + worker + ".ctl.heartbeat"
 }
 
+// ControlSubject is the subject of one of worker id's control verbs:
+// "hello" (its Hello, msgpack), "leases" (its masters' leases, JSON),
+// "stop" (a server stops after its running calls).
+func ControlSubject(worker, verb string) string {
+	return SubjectPrefix + "." + worker + ".ctl." + verb
+}
+
 // HeartbeatReplySubject is the subject on which a master receives its
 // workers' heartbeat acknowledgements, apart from its replies for the same
 // reason.

@@ -24,6 +24,7 @@ type options struct {
 	natsOpt  []nats.Option
 	lease    time.Duration
 	interval time.Duration
+	serverID string
 }
 
 // WithNATS connects the master to the NATS server at url instead of
@@ -35,6 +36,23 @@ func WithNATS(url, token string) Option {
 			return fmt.Errorf("%w: empty NATS URL", ErrConfig)
 		}
 		o.url, o.token = url, token
+		return nil
+	}
+}
+
+// WithToken sets the token presented to the NATS server of [Connect].
+func WithToken(token string) Option {
+	return func(o *options) error { o.token = token; return nil }
+}
+
+// WithServerID names the worker id of the server [Connect] connects to;
+// the default is worker.DefaultServerID, "server".
+func WithServerID(id string) Option {
+	return func(o *options) error {
+		if !bus.ValidID(id) {
+			return fmt.Errorf("%w: server id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
+		}
+		o.serverID = id
 		return nil
 	}
 }
@@ -189,7 +207,6 @@ func (m *Master) Close() error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		<-m.spawnDone
 		return nil
 	}
 	m.closed = true

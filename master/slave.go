@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os/exec"
 	"reflect"
 	"runtime"
@@ -53,6 +54,7 @@ type slave struct {
 	settled chan struct{} // closed when onReply meets the settle marker
 
 	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
+	pid     int          // a connected worker's pid, from its hello
 
 	closeOnce sync.Once
 }
@@ -120,9 +122,16 @@ func (s *slave) Master() *Master { return s.m }
 func (s *slave) String() string { return "worker " + s.id }
 
 // PID is the worker's process id.
-func (s *slave) PID() int { return s.cmd.Process.Pid }
+func (s *slave) PID() int {
+	if s.cmd == nil {
+		return s.pid
+	}
+	return s.cmd.Process.Pid
+}
 
-// Exited is closed once the worker's process has exited and been reaped.
+// Exited is closed once the worker's process has exited and been reaped,
+// or, for a worker the master connected to ([Connect]), once the master
+// has let go of it.
 func (s *slave) Exited() <-chan struct{} { return s.exited }
 
 func (s *slave) subscribe() error {
@@ -159,6 +168,10 @@ func (s *slave) onReply(msg *nats.Msg) {
 	id, raw, remote, err := bus.DecodeReply(msg.Data)
 	if id == 0 {
 		return // not an answer to a call of ours
+	}
+	if id == closeID {
+		s.end() // the worker ran our calls and forgot us
+		return
 	}
 	if err != nil {
 		err = fmt.Errorf("worker %s: %w", s.id, err)
@@ -346,6 +359,22 @@ func (s *slave) reap() {
 	default:
 		s.lost = fmt.Errorf("%w: worker %s (pid %d) exited: %s", bus.ErrWorkerLost, s.id, s.cmd.Process.Pid, s.cmd.ProcessState)
 	}
+	s.mu.Unlock()
+	s.end()
+}
+
+// end is the end of the worker for this master: every call still pending
+// fails with s.lost (or ErrClosed), and Exited closes. Only its first call
+// counts.
+func (s *slave) end() {
+	s.mu.Lock()
+	if s.state == slaveGone {
+		s.mu.Unlock()
+		return
+	}
+	if s.lost == nil {
+		s.lost = fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+	}
 	s.state = slaveGone
 	pending := s.pending.drain()
 	for _, p := range pending {
@@ -374,7 +403,17 @@ func (s *slave) Close() error {
 	if s.state == slaveOpen {
 		s.state = slaveClosing
 		s.mu.Unlock()
-		if err := s.control(bus.KindClose, 0); err != nil {
+		if s.cmd == nil {
+			// A connected worker lives on: it acknowledges the close once
+			// this master's calls are done, and forgets the master.
+			data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindClose, Master: s.m.id, ID: closeID}, nil)
+			if err == nil {
+				err = s.m.nc.PublishRequest(s.subject, s.replySubject, data)
+			}
+			if err != nil {
+				s.end()
+			}
+		} else if err := s.control(bus.KindClose, 0); err != nil {
 			s.kill()
 		}
 	} else {
@@ -384,6 +423,10 @@ func (s *slave) Close() error {
 	s.finish()
 	return nil
 }
+
+// closeID is the id of a connected worker's close request: its
+// acknowledgement ends the slave. pendingSet never hands it out.
+const closeID = math.MaxUint64
 
 // Terminate kills the worker and its process group with SIGKILL and waits
 // until it is reaped. Pending calls fail with [bus.ErrWorkerLost]. It is
@@ -410,6 +453,12 @@ func (s *slave) lose(why error) {
 		s.state = slaveClosing
 	}
 	s.mu.Unlock()
+	if s.cmd == nil {
+		// Not ours to kill: tell it we are gone, and let go.
+		s.control(bus.KindClose, 0)
+		s.end()
+		return
+	}
 	s.kill()
 }
 

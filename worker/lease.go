@@ -36,8 +36,9 @@ func (w *Worker) heartbeat(req micro.Request) {
 		return
 	}
 	w.mu.Lock()
-	if !w.closing {
-		l := w.leases[c.Master]
+	// A closing worker still renews the leases it holds (their calls run
+	// to the end) but takes no new master.
+	if l := w.leases[c.Master]; l != nil || !w.closing {
 		if l == nil {
 			l = new(lease)
 			w.leases[c.Master] = l
@@ -119,4 +120,36 @@ func (w *Worker) Leases() map[string]time.Duration {
 		out[m] = time.Since(l.last)
 	}
 	return out
+}
+
+// hello answers the worker's Hello, for a master that connects to a
+// worker it did not spawn.
+func (w *Worker) hello(req micro.Request) {
+	data, err := bus.Marshal(bus.NewHello(w.id))
+	if err != nil {
+		req.Error("500", err.Error(), nil)
+		return
+	}
+	req.Respond(data)
+}
+
+// leasesVerb answers the masters holding a lease, in JSON: master id →
+// milliseconds since its last heartbeat.
+func (w *Worker) leasesVerb(req micro.Request) {
+	out := map[string]int64{}
+	for m, d := range w.Leases() {
+		out[m] = d.Milliseconds()
+	}
+	req.RespondJSON(out)
+}
+
+// stopVerb asks a worker with no owner to stop: [Worker.Stopping] closes.
+// A spawned worker refuses: its master closes it.
+func (w *Worker) stopVerb(req micro.Request) {
+	if w.owner != "" {
+		req.Error("403", "worker "+w.id+" belongs to master "+w.owner+": close it from there", nil)
+		return
+	}
+	req.Respond([]byte("stopping"))
+	w.stopOnce.Do(func() { close(w.stopping) })
 }

@@ -100,6 +100,7 @@ type call struct {
 	arg     []byte
 	reply   string
 	ctx     lazyctx.Ctx
+	done    chan struct{} // a concurrent call's: closed when it has replied
 }
 
 // cancel ends the call's context with err.
@@ -173,6 +174,22 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 			micro.WithEndpointMetadata(map[string]string{"format": "msgpack", "carries": "heartbeat"}),
 		)
 	}
+	for _, verb := range []struct {
+		name    string
+		handler micro.HandlerFunc
+		carries string
+	}{
+		{"hello", w.hello, "the worker's hello (msgpack): protocol version, id, pid, functions"},
+		{"leases", w.leasesVerb, "the masters holding a lease, with the ms since their last heartbeat (JSON)"},
+		{"stop", w.stopVerb, "asks a worker with no owner (a server) to stop after its running calls"},
+	} {
+		if err != nil {
+			break
+		}
+		err = svc.AddEndpoint(verb.name, verb.handler,
+			micro.WithEndpointSubject(bus.ControlSubject(o.id, verb.name)),
+			micro.WithEndpointMetadata(map[string]string{"carries": verb.carries}))
+	}
 	if err == nil {
 		err = nc.Flush()
 	}
@@ -239,11 +256,13 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	if c.Kind == bus.KindThread {
+		cl.done = make(chan struct{})
 		w.threads[key] = cl
 		w.tasks.Add(1)
 		w.mu.Unlock()
 		go func() {
 			defer w.tasks.Done()
+			defer close(cl.done)
 			w.run(cl)
 		}()
 		return
@@ -341,6 +360,18 @@ func (w *Worker) drain(master string) {
 func (w *Worker) closeMaster(master string, cl *call) {
 	w.mu.Lock()
 	w.masters[master].closed = true // drain forgets the queue once empty
+	var threads []chan struct{}
+	for key, t := range w.threads {
+		if key.master == master {
+			threads = append(threads, t.done)
+		}
+	}
+	w.mu.Unlock()
+	for _, done := range threads { // its concurrent calls reply first
+		<-done
+	}
+	w.mu.Lock()
+	delete(w.leases, master) // a master that closed holds no lease
 	w.mu.Unlock()
 	if cl.reply != "" {
 		w.publishReply(cl.reply, cl.key.id, "", struct{}{})

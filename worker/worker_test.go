@@ -769,8 +769,12 @@ func TestMicroService(t *testing.T) {
 	if !strings.Contains(info.Description, h.id) {
 		t.Errorf("description %q does not name the worker", info.Description)
 	}
-	if len(info.Endpoints) != 2 {
-		t.Fatalf("endpoints %+v, want call and heartbeat", info.Endpoints)
+	var names []string
+	for _, ep := range info.Endpoints {
+		names = append(names, ep.Name)
+	}
+	if got := strings.Join(names, ","); got != "call,heartbeat,hello,leases,stop" {
+		t.Fatalf("endpoints %s, want call,heartbeat,hello,leases,stop", got)
 	}
 	ep := info.Endpoints[0]
 	if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) || ep.Metadata["format"] != "msgpack" {
@@ -797,8 +801,8 @@ func TestMicroService(t *testing.T) {
 		if err := json.Unmarshal(msg.Data, &stats); err != nil {
 			t.Fatal(err)
 		}
-		if len(stats.Endpoints) != 2 {
-			t.Fatalf("stats of %d endpoints, want call and heartbeat", len(stats.Endpoints))
+		if len(stats.Endpoints) != 5 {
+			t.Fatalf("stats of %d endpoints, want 5", len(stats.Endpoints))
 		}
 		if ep := stats.Endpoints[0]; ep.NumRequests >= 1 {
 			if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) {

@@ -4,6 +4,7 @@
 //
 //	processional demo            show each executor once, with timings
 //	processional bench [--json]  measure against raw baselines
+//	processional server          a persistent worker for many masters
 //
 // Run `processional help` for the commands and their flags.
 package main
@@ -34,6 +35,7 @@ var commands = []struct {
 }{
 	{"demo", "run a demo master with a spawned worker on the embedded server", demo},
 	{"bench", "measure processional against raw baselines taken in the same run", benchCmd},
+	{"server", "run a persistent worker with its own NATS server, for many masters", serverCmd},
 }
 
 func run(args []string) int {

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/processional/processional/worker"
+)
+
+func serverCmd(args []string) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "TCP address to listen on (host:port; port 0 for a free one)")
+	socket := fs.String("socket", "", "path of a Unix socket (mode 0600) to listen on too")
+	token := fs.String("token", "", "token clients must present (default: $PROCESSIONAL_TOKEN, else a random one)")
+	id := fs.String("id", worker.DefaultServerID, "the server's worker id: its subjects are proc.<id>.…")
+	logging := fs.Bool("log", false, "turn the NATS server's log on")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: processional server [--listen host:port] [--socket path] [--token T] [--id ID]\n\nRuns a persistent worker with its own NATS server, for many masters\n(master.Connect). Stops after its running calls on SIGTERM, SIGINT, or a\nrequest on proc.<id>.ctl.stop.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "processional server: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *token == "" {
+		*token = os.Getenv("PROCESSIONAL_TOKEN")
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	s, err := worker.StartServer(worker.ServerOptions{Listen: *listen, Socket: *socket, Token: *token, ID: *id, Logging: *logging})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "processional server: %v\n", err)
+		return 1
+	}
+	fmt.Printf("processional server %s\nurl:    %s\n", s.ID(), s.URL())
+	if s.Socket() != "" {
+		fmt.Printf("socket: unix://%s\n", s.Socket())
+	}
+	fmt.Printf("token:  %s\n", s.Token())
+	select {
+	case got := <-sig:
+		fmt.Fprintf(os.Stderr, "processional server: %s: finishing the running calls\n", got)
+	case <-s.Stopping():
+		fmt.Fprintln(os.Stderr, "processional server: stop requested: finishing the running calls")
+	}
+	if err := s.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "processional server: %v\n", err)
+		return 1
+	}
+	return 0
+}

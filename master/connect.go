@@ -1,0 +1,146 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// Connect connects to a persistent worker (a `processional server`, or a
+// worker.Server) at addr and returns it as a [Slave], like one from
+// [Spawn]: the same calls, the same tasks. addr is the server's TCP NATS
+// URL ("nats://127.0.0.1:4222", or "127.0.0.1:4222") or its Unix socket
+// ("unix:///path/to/socket"); give its token with [WithToken].
+//
+// The master holds its own lease on the server and its own order of
+// calls; Close lets the calls sent finish and releases the master's state
+// on the server, which goes on serving others. A server that stops
+// answering heartbeats for a lease fails the pending calls with
+// [bus.ErrWorkerLost]. Each Connect has a master (and connection) of its
+// own, closed with the Slave.
+func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
+	ctx = orBackground(ctx)
+	var o options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	natsURL, dial, err := parseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	extra := []nats.Option{nats.Timeout(timeout)}
+	if dial != nil {
+		extra = append(extra, nats.SetCustomDialer(dial))
+	}
+	all := append([]Option{WithNATS(natsURL, o.token), withNATSOptions(extra...)}, opts...)
+	m, err := New(ctx, all...)
+	if err != nil {
+		return nil, err
+	}
+	id := o.serverID
+	if id == "" {
+		id = "server"
+	}
+	s, err := m.attach(ctx, id)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	s.release = func() { m.Close() }
+	return s.handle(), nil
+}
+
+// withNATSOptions adds nats.go options to the master's connection.
+func withNATSOptions(opts ...nats.Option) Option {
+	return func(o *options) error { o.natsOpt = append(o.natsOpt, opts...); return nil }
+}
+
+// parseAddr turns a Connect address into a NATS URL and, for a Unix
+// socket, a dialer.
+func parseAddr(addr string) (string, nats.CustomDialer, error) {
+	if addr == "" {
+		return "", nil, fmt.Errorf("%w: empty server address", ErrConfig)
+	}
+	if strings.HasPrefix(addr, "unix:") {
+		u, err := url.Parse(addr)
+		if err != nil || (u.Path == "" && u.Opaque == "") {
+			return "", nil, fmt.Errorf("%w: server address %q: want unix:///path/to/socket", ErrConfig, addr)
+		}
+		path := u.Path
+		if path == "" {
+			path = u.Opaque
+		}
+		// The URL only names the server for nats.go: the dialer ignores it.
+		return "nats://unix-socket:4222", unixDialer{path}, nil
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "nats://" + addr
+	}
+	if _, err := url.Parse(addr); err != nil {
+		return "", nil, fmt.Errorf("%w: server address %q: %v", ErrConfig, addr, err)
+	}
+	return addr, nil, nil
+}
+
+// unixDialer dials a Unix socket whatever address nats.go asks for.
+type unixDialer struct{ path string }
+
+func (d unixDialer) Dial(_, _ string) (net.Conn, error) { return net.Dial("unix", d.path) }
+
+// attach makes a slave of the worker id that the master did not spawn: it
+// asks for its hello, checks its protocol, and starts heartbeating it.
+func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
+	if err := m.startSpawn(id); err != nil {
+		return nil, err
+	}
+	defer m.spawning.Done()
+	msg, err := m.nc.RequestWithContext(ctx, bus.ControlSubject(id, "hello"), nil)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("%w: no worker %s answers on %s", ErrConnect, id, m.url)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: worker %s: hello: %w", ErrConnect, id, err)
+	}
+	var h bus.Hello
+	if err := bus.Unmarshal(msg.Data, &h); err != nil {
+		return nil, fmt.Errorf("%w: worker %s said an undecodable hello: %v", bus.ErrBadPayload, id, err)
+	}
+	if err := h.Check(); err != nil {
+		return nil, err
+	}
+	s := newSlave(m, id)
+	s.pid = h.PID
+	if err := s.subscribe(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
+	}
+	// The first heartbeat goes before any call, so that the server holds
+	// the master's lease from the start.
+	beat, _ := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
+	if err := m.nc.PublishRequest(bus.HeartbeatSubject(id), m.hbInbox, beat); err != nil {
+		s.unsubscribe()
+		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
+	}
+	if err := m.nc.Flush(); err != nil {
+		s.unsubscribe()
+		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
+	}
+	s.lastAck.Store(time.Now().UnixNano())
+	m.mu.Lock()
+	m.slaves[id] = s
+	m.mu.Unlock()
+	return s, nil
+}

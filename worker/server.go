@@ -1,0 +1,214 @@
+package worker
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/processional/processional/embedded"
+)
+
+// DefaultServerID is the worker id of a server unless told otherwise:
+// masters connect to proc.server.…
+const DefaultServerID = "server"
+
+// ServerOptions configure [StartServer]. The zero value is a server
+// listening on a free loopback TCP port with a random token.
+type ServerOptions struct {
+	// Listen is the TCP address ("127.0.0.1:4222") to listen on; empty
+	// means a free loopback port, "-" none (a socket only).
+	Listen string
+	// Socket, if set, is the path of a Unix socket (mode 0600) on which the
+	// server speaks NATS too.
+	Socket string
+	// Token is required of every client; empty means a random one.
+	Token string
+	// ID is the server's worker id; empty means [DefaultServerID].
+	ID string
+	// Logging turns the NATS server's log on.
+	Logging bool
+}
+
+// Server is a persistent worker with its own embedded NATS server, for
+// many masters at once: each connects with master.Connect, holds its own
+// lease and its own order of calls, and one master dying or closing
+// touches no other. It outlives them all, until [Server.Close].
+type Server struct {
+	srv    *embedded.Server
+	w      *Worker
+	socket net.Listener // nil without a socket
+	path   string
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{} // bridged socket connections, both ends
+	wg     sync.WaitGroup        // the accept loop and the bridges
+	once   sync.Once
+}
+
+// StartServer starts a server and returns once it serves.
+func StartServer(o ServerOptions) (*Server, error) {
+	if o.ID == "" {
+		o.ID = DefaultServerID
+	}
+	eo := embedded.Options{Token: o.Token, Logging: o.Logging}
+	switch o.Listen {
+	case "":
+	case "-":
+		eo.Port = -1 // still a loopback port: the server has no other way to start
+	default:
+		host, port, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen address %q: %v", ErrConfig, o.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			return nil, fmt.Errorf("%w: listen address %q: bad port", ErrConfig, o.Listen)
+		}
+		eo.Host, eo.Port = host, p
+	}
+	srv, err := embedded.Start(eo)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{srv: srv, conns: make(map[net.Conn]struct{})}
+	nc, err := srv.Connect("processional server " + o.ID)
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("server %s: connect: %w", o.ID, err)
+	}
+	w, err := Serve(nc, WithID(o.ID))
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	s.w = w
+	if o.Socket != "" {
+		if err := s.listenSocket(o.Socket); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// listenSocket bridges the connections accepted on a Unix socket to the
+// NATS server's in-process connections: nats-server has no Unix-socket
+// listener of its own.
+func (s *Server) listenSocket(path string) error {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("%w: %s exists and is not a socket", ErrConfig, path)
+		}
+		os.Remove(path) // a stale socket of an earlier server
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("%w: socket %s: %v", ErrConfig, path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("%w: socket %s: %v", ErrConfig, path, err)
+	}
+	s.socket, s.path = l, path
+	s.wg.Add(1)
+	go s.accept()
+	return nil
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.socket.Accept()
+		if err != nil {
+			return // closed
+		}
+		in, err := s.srv.NATS().InProcessConn()
+		if err != nil {
+			c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			in.Close()
+			return
+		}
+		s.conns[c], s.conns[in] = struct{}{}, struct{}{}
+		s.wg.Add(2)
+		s.mu.Unlock()
+		go s.pipe(c, in)
+		go s.pipe(in, c)
+	}
+}
+
+// pipe copies src to dst, then closes both, and so the other direction.
+func (s *Server) pipe(dst, src net.Conn) {
+	defer s.wg.Done()
+	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	s.mu.Lock()
+	delete(s.conns, dst)
+	delete(s.conns, src)
+	s.mu.Unlock()
+}
+
+// ID is the server's worker id.
+func (s *Server) ID() string { return s.w.ID() }
+
+// URL is the server's NATS URL for TCP clients.
+func (s *Server) URL() string { return s.srv.URL() }
+
+// Token is the token clients present.
+func (s *Server) Token() string { return s.srv.Token() }
+
+// Socket is the path of the server's Unix socket, or "".
+func (s *Server) Socket() string { return s.path }
+
+// Addr is the address a master gives master.Connect: the socket as
+// unix://PATH when there is one, else the TCP URL.
+func (s *Server) Addr() string {
+	if s.path != "" {
+		return (&url.URL{Scheme: "unix", Path: s.path}).String()
+	}
+	return s.URL()
+}
+
+// Worker is the server's worker.
+func (s *Server) Worker() *Worker { return s.w }
+
+// Stopping is closed when a client asked the server to stop (the "stop"
+// control verb); the caller then calls Close.
+func (s *Server) Stopping() <-chan struct{} { return s.w.Stopping() }
+
+// Close stops taking calls, lets the running ones finish and reply, then
+// stops the socket bridges and the NATS server. It is idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		if s.w != nil {
+			err = s.w.Close()
+			s.w.nc.Close()
+		}
+		if s.socket != nil {
+			s.socket.Close()
+			os.Remove(s.path)
+		}
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+		s.srv.Shutdown()
+	})
+	return err
+}
