@@ -22,6 +22,7 @@ var (
 	binMismatch     string // cmd/processional speaking protocol 99
 	binForgetful    string // a worker binary whose main forgets worker.Main
 	binHolder       string // a master that spawns a worker and waits to be killed
+	binClient       string // a master that connects to a server and waits to be killed
 )
 
 func TestMain(m *testing.M) {
@@ -46,6 +47,7 @@ func TestMain(m *testing.M) {
 			{&binMismatch, "processional-v99", []string{"-ldflags=-X github.com/processional/processional/bus.protocolOverride=99", "../cmd/processional"}},
 			{&binForgetful, "forgetful", []string{"./testdata/forgetful"}},
 			{&binHolder, "holder", []string{"./testdata/holder"}},
+			{&binClient, "client", []string{"./testdata/client"}},
 		}
 		for _, b := range builds {
 			*b.out = filepath.Join(dir, b.name)

@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/master"
+)
+
+// server is a `processional server` process.
+type server struct {
+	cmd                *exec.Cmd
+	url, socket, token string
+}
+
+// startServer runs binary's server command and reads its address and
+// token; the process is killed when the test ends.
+func startServer(t *testing.T, binary string, args ...string) *server {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "server.sock")
+	cmd := exec.Command(binary, append([]string{"server", "--socket", sock}, args...)...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	s := &server{cmd: cmd}
+	r := bufio.NewReader(out)
+	for s.url == "" || s.socket == "" || s.token == "" {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("server printed no address: %v", err)
+		}
+		k, v, _ := strings.Cut(line, ":")
+		switch strings.TrimSpace(v) {
+		case "":
+		default:
+			switch k {
+			case "url":
+				s.url = strings.TrimSpace(v)
+			case "socket":
+				s.socket = strings.TrimSpace(v)
+			case "token":
+				s.token = strings.TrimSpace(v)
+			}
+		}
+	}
+	return s
+}
+
+// leases asks the server for the leases it holds, by master id.
+func (s *server) leases(t *testing.T) map[string]int64 {
+	t.Helper()
+	nc, err := nats.Connect(s.url, nats.Token(s.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request(bus.ControlSubject("server", "leases"), nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]int64
+	if err := json.Unmarshal(msg.Data, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// startClient runs a master process connected to addr and returns its
+// master id.
+func startClient(t *testing.T, addr, token string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(binClient, addr, token)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("client printed no master id: %v", err)
+	}
+	return cmd, strings.TrimSpace(line)
+}
+
+func TestServerManyMasters(t *testing.T) {
+	ctx := testCtx(t)
+	srv := startServer(t, binProcessional)
+	tcpClient, tcpID := startClient(t, srv.url, srv.token)
+	_, unixID := startClient(t, srv.socket, srv.token)
+	me, err := master.Connect(ctx, srv.url, master.WithToken(srv.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer me.Close()
+	mine := master.Schedule(ctx, me, Sleep, 500*time.Millisecond)
+	leases := srv.leases(t)
+	for _, id := range []string{tcpID, unixID, me.Master().ID()} {
+		if _, ok := leases[id]; !ok {
+			t.Fatalf("leases %v lack master %s", leases, id)
+		}
+	}
+	// One master dies: its state goes within the lease, no one else's.
+	tcpClient.Process.Kill()
+	start := time.Now()
+	for {
+		leases = srv.leases(t)
+		if _, ok := leases[tcpID]; !ok {
+			break
+		}
+		if time.Since(start) > 3*master.DefaultLease {
+			t.Fatalf("the killed master's lease is still held after %s", time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the killed master's state went after %s", time.Since(start))
+	if _, ok := leases[unixID]; !ok {
+		t.Fatalf("the socket client's lease went with the killed one: %v", leases)
+	}
+	if _, err := mine.Wait(ctx); err != nil {
+		t.Fatalf("my call across the other master's death: %v", err)
+	}
+	if n, err := master.Invoke(ctx, me, Sum, []int{2, 3}); n != 5 || err != nil {
+		t.Fatalf("after: %d, %v", n, err)
+	}
+}
+
+func TestServerStops(t *testing.T) {
+	ctx := testCtx(t)
+	srv := startServer(t, binProcessional)
+	s, err := master.Connect(ctx, "unix://"+strings.TrimPrefix(srv.socket, "unix://"), master.WithToken(srv.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	running := master.Schedule(ctx, s, Sleep, 300*time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	if _, err := running.Wait(ctx); err != nil {
+		t.Fatalf("a call running when the server stopped: %v", err)
+	}
+	_, err = master.Invoke(ctx, s, Sum, []int{1})
+	if !errors.Is(err, bus.ErrClosed) && !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a call to a stopped server: %v, want ErrClosed or ErrWorkerLost", err)
+	}
+	if err := srv.cmd.Wait(); err != nil {
+		t.Fatalf("server exit: %v", err)
+	}
+}
+
+func TestServerKilled(t *testing.T) {
+	ctx := testCtx(t)
+	srv := startServer(t, binProcessional)
+	s, err := master.Connect(ctx, srv.url, master.WithToken(srv.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pending := master.Thread(ctx, s, Sleep, time.Hour)
+	if _, err := master.Invoke(ctx, s, Getpid, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(srv.cmd.Process.Pid, syscall.SIGKILL)
+	start := time.Now()
+	bounded, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := pending.Wait(bounded); !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a call on a killed server: %v, want ErrWorkerLost", err)
+	}
+	t.Logf("noticed the server's death after %s", time.Since(start))
+	if !proctest.Gone(srv.cmd.Process.Pid, time.Second) {
+		t.Fatal("server still runs")
+	}
+}
+
+func TestServerProtocolMismatch(t *testing.T) {
+	srv := startServer(t, binMismatch)
+	_, err := master.Connect(testCtx(t), srv.url, master.WithToken(srv.token))
+	if !errors.Is(err, bus.ErrProtocolVersion) {
+		t.Fatalf("err = %v, want ErrProtocolVersion", err)
+	}
+}

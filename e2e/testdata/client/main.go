@@ -1,0 +1,34 @@
+// Command client is a master that connects to a processional server
+// (its first argument is the address, its second the token), sets a long
+// call running there, prints its master id, and waits to be killed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/master"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: client ADDR TOKEN")
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	s, err := master.Connect(ctx, os.Args[1], master.WithToken(os.Args[2]))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	master.Thread(ctx, s, builtin.Sleep, time.Hour)
+	if _, err := master.Invoke(ctx, s, builtin.Getpid, struct{}{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(s.Master().ID())
+	time.Sleep(time.Hour)
+}
