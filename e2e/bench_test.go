@@ -22,6 +22,8 @@ func BenchmarkPipelined(b *testing.B)        { benchPair(b, "pipelined") }
 func BenchmarkSpawnFirstResult(b *testing.B) { benchPair(b, "spawn_first_result") }
 func BenchmarkOrphanExit(b *testing.B)       { benchPair(b, "orphan_exit") }
 func BenchmarkWorkerLost(b *testing.B)       { benchPair(b, "worker_lost") }
+func BenchmarkLeaseTeardown(b *testing.B)    { benchPair(b, "lease_teardown") }
+func BenchmarkServerInvokeRTT(b *testing.B)  { benchPair(b, "server_invoke_rtt") }
 
 func benchPair(b *testing.B, name string) {
 	var pair *bench.Pair
@@ -73,7 +75,8 @@ func TestBenchJSONContract(t *testing.T) {
 		"goroutine_chan": true, "goroutine_task": true, "locked_thread_chan": true, "thread_invoke": true,
 		"nats_rtt": true, "invoke_rtt": true, "unix_rtt": true, "nats_pipelined": true, "pipelined": true,
 		"child_start": true, "spawn_first_result": true,
-		"lease": true, "orphan_exit": true, "worker_lost": true,
+		"lease": true, "orphan_exit": true, "worker_lost": true, "lease_teardown": true,
+		"server_invoke_rtt": true, "server_invoke_rtt_unix": true,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var row map[string]any

@@ -70,7 +70,7 @@ func (p *Pair) value(d time.Duration, n int) float64 {
 
 // Pairs lists every pair, in the order the command runs them.
 func Pairs() []*Pair {
-	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair()}
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair()}
 }
 
 // Options configure [Run].
@@ -210,8 +210,11 @@ var Goals = map[string]float64{
 	"pipelined":          0.6,
 	"spawn_first_result": 1.5,
 	// Against the lease (1 s): at most 50 ms.
-	"orphan_exit": 0.05,
-	"worker_lost": 0.05,
+	"orphan_exit":            0.05,
+	"worker_lost":            0.05,
+	"lease_teardown":         1.5,
+	"server_invoke_rtt":      1.25,
+	"server_invoke_rtt_unix": 1.25,
 }
 
 // WriteJSON writes one JSON object per row.

@@ -28,6 +28,7 @@ const (
 	modeNATS   = "nats"   // PROCESSIONAL_BENCH_URL, _TOKEN, _SUBJECT, _READY
 	modeUnix   = "unix"   // PROCESSIONAL_BENCH_SOCKET
 	modeHolder = "holder" // a master that spawns a worker, prints its pid, and waits to be killed
+	modeClient = "client" // a master connected to a server (PROCESSIONAL_BENCH_URL, _TOKEN), waiting to be killed
 )
 
 // ChildMain runs a baseline child when this process was started as one,
@@ -46,6 +47,8 @@ func ChildMain() bool {
 		err = unixChild()
 	case modeHolder:
 		err = holderChild()
+	case modeClient:
+		err = clientChild()
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -99,6 +102,23 @@ func holderChild() error {
 	}
 	master.Schedule(ctx, s, builtin.Sleep, time.Hour)
 	fmt.Println(s.PID())
+	time.Sleep(time.Hour)
+	return nil
+}
+
+// clientChild is a master connected to a server, with a call running
+// there; it prints its master id and waits to be killed.
+func clientChild() error {
+	ctx := context.Background()
+	s, err := master.Connect(ctx, os.Getenv("PROCESSIONAL_BENCH_URL"), master.WithToken(os.Getenv("PROCESSIONAL_BENCH_TOKEN")))
+	if err != nil {
+		return err
+	}
+	master.Thread(ctx, s, builtin.Sleep, time.Hour)
+	if _, err := master.Invoke(ctx, s, builtin.Getpid, struct{}{}); err != nil {
+		return err
+	}
+	fmt.Println(s.Master().ID())
 	time.Sleep(time.Hour)
 	return nil
 }

@@ -3,13 +3,19 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
@@ -121,4 +127,165 @@ func workerLost(ctx context.Context, s *master.Slave) (time.Duration, error) {
 		return 0, fmt.Errorf("the pending call: %v, want ErrWorkerLost", err)
 	}
 	return d, nil
+}
+
+// serverChild is a `processional server` child process.
+type serverChild struct {
+	*child
+	url, socket, token string
+}
+
+// startServer runs the binary's server command and reads its address.
+func (e *Env) startServer(ctx context.Context) error {
+	if e.server != nil {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "processional-bench-server-")
+	if err != nil {
+		return err
+	}
+	e.serverDir = dir
+	cmd := exec.Command(e.binary, "server", "--socket", filepath.Join(dir, "s"))
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.done) }()
+	s := &serverChild{child: c}
+	e.server = s
+	r := bufio.NewReader(out)
+	for s.url == "" || s.socket == "" || s.token == "" {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("the server printed no address: %v", err)
+		}
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "url":
+			s.url = v
+		case "socket":
+			s.socket = v
+		case "token":
+			s.token = v
+		}
+	}
+	go io.Copy(io.Discard, r) // whatever else it prints
+	return nil
+}
+
+func serverPair() *Pair {
+	return &Pair{
+		Name: "server_invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Chunks: 20,
+		Extra: []string{"server_invoke_rtt_unix"},
+		setup: func(ctx context.Context, e *Env) error {
+			if err := rttPair().setup(ctx, e); err != nil {
+				return err
+			}
+			if err := e.startServer(ctx); err != nil {
+				return err
+			}
+			var err error
+			if e.viaTCP == nil {
+				if e.viaTCP, err = master.Connect(ctx, e.server.url, master.WithToken(e.server.token)); err != nil {
+					return err
+				}
+			}
+			if e.viaUnix == nil {
+				if e.viaUnix, err = master.Connect(ctx, e.server.socket, master.WithToken(e.server.token)); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		base: rttPair().base,
+		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			return invokeLoop(ctx, e.viaTCP, n)
+		},
+		extra: []func(context.Context, *Env, int) (time.Duration, error){
+			func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+				return invokeLoop(ctx, e.viaUnix, n)
+			},
+		},
+	}
+}
+
+func invokeLoop(ctx context.Context, s *master.Slave, n int) (time.Duration, error) {
+	start := time.Now()
+	for range n {
+		if _, err := master.Invoke(ctx, s, builtin.Echo, payload); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+func leaseTeardownPair() *Pair {
+	return &Pair{
+		Name: "lease_teardown", Baseline: "lease", Unit: "ms", N: 2, Chunks: 2,
+		setup: func(ctx context.Context, e *Env) error { return e.startServer(ctx) },
+		base:  leaseBase,
+		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			var total time.Duration
+			for range n {
+				d, err := leaseTeardown(ctx, e)
+				if err != nil {
+					return 0, err
+				}
+				total += d
+			}
+			return total, nil
+		},
+	}
+}
+
+// leaseTeardown starts a master process connected to the server, kills it
+// with SIGKILL, and times until the server has dropped its lease.
+func leaseTeardown(ctx context.Context, e *Env) (time.Duration, error) {
+	cmd := exec.CommandContext(ctx, e.binary)
+	cmd.Env = append(cmd.Environ(), envChild+"="+modeClient, "PROCESSIONAL_BENCH_URL="+e.server.url, "PROCESSIONAL_BENCH_TOKEN="+e.server.token)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("the client printed no master id: %v", err)
+	}
+	id := strings.TrimSpace(line)
+	nc, err := nats.Connect(e.server.url, nats.Token(e.server.token))
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	start := time.Now()
+	cmd.Process.Kill()
+	for {
+		msg, err := nc.Request(bus.ControlSubject("server", "leases"), nil, 5*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		var leases map[string]int64
+		if err := json.Unmarshal(msg.Data, &leases); err != nil {
+			return 0, err
+		}
+		if _, held := leases[id]; !held {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > 10*master.DefaultLease {
+			return 0, fmt.Errorf("the server still holds the killed master's lease after %s", time.Since(start))
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

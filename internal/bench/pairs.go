@@ -40,6 +40,11 @@ type Env struct {
 	unix     *child
 	unixConn net.Conn
 	unixDir  string
+
+	server    *serverChild // a `processional server`
+	serverDir string
+	viaTCP    *master.Slave // connected to server over TCP
+	viaUnix   *master.Slave // and over its socket
 }
 
 // NewEnv returns an environment that spawns binary as worker and baseline
@@ -48,6 +53,20 @@ func NewEnv(binary string) *Env { return &Env{binary: binary} }
 
 // Close stops everything the environment started. It is idempotent.
 func (e *Env) Close() {
+	for _, s := range []*master.Slave{e.viaTCP, e.viaUnix} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	e.viaTCP, e.viaUnix = nil, nil
+	if e.server != nil {
+		e.server.kill()
+		e.server = nil
+	}
+	if e.serverDir != "" {
+		os.RemoveAll(e.serverDir)
+		e.serverDir = ""
+	}
 	if e.unixConn != nil {
 		e.unixConn.Close()
 		e.unixConn = nil
