@@ -14,8 +14,11 @@ import (
 func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) (R, error) {
 	ctx = orBackground(ctx)
 	t := submit(ctx, ex, f, arg, bus.KindCall, false)
+	if t.Available() {
+		return t.outcome()
+	}
 	select {
-	case <-t.done:
+	case <-t.Done():
 		return t.outcome()
 	case <-ctx.Done():
 		t.abort(ctx.Err())

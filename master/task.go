@@ -21,11 +21,11 @@ import (
 // reported through slog when the Task is garbage collected, as the Python
 // original prints "Exception in …".
 type Task[T any] struct {
-	name string        // the function's name, for reports
-	done chan struct{} // closed when the task has its outcome
+	name string      // the function's name, for reports
+	fin  atomic.Bool // set, under mu, once the task has its outcome
 
 	mu       sync.Mutex
-	finished bool
+	done     chan struct{} // made by the first Done; closed when the task has its outcome
 	val      T
 	err      error
 	raw      []byte      // a remote result, decoded by the first Wait
@@ -46,31 +46,38 @@ type unreadError struct {
 	read atomic.Bool
 }
 
+// A task makes its done channel only when someone waits for it: most
+// pipelined tasks have finished by the time they are waited on, and the
+// channel was a third of a task's allocations.
+
 func newTask[T any](name string) *Task[T] {
-	return &Task[T]{name: name, done: make(chan struct{})}
+	return &Task[T]{name: name}
 }
 
 // newLocalTask returns a task whose function runs in this process, under
 // a context derived from parent (which may be nil).
 func newLocalTask[T any](parent context.Context, name string) *Task[T] {
-	t := &Task[T]{name: name, done: make(chan struct{}), isLocal: true}
+	t := &Task[T]{name: name, isLocal: true}
 	t.local.Parent = parent
 	return t
 }
 
 // Done is closed when the task has finished: with a result, an error, or
 // by cancellation.
-func (t *Task[T]) Done() <-chan struct{} { return t.done }
+func (t *Task[T]) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done == nil {
+		t.done = make(chan struct{})
+		if t.fin.Load() {
+			close(t.done)
+		}
+	}
+	return t.done
+}
 
 // Available reports whether the task has finished, without blocking.
-func (t *Task[T]) Available() bool {
-	select {
-	case <-t.done:
-		return true
-	default:
-		return false
-	}
-}
+func (t *Task[T]) Available() bool { return t.fin.Load() }
 
 // Wait blocks until the task finishes or ctx ends, and returns the task's
 // result and error. When ctx ends first, Wait returns ctx's error and the
@@ -82,11 +89,9 @@ func (t *Task[T]) Wait(ctx context.Context) (T, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	select {
-	case <-t.done:
-	default:
+	if !t.fin.Load() {
 		select {
-		case <-t.done:
+		case <-t.Done():
 		case <-ctx.Done():
 			var zero T
 			return zero, ctx.Err()
@@ -123,7 +128,7 @@ func (t *Task[T]) Cancel() { t.abort(context.Canceled) }
 // work.
 func (t *Task[T]) abort(err error) {
 	t.mu.Lock()
-	if t.finished {
+	if t.fin.Load() {
 		t.mu.Unlock()
 		return
 	}
@@ -145,7 +150,7 @@ func (t *Task[T]) abort(err error) {
 // at once.
 func (t *Task[T]) sent(s *slave, id uint64) {
 	t.mu.Lock()
-	if !t.finished {
+	if !t.fin.Load() {
 		t.remote, t.callID = s, id
 		t.mu.Unlock()
 		return
@@ -161,7 +166,7 @@ func (t *Task[T]) sent(s *slave, id uint64) {
 func (t *Task[T]) watch(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { t.abort(ctx.Err()) })
 	t.mu.Lock()
-	if !t.finished {
+	if !t.fin.Load() {
 		t.stop = stop
 		t.mu.Unlock()
 		return
@@ -177,11 +182,10 @@ func (t *Task[T]) setGroup(g *ctxGroup) { t.watching = g }
 // whether this call was the first.
 func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 	t.mu.Lock()
-	if t.finished {
+	if t.fin.Load() {
 		t.mu.Unlock()
 		return false
 	}
-	t.finished = true
 	t.val, t.raw, t.err = val, raw, err
 	stop := t.stop
 	t.stop, t.remote = nil, nil
@@ -189,8 +193,11 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 	if report {
 		t.unread = &unreadError{name: t.name, err: err}
 	}
+	t.fin.Store(true)
+	if t.done != nil {
+		close(t.done)
+	}
 	t.mu.Unlock()
-	close(t.done)
 	if stop != nil {
 		stop()
 	}
