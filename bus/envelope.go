@@ -51,12 +51,6 @@ const (
 	// travels on [HeartbeatSubject], so that it never waits behind calls,
 	// and the worker acknowledges it on the reply subject it names.
 	KindHeartbeat
-	// KindDetach asks the worker to finish the master's queued calls and
-	// then exit on its own: the master stops heartbeating and waiting.
-	KindDetach
-	// KindPersist makes the worker outlive its master: it stops watching
-	// the master's lease and ignores its parent's death.
-	KindPersist
 	kindEnd
 )
 
@@ -72,10 +66,6 @@ func (k Kind) String() string {
 		return "close"
 	case KindHeartbeat:
 		return "heartbeat"
-	case KindDetach:
-		return "detach"
-	case KindPersist:
-		return "persist"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	"github.com/processional/processional/bus"
 )
@@ -69,6 +70,7 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 		}
 		t := newTask[R](name)
 		s.send(ctx, kind, name, f.ArgTypeName(), arg, t, watch)
+		runtime.KeepAlive(h) // dropping the handle closes the slave: not before the call is sent
 		return t
 	}
 	call := func(ctx context.Context) (R, error) { return f.Call(ctx, arg) }

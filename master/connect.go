@@ -60,7 +60,7 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
 		m.Close()
 		return nil, err
 	}
-	s.release = func() { m.Close() }
+	s.setRelease(func() { m.Close() })
 	return s.handle(), nil
 }
 
@@ -107,7 +107,7 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 	if err := m.startSpawn(id); err != nil {
 		return nil, err
 	}
-	defer m.spawning.Done()
+	defer m.endSpawn(id)
 	msg, err := m.nc.RequestWithContext(ctx, bus.ControlSubject(id, "hello"), nil)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, fmt.Errorf("%w: no worker %s answers on %s", ErrConnect, id, m.url)

@@ -83,8 +83,10 @@ type Master struct {
 	hbStop   chan struct{}      // stops heartbeats
 	hbDone   chan struct{}      // closed when heartbeats has returned
 
-	mu       sync.Mutex
-	slaves   map[string]*slave // by worker id
+	mu        sync.Mutex
+	slaves    map[string]*slave // by worker id
+	reserved  map[string]bool   // ids of spawns in flight
+	closeDone chan struct{}     // closed when Close has finished
 	spawning sync.WaitGroup    // spawns in flight; Close waits for them
 	closed   bool
 }
@@ -106,6 +108,8 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		hbStop:    make(chan struct{}),
 		hbDone:    make(chan struct{}),
 		slaves:    make(map[string]*slave),
+		reserved:  make(map[string]bool),
+		closeDone: make(chan struct{}),
 		spawnJobs: make(chan func()),
 		spawnDone: make(chan struct{}),
 		closing:   make(chan struct{}),
@@ -179,11 +183,21 @@ func (m *Master) startSpawn(id string) error {
 	if m.closed {
 		return fmt.Errorf("%w: master %s is closed", bus.ErrClosed, m.id)
 	}
-	if _, dup := m.slaves[id]; dup {
+	if _, dup := m.slaves[id]; dup || m.reserved[id] {
 		return fmt.Errorf("%w: master %s has a worker %s already", ErrConfig, m.id, id)
 	}
+	m.reserved[id] = true
 	m.spawning.Add(1)
 	return nil
+}
+
+// endSpawn ends what startSpawn began; the spawn has registered its slave
+// by now, or failed.
+func (m *Master) endSpawn(id string) {
+	m.mu.Lock()
+	delete(m.reserved, id)
+	m.mu.Unlock()
+	m.spawning.Done()
 }
 
 // ID is the master's id, as it appears in subjects.
@@ -207,6 +221,7 @@ func (m *Master) Close() error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		<-m.closeDone
 		return nil
 	}
 	m.closed = true
@@ -220,6 +235,9 @@ func (m *Master) Close() error {
 	}
 	m.mu.Unlock()
 	for _, s := range slaves {
+		s.mu.Lock()
+		s.release = nil // the master goes anyway: no reference to drop
+		s.mu.Unlock()
 		s.Close()
 	}
 	close(m.hbStop)
@@ -230,7 +248,14 @@ func (m *Master) Close() error {
 	}
 	close(m.spawnJobs)
 	<-m.spawnDone
+	close(m.closeDone)
 	return nil
+}
+
+func (m *Master) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
 func (m *Master) forget(s *slave) {
@@ -253,22 +278,27 @@ var shared struct {
 func acquireShared(ctx context.Context) (*Master, error) {
 	shared.Lock()
 	defer shared.Unlock()
-	if shared.m == nil {
+	if shared.m == nil || shared.m.isClosed() { // none yet, or closed by hand
 		m, err := New(ctx)
 		if err != nil {
 			return nil, err
 		}
-		shared.m = m
+		shared.m, shared.refs = m, 0
 	}
 	shared.refs++
 	return shared.m, nil
 }
 
-func releaseShared() {
+// releaseShared drops a reference to m, the shared master when it was
+// acquired; the last reference closes it.
+func releaseShared(m *Master) {
 	shared.Lock()
 	defer shared.Unlock()
+	if shared.m != m {
+		return // closed by hand and replaced since
+	}
 	shared.refs--
-	if shared.refs == 0 && shared.m != nil {
+	if shared.refs == 0 {
 		shared.m.Close()
 		shared.m = nil
 	}
@@ -284,9 +314,9 @@ func Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
 	}
 	s, err := m.Spawn(ctx, opts...)
 	if err != nil {
-		releaseShared()
+		releaseShared(m)
 		return nil, err
 	}
-	s.release = releaseShared
+	s.setRelease(func() { releaseShared(m) })
 	return s, nil
 }

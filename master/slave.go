@@ -490,13 +490,23 @@ func (s *slave) settle() {
 	}
 }
 
+// setRelease sets what finish calls to drop the slave's master.
+func (s *slave) setRelease(release func()) {
+	s.mu.Lock()
+	s.release = release
+	s.mu.Unlock()
+}
+
 // finish releases what the slave holds on the master, once.
 func (s *slave) finish() {
 	s.closeOnce.Do(func() {
 		s.unsubscribe()
 		s.m.forget(s)
-		if s.release != nil {
-			s.release()
+		s.mu.Lock()
+		release := s.release
+		s.mu.Unlock()
+		if release != nil {
+			release()
 		}
 	})
 }

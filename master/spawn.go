@@ -130,7 +130,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	if err := m.startSpawn(o.id); err != nil {
 		return nil, err
 	}
-	defer m.spawning.Done()
+	defer m.endSpawn(o.id)
 
 	s := newSlave(m, o.id)
 	hello := make(chan *nats.Msg, 1)

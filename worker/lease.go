@@ -31,7 +31,7 @@ type leaseStats struct {
 // of calls never delays it.
 func (w *Worker) heartbeat(req micro.Request) {
 	c := &w.hbScratch // heartbeat runs on its one subscription's goroutine
-	if err := bus.DecodeCall(req.Data(), c); err != nil || c.Kind != bus.KindHeartbeat || c.Timeout <= 0 {
+	if err := bus.DecodeCall(req.Data(), c); err != nil || c.Kind != bus.KindHeartbeat || c.Timeout <= 0 || c.Master == "" {
 		w.stats.ignored.Add(1)
 		return
 	}
@@ -80,7 +80,7 @@ func (w *Worker) expireLeases(now time.Time) {
 		delete(w.leases, master)
 		w.stats.lapsed.Add(1)
 		w.dropMasterLocked(master)
-		ownerGone = ownerGone || master == w.owner
+		ownerGone = ownerGone || (w.owner != "" && master == w.owner)
 	}
 	w.mu.Unlock()
 	if ownerGone {

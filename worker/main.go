@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -110,9 +112,20 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	return nil
 }
 
-// orphaned reports whether the master that spawned the worker is gone.
+// orphaned reports whether the master that spawned the worker is gone:
+// the worker is no longer its child, and it is dead or dying. (A worker
+// run by a wrapper script that did not exec is not the master's child
+// either, but its master lives.) A wrapper must exec the worker binary:
+// the parent-death signal reaches the master's direct child only.
 func orphaned(cfg *bus.WorkerConfig) bool {
-	return cfg.PID != 0 && os.Getppid() != cfg.PID
+	if cfg.PID == 0 || os.Getppid() == cfg.PID {
+		return false
+	}
+	if err := syscall.Kill(cfg.PID, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cfg.PID))
+	return err == nil && strings.Contains(string(stat), ") Z ") // killed, not yet reaped
 }
 
 // killGroup kills the worker's process group, the worker with it, when the

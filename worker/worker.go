@@ -217,6 +217,10 @@ func (w *Worker) handle(req micro.Request) {
 		w.replyError(reply, 0, "", err)
 		return
 	}
+	if c.Master == "" {
+		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: a %s with no master id", bus.ErrBadPayload, c.Kind))
+		return
+	}
 	key := callKey{c.Master, c.ID}
 	switch c.Kind {
 	case bus.KindCancel:
@@ -225,6 +229,23 @@ func (w *Worker) handle(req micro.Request) {
 	case bus.KindClose:
 		w.mu.Lock()
 		if w.closing {
+			// No new drainer may start now, but the master's calls may
+			// still run: the close waits for them all the same.
+			cl := &call{key: key, kind: bus.KindClose, reply: reply}
+			if q := w.masters[c.Master]; q != nil && q.running {
+				w.enqueueLocked(cl) // its drainer is running: it takes this too
+				w.mu.Unlock()
+				return
+			}
+			if w.hasThreadsLocked(c.Master) {
+				w.tasks.Add(1) // its concurrent calls hold the count above zero
+				w.mu.Unlock()
+				go func() {
+					defer w.tasks.Done()
+					w.closeMaster(c.Master, cl)
+				}()
+				return
+			}
 			w.mu.Unlock()
 			w.publishReply(reply, key.id, "", struct{}{})
 			return
@@ -357,9 +378,22 @@ func (w *Worker) drain(master string) {
 
 // closeMaster handles a master's close request, once its earlier calls
 // have run.
+// hasThreadsLocked reports whether master has concurrent calls running;
+// w.mu held.
+func (w *Worker) hasThreadsLocked(master string) bool {
+	for key := range w.threads {
+		if key.master == master {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *Worker) closeMaster(master string, cl *call) {
 	w.mu.Lock()
-	w.masters[master].closed = true // drain forgets the queue once empty
+	if q := w.masters[master]; q != nil {
+		q.closed = true // drain forgets the queue once empty
+	}
 	var threads []chan struct{}
 	for key, t := range w.threads {
 		if key.master == master {
@@ -376,7 +410,7 @@ func (w *Worker) closeMaster(master string, cl *call) {
 	if cl.reply != "" {
 		w.publishReply(cl.reply, cl.key.id, "", struct{}{})
 	}
-	if master == w.owner {
+	if w.owner != "" && master == w.owner {
 		w.stopOnce.Do(func() { close(w.stopping) })
 	}
 }
