@@ -46,6 +46,9 @@ type Options struct {
 	// StartTimeout bounds the wait for the server to accept connections;
 	// 0 means 10 s.
 	StartTimeout time.Duration
+	// NoTCP opens no TCP listener: clients connect in process only (see
+	// [Server.Connect] and the server's InProcessConn).
+	NoTCP bool
 }
 
 // Server is a running in-process nats-server. It is safe for concurrent use.
@@ -88,6 +91,7 @@ func Start(o Options) (*Server, error) {
 		// Many calls may be pipelined: let a busy client buffer more than
 		// the default before the server calls it slow.
 		MaxPending: 256 << 20,
+		DontListen: o.NoTCP,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -96,7 +100,7 @@ func Start(o Options) (*Server, error) {
 	if logging {
 		srv.ConfigureLogger()
 	}
-	if ip := net.ParseIP(o.Host); ip == nil || !ip.IsLoopback() {
+	if ip := net.ParseIP(o.Host); !o.NoTCP && (ip == nil || !ip.IsLoopback()) {
 		slog.Warn("processional: the embedded NATS server listens beyond loopback", "host", o.Host)
 	}
 	go srv.Start()

@@ -87,8 +87,8 @@ type Master struct {
 	slaves    map[string]*slave // by worker id
 	reserved  map[string]bool   // ids of spawns in flight
 	closeDone chan struct{}     // closed when Close has finished
-	spawning sync.WaitGroup    // spawns in flight; Close waits for them
-	closed   bool
+	spawning  sync.WaitGroup    // spawns in flight; Close waits for them
+	closed    bool
 }
 
 // New starts a master: with no option, an embedded nats-server on a free

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/processional/processional/embedded"
 )
@@ -20,7 +22,7 @@ const DefaultServerID = "server"
 // listening on a free loopback TCP port with a random token.
 type ServerOptions struct {
 	// Listen is the TCP address ("127.0.0.1:4222") to listen on; empty
-	// means a free loopback port, "-" none (a socket only).
+	// means a free loopback port, "-" none (then Socket must be set).
 	Listen string
 	// Socket, if set, is the path of a Unix socket (mode 0600) on which the
 	// server speaks NATS too.
@@ -59,7 +61,10 @@ func StartServer(o ServerOptions) (*Server, error) {
 	switch o.Listen {
 	case "":
 	case "-":
-		eo.Port = -1 // still a loopback port: the server has no other way to start
+		if o.Socket == "" {
+			return nil, fmt.Errorf("%w: no TCP listener and no socket: nobody could connect", ErrConfig)
+		}
+		eo.NoTCP = true
 	default:
 		host, port, err := net.SplitHostPort(o.Listen)
 		if err != nil {
@@ -105,7 +110,12 @@ func (s *Server) listenSocket(path string) error {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return fmt.Errorf("%w: %s exists and is not a socket", ErrConfig, path)
 		}
-		os.Remove(path) // a stale socket of an earlier server
+		// Another server's socket, live or stale? Only a stale one goes.
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return fmt.Errorf("%w: socket %s is in use by a live server", ErrConfig, path)
+		}
+		os.Remove(path)
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -123,11 +133,17 @@ func (s *Server) listenSocket(path string) error {
 
 func (s *Server) accept() {
 	defer s.wg.Done()
-	for {
+	for delay := time.Duration(0); ; {
 		c, err := s.socket.Accept()
-		if err != nil {
-			return // closed
+		if errors.Is(err, net.ErrClosed) {
+			return
 		}
+		if err != nil { // out of file descriptors, say: back off, go on
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
 		in, err := s.srv.NATS().InProcessConn()
 		if err != nil {
 			c.Close()
@@ -198,8 +214,7 @@ func (s *Server) Close() error {
 			s.w.nc.Close()
 		}
 		if s.socket != nil {
-			s.socket.Close()
-			os.Remove(s.path)
+			s.socket.Close() // removes the socket file, ours
 		}
 		s.mu.Lock()
 		s.closed = true

@@ -12,7 +12,7 @@ import (
 
 func serverCmd(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "TCP address to listen on (host:port; port 0 for a free one)")
+	listen := fs.String("listen", "127.0.0.1:0", "TCP address to listen on (host:port; port 0 for a free one; - for none)")
 	socket := fs.String("socket", "", "path of a Unix socket (mode 0600) to listen on too")
 	token := fs.String("token", "", "token clients must present (default: $PROCESSIONAL_TOKEN, else a random one)")
 	id := fs.String("id", worker.DefaultServerID, "the server's worker id: its subjects are proc.<id>.…")
@@ -42,7 +42,10 @@ func serverCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "processional server: %v\n", err)
 		return 1
 	}
-	fmt.Printf("processional server %s\nurl:    %s\n", s.ID(), s.URL())
+	fmt.Printf("processional server %s\n", s.ID())
+	if *listen != "-" {
+		fmt.Printf("url:    %s\n", s.URL())
+	}
 	if s.Socket() != "" {
 		fmt.Printf("socket: unix://%s\n", s.Socket())
 	}
