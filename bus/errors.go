@@ -34,6 +34,9 @@ var (
 	ErrTooBig = RegisterError("bus.ErrTooBig", errors.New("processional: payload too big"))
 	// ErrClosed: the executor is closed or closing and takes no new task.
 	ErrClosed = RegisterError("bus.ErrClosed", errors.New("processional: executor closed"))
+	// ErrLeaseLapsed: the worker heard no heartbeat from the master for a
+	// whole lease and dropped the master's calls.
+	ErrLeaseLapsed = RegisterError("bus.ErrLeaseLapsed", errors.New("processional: lease lapsed"))
 	// ErrWorkerLost: the worker died or went away before answering.
 	ErrWorkerLost = RegisterError("bus.ErrWorkerLost", errors.New("processional: worker lost"))
 )

@@ -119,7 +119,8 @@ func TestServerManyMasters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer me.Close()
-	mine := master.Schedule(ctx, me, Sleep, 500*time.Millisecond)
+	// A call of mine that runs across the other master's death and lapse.
+	mine := master.Schedule(ctx, me, Sleep, 3*master.DefaultLease)
 	leases := srv.leases(t)
 	for _, id := range []string{tcpID, unixID, me.Master().ID()} {
 		if _, ok := leases[id]; !ok {
@@ -142,6 +143,9 @@ func TestServerManyMasters(t *testing.T) {
 	t.Logf("the killed master's state went after %s", time.Since(start))
 	if _, ok := leases[unixID]; !ok {
 		t.Fatalf("the socket client's lease went with the killed one: %v", leases)
+	}
+	if mine.Available() {
+		t.Fatal("my call ended with the other master's lapse")
 	}
 	if _, err := mine.Wait(ctx); err != nil {
 		t.Fatalf("my call across the other master's death: %v", err)

@@ -80,8 +80,17 @@ func (m *Master) liveSlaves() []*slave {
 
 // onAck records a worker's acknowledgement of a heartbeat.
 func (m *Master) onAck(msg *nats.Msg) {
-	_, raw, _, err := bus.DecodeReply(msg.Data)
+	_, raw, remote, err := bus.DecodeReply(msg.Data)
 	if err != nil {
+		return
+	}
+	if remote != nil { // the worker dropped us: our lease lapsed there
+		m.mu.Lock()
+		s := m.slaves[remote.Worker]
+		m.mu.Unlock()
+		if s != nil {
+			s.lose(remote)
+		}
 		return
 	}
 	var id string

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,14 @@ type lease struct {
 	last   time.Time
 }
 
+// goneMaster remembers a master whose lease lapsed or who closed, until
+// its stray heartbeats have stopped coming: they must not give it a lease
+// back. A lapsed master is told so.
+type goneMaster struct {
+	lapsed bool
+	until  time.Time
+}
+
 // leaseStats counts what the heartbeat endpoint saw.
 type leaseStats struct {
 	ignored atomic.Int64 // malformed heartbeats and messages
@@ -36,6 +45,13 @@ func (w *Worker) heartbeat(req micro.Request) {
 		return
 	}
 	w.mu.Lock()
+	if g, ok := w.gone[c.Master]; ok && time.Now().Before(g.until) {
+		w.mu.Unlock()
+		if g.lapsed && req.Reply() != "" {
+			w.replyError(req.Reply(), 0, "", fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, c.Master))
+		}
+		return
+	}
 	// A closing worker still renews the leases it holds (their calls run
 	// to the end) but takes no new master.
 	if l := w.leases[c.Master]; l != nil || !w.closing {
@@ -73,11 +89,17 @@ func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
 func (w *Worker) expireLeases(now time.Time) {
 	ownerGone := false
 	w.mu.Lock()
+	for master, g := range w.gone {
+		if now.After(g.until) {
+			delete(w.gone, master)
+		}
+	}
 	for master, l := range w.leases {
 		if now.Sub(l.last) <= l.length {
 			continue
 		}
 		delete(w.leases, master)
+		w.gone[master] = goneMaster{lapsed: true, until: now.Add(2 * l.length)}
 		w.stats.lapsed.Add(1)
 		w.dropMasterLocked(master)
 		ownerGone = ownerGone || (w.owner != "" && master == w.owner)
@@ -96,11 +118,13 @@ func (w *Worker) dropMasterLocked(master string) {
 		q.closed = true  // its drainer forgets it once empty
 		q.dropped = true // and cancels what it takes out, queued or in hand
 		if q.current != nil {
+			q.current.lapsed.Store(true)
 			q.current.cancel(context.Canceled)
 		}
 	}
 	for key, cl := range w.threads {
 		if key.master == master {
+			cl.lapsed.Store(true)
 			cl.cancel(context.Canceled)
 		}
 	}

@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -62,8 +61,8 @@ func TestLeaseLapses(t *testing.T) {
 	}
 	lapse := time.Since(start)
 	for id := uint64(1); id <= 3; id++ {
-		if !is(got[id], context.Canceled) {
-			t.Errorf("call %d: %v, want context.Canceled", id, got[id])
+		if !is(got[id], bus.ErrLeaseLapsed) {
+			t.Errorf("call %d: %v, want ErrLeaseLapsed", id, got[id])
 		}
 	}
 	if lapse < lease/2 || lapse > 3*lease {
@@ -118,4 +117,39 @@ func TestBadHeartbeatsAreIgnored(t *testing.T) {
 		t.Fatalf("bad heartbeats made leases: %v", h.w.Leases())
 	}
 	h.beat(t, master, time.Hour) // the worker still serves heartbeats
+}
+
+func TestLapsedMasterIsToldAndClosedOneIgnored(t *testing.T) {
+	h := start(t)
+	h.beat(t, "m-lapsing", 50*time.Millisecond)
+	deadline := time.Now().Add(timeout)
+	for _, ok := h.w.Leases()["m-lapsing"]; ok; _, ok = h.w.Leases()["m-lapsing"] {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease never lapsed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Its next heartbeat is answered with ErrLeaseLapsed, not a new lease.
+	data := encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: "m-lapsing", Timeout: time.Second}, nil)
+	msg, err := h.nc.Request(bus.HeartbeatSubject(h.id), data, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, re, err := bus.DecodeReply(msg.Data); err != nil || !is(re, bus.ErrLeaseLapsed) {
+		t.Fatalf("heartbeat after the lapse: %v, %v; want ErrLeaseLapsed", re, err)
+	}
+	if _, ok := h.w.Leases()["m-lapsing"]; ok {
+		t.Fatal("a lapsed master got its lease back")
+	}
+	// A master that closed: its late heartbeats give it no lease.
+	h.beat(t, master, time.Second)
+	h.call(t, bus.Call{Kind: bus.KindClose, ID: 9}, nil)
+	data = encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: master, Timeout: time.Second}, nil)
+	if err := h.nc.Publish(bus.HeartbeatSubject(h.id), data); err != nil {
+		t.Fatal(err)
+	}
+	h.beat(t, "m-other", time.Second) // after the stray heartbeat, in order
+	if _, ok := h.w.Leases()[master]; ok {
+		t.Fatalf("a closed master's stray heartbeat gave it a lease: %v", h.w.Leases())
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -70,8 +71,9 @@ type Worker struct {
 
 	mu      sync.Mutex
 	masters map[string]*queue
-	threads map[callKey]*call // running concurrent calls
-	leases  map[string]*lease // masters holding a lease, by id
+	threads map[callKey]*call     // running concurrent calls
+	leases  map[string]*lease     // masters holding a lease, by id
+	gone    map[string]goneMaster // masters that lapsed or closed, for a while
 	closing bool
 	aborted atomic.Bool    // calls not started yet are cancelled
 	tasks   sync.WaitGroup // running calls and queue drainers
@@ -101,6 +103,7 @@ type call struct {
 	reply   string
 	ctx     lazyctx.Ctx
 	done    chan struct{} // a concurrent call's: closed when it has replied
+	lapsed  atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
 }
 
 // cancel ends the call's context with err.
@@ -142,6 +145,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		masters:   make(map[string]*queue),
 		threads:   make(map[callKey]*call),
 		leases:    make(map[string]*lease),
+		gone:      make(map[string]goneMaster),
 		stopping:  make(chan struct{}),
 		lapsed:    make(chan struct{}),
 		leaseStop: make(chan struct{}),
@@ -360,6 +364,9 @@ func (w *Worker) drain(master string) {
 				w.closeMaster(master, cl)
 			} else {
 				w.mu.Lock()
+				if q.dropped {
+					cl.lapsed.Store(true)
+				}
 				if q.cancelled[cl.key.id] || q.dropped {
 					delete(q.cancelled, cl.key.id)
 					cl.cancel(context.Canceled)
@@ -405,7 +412,12 @@ func (w *Worker) closeMaster(master string, cl *call) {
 		<-done
 	}
 	w.mu.Lock()
-	delete(w.leases, master) // a master that closed holds no lease
+	if l := w.leases[master]; l != nil {
+		// A master that closed holds no lease, and the heartbeats it
+		// sent before it knew do not give it one back.
+		w.gone[master] = goneMaster{until: time.Now().Add(2 * l.length)}
+		delete(w.leases, master)
+	}
 	w.mu.Unlock()
 	if cl.reply != "" {
 		w.publishReply(cl.reply, cl.key.id, "", struct{}{})
@@ -426,6 +438,9 @@ func (w *Worker) run(cl *call) {
 	}
 	if err == nil {
 		res, err = invoke(cl)
+	}
+	if err != nil && cl.lapsed.Load() {
+		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
 	}
 	if cl.kind == bus.KindThread {
 		w.mu.Lock()
