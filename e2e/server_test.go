@@ -17,6 +17,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/internal/serveraddr"
 	"github.com/processional/processional/master"
 )
 
@@ -45,27 +46,11 @@ func startServer(t *testing.T, binary string, args ...string) *server {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 	})
-	s := &server{cmd: cmd}
-	r := bufio.NewReader(out)
-	for s.url == "" || s.socket == "" || s.token == "" {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("server printed no address: %v", err)
-		}
-		k, v, _ := strings.Cut(line, ":")
-		switch strings.TrimSpace(v) {
-		case "":
-		default:
-			switch k {
-			case "url":
-				s.url = strings.TrimSpace(v)
-			case "socket":
-				s.socket = strings.TrimSpace(v)
-			case "token":
-				s.token = strings.TrimSpace(v)
-			}
-		}
+	addr, err := serveraddr.Read(bufio.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
 	}
+	s := &server{cmd: cmd, url: addr.URL, socket: addr.Socket, token: addr.Token}
 	return s
 }
 

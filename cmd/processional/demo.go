@@ -20,11 +20,8 @@ func demo(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: processional demo\n\nStarts an embedded NATS server, spawns this binary as a worker, shows each\nexecutor once with its timing, and leaves no process behind.")
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 
@@ -51,6 +52,23 @@ func run(args []string) int {
 	fmt.Fprintf(os.Stderr, "processional: unknown command %q\n\n", args[0])
 	usage(os.Stderr)
 	return 2
+}
+
+// parseFlags parses a command's flags, which take no arguments after them.
+// When ok is false the command is over, with exit code: 0 after --help,
+// 2 for bad flags or arguments.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "processional %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
 }
 
 func usage(w *os.File) {

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/processional/processional/internal/serveraddr"
 	"github.com/processional/processional/worker"
 )
 
@@ -21,15 +22,8 @@ func serverCmd(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: processional server [--listen host:port] [--socket path] [--token T] [--id ID]\n\nRuns a persistent worker with its own NATS server, for many masters\n(master.Connect). Stops after its running calls on SIGTERM, SIGINT, or a\nrequest on proc.<id>.ctl.stop.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "processional server: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *token == "" {
 		*token = os.Getenv("PROCESSIONAL_TOKEN")
@@ -42,14 +36,14 @@ func serverCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "processional server: %v\n", err)
 		return 1
 	}
-	fmt.Printf("processional server %s\n", s.ID())
+	addr := serveraddr.Addr{ID: s.ID(), Token: s.Token()}
 	if *listen != "-" {
-		fmt.Printf("url:    %s\n", s.URL())
+		addr.URL = s.URL()
 	}
 	if s.Socket() != "" {
-		fmt.Printf("socket: unix://%s\n", s.Socket())
+		addr.Socket = "unix://" + s.Socket()
 	}
-	fmt.Printf("token:  %s\n", s.Token())
+	serveraddr.Write(os.Stdout, addr)
 	select {
 	case got := <-sig:
 		fmt.Fprintf(os.Stderr, "processional server: %s: finishing the running calls\n", got)

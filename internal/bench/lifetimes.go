@@ -20,6 +20,7 @@ import (
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/internal/serveraddr"
 	"github.com/processional/processional/master"
 )
 
@@ -157,25 +158,13 @@ func (e *Env) startServer(ctx context.Context) error {
 	}
 	c := &child{cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(c.done) }()
-	s := &serverChild{child: c}
-	e.server = s
 	r := bufio.NewReader(out)
-	for s.url == "" || s.socket == "" || s.token == "" {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return fmt.Errorf("the server printed no address: %v", err)
-		}
-		k, v, _ := strings.Cut(line, ":")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "url":
-			s.url = v
-		case "socket":
-			s.socket = v
-		case "token":
-			s.token = v
-		}
+	addr, err := serveraddr.Read(r)
+	if err != nil {
+		c.kill()
+		return err
 	}
+	e.server = &serverChild{child: c, url: addr.URL, socket: addr.Socket, token: addr.Token}
 	go io.Copy(io.Discard, r) // whatever else it prints
 	return nil
 }
