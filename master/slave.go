@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"golang.org/x/sys/unix"
 
 	"github.com/processional/processional/bus"
 )
@@ -42,6 +41,7 @@ type slave struct {
 	cmd          *exec.Cmd
 	stdout       *prefixWriter
 	stderr       *prefixWriter
+	proc         *process      // a spawned worker's pipes
 	exited       chan struct{} // closed once the process is reaped
 	release      func()        // drops the shared master's reference
 
@@ -338,8 +338,21 @@ func (s *slave) closedErr() error {
 // fails every call still pending.
 func (s *slave) reap() {
 	pid := s.cmd.Process.Pid
-	var info unix.Siginfo
-	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	if !s.proc.waitExit(pid) {
+		// The master let go of a detached or persistent worker: it lives
+		// on without us.
+		s.proc.closeOutput()
+		s.stdout.flush()
+		s.stderr.flush()
+		s.mu.Lock()
+		s.reaped = true // not ours to signal any more
+		if s.lost == nil {
+			s.lost = fmt.Errorf("%w: the master let go of worker %s, which lives on", bus.ErrClosed, s.id)
+		}
+		s.mu.Unlock()
+		s.cmd.Process.Release()
+		s.end()
+		return
 	}
 	s.mu.Lock()
 	// The exited process still holds its pid until reaped: the group id
@@ -348,6 +361,7 @@ func (s *slave) reap() {
 	s.reaped = true
 	s.mu.Unlock()
 	s.cmd.Wait()
+	s.proc.drainOutput()
 	s.stdout.flush()
 	s.stderr.flush()
 	s.settle()

@@ -153,19 +153,31 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
 	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")
 	s.stderr = newPrefixWriter(o.stderr, "["+o.id+"] ")
-	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
+	proc, outW, errW, err := newProcess()
+	if err != nil {
+		s.unsubscribe()
+		return nil, fmt.Errorf("%w: pipes: %v", ErrSpawn, err)
+	}
+	// *os.File outputs: exec starts no copying goroutine of its own, and
+	// the master can stop copying when it lets go of the worker.
+	cmd.Stdout, cmd.Stderr = outW, errW
 	// A signal worker.Main catches, not SIGKILL, on the master's death: the
 	// worker then kills its whole process group, so that its own children
 	// go too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: bus.ParentDeathSignal}
-	cmd.WaitDelay = time.Second // grandchildren holding the pipes don't block Wait
 	var startErr error
 	m.onSpawner(func() { startErr = cmd.Start() })
+	outW.Close() // the child's now
+	errW.Close()
 	if startErr != nil {
+		proc.closeOutput()
+		proc.letGo()
+		proc.letGoR.Close()
 		s.unsubscribe()
 		return nil, fmt.Errorf("%w: %s: %v", ErrSpawn, o.binary, startErr)
 	}
-	s.cmd = cmd
+	proc.copyOutput(s.stdout, s.stderr)
+	s.cmd, s.proc = cmd, proc
 	go s.reap()
 
 	timer := time.NewTimer(o.startTimeout)
