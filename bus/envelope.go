@@ -51,6 +51,14 @@ const (
 	// travels on [HeartbeatSubject], so that it never waits behind calls,
 	// and the worker acknowledges it on the reply subject it names.
 	KindHeartbeat
+	// KindDetach, from the worker's owner, makes the worker run the
+	// owner's queued calls and then exit on its own; it no longer watches
+	// the owner's lease or death. The worker acknowledges it at once.
+	KindDetach
+	// KindPersist, from the worker's owner, makes the worker outlive its
+	// owner: it no longer watches the owner's lease or death, and serves
+	// until it is closed or stopped. The worker acknowledges it at once.
+	KindPersist
 	kindEnd
 )
 
@@ -66,6 +74,10 @@ func (k Kind) String() string {
 		return "close"
 	case KindHeartbeat:
 		return "heartbeat"
+	case KindDetach:
+		return "detach"
+	case KindPersist:
+		return "persist"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }

@@ -33,7 +33,9 @@ func TestKindString(t *testing.T) {
 		{bus.KindCancel, "cancel"},
 		{bus.KindClose, "close"},
 		{bus.KindHeartbeat, "heartbeat"},
-		{bus.Kind(5), "kind(5)"},
+		{bus.KindDetach, "detach"},
+		{bus.KindPersist, "persist"},
+		{bus.Kind(7), "kind(7)"},
 		{bus.Kind(255), "kind(255)"},
 	} {
 		if got := tc.k.String(); got != tc.want {
@@ -42,7 +44,7 @@ func TestKindString(t *testing.T) {
 	}
 }
 
-var kinds = []bus.Kind{bus.KindCall, bus.KindThread, bus.KindCancel, bus.KindClose, bus.KindHeartbeat}
+var kinds = []bus.Kind{bus.KindCall, bus.KindThread, bus.KindCancel, bus.KindClose, bus.KindHeartbeat, bus.KindDetach, bus.KindPersist}
 
 // ids cross every msgpack integer width.
 var ids = []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64, math.MaxUint64 - 1, math.MaxUint64}
@@ -252,7 +254,7 @@ func TestDecodeCallGarbage(t *testing.T) {
 		{"7 fields", callHeader(7, append(okHeader, []byte{7})...), "want 8"},
 		{"9 fields", callHeader(9, append(okHeader, []byte{7})...), "want 8"},
 		{"reply as call", mustReply(t, 1), "want 8"},
-		{"kind 5", callHeader(8, with(1, []byte{5})...), "unknown kind 5"},
+		{"kind 7", callHeader(8, with(1, []byte{7})...), "unknown kind 7"},
 		{"kind 255", callHeader(8, with(1, []byte{0xcc, 0xff})...), "unknown kind 255"},
 		{"kind 2^40", callHeader(8, with(1, []byte{0xcf, 0, 0, 1, 0, 0, 0, 0, 0})...), "unknown kind"},
 		{"kind is nil", callHeader(8, with(1, []byte{0xc0})...), "want an unsigned integer"},
@@ -561,7 +563,7 @@ func checkDecodeCall(t testing.TB, data []byte) {
 		}
 		return
 	}
-	if c.Kind > bus.KindHeartbeat || c.Timeout < 0 || len(c.Arg) == 0 {
+	if c.Kind > bus.KindPersist || c.Timeout < 0 || len(c.Arg) == 0 {
 		t.Fatalf("DecodeCall(% x) accepted %+v", data, c)
 	}
 	enc, err := bus.AppendCall(nil, &c, msgpack.RawMessage(c.Arg))

@@ -8,7 +8,7 @@ import (
 // Subject layout. Every subject a worker serves starts with its id, so that
 // `nats sub 'proc.<worker>.>'` shows all of one worker's traffic.
 //
-//	proc.<worker>.call           calls, cancels, close
+//	proc.<worker>.call           calls, cancels, close, detach, persist
 //	proc.<worker>.ctl.heartbeat  heartbeats renewing masters' leases
 //	proc.master.<master>.…       what a master serves to its workers
 //

@@ -69,7 +69,7 @@ func (m *Master) liveSlaves() []*slave {
 	out := all[:0]
 	for _, s := range all {
 		s.mu.Lock()
-		live := s.state != slaveGone && s.lost == nil
+		live := s.state != slaveGone && s.lost == nil && !s.detached
 		s.mu.Unlock()
 		if live {
 			out = append(out, s)

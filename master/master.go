@@ -214,8 +214,9 @@ func (m *Master) URL() string { return m.url }
 func (m *Master) Token() string { return m.token }
 
 // Close closes every worker the master spawned (as [Slave.Close] does:
-// their queued calls finish first), then its connection, then the
-// embedded server if it started one. Spawns in flight fail with
+// their queued calls finish first) but those it detached or made
+// persistent, which it lets go of; then its connection, then the embedded
+// server if it started one. Spawns in flight fail with
 // [bus.ErrClosed]. It is idempotent.
 func (m *Master) Close() error {
 	m.mu.Lock()
@@ -237,8 +238,13 @@ func (m *Master) Close() error {
 	for _, s := range slaves {
 		s.mu.Lock()
 		s.release = nil // the master goes anyway: no reference to drop
+		outlives := s.outlives
 		s.mu.Unlock()
-		s.Close()
+		if outlives {
+			s.letGo()
+		} else {
+			s.Close()
+		}
 	}
 	close(m.hbStop)
 	<-m.hbDone

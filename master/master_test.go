@@ -616,3 +616,78 @@ func TestDroppedSlaveIsClosed(t *testing.T) {
 		t.Fatalf("the task sent before the drop: %d, %v", n, err)
 	}
 }
+
+func TestDetach(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	slow := master.Schedule(ctx, s, Sleep, master.DefaultLease*3/2) // past a lease
+	queued := master.Schedule(ctx, s, Sum, []int{1, 2})
+	if err := s.Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := master.Invoke(ctx, s, Sum, nil); !errors.Is(err, bus.ErrClosed) || !strings.Contains(err.Error(), "detached") {
+		t.Fatalf("a call after Detach: %v, want ErrClosed saying it is detached", err)
+	}
+	// The calls sent before run to the end, past a lease without
+	// heartbeats, and then the worker exits on its own.
+	if _, err := slow.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := queued.Wait(ctx); n != 3 || err != nil {
+		t.Fatalf("queued before Detach: %d, %v", n, err)
+	}
+	select {
+	case <-s.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the detached worker did not exit on its own")
+	}
+	if err := s.Detach(ctx); !errors.Is(err, bus.ErrClosed) {
+		t.Fatalf("Detach of a gone worker: %v", err)
+	}
+}
+
+func TestPersist(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := master.New(ctx, master.WithNATS(srv.URL(), srv.Token()), master.WithLease(200*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Spawn(ctx)
+	if err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	pid, id := s.PID(), s.ID()
+	defer syscall.Kill(pid, syscall.SIGKILL) // whatever happens below
+	if err := s.Persist(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The master goes: the worker stays, past its lease.
+	m.Close()
+	if proctest.Gone(pid, time.Second) {
+		t.Fatal("the persistent worker went with its master")
+	}
+	// Another master reaches it by its id.
+	c, err := master.Connect(ctx, srv.URL(), master.WithToken(srv.Token()), master.WithServerID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := master.Invoke(ctx, c, Sum, []int{20, 22}); n != 42 || err != nil {
+		t.Fatalf("through another master: %d, %v", n, err)
+	}
+	if _, err := c.Master().Conn().Request(bus.ControlSubject(id, "stop"), nil, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !proctest.Gone(pid, 10*time.Second) {
+		t.Fatal("the persistent worker did not stop when asked")
+	}
+}

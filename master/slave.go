@@ -45,13 +45,15 @@ type slave struct {
 	exited       chan struct{} // closed once the process is reaped
 	release      func()        // drops the shared master's reference
 
-	mu      sync.Mutex
-	pending pendingSet
-	groups  map[context.Context]*ctxGroup
-	state   slaveState
-	lost    error         // why pending calls fail, once the worker is gone
-	reaped  bool          // the process is reaped: its pid may name another process now
-	settled chan struct{} // closed when onReply meets the settle marker
+	mu       sync.Mutex
+	pending  pendingSet
+	groups   map[context.Context]*ctxGroup
+	state    slaveState
+	lost     error         // why pending calls fail, once the worker is gone
+	reaped   bool          // the process is reaped: its pid may name another process now
+	outlives bool          // Detach or Persist: Master.Close lets go of it
+	detached bool          // Detach: no new calls, no heartbeats
+	settled  chan struct{} // closed when onReply meets the settle marker
 
 	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
 	pid     int          // a connected worker's pid, from its hello
@@ -330,6 +332,9 @@ func (s *slave) closedErr() error {
 	if s.lost != nil {
 		return s.lost
 	}
+	if s.detached {
+		return fmt.Errorf("%w: worker %s is detached", bus.ErrClosed, s.id)
+	}
 	return fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
 }
 
@@ -502,6 +507,85 @@ func (s *slave) settle() {
 	case <-ch:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// Detach lets the worker run the calls it was sent, then exit on its own:
+// the master stops heartbeating it and Master.Close does not wait for it.
+// Calls made after Detach fail with [bus.ErrClosed]; the tasks sent before
+// it still get their results while the master lives (Master.Close fails
+// those still pending with [bus.ErrClosed]). It is for a worker the master
+// spawned.
+func (s *slave) Detach(ctx context.Context) error {
+	if err := s.ownerRequest(ctx, bus.KindDetach); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.outlives, s.detached = true, true
+	if s.state == slaveOpen {
+		s.state = slaveClosing
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Persist makes the worker outlive its master: it no longer heeds the
+// master's lease or death, and serves until it is closed ([Slave.Close]
+// still closes it) or stopped (its stop control verb). Master.Close lets
+// go of it instead of closing it. It outlives the master only if its NATS
+// server does: use it with a master on a server of its own ([WithNATS]);
+// other masters then reach the worker with [Connect] and [WithServerID].
+// It is for a worker the master spawned.
+func (s *slave) Persist(ctx context.Context) error {
+	if err := s.ownerRequest(ctx, bus.KindPersist); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.outlives = true
+	s.mu.Unlock()
+	return nil
+}
+
+// ownerRequest sends the worker a request only its owner may, and waits
+// for its acknowledgement.
+func (s *slave) ownerRequest(ctx context.Context, kind bus.Kind) error {
+	if s == nil || s.m == nil {
+		return fmt.Errorf("%w: %s on a nil or zero Slave", ErrBadCall, kind)
+	}
+	if s.cmd == nil {
+		return fmt.Errorf("%w: %s: worker %s was not spawned by this master", ErrBadCall, kind, s.id)
+	}
+	s.mu.Lock()
+	if s.state != slaveOpen {
+		err := s.closedErr()
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	data, err := bus.AppendCall(nil, &bus.Call{Kind: kind, Master: s.m.id}, nil)
+	if err != nil {
+		return err
+	}
+	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), s.subject, data)
+	if err != nil {
+		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
+	}
+	_, _, remote, err := bus.DecodeReply(msg.Data)
+	if err != nil {
+		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
+	}
+	if remote != nil {
+		return remote
+	}
+	return nil
+}
+
+// letGo ends the master's hold on a worker that outlives it: the worker
+// runs on, its output is no longer copied, and its calls still pending
+// fail with [bus.ErrClosed].
+func (s *slave) letGo() {
+	s.proc.letGo()
+	<-s.exited
+	s.finish()
 }
 
 // setRelease sets what finish calls to drop the slave's master.

@@ -102,7 +102,7 @@ func (w *Worker) expireLeases(now time.Time) {
 		w.gone[master] = goneMaster{lapsed: true, until: now.Add(2 * l.length)}
 		w.stats.lapsed.Add(1)
 		w.dropMasterLocked(master)
-		ownerGone = ownerGone || (w.owner != "" && master == w.owner)
+		ownerGone = ownerGone || (w.owner != "" && master == w.owner && !w.persistent.Load())
 	}
 	w.mu.Unlock()
 	if ownerGone {
@@ -167,13 +167,18 @@ func (w *Worker) leasesVerb(req micro.Request) {
 	req.RespondJSON(out)
 }
 
-// stopVerb asks a worker with no owner to stop: [Worker.Stopping] closes.
-// A spawned worker refuses: its master closes it.
+// stopVerb asks a worker with no owner, or a persistent one, to stop:
+// [Worker.Stopping] closes. A spawned worker refuses: its master closes
+// it.
 func (w *Worker) stopVerb(req micro.Request) {
-	if w.owner != "" {
+	if w.owner != "" && !w.persistent.Load() {
 		req.Error("403", "worker "+w.id+" belongs to master "+w.owner+": close it from there", nil)
 		return
 	}
 	req.Respond([]byte("stopping"))
 	w.stopOnce.Do(func() { close(w.stopping) })
 }
+
+// Persistent reports whether the worker's owner detached it or made it
+// persistent: its owner's lease and death no longer stop it.
+func (w *Worker) Persistent() bool { return w.persistent.Load() }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,17 +52,29 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	defer signal.Stop(term)
-	// The master's death: kill the group at once, from wherever we are.
+	// The master's death: kill the group at once, from wherever we are,
+	// unless the master made the worker outlive it. A broken stdout (the
+	// master's end of the pipe gone) must not kill such a worker either.
 	pdeath := make(chan os.Signal, 1)
-	signal.Notify(pdeath, bus.ParentDeathSignal)
+	signal.Notify(pdeath, bus.ParentDeathSignal, syscall.SIGPIPE)
 	defer signal.Stop(pdeath)
+	var outlives func() bool // set once the worker serves
+	var outlivesMu sync.Mutex
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	go func() {
-		select {
-		case <-pdeath:
-			killGroup()
-		case <-stopWatch:
+		for {
+			select {
+			case sig := <-pdeath:
+				outlivesMu.Lock()
+				o := outlives
+				outlivesMu.Unlock()
+				if sig == bus.ParentDeathSignal && (o == nil || !o()) {
+					killGroup()
+				}
+			case <-stopWatch:
+				return
+			}
 		}
 	}()
 	if orphaned(cfg) { // the master died before we could catch its signal
@@ -90,6 +103,9 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	if err != nil {
 		return err
 	}
+	outlivesMu.Lock()
+	outlives = w.Persistent
+	outlivesMu.Unlock()
 	if err := sayHello(nc, cfg.Hello, bus.NewHello(cfg.Worker)); err != nil {
 		w.Abort()
 		return fmt.Errorf("worker %s: hello: %w", cfg.Worker, err)

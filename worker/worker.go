@@ -69,14 +69,15 @@ type Worker struct {
 	scratch   bus.Call // the envelope handle decodes into, for its strings
 	hbScratch bus.Call // the same for heartbeat
 
-	mu      sync.Mutex
-	masters map[string]*queue
-	threads map[callKey]*call     // running concurrent calls
-	leases  map[string]*lease     // masters holding a lease, by id
-	gone    map[string]goneMaster // masters that lapsed or closed, for a while
-	closing bool
-	aborted atomic.Bool    // calls not started yet are cancelled
-	tasks   sync.WaitGroup // running calls and queue drainers
+	mu         sync.Mutex
+	masters    map[string]*queue
+	threads    map[callKey]*call     // running concurrent calls
+	leases     map[string]*lease     // masters holding a lease, by id
+	gone       map[string]goneMaster // masters that lapsed or closed, for a while
+	closing    bool
+	aborted    atomic.Bool    // calls not started yet are cancelled
+	persistent atomic.Bool    // detached or persistent: its owner's lease and death do not stop it
+	tasks      sync.WaitGroup // running calls and queue drainers
 
 	stopping  chan struct{} // closed when the owner asked to close
 	stopOnce  sync.Once
@@ -230,6 +231,24 @@ func (w *Worker) handle(req micro.Request) {
 	case bus.KindCancel:
 		w.cancelCall(key)
 		return
+	case bus.KindDetach, bus.KindPersist:
+		if w.owner == "" || c.Master != w.owner {
+			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrBadPayload, c.Kind, c.Master, w.id))
+			return
+		}
+		w.persistent.Store(true) // the owner's lease and death no longer matter
+		w.publishReply(reply, c.ID, "", struct{}{})
+		if c.Kind == bus.KindPersist {
+			return
+		}
+		// Detach: the owner stops heartbeating, and its queued calls run
+		// to the end all the same; then the worker exits, as on a close.
+		w.mu.Lock()
+		delete(w.leases, c.Master)
+		w.gone[c.Master] = goneMaster{until: time.Now().Add(24 * time.Hour)}
+		w.mu.Unlock()
+		c.Kind, reply = bus.KindClose, "" // acknowledged already
+		fallthrough
 	case bus.KindClose:
 		w.mu.Lock()
 		if w.closing {
