@@ -141,25 +141,35 @@ func TestServerManyMasters(t *testing.T) {
 }
 
 func TestServerStops(t *testing.T) {
-	ctx := testCtx(t)
-	srv := startServer(t, binProcessional)
-	s, err := master.Connect(ctx, "unix://"+strings.TrimPrefix(srv.socket, "unix://"), master.WithToken(srv.token))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	running := master.Schedule(ctx, s, Sleep, 300*time.Millisecond)
-	time.Sleep(50 * time.Millisecond)
-	srv.cmd.Process.Signal(syscall.SIGTERM)
-	if _, err := running.Wait(ctx); err != nil {
-		t.Fatalf("a call running when the server stopped: %v", err)
-	}
-	_, err = master.Invoke(ctx, s, Sum, []int{1})
-	if !errors.Is(err, bus.ErrClosed) && !errors.Is(err, bus.ErrWorkerLost) {
-		t.Fatalf("a call to a stopped server: %v, want ErrClosed or ErrWorkerLost", err)
-	}
-	if err := srv.cmd.Wait(); err != nil {
-		t.Fatalf("server exit: %v", err)
+	for _, how := range []string{"signal", "client"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := testCtx(t)
+			srv := startServer(t, binProcessional)
+			s, err := master.Connect(ctx, srv.socket, master.WithToken(srv.token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			running := master.Schedule(ctx, s, Sleep, 300*time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
+			if how == "client" {
+				if err := s.StopServer(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				srv.cmd.Process.Signal(syscall.SIGTERM)
+			}
+			if _, err := running.Wait(ctx); err != nil {
+				t.Fatalf("a call running when the server stopped: %v", err)
+			}
+			_, err = master.Invoke(ctx, s, Sum, []int{1})
+			if !errors.Is(err, bus.ErrClosed) && !errors.Is(err, bus.ErrWorkerLost) {
+				t.Fatalf("a call to a stopped server: %v, want ErrClosed or ErrWorkerLost", err)
+			}
+			if err := srv.cmd.Wait(); err != nil {
+				t.Fatalf("server exit: %v", err)
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
 )
@@ -143,4 +144,22 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 	m.slaves[id] = s
 	m.mu.Unlock()
 	return s, nil
+}
+
+// StopServer asks the worker, a server the master connected to or a
+// persistent one, to stop once its running calls have finished; it
+// returns once the worker has agreed. A spawned worker refuses: close it
+// with [Slave.Close].
+func (s *slave) StopServer(ctx context.Context) error {
+	if s == nil || s.m == nil {
+		return fmt.Errorf("%w: StopServer on a nil or zero Slave", ErrBadCall)
+	}
+	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), bus.ControlSubject(s.id, "stop"), nil)
+	if err != nil {
+		return fmt.Errorf("worker %s: stop: %w", s.id, err)
+	}
+	if e := msg.Header.Get(micro.ErrorHeader); e != "" {
+		return fmt.Errorf("%w: worker %s: stop: %s", ErrBadCall, s.id, e)
+	}
+	return nil
 }

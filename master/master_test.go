@@ -683,7 +683,7 @@ func TestPersist(t *testing.T) {
 	if n, err := master.Invoke(ctx, c, Sum, []int{20, 22}); n != 42 || err != nil {
 		t.Fatalf("through another master: %d, %v", n, err)
 	}
-	if _, err := c.Master().Conn().Request(bus.ControlSubject(id, "stop"), nil, 10*time.Second); err != nil {
+	if err := c.StopServer(ctx); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()

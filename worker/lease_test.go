@@ -1,13 +1,16 @@
 package worker_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/worker"
 )
 
 // beat sends one heartbeat from master, with a lease of length, and waits
@@ -115,6 +118,28 @@ func TestBadHeartbeatsAreIgnored(t *testing.T) {
 	}
 	if len(h.w.Leases()) != 0 {
 		t.Fatalf("bad heartbeats made leases: %v", h.w.Leases())
+	}
+	// They are counted, in the heartbeat endpoint's micro stats.
+	subject, err := micro.ControlSubject(micro.StatsVerb, worker.ServiceName, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := h.nc.Request(subject, nil, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats micro.Stats
+	if err := json.Unmarshal(msg.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	var counts map[string]int64
+	for _, ep := range stats.Endpoints {
+		if ep.Name == "heartbeat" {
+			json.Unmarshal(ep.Data, &counts)
+		}
+	}
+	if counts["ignored"] != 3 {
+		t.Fatalf("heartbeat stats %v, want 3 ignored", counts)
 	}
 	h.beat(t, master, time.Hour) // the worker still serves heartbeats
 }

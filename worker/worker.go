@@ -162,6 +162,12 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 			"pid":      fmt.Sprint(os.Getpid()),
 		},
 		QueueGroupDisabled: true,
+		StatsHandler: func(e *micro.Endpoint) any {
+			if e.Name != "heartbeat" {
+				return nil
+			}
+			return map[string]int64{"ignored": w.stats.ignored.Load(), "lapsed": w.stats.lapsed.Load()}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: micro service: %w", o.id, err)
