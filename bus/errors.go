@@ -34,6 +34,9 @@ var (
 	ErrTooBig = RegisterError("bus.ErrTooBig", errors.New("processional: payload too big"))
 	// ErrClosed: the executor is closed or closing and takes no new task.
 	ErrClosed = RegisterError("bus.ErrClosed", errors.New("processional: executor closed"))
+	// ErrNotOwner: a master asked a worker what only its owner may (detach,
+	// persist).
+	ErrNotOwner = RegisterError("bus.ErrNotOwner", errors.New("processional: not the worker's owner"))
 	// ErrLeaseLapsed: the worker heard no heartbeat from the master for a
 	// whole lease and dropped the master's calls.
 	ErrLeaseLapsed = RegisterError("bus.ErrLeaseLapsed", errors.New("processional: lease lapsed"))

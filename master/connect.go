@@ -61,7 +61,7 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
 		m.Close()
 		return nil, err
 	}
-	s.setRelease(func() { m.Close() })
+	s.setRelease(m.closeForRelease)
 	return s.handle(), nil
 }
 

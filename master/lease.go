@@ -42,11 +42,20 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 	}
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
+			if now.Sub(last) > 2*m.interval {
+				// The master itself was stalled: the workers' silence is
+				// ours. Give each a fresh lease's worth of answers.
+				for _, s := range m.liveSlaves() {
+					s.lastAck.Store(now.UnixNano())
+				}
+			}
+			last = now
 			for _, s := range m.liveSlaves() {
 				if silent := now.Sub(time.Unix(0, s.lastAck.Load())); silent > m.lease {
 					s.lose(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))

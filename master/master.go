@@ -258,6 +258,15 @@ func (m *Master) Close() error {
 	return nil
 }
 
+// closeForRelease closes m for its last slave's release: unless a Close
+// runs already, which may be the one that closed that slave, and must not
+// be waited for from inside it.
+func (m *Master) closeForRelease() {
+	if !m.isClosed() {
+		m.Close()
+	}
+}
+
 func (m *Master) isClosed() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -305,7 +314,7 @@ func releaseShared(m *Master) {
 	}
 	shared.refs--
 	if shared.refs == 0 {
-		shared.m.Close()
+		shared.m.closeForRelease()
 		shared.m = nil
 	}
 }

@@ -690,4 +690,13 @@ func TestPersist(t *testing.T) {
 	if !proctest.Gone(pid, 10*time.Second) {
 		t.Fatal("the persistent worker did not stop when asked")
 	}
+	// Let go of, it is still reaped (no zombie) once it exits.
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) != syscall.ESRCH {
+		if time.Now().After(deadline) {
+			t.Fatal("the persistent worker was never reaped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(s)
 }

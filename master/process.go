@@ -101,10 +101,21 @@ func (p *process) waitExit(pid int) bool {
 			}
 		}
 		unix.Close(fd)
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+		}
+		return true
 	}
-	// Exited (or no pidfd on this kernel: wait without letting go).
-	var info unix.Siginfo
-	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	// No pidfd (an old kernel, no file descriptor left): look for the exit
+	// between short waits on the let-go pipe.
+	fds := []unix.PollFd{{Fd: int32(p.letGoR.Fd()), Events: unix.POLLIN}}
+	for {
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err == nil && info.Signo != 0 {
+			return true
+		}
+		if n, _ := unix.Poll(fds, 20); n > 0 {
+			return false
+		}
 	}
-	return true
 }

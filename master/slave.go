@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
 
 	"github.com/processional/processional/bus"
 )
@@ -97,8 +98,17 @@ func (s *slave) handle() *Slave {
 	h := &Slave{s}
 	runtime.AddCleanup(h, func(s *slave) {
 		// The cleanup goroutine must not block: close on another, which
-		// ends when the worker has exited.
-		go s.Close()
+		// ends when the worker has exited (or the master let go of it).
+		go func() {
+			s.mu.Lock()
+			outlives := s.outlives
+			s.mu.Unlock()
+			if outlives {
+				s.letGo()
+			} else {
+				s.Close()
+			}
+		}()
 	}, s)
 	return h
 }
@@ -355,10 +365,19 @@ func (s *slave) reap() {
 			s.lost = fmt.Errorf("%w: the master let go of worker %s, which lives on", bus.ErrClosed, s.id)
 		}
 		s.mu.Unlock()
-		s.cmd.Process.Release()
 		s.end()
+		// Still our child: when it exits, take its group along and reap
+		// it. The goroutine lives as long as the worker, no longer.
+		go func() {
+			var info unix.Siginfo
+			for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+			}
+			syscall.Kill(-pid, syscall.SIGKILL)
+			s.cmd.Wait()
+		}()
 		return
 	}
+	s.proc.letGo() // nobody will: close its pipe
 	s.mu.Lock()
 	// The exited process still holds its pid until reaped: the group id
 	// names no one else yet.
@@ -468,6 +487,13 @@ func (s *slave) lose(why error) {
 	if s.state != slaveGone && s.lost == nil {
 		s.lost = why
 	}
+	if s.outlives && s.cmd != nil {
+		// Detached or persistent: not ours to kill. Let go of it: its
+		// pending calls fail with why.
+		s.mu.Unlock()
+		s.proc.letGo()
+		return
+	}
 	if s.state == slaveOpen {
 		s.state = slaveClosing
 	}
@@ -560,6 +586,9 @@ func (s *slave) ownerRequest(ctx context.Context, kind bus.Kind) error {
 		s.mu.Unlock()
 		return err
 	}
+	// Before asking: should the answer be lost, the worker may have acted,
+	// and then it must not be killed as ours.
+	s.outlives = true
 	s.mu.Unlock()
 	data, err := bus.AppendCall(nil, &bus.Call{Kind: kind, Master: s.m.id}, nil)
 	if err != nil {
@@ -602,6 +631,7 @@ func (s *slave) finish() {
 		s.m.forget(s)
 		s.mu.Lock()
 		release := s.release
+		s.release = nil
 		s.mu.Unlock()
 		if release != nil {
 			release()

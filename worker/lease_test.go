@@ -166,6 +166,19 @@ func TestLapsedMasterIsToldAndClosedOneIgnored(t *testing.T) {
 	if _, ok := h.w.Leases()["m-lapsing"]; ok {
 		t.Fatal("a lapsed master got its lease back")
 	}
+	// Nor do its calls run, leaseless.
+	if _, re := h.call(t, bus.Call{Master: "m-lapsing", ID: 3, Function: "worker_test.echo"}, "x"); !is(re, bus.ErrLeaseLapsed) {
+		t.Fatalf("a call from a lapsed master: %v, want ErrLeaseLapsed", re)
+	}
+	// Only the owner detaches or persists its worker.
+	for _, kind := range []bus.Kind{bus.KindDetach, bus.KindPersist} {
+		if _, re := h.call(t, bus.Call{Kind: kind, Master: "m-intruder", ID: 4}, nil); !is(re, bus.ErrNotOwner) {
+			t.Fatalf("%s from another master: %v, want ErrNotOwner", kind, re)
+		}
+	}
+	if h.w.Persistent() {
+		t.Fatal("a non-owner made the worker persistent")
+	}
 	// A master that closed: its late heartbeats give it no lease.
 	h.beat(t, master, time.Second)
 	h.call(t, bus.Call{Kind: bus.KindClose, ID: 9}, nil)

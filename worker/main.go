@@ -56,8 +56,11 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	// unless the master made the worker outlive it. A broken stdout (the
 	// master's end of the pipe gone) must not kill such a worker either.
 	pdeath := make(chan os.Signal, 1)
-	signal.Notify(pdeath, bus.ParentDeathSignal, syscall.SIGPIPE)
+	signal.Notify(pdeath, bus.ParentDeathSignal)
 	defer signal.Stop(pdeath)
+	brokenPipe := make(chan os.Signal, 1) // caught, so that it kills no one
+	signal.Notify(brokenPipe, syscall.SIGPIPE)
+	defer signal.Stop(brokenPipe)
 	var outlives func() bool // set once the worker serves
 	var outlivesMu sync.Mutex
 	stopWatch := make(chan struct{})
@@ -65,13 +68,14 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	go func() {
 		for {
 			select {
-			case sig := <-pdeath:
+			case <-pdeath:
 				outlivesMu.Lock()
 				o := outlives
 				outlivesMu.Unlock()
-				if sig == bus.ParentDeathSignal && (o == nil || !o()) {
+				if o == nil || !o() {
 					killGroup()
 				}
+			case <-brokenPipe:
 			case <-stopWatch:
 				return
 			}

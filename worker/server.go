@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/processional/processional/embedded"
@@ -110,10 +111,15 @@ func (s *Server) listenSocket(path string) error {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return fmt.Errorf("%w: %s exists and is not a socket", ErrConfig, path)
 		}
-		// Another server's socket, live or stale? Only a stale one goes.
-		if c, err := net.Dial("unix", path); err == nil {
+		// Another server's socket, live or stale? Only a stale one (no
+		// listener: connection refused) goes.
+		c, err := net.Dial("unix", path)
+		if err == nil {
 			c.Close()
 			return fmt.Errorf("%w: socket %s is in use by a live server", ErrConfig, path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w: socket %s exists and cannot be checked: %v", ErrConfig, path, err)
 		}
 		os.Remove(path)
 	}

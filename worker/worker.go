@@ -239,7 +239,7 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	case bus.KindDetach, bus.KindPersist:
 		if w.owner == "" || c.Master != w.owner {
-			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrBadPayload, c.Kind, c.Master, w.id))
+			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrNotOwner, c.Kind, c.Master, w.id))
 			return
 		}
 		w.persistent.Store(true) // the owner's lease and death no longer matter
@@ -304,6 +304,14 @@ func (w *Worker) handle(req micro.Request) {
 		cl.cancel(context.Canceled)
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
 		return
+	}
+	if len(w.gone) > 0 {
+		if g, ok := w.gone[c.Master]; ok && g.lapsed && time.Now().Before(g.until) {
+			w.mu.Unlock()
+			cl.cancel(context.Canceled)
+			w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
+			return
+		}
 	}
 	if c.Kind == bus.KindThread {
 		cl.done = make(chan struct{})
