@@ -182,6 +182,27 @@ func (s *Server) pipe(dst, src net.Conn) {
 	s.mu.Unlock()
 }
 
+// drainClients waits, at most d, until the NATS server has written out
+// what it holds for its clients: the last replies must reach their masters
+// before the server shuts down.
+func (s *Server) drainClients(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		cz, err := s.srv.NATS().Connz(nil)
+		if err != nil {
+			return
+		}
+		pending := 0
+		for _, c := range cz.Conns {
+			pending += c.Pending
+		}
+		if pending == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // ID is the server's worker id.
 func (s *Server) ID() string { return s.w.ID() }
 
@@ -217,7 +238,9 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		if s.w != nil {
 			err = s.w.Close()
+			s.w.nc.Flush() // the server has every reply of the worker's now
 			s.w.nc.Close()
+			s.drainClients(time.Second)
 		}
 		if s.socket != nil {
 			s.socket.Close() // removes the socket file, ours
