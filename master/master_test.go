@@ -555,8 +555,8 @@ func threadOn(ex master.Executor) error {
 func TestHungWorkerIsLost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lease := 300 * time.Millisecond
-	m, err := master.New(ctx, master.WithLease(lease, lease/6))
+	lease := time.Second // short leases flake under a loaded -race run
+	m, err := master.New(ctx, master.WithLease(lease, lease/10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +656,7 @@ func TestPersist(t *testing.T) {
 	defer srv.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := master.New(ctx, master.WithNATS(srv.URL(), srv.Token()), master.WithLease(200*time.Millisecond, 50*time.Millisecond))
+	m, err := master.New(ctx, master.WithNATS(srv.URL(), srv.Token()), master.WithLease(500*time.Millisecond, 50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
