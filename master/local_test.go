@@ -104,19 +104,26 @@ func TestCancelLocal(t *testing.T) {
 	}
 }
 
+// rec records the thread and order of its calls, for TestSlaveThread.
+var (
+	recMu             sync.Mutex
+	recTids, recOrder []int
+	rec               = bus.Register("test.thread.rec", func(ctx context.Context, i int) (int, error) {
+		recMu.Lock()
+		defer recMu.Unlock()
+		recTids = append(recTids, unix.Gettid())
+		recOrder = append(recOrder, i)
+		return i, nil
+	})
+)
+
 func TestSlaveThread(t *testing.T) {
 	ctx := context.Background()
 	th := master.NewThread()
 	// Every task runs on the same OS thread, in order.
-	var mu sync.Mutex
-	var tids, order []int
-	rec := bus.Register("test.thread.rec", func(ctx context.Context, i int) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		tids = append(tids, unix.Gettid())
-		order = append(order, i)
-		return i, nil
-	})
+	recMu.Lock()
+	recTids, recOrder = nil, nil
+	recMu.Unlock()
 	var tasks []*master.Task[int]
 	for i := range 100 {
 		tasks = append(tasks, master.Schedule(ctx, th, rec, i))
@@ -135,6 +142,9 @@ func TestSlaveThread(t *testing.T) {
 	if v, err := after.Wait(ctx); v != 100 || err != nil {
 		t.Fatalf("task after the panic: %d, %v", v, err)
 	}
+	recMu.Lock()
+	tids, order := recTids, recOrder
+	recMu.Unlock()
 	for i := range order {
 		if order[i] != i || tids[i] != tids[0] {
 			t.Fatalf("task %d ran as %d on thread %d (first on %d)", i, order[i], tids[i], tids[0])
