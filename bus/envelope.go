@@ -62,6 +62,7 @@ const (
 	kindEnd
 )
 
+// String names the kind, as it appears in error messages.
 func (k Kind) String() string {
 	switch k {
 	case KindCall:

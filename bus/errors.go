@@ -124,6 +124,7 @@ func trimPanicStack(stack string) string {
 	return stack
 }
 
+// Error gives the panic value.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Is reports whether target is ErrPanic.
@@ -173,6 +174,8 @@ func NewRemoteError(worker, function string, err error) *RemoteError {
 	return r
 }
 
+// Error names the worker and the function, then gives the remote message
+// and the remote error's Go type.
 func (e *RemoteError) Error() string {
 	var b strings.Builder
 	b.WriteString("worker ")

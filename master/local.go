@@ -95,6 +95,7 @@ func NewThread() *SlaveThread {
 }
 
 func (*SlaveThread) executor()      {}
+// String describes the executor for messages.
 func (*SlaveThread) String() string { return "slave thread" }
 
 func (th *SlaveThread) loop() {

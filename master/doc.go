@@ -1,0 +1,18 @@
+// Package master is what a user of processional calls: it runs registered
+// functions in the calling goroutine, in new goroutines, on slave threads
+// (one OS thread, tasks in order) and on worker processes it spawns or
+// connects to over NATS, with one way to call and one future for the
+// result.
+//
+//	t := master.Go(ctx, func(ctx context.Context) (int, error) { return 42, nil })
+//	s, err := master.Spawn(ctx)                          // this binary, as a worker
+//	n, err := master.Invoke(ctx, s, Sum, []int{1, 2, 3}) // blocking
+//	task := master.Schedule(ctx, s, Sum, xs)             // background, in order
+//	conc := master.Thread(ctx, s, Sum, xs)               // concurrent on the worker
+//
+// Every executor returns a [Task]: Wait, Done, Available, Cancel. Workers
+// are resources: a [Master] heartbeats each one it holds, a worker whose
+// master dies or stops heartbeating tears down, and a worker that dies or
+// stops answering fails every pending task with bus.ErrWorkerLost. See
+// the README's Lifetimes section for each case and its timing.
+package master
