@@ -94,7 +94,8 @@ func NewThread() *SlaveThread {
 	return th
 }
 
-func (*SlaveThread) executor()      {}
+func (*SlaveThread) executor() {}
+
 // String describes the executor for messages.
 func (*SlaveThread) String() string { return "slave thread" }
 
