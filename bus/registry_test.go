@@ -62,7 +62,7 @@ var (
 	regAny = bus.Register("bus_test.any", func(ctx context.Context, v any) (any, error) {
 		return v, nil
 	})
-	regEmpty = bus.Register("bus_test.empty", func(ctx context.Context, _ struct{}) (struct{}, error) {
+	_ = bus.Register("bus_test.empty", func(ctx context.Context, _ struct{}) (struct{}, error) {
 		return struct{}{}, nil
 	})
 	regFail = bus.Register("bus_test.fail", func(ctx context.Context, n int) (int, error) {
@@ -295,6 +295,7 @@ type (
 // Types that can travel although they hold a func or chan somewhere.
 type (
 	hiddenFunc struct {
+		//lint:ignore U1000 an unexported func field, which the codec skips: the point of the type
 		f func()
 		X int
 	}
