@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,28 +52,17 @@ func orphanPair() *Pair {
 // orphanExit starts a master process that spawns a worker, kills the
 // master with SIGKILL, and times until the worker is gone.
 func orphanExit(ctx context.Context, binary string) (time.Duration, error) {
-	cmd := exec.CommandContext(ctx, binary)
-	cmd.Env = append(cmd.Environ(), envChild+"="+modeHolder)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
+	line, stop, err := startReporter(ctx, binary, "the master's worker pid", envChild+"="+modeHolder)
 	if err != nil {
 		return 0, err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer cmd.Wait()
-	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return 0, fmt.Errorf("the master printed no worker pid: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	defer stop()
+	pid, err := strconv.Atoi(line)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	cmd.Process.Kill()
+	stop() // SIGKILL: the master only, its worker has a group of its own
 	for !proctest.Gone(pid, 0) {
 		if time.Since(start) > 10*master.DefaultLease {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -128,6 +118,35 @@ func workerLost(ctx context.Context, s *master.Slave) (time.Duration, error) {
 		return 0, fmt.Errorf("the pending call: %v, want ErrWorkerLost", err)
 	}
 	return d, nil
+}
+
+// startReporter starts binary in a process group of its own, with env
+// added, and returns the first line it prints (what, for errors), and a
+// stop that kills the group with SIGKILL and reaps it (idempotent).
+func startReporter(ctx context.Context, binary, what string, env ...string) (line string, stop func(), err error) {
+	cmd := exec.CommandContext(ctx, binary)
+	cmd.Env = append(cmd.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		})
+	}
+	line, err = bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("%s: nothing printed: %v", what, err)
+	}
+	return strings.TrimSpace(line), stop, nil
 }
 
 // serverChild is a `processional server` child process.
@@ -237,29 +256,19 @@ func leaseTeardownPair() *Pair {
 // leaseTeardown starts a master process connected to the server, kills it
 // with SIGKILL, and times until the server has dropped its lease.
 func leaseTeardown(ctx context.Context, e *Env) (time.Duration, error) {
-	cmd := exec.CommandContext(ctx, e.binary)
-	cmd.Env = append(cmd.Environ(), envChild+"="+modeClient, "PROCESSIONAL_BENCH_URL="+e.server.url, "PROCESSIONAL_BENCH_TOKEN="+e.server.token)
-	out, err := cmd.StdoutPipe()
+	id, stop, err := startReporter(ctx, e.binary, "the client's master id", envChild+"="+modeClient,
+		"PROCESSIONAL_BENCH_URL="+e.server.url, "PROCESSIONAL_BENCH_TOKEN="+e.server.token)
 	if err != nil {
 		return 0, err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return 0, fmt.Errorf("the client printed no master id: %v", err)
-	}
-	id := strings.TrimSpace(line)
+	defer stop()
 	nc, err := nats.Connect(e.server.url, nats.Token(e.server.token))
 	if err != nil {
 		return 0, err
 	}
 	defer nc.Close()
 	start := time.Now()
-	cmd.Process.Kill()
+	stop()
 	for {
 		msg, err := nc.Request(bus.ControlSubject("server", "leases"), nil, 5*time.Second)
 		if err != nil {
