@@ -88,6 +88,12 @@ func TestLeaseLapses(t *testing.T) {
 	}
 }
 
+// TestHeartbeatNeverWaitsBehindCalls checks that a worker whose master's
+// blocking call never returns, with more queued behind it, still renews
+// that master's lease: the gate stays shut until the heartbeat is
+// answered, so a heartbeat queued with the calls would hang here. (That a
+// backlog in the subscription cannot delay it either is structural: the
+// heartbeat has its own endpoint, see TestMicroService.)
 func TestHeartbeatNeverWaitsBehindCalls(t *testing.T) {
 	h := start(t)
 	in := h.inbox(t)
@@ -97,10 +103,9 @@ func TestHeartbeatNeverWaitsBehindCalls(t *testing.T) {
 	for i := range 1000 {
 		in.send(t, bus.Call{Kind: bus.KindCall, ID: uint64(i + 2), Function: "worker_test.echo"}, "x")
 	}
-	begin := time.Now()
-	h.beat(t, master, time.Second)
-	if d := time.Since(begin); d > time.Second {
-		t.Fatalf("a heartbeat behind a blocked call and 1000 queued ones took %s", d)
+	h.beat(t, master, time.Second) // fails after `timeout` if it waits for the gate
+	if _, ok := h.w.Leases()[master]; !ok {
+		t.Fatal("the heartbeat renewed no lease")
 	}
 	g.open()
 }
