@@ -15,7 +15,10 @@ import (
 // still understand each other.
 
 // appendWriter is the io.Writer and io.ByteWriter msgpack writes into.
-type appendWriter struct{ b []byte }
+type appendWriter struct {
+	b   []byte
+	ctx any // see AppendValueWith
+}
 
 func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 func (w *appendWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
@@ -36,8 +39,15 @@ var encoders = sync.Pool{New: func() any {
 }}
 
 type decoder struct {
-	r   bytes.Reader
+	r   ctxReader
 	dec *msgpack.Decoder
+}
+
+// ctxReader is the reader msgpack decodes from, carrying the context of
+// UnmarshalWith for custom decoders (see DecoderContext).
+type ctxReader struct {
+	bytes.Reader
+	ctx any
 }
 
 var decoders = sync.Pool{New: func() any {
@@ -49,19 +59,44 @@ var decoders = sync.Pool{New: func() any {
 // AppendValue appends the msgpack encoding of v to dst. A value that cannot
 // be encoded gives an error wrapping [ErrEncode] that names its type.
 func AppendValue(dst []byte, v any) (out []byte, err error) {
+	return AppendValueWith(dst, v, nil)
+}
+
+// AppendValueWith is AppendValue with a context that the custom encoders
+// of the values inside v read with [EncoderContext]: what a reference
+// needs to know of the call it travels in.
+func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 	e := encoders.Get().(*encoder)
-	e.w.b = dst
+	e.w.b, e.w.ctx = dst, ctx
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %T: %v", ErrEncode, v, r)
 		}
-		e.w.b = nil
+		e.w.b, e.w.ctx = nil, nil
 		encoders.Put(e)
 	}()
 	if err := e.enc.Encode(v); err != nil {
 		return dst, fmt.Errorf("%w: %T: %v", ErrEncode, v, err)
 	}
 	return e.w.b, nil
+}
+
+// EncoderContext returns the context given to [AppendValueWith], for a
+// custom encoder (msgpack.CustomEncoder) called from it; nil otherwise.
+func EncoderContext(e *msgpack.Encoder) any {
+	if w, ok := e.Writer().(*appendWriter); ok {
+		return w.ctx
+	}
+	return nil
+}
+
+// DecoderContext returns the context given to [UnmarshalWith], for a
+// custom decoder (msgpack.CustomDecoder) called from it; nil otherwise.
+func DecoderContext(d *msgpack.Decoder) any {
+	if r, ok := d.Buffered().(*ctxReader); ok {
+		return r.ctx
+	}
+	return nil
 }
 
 // Marshal returns the msgpack encoding of v.
@@ -72,17 +107,26 @@ func Marshal(v any) ([]byte, error) { return AppendValue(nil, v) }
 // arrays or maps declare more elements than it holds is refused before
 // anything is allocated for them (see valueLen).
 func Unmarshal(data []byte, v any) (err error) {
+	return UnmarshalWith(data, v, nil)
+}
+
+// UnmarshalWith is Unmarshal with a context that the custom decoders of
+// the values inside v read with [DecoderContext]: what a reference needs
+// to bind itself to the process that receives it.
+func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 	if _, err := valueLen(data); err != nil {
 		return err
 	}
 	d := decoders.Get().(*decoder)
 	d.r.Reset(data)
+	d.r.ctx = ctx
 	d.dec.Reset(&d.r)
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("msgpack: %v", r)
 		}
 		d.r.Reset(nil)
+		d.r.ctx = nil
 		decoders.Put(d)
 	}()
 	return d.dec.Decode(v)
@@ -234,3 +278,7 @@ func walkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
 	}
 	return nil
 }
+
+// CheckTravel reports why values of type t cannot cross the bus, naming
+// the field or element at fault, or nil when they can.
+func CheckTravel(t reflect.Type) error { return checkTravel(t) }

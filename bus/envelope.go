@@ -100,6 +100,12 @@ const callFields = 8
 // AppendCall appends the envelope of c, with arg encoded as its argument,
 // to dst. c.Arg is ignored.
 func AppendCall(dst []byte, c *Call, arg any) ([]byte, error) {
+	return AppendCallWith(dst, c, arg, nil)
+}
+
+// AppendCallWith is AppendCall, encoding arg with [AppendValueWith] and
+// codec.
+func AppendCallWith(dst []byte, c *Call, arg any, codec any) ([]byte, error) {
 	dst = append(dst, 0x90|callFields)
 	dst = appendUint(dst, wireVersion)
 	dst = appendUint(dst, uint64(c.Kind))
@@ -108,7 +114,7 @@ func AppendCall(dst []byte, c *Call, arg any) ([]byte, error) {
 	dst = appendStr(dst, c.Function)
 	dst = appendUint(dst, uint64(max(c.Timeout, 0)))
 	dst = appendStr(dst, c.ArgType)
-	return AppendValue(dst, arg)
+	return AppendValueWith(dst, arg, codec)
 }
 
 // DecodeCall reads a call envelope. c.Arg aliases data. A string field

@@ -16,7 +16,7 @@ type Function struct {
 	name     string
 	arg, res reflect.Type
 	argName  string
-	invoke   func(ctx context.Context, arg []byte) (any, error)
+	invoke   func(ctx context.Context, arg []byte, codec any) (any, error)
 }
 
 // Name is the name the function was registered under.
@@ -34,7 +34,13 @@ func (f *Function) ResultType() reflect.Type { return f.res }
 // that names the expected and the sent type. Invoke does not recover panics:
 // the caller owns that.
 func (f *Function) Invoke(ctx context.Context, arg []byte, sent string) (any, error) {
-	res, err := f.invoke(ctx, arg)
+	return f.InvokeWith(ctx, arg, sent, nil)
+}
+
+// InvokeWith is Invoke, decoding arg with [UnmarshalWith] and codec: the
+// worker gives the context that binds the references the argument holds.
+func (f *Function) InvokeWith(ctx context.Context, arg []byte, sent string, codec any) (any, error) {
+	res, err := f.invoke(ctx, arg, codec)
 	if de, ok := err.(*decodeError); ok {
 		if sent == "" {
 			sent = "an undecodable value"
@@ -88,6 +94,18 @@ var registry struct {
 // chan, an unsafe pointer, or a type the codec cannot round-trip). It is
 // safe for concurrent use, but meant for package initialisation.
 func Register[A, R any](name string, fn func(context.Context, A) (R, error)) *Func[A, R] {
+	return register(name, fn, true)
+}
+
+// RegisterConstructor registers fn as Register does, but its result type
+// need not travel: fn makes objects that stay on the worker, behind a
+// reference (master.Wrap). A Func registered so can still be invoked; a
+// result that cannot be encoded then fails the call with [ErrEncode].
+func RegisterConstructor[A, R any](name string, fn func(context.Context, A) (R, error)) *Func[A, R] {
+	return register(name, fn, false)
+}
+
+func register[A, R any](name string, fn func(context.Context, A) (R, error), checkResult bool) *Func[A, R] {
 	if fn == nil {
 		panic(fmt.Sprintf("bus: Register(%q): nil function", name))
 	}
@@ -101,15 +119,17 @@ func Register[A, R any](name string, fn func(context.Context, A) (R, error)) *Fu
 	if err := checkTravel(at); err != nil {
 		panic(fmt.Sprintf("bus: Register(%q): argument type cannot travel: %v", name, err))
 	}
-	if err := checkTravel(rt); err != nil {
-		panic(fmt.Sprintf("bus: Register(%q): result type cannot travel: %v", name, err))
+	if checkResult {
+		if err := checkTravel(rt); err != nil {
+			panic(fmt.Sprintf("bus: Register(%q): result type cannot travel: %v", name, err))
+		}
 	}
 	f := &Func[A, R]{fn: fn}
 	f.desc = &Function{
 		name: name, arg: at, res: rt, argName: at.String(),
-		invoke: func(ctx context.Context, data []byte) (any, error) {
+		invoke: func(ctx context.Context, data []byte, codec any) (any, error) {
 			var a A
-			if err := Unmarshal(data, &a); err != nil {
+			if err := UnmarshalWith(data, &a, codec); err != nil {
 				return nil, &decodeError{err}
 			}
 			r, err := fn(ctx, a)
@@ -134,6 +154,9 @@ func Register[A, R any](name string, fn func(context.Context, A) (R, error)) *Fu
 func checkName(name string) error {
 	if len(name) > 200 {
 		return fmt.Errorf("name longer than 200 bytes")
+	}
+	if strings.HasPrefix(name, "@") {
+		return fmt.Errorf("names that start with '@' are processional's own operations")
 	}
 	if strings.ContainsAny(name, " \t\r\n*>") {
 		return fmt.Errorf("name contains white space, '*' or '>'")

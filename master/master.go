@@ -11,6 +11,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/worker"
 )
 
 // Option configures [New]. An option refuses a bad value with an error
@@ -25,6 +26,33 @@ type options struct {
 	lease    time.Duration
 	interval time.Duration
 	serverID string
+	conn     *nats.Conn // WithConn
+	id       string     // the master's id; random when empty
+}
+
+// WithConn makes the master use nc, a connection the caller made and
+// closes after the master's Close, instead of a connection of its own.
+// Workers it spawns connect to the server nc is connected to.
+func WithConn(nc *nats.Conn) Option {
+	return func(o *options) error {
+		if nc == nil {
+			return fmt.Errorf("%w: nil NATS connection", ErrConfig)
+		}
+		o.conn = nc
+		return nil
+	}
+}
+
+// withID sets the master's id: a worker's client master takes the
+// worker's id, under which it holds references.
+func withID(id string) Option {
+	return func(o *options) error {
+		if !bus.ValidID(id) {
+			return fmt.Errorf("%w: master id %q", ErrConfig, id)
+		}
+		o.id = id
+		return nil
+	}
 }
 
 // WithNATS connects the master to the NATS server at url instead of
@@ -71,6 +99,10 @@ type Master struct {
 	nc    *nats.Conn
 	url   string // for workers
 	token string
+	ownNC bool // the connection is the master's to close
+
+	exportMu sync.Mutex
+	exports  *worker.Worker // serves the objects the master exports; nil until the first Export
 
 	spawnJobs chan func()   // run on the spawner thread
 	spawnDone chan struct{} // closed when the spawner thread has exited
@@ -101,8 +133,11 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 			return nil, err
 		}
 	}
+	if o.id == "" {
+		o.id = bus.NewID("m")
+	}
 	m := &Master{
-		id:        bus.NewID("m"),
+		id:        o.id,
 		lease:     o.lease,
 		interval:  o.interval,
 		hbStop:    make(chan struct{}),
@@ -115,7 +150,14 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		closing:   make(chan struct{}),
 	}
 	name := "processional master " + m.id
-	if o.url == "" {
+	switch {
+	case o.conn != nil:
+		m.nc = o.conn
+		if u := o.conn.ConnectedUrl(); u != "" {
+			m.url = u
+		}
+		m.token = o.token
+	case o.url == "":
 		srv, err := embedded.Start(embedded.Options{Logging: o.logging})
 		if err != nil {
 			return nil, err
@@ -126,7 +168,8 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 			return nil, fmt.Errorf("%w: to the embedded server: %w", ErrConnect, err)
 		}
 		m.srv, m.nc, m.url, m.token = srv, nc, srv.URL(), srv.Token()
-	} else {
+		m.ownNC = true
+	default:
 		all := append([]nats.Option{nats.Name(name)}, o.natsOpt...)
 		if o.token != "" {
 			all = append(all, nats.Token(o.token))
@@ -139,11 +182,14 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 			return nil, fmt.Errorf("%w: to %s: %w", ErrConnect, o.url, err)
 		}
 		m.nc, m.url, m.token = nc, o.url, o.token
+		m.ownNC = true
 	}
 	m.hbInbox = bus.HeartbeatReplySubject(m.id)
 	sub, err := m.nc.Subscribe(m.hbInbox, m.onAck)
 	if err != nil {
-		m.nc.Close()
+		if m.ownNC {
+			m.nc.Close()
+		}
 		if m.srv != nil {
 			m.srv.Shutdown()
 		}
@@ -248,7 +294,17 @@ func (m *Master) Close() error {
 	}
 	close(m.hbStop)
 	<-m.hbDone
-	m.nc.Close()
+	m.exportMu.Lock()
+	exports := m.exports
+	m.exportMu.Unlock()
+	if exports != nil {
+		exports.Close()
+	}
+	if m.ownNC {
+		m.nc.Close()
+	} else {
+		m.hbSub.Unsubscribe()
+	}
 	if m.srv != nil {
 		m.srv.Shutdown()
 	}

@@ -56,6 +56,10 @@ type slave struct {
 	detached bool          // Detach: no new calls, no heartbeats
 	settled  chan struct{} // closed when onReply meets the settle marker
 
+	refs          map[uint64]*refEntry // the objects of the worker this master holds Refs to
+	releases      []uint64             // releases to send: id, count, id, count…
+	releaseQueued bool                 // a flush of releases is scheduled
+
 	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
 	pid     int          // a connected worker's pid, from its hello
 
@@ -76,6 +80,9 @@ type pendingCall interface {
 	abort(err error)
 	sent(s *slave, id uint64)
 	watch(ctx context.Context)
+	// setPins hands the task the Refs its argument carries, to let go of
+	// when it ends.
+	setPins(pins []*refEntry)
 	// group is the caller's context the task watches; s.mu guards it.
 	group() *ctxGroup
 	setGroup(g *ctxGroup)
@@ -192,12 +199,19 @@ func (s *slave) onReply(msg *nats.Msg) {
 	p := s.takeLocked(id)
 	s.mu.Unlock()
 	if p == nil {
+		if raw != nil && bus.IsRef(raw) {
+			if o, err := bus.DecodeRef(raw); err == nil {
+				s.releaseGrant(o) // nobody waits for this reference
+			}
+		}
 		return // cancelled, or answered already
 	}
 	p.resolve(raw, remote, err)
 }
 
 var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+var codecs = sync.Pool{New: func() any { return new(callCodec) }}
 
 // send publishes one call and registers t for its reply; when watch is
 // set, t is aborted when ctx ends. It fails t when the call cannot be sent.
@@ -230,7 +244,13 @@ func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 	}
 	c.ID = s.pending.add(t)
 	s.mu.Unlock()
-	data, err := bus.AppendCall((*bp)[:0], &c, arg)
+	cc := codecs.Get().(*callCodec)
+	data, err := bus.AppendCallWith((*bp)[:0], &c, arg, cc)
+	if len(cc.pins) > 0 {
+		t.setPins(cc.pins) // before the call goes: its reply may come at once
+		cc.pins = nil
+	}
+	codecs.Put(cc)
 	if err != nil {
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
 	} else {

@@ -37,7 +37,8 @@ type Task[T any] struct {
 	stop     func() bool // stops the watch on the caller's context
 	unread   *unreadError
 	decoded  sync.Once
-	userStop bool // the outcome came from Cancel or the caller's context
+	userStop bool        // the outcome came from Cancel or the caller's context
+	pins     []*refEntry // Refs the task's argument carries, held until it ends
 }
 
 type unreadError struct {
@@ -175,6 +176,19 @@ func (t *Task[T]) watch(ctx context.Context) {
 	stop()
 }
 
+// setPins hands t the Refs its argument carries; if t has ended, it lets
+// go of them at once.
+func (t *Task[T]) setPins(pins []*refEntry) {
+	t.mu.Lock()
+	if !t.fin.Load() {
+		t.pins = pins
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	unpinAll(pins)
+}
+
 func (t *Task[T]) group() *ctxGroup     { return t.watching }
 func (t *Task[T]) setGroup(g *ctxGroup) { t.watching = g }
 
@@ -187,8 +201,8 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 		return false
 	}
 	t.val, t.raw, t.err = val, raw, err
-	stop := t.stop
-	t.stop, t.remote = nil, nil
+	stop, pins := t.stop, t.pins
+	t.stop, t.remote, t.pins = nil, nil, nil
 	report := err != nil && !t.userStop
 	if report {
 		t.unread = &unreadError{name: t.name, err: err}
@@ -200,6 +214,9 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 	t.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if pins != nil {
+		unpinAll(pins)
 	}
 	if report {
 		runtime.AddCleanup(t, reportUnread, t.unread)

@@ -128,6 +128,7 @@ func (w *Worker) dropMasterLocked(master string) {
 			cl.cancel(context.Canceled)
 		}
 	}
+	w.dropHolder(master)
 }
 
 // Lapsed is closed when the lease of the worker's owner (see [WithOwner])
@@ -177,6 +178,11 @@ func (w *Worker) stopVerb(req micro.Request) {
 	}
 	req.Respond([]byte("stopping"))
 	w.stopOnce.Do(func() { close(w.stopping) })
+}
+
+// refsVerb answers the objects the worker holds, in JSON.
+func (w *Worker) refsVerb(req micro.Request) {
+	req.RespondJSON(w.Objects())
 }
 
 // Persistent reports whether the worker's owner detached it or made it

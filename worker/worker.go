@@ -14,6 +14,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/lazyctx"
+	"github.com/processional/processional/internal/peer"
 )
 
 // ServiceName is the NATS micro service name every worker registers.
@@ -88,6 +89,13 @@ type Worker struct {
 	leaseDone chan struct{} // closed when watchLeases has returned
 	closeOnce sync.Once
 	closeErr  error
+
+	peer    *peer.Context // given to the decoding of arguments, for references
+	objMu   sync.Mutex    // guards the object table; taken after mu, never before
+	objects map[uint64]*object
+	byPtr   map[ptrKey]*object
+	nextObj uint64
+	closers sync.WaitGroup // closing dropped objects
 }
 
 type callKey struct {
@@ -98,7 +106,9 @@ type callKey struct {
 type call struct {
 	key     callKey
 	kind    bus.Kind
-	fn      *bus.Function
+	fn      *bus.Function // the function called, or nil for an object operation
+	op      opFunc        // the object operation called, or nil
+	name    string        // the function's or operation's name
 	argType string
 	arg     []byte
 	reply   string
@@ -152,6 +162,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		leaseStop: make(chan struct{}),
 		leaseDone: make(chan struct{}),
 	}
+	w.peer = &peer.Context{Conn: nc, ID: o.id, Local: w.Object}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ServiceVersion,
@@ -193,6 +204,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		{"hello", w.hello, "the worker's hello (msgpack): protocol version, id, pid, functions"},
 		{"leases", w.leasesVerb, "the masters holding a lease, with the ms since their last heartbeat (JSON)"},
 		{"stop", w.stopVerb, "asks a worker with no owner (a server) to stop after its running calls"},
+		{"refs", w.refsVerb, "the objects the worker holds: id, type, holders, age, operations in flight (JSON)"},
 	} {
 		if err != nil {
 			break
@@ -286,12 +298,21 @@ func (w *Worker) handle(req micro.Request) {
 		}
 		return
 	}
-	fn, ok := bus.Lookup(c.Function)
+	var (
+		fn *bus.Function
+		op opFunc
+		ok bool
+	)
+	if len(c.Function) > 0 && c.Function[0] == '@' {
+		op, ok = ops[c.Function]
+	} else {
+		fn, ok = bus.Lookup(c.Function)
+	}
 	if !ok {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
 		return
 	}
-	cl := &call{key: key, kind: c.Kind, fn: fn, argType: c.ArgType, arg: c.Arg, reply: reply}
+	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply}
 	// The context has no worker-wide parent: a child of a cancelable
 	// parent costs a map insert and delete in the parent on every call.
 	// Abort cancels the running calls one by one.
@@ -452,6 +473,7 @@ func (w *Worker) closeMaster(master string, cl *call) {
 		delete(w.leases, master)
 	}
 	w.mu.Unlock()
+	w.dropHolder(master)
 	if cl.reply != "" {
 		w.publishReply(cl.reply, cl.key.id, "", struct{}{})
 	}
@@ -470,7 +492,7 @@ func (w *Worker) run(cl *call) {
 		err = context.Canceled
 	}
 	if err == nil {
-		res, err = invoke(cl)
+		res, err = w.invoke(cl)
 	}
 	if err != nil && cl.lapsed.Load() {
 		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
@@ -485,19 +507,22 @@ func (w *Worker) run(cl *call) {
 		return
 	}
 	if err != nil {
-		w.replyError(cl.reply, cl.key.id, cl.fn.Name(), err)
+		w.replyError(cl.reply, cl.key.id, cl.name, err)
 		return
 	}
-	w.publishReply(cl.reply, cl.key.id, cl.fn.Name(), res)
+	w.publishReply(cl.reply, cl.key.id, cl.name, res)
 }
 
-func invoke(cl *call) (res any, err error) {
+func (w *Worker) invoke(cl *call) (res any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = bus.NewPanicError(r)
 		}
 	}()
-	return cl.fn.Invoke(&cl.ctx, cl.arg, cl.argType)
+	if cl.op != nil {
+		return cl.op(w, cl)
+	}
+	return cl.fn.InvokeWith(&cl.ctx, cl.arg, cl.argType, w.peer)
 }
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -506,7 +531,11 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any)
 	bp := buffers.Get().(*[]byte)
 	out, err := bus.AppendReply((*bp)[:0], id, res)
 	if err != nil {
-		err = fmt.Errorf("result of %s: %w; return a type that can travel", function, err)
+		if len(function) > 0 && function[0] == '@' {
+			err = fmt.Errorf("result of %s: %w; ask for it as a reference (CallRef, FieldRef, ItemRef), which keeps it on the worker", function, err)
+		} else {
+			err = fmt.Errorf("result of %s: %w; return a type that can travel, or keep the value on the worker (master.Wrap)", function, err)
+		}
 		out = bus.AppendErrorReply((*bp)[:0], id, bus.NewRemoteError(w.id, function, err))
 	}
 	if err := w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
@@ -543,12 +572,17 @@ func (w *Worker) Close() error {
 		w.closing = true
 		w.mu.Unlock()
 		w.tasks.Wait()
+		// The references the worker received are released at their
+		// owners, then the objects it holds are dropped and closed.
+		w.peer.Close()
 		w.closeErr = w.svc.Stop()
 		if errors.Is(w.closeErr, nats.ErrConnectionClosed) {
 			w.closeErr = nil
 		}
 		close(w.leaseStop)
 		<-w.leaseDone
+		w.dropAll()
+		w.closers.Wait()
 		w.stopOnce.Do(func() { close(w.stopping) })
 	})
 	return w.closeErr

@@ -773,8 +773,8 @@ func TestMicroService(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		names = append(names, ep.Name)
 	}
-	if got := strings.Join(names, ","); got != "call,heartbeat,hello,leases,stop" {
-		t.Fatalf("endpoints %s, want call,heartbeat,hello,leases,stop", got)
+	if got := strings.Join(names, ","); got != "call,heartbeat,hello,leases,stop,refs" {
+		t.Fatalf("endpoints %s, want call,heartbeat,hello,leases,stop,refs", got)
 	}
 	ep := info.Endpoints[0]
 	if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) || ep.Metadata["format"] != "msgpack" {

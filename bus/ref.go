@@ -1,0 +1,141 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Remote objects. A worker holds objects in a table, by id; a master holds
+// references to them. On the wire a reference is a msgpack extension of
+// type [RefExtType] whose data is the msgpack array [worker, id, type].
+
+// RefExtType is the msgpack extension type of an [ObjectRef].
+const RefExtType int8 = 1
+
+// Sentinel errors of remote objects.
+var (
+	// ErrObjectGone: the object was released on its worker, or the
+	// reference used to reach it was closed.
+	ErrObjectGone = RegisterError("bus.ErrObjectGone", errors.New("processional: object gone"))
+	// ErrNoMember: the object has no exported method or field of that
+	// name; the error lists those it has.
+	ErrNoMember = RegisterError("bus.ErrNoMember", errors.New("processional: no such method or field"))
+	// ErrNoItem: the object has no item of that key or index.
+	ErrNoItem = RegisterError("bus.ErrNoItem", errors.New("processional: no such item"))
+)
+
+// ObjectRef names an object a worker holds: the worker's id, the object's
+// id in the worker's table, and the object's Go type for messages. It is
+// how a reference travels; the master's Ref wraps it.
+type ObjectRef struct {
+	Worker string
+	ID     uint64
+	Type   string
+}
+
+// String describes the reference, as "*main.Counter 3 on worker w-…".
+func (r ObjectRef) String() string {
+	return fmt.Sprintf("%s %d on worker %s", r.Type, r.ID, r.Worker)
+}
+
+// AppendRef appends the extension encoding r.
+func AppendRef(dst []byte, r ObjectRef) []byte {
+	var body [96]byte
+	b := append(body[:0], 0x93)
+	b = appendStr(b, r.Worker)
+	b = appendUint(b, r.ID)
+	b = appendStr(b, r.Type)
+	switch n := len(b); {
+	case n <= 0xff:
+		dst = append(dst, 0xc7, byte(n), byte(RefExtType))
+	case n <= 0xffff:
+		dst = append(dst, 0xc8, byte(n>>8), byte(n), byte(RefExtType))
+	default:
+		dst = append(dst, 0xc9, byte(n>>24), byte(n>>16), byte(n>>8), byte(n), byte(RefExtType))
+	}
+	return append(dst, b...)
+}
+
+// EncodeMsgpack writes r as the reference extension.
+func (r ObjectRef) EncodeMsgpack(enc *msgpack.Encoder) error {
+	_, err := enc.Writer().Write(AppendRef(nil, r))
+	return err
+}
+
+// DecodeMsgpack reads the reference extension into r.
+func (r *ObjectRef) DecodeMsgpack(dec *msgpack.Decoder) error {
+	id, n, err := dec.DecodeExtHeader()
+	if err != nil {
+		return err
+	}
+	if id != RefExtType {
+		return fmt.Errorf("%w: want a reference (extension %d), got extension %d", ErrBadPayload, RefExtType, id)
+	}
+	if n > 1<<16 {
+		return fmt.Errorf("%w: reference of %d bytes", ErrBadPayload, n)
+	}
+	body := make([]byte, n)
+	if err := dec.ReadFull(body); err != nil {
+		return err
+	}
+	return r.decodeBody(body)
+}
+
+func (r *ObjectRef) decodeBody(body []byte) error {
+	rd := reader{b: body}
+	if len(rd.b) == 0 || rd.b[0] != 0x93 {
+		return fmt.Errorf("%w: reference: not a 3-element array", ErrBadPayload)
+	}
+	rd.b = rd.b[1:]
+	r.Worker = rd.str(r.Worker)
+	r.ID = rd.uint()
+	r.Type = rd.str(r.Type)
+	if rd.err != nil {
+		return fmt.Errorf("%w: reference: %v", ErrBadPayload, rd.err)
+	}
+	if !ValidID(r.Worker) {
+		return fmt.Errorf("%w: reference: worker id %q", ErrBadPayload, r.Worker)
+	}
+	return nil
+}
+
+// IsRef reports whether the msgpack value at the start of raw is a
+// reference extension.
+func IsRef(raw []byte) bool {
+	switch {
+	case len(raw) >= 2 && raw[0] >= 0xd4 && raw[0] <= 0xd8: // fixext
+		return int8(raw[1]) == RefExtType
+	case len(raw) >= 3 && raw[0] == 0xc7:
+		return int8(raw[2]) == RefExtType
+	case len(raw) >= 4 && raw[0] == 0xc8:
+		return int8(raw[3]) == RefExtType
+	case len(raw) >= 6 && raw[0] == 0xc9:
+		return int8(raw[5]) == RefExtType
+	}
+	return false
+}
+
+// DecodeRef reads the reference extension at the start of raw.
+func DecodeRef(raw []byte) (ObjectRef, error) {
+	var r ObjectRef
+	if !IsRef(raw) {
+		return r, fmt.Errorf("%w: not a reference", ErrBadPayload)
+	}
+	var hdr, n int
+	switch raw[0] {
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
+		hdr, n = 2, 1<<(raw[0]-0xd4)
+	case 0xc7:
+		hdr, n = 3, int(raw[1])
+	case 0xc8:
+		hdr, n = 4, int(raw[1])<<8|int(raw[2])
+	default:
+		hdr, n = 6, int(raw[1])<<24|int(raw[2])<<16|int(raw[3])<<8|int(raw[4])
+	}
+	if n < 0 || len(raw)-hdr < n {
+		return r, fmt.Errorf("%w: reference cut short", ErrBadPayload)
+	}
+	return r, r.decodeBody(raw[hdr : hdr+n])
+}

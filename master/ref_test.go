@@ -1,0 +1,416 @@
+package master_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+	"github.com/processional/processional/worker"
+)
+
+// Counter is a stateful object that lives on a worker.
+type Counter struct {
+	mu    sync.Mutex
+	N     int
+	Name  string
+	Items map[string]int
+	List  []string
+	hits  int
+	Hook  func() // cannot travel
+}
+
+func (c *Counter) Add(d int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.N += d
+	return c.N
+}
+
+func (c *Counter) AddAll(ds ...int) int {
+	for _, d := range ds {
+		c.Add(d)
+	}
+	return c.N
+}
+
+func (c *Counter) Div(d int) (int, error) {
+	if d == 0 {
+		return 0, errors.New("division by zero")
+	}
+	return c.N / d, nil
+}
+
+func (c *Counter) Both() (int, string) { return c.N, c.Name }
+
+func (c *Counter) PID() int { return os.Getpid() }
+
+func (c *Counter) Wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Child returns a new counter, which stays on the worker when asked for
+// as a reference.
+func (c *Counter) Child(name string) *Counter { return &Counter{Name: name} }
+
+// Same reports whether other is this very counter.
+func (c *Counter) Same(other *Counter) bool { return other == c }
+
+// Sum reads another counter through a reference, on whatever worker it
+// lives.
+func (c *Counter) Sum(ctx context.Context, other *master.Ref) (int, error) {
+	n, err := master.Method[int](ctx, other, "Add", 0).Wait(ctx)
+	return c.N + n, err
+}
+
+func (c *Counter) Close() error {
+	closedMu.Lock()
+	closedNames = append(closedNames, c.Name)
+	closedMu.Unlock()
+	return nil
+}
+
+func (c *Counter) Boom() { panic("boom in a method") }
+
+var (
+	closedMu    sync.Mutex
+	closedNames []string
+)
+
+var (
+	NewCounter = bus.RegisterConstructor("test.newCounter", func(ctx context.Context, name string) (*Counter, error) {
+		if name == "panic" {
+			panic("constructor panicked")
+		}
+		return &Counter{Name: name, Items: map[string]int{"a": 1}, List: []string{"x", "y"}, Hook: func() {}}, nil
+	})
+	NewMap = bus.RegisterConstructor("test.newMap", func(ctx context.Context, _ struct{}) (map[string]int, error) {
+		return map[string]int{"one": 1}, nil
+	})
+	// UseRef calls a counter given as a reference, from a worker.
+	UseRef = bus.Register("test.useRef", func(ctx context.Context, r *master.Ref) (int, error) {
+		return master.Method[int](ctx, r, "Add", 10).Wait(ctx)
+	})
+)
+
+// refsOf asks worker id, over the bus, for the objects it holds.
+func refsOf(t *testing.T, m *master.Master, id string) []worker.ObjectInfo {
+	t.Helper()
+	msg, err := m.Conn().Request(bus.ControlSubject(id, "refs"), nil, 5*time.Second)
+	if err != nil {
+		t.Fatalf("refs of %s: %v", id, err)
+	}
+	var out []worker.ObjectInfo
+	if err := jsonUnmarshal(msg.Data, &out); err != nil {
+		t.Fatalf("refs of %s: %v: %s", id, err, msg.Data)
+	}
+	return out
+}
+
+// waitEmpty waits until worker id holds no object.
+func waitEmpty(t *testing.T, m *master.Master, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		objs := refsOf(t, m, id)
+		if len(objs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %s still holds %v", id, objs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRefMethodsFieldsItems(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+
+	r, err := master.Wrap(ctx, s, NewCounter, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Object().Type; got != "*master_test.Counter" {
+		t.Errorf("type %q", got)
+	}
+	if n, err := master.Method[int](ctx, r, "Add", 5).Wait(ctx); err != nil || n != 5 {
+		t.Fatalf("Add(5) = %d, %v", n, err)
+	}
+	if v, err := r.Call(ctx, "Add", 2); err != nil || fmt.Sprint(v) != "7" {
+		t.Fatalf("Call Add(2) = %v, %v", v, err)
+	}
+	if n, err := master.Method[int](ctx, r, "AddAll", 1, 2, 3).Wait(ctx); err != nil || n != 13 {
+		t.Fatalf("AddAll = %d, %v", n, err)
+	}
+	if pid, err := master.Method[int](ctx, r, "PID").Wait(ctx); err != nil || pid != s.PID() {
+		t.Fatalf("PID = %d, %v; worker's is %d", pid, err, s.PID())
+	}
+	both, err := master.Method[[]any](ctx, r, "Both").Wait(ctx)
+	if err != nil || len(both) != 2 || fmt.Sprint(both[1]) != "c1" {
+		t.Fatalf("Both = %v, %v", both, err)
+	}
+	if _, err := master.Method[int](ctx, r, "Div", 0).Wait(ctx); err == nil || !strings.Contains(err.Error(), "division by zero") {
+		t.Fatalf("Div(0): %v", err)
+	}
+	// Fields and items.
+	if n, err := master.Field[int](ctx, r, "N"); err != nil || n != 13 {
+		t.Fatalf("Field N = %d, %v", n, err)
+	}
+	if err := r.Set(ctx, "Name", "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := r.Get(ctx, "Name"); err != nil || v != "renamed" {
+		t.Fatalf("Get Name = %v, %v", v, err)
+	}
+	items, err := r.FieldRef(ctx, "Items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := items.SetIndex(ctx, "b", 2); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := master.Item[int](ctx, items, "b"); err != nil || n != 2 {
+		t.Fatalf("Items[b] = %d, %v", n, err)
+	}
+	// The map is shared with the counter: the field sees the new key.
+	if m2, err := master.Field[map[string]int](ctx, r, "Items"); err != nil || m2["b"] != 2 {
+		t.Fatalf("Items = %v, %v", m2, err)
+	}
+	list, err := r.FieldRef(ctx, "List")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := list.SetIndex(ctx, 1, "z"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := list.Index(ctx, 1); err != nil || v != "z" {
+		t.Fatalf("List[1] = %v, %v", v, err)
+	}
+	// Thread calls run beside a blocking one.
+	slow := master.Method[any](ctx, r, "Wait", time.Second)
+	if n, err := master.ThreadMethod[int](ctx, r, "Add", 0).Wait(ctx); err != nil || n != 13 {
+		t.Fatalf("thread Add = %d, %v", n, err)
+	}
+	if slow.Available() {
+		t.Error("the blocking Wait finished before the thread call")
+	}
+	slow.Cancel()
+	// A deadline travels.
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = master.Method[any](dctx, r, "Wait", time.Hour).Wait(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait past the deadline: %v", err)
+	}
+	for _, x := range []*master.Ref{r, items, list} {
+		x.Close()
+	}
+	waitEmpty(t, m, s.ID())
+}
+
+func TestRefBadInput(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	r, err := master.Wrap(ctx, s, NewCounter, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cases := []struct {
+		name string
+		err  error
+		want []string
+		do   func() error
+	}{
+		{"unknown method", bus.ErrNoMember, []string{"*master_test.Counter", `"Ad"`, "Add", "Div"}, func() error { _, err := r.Call(ctx, "Ad", 1); return err }},
+		{"unexported method", bus.ErrNoMember, []string{"not exported"}, func() error { _, err := r.Call(ctx, "add", 1); return err }},
+		{"too many arguments", bus.ErrArgumentType, []string{"Add", "takes 1 arguments (int), got 2"}, func() error { _, err := r.Call(ctx, "Add", 1, 2); return err }},
+		{"wrong argument type", bus.ErrArgumentType, []string{"argument 1 (int)"}, func() error { _, err := r.Call(ctx, "Add", "one"); return err }},
+		{"unknown field", bus.ErrNoMember, []string{`"Nope"`, "N, Name"}, func() error { _, err := r.Get(ctx, "Nope"); return err }},
+		{"unexported field", bus.ErrNoMember, []string{`"hits"`, "not exported"}, func() error { _, err := r.Get(ctx, "hits"); return err }},
+		{"wrong field type", bus.ErrArgumentType, []string{"field N", "int"}, func() error { return r.Set(ctx, "N", "x") }},
+		{"no items", bus.ErrNoMember, []string{"no items"}, func() error { _, err := r.Index(ctx, 1); return err }},
+		{"method panics", bus.ErrPanic, []string{"boom in a method"}, func() error { _, err := r.Call(ctx, "Boom"); return err }},
+		{"unwrap a func field", bus.ErrEncode, []string{"Hook", "func"}, func() error { _, err := master.Unwrap[Counter](ctx, r); return err }},
+		{"constructor panics", bus.ErrPanic, []string{"constructor panicked"}, func() error { _, err := master.Wrap(ctx, s, NewCounter, "panic"); return err }},
+		{"result as a reference of two values", bus.ErrResultType, []string{"Both"}, func() error { _, err := r.CallRef(ctx, "Both"); return err }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.do()
+			if !errors.Is(err, c.err) {
+				t.Fatalf("err = %v, want %v", err, c.err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	mp, err := master.Wrap(ctx, s, NewMap, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mp.Index(ctx, "two"); !errors.Is(err, bus.ErrNoItem) || !strings.Contains(err.Error(), "two") {
+		t.Errorf("missing key: %v", err)
+	}
+	if v, err := master.Unwrap[map[string]int](ctx, mp); err != nil || v["one"] != 1 {
+		t.Errorf("Unwrap = %v, %v", v, err)
+	}
+	mp.Close()
+	if _, err := mp.Index(ctx, "one"); !errors.Is(err, bus.ErrObjectGone) {
+		t.Errorf("call through a closed Ref: %v", err)
+	}
+}
+
+func TestRefReleasedWhenDropped(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	var refs []*master.Ref
+	for i := range 100 {
+		r, err := master.Wrap(ctx, s, NewCounter, fmt.Sprint("c", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, r)
+	}
+	if n := len(refsOf(t, m, s.ID())); n != 100 {
+		t.Fatalf("the worker holds %d objects, want 100", n)
+	}
+	// The same object reached twice is one object, released once both
+	// Refs are closed.
+	c1, err := refs[0].CallRef(ctx, "Child", "kid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs = nil
+	for i := 0; i < 5 && len(refsOf(t, m, s.ID())) > 1; i++ {
+		runtimeGC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	objs := refsOf(t, m, s.ID())
+	if len(objs) != 1 || objs[0].Type != "*master_test.Counter" {
+		t.Fatalf("after dropping 100 Refs the worker holds %v, want the child only", objs)
+	}
+	c1.Close()
+	waitEmpty(t, m, s.ID())
+}
+
+func TestRefArrivesAsTheObject(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	a, err := master.Wrap(ctx, s, NewCounter, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := master.Wrap(ctx, s, NewCounter, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same, err := master.Method[bool](ctx, a, "Same", a).Wait(ctx); err != nil || !same {
+		t.Fatalf("a.Same(a) = %v, %v", same, err)
+	}
+	if same, err := master.Method[bool](ctx, a, "Same", b).Wait(ctx); err != nil || same {
+		t.Fatalf("a.Same(b) = %v, %v", same, err)
+	}
+	a.Close()
+	b.Close()
+	waitEmpty(t, m, s.ID())
+}
+
+func TestRefBetweenWorkers(t *testing.T) {
+	m := newMaster(t)
+	s1 := spawn(t, m)
+	s2 := spawn(t, m)
+	ctx := context.Background()
+	c, err := master.Wrap(ctx, s1, NewCounter, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A function on s2 receives a working Ref to the counter on s1.
+	if n, err := master.Invoke(ctx, s2, UseRef, c); err != nil || n != 10 {
+		t.Fatalf("useRef on the other worker = %d, %v", n, err)
+	}
+	// A method on s2 takes it as an argument.
+	d, err := master.Wrap(ctx, s2, NewCounter, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := master.Method[int](ctx, d, "Sum", c).Wait(ctx); err != nil || n != 10 {
+		t.Fatalf("d.Sum(c) = %d, %v", n, err)
+	}
+	if n, err := master.Field[int](ctx, c, "N"); err != nil || n != 10 {
+		t.Fatalf("c.N = %d, %v", n, err)
+	}
+	c.Close()
+	d.Close()
+	// s2 released what it held when its function returned and its Ref was
+	// collected, or when it closes: either way the table ends empty.
+	s2.Close()
+	waitEmpty(t, m, s1.ID())
+}
+
+type Notes struct {
+	mu    sync.Mutex
+	Lines []string
+}
+
+func (n *Notes) Write(line string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.Lines = append(n.Lines, line)
+	return len(n.Lines)
+}
+
+var WriteNote = bus.Register("test.writeNote", func(ctx context.Context, r *master.Ref) (int, error) {
+	return master.Method[int](ctx, r, "Write", fmt.Sprint("from worker ", os.Getpid())).Wait(ctx)
+})
+
+func TestExport(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	notes := &Notes{}
+	r, err := m.Export(ctx, notes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj, ok := r.Local(); !ok || obj != notes {
+		t.Errorf("Local() = %v, %v", obj, ok)
+	}
+	if n, err := master.Invoke(ctx, s, WriteNote, r); err != nil || n != 1 {
+		t.Fatalf("writeNote = %d, %v", n, err)
+	}
+	notes.mu.Lock()
+	got := append([]string(nil), notes.Lines...)
+	notes.mu.Unlock()
+	if len(got) != 1 || got[0] != fmt.Sprint("from worker ", s.PID()) {
+		t.Fatalf("notes = %q", got)
+	}
+	r.Close()
+	s.Close()
+	waitEmpty(t, m, m.ID()+"-exports")
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+func runtimeGC() { runtime.GC() }
