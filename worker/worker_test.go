@@ -801,8 +801,8 @@ func TestMicroService(t *testing.T) {
 		if err := json.Unmarshal(msg.Data, &stats); err != nil {
 			t.Fatal(err)
 		}
-		if len(stats.Endpoints) != 5 {
-			t.Fatalf("stats of %d endpoints, want 5", len(stats.Endpoints))
+		if len(stats.Endpoints) != 6 {
+			t.Fatalf("stats of %d endpoints, want 6", len(stats.Endpoints))
 		}
 		if ep := stats.Endpoints[0]; ep.NumRequests >= 1 {
 			if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) {
