@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/processional/processional/bus"
@@ -65,3 +66,33 @@ var (
 	// Getpid returns the process id of the process that runs it.
 	Getpid = bus.Register("getpid", func(context.Context, struct{}) (int, error) { return os.Getpid(), nil })
 )
+
+// Counter is a small stateful object, for examples and benchmarks of
+// remote objects: wrap one on a worker with
+// master.Wrap(ctx, slave, builtin.NewCounter, start), then call its
+// methods through the Ref.
+type Counter struct {
+	mu sync.Mutex
+	N  int64 // the count
+}
+
+// Add adds d to the count and returns the new count.
+func (c *Counter) Add(d int64) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.N += d
+	return c.N
+}
+
+// Get returns the count.
+func (c *Counter) Get() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.N
+}
+
+// NewCounter makes a Counter that starts at its argument; it is a
+// constructor, for master.Wrap.
+var NewCounter = bus.RegisterConstructor("builtin.newCounter", func(_ context.Context, start int64) (*Counter, error) {
+	return &Counter{N: start}, nil
+})

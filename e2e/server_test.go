@@ -15,10 +15,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/internal/serveraddr"
 	"github.com/processional/processional/master"
+	"github.com/processional/processional/worker"
 )
 
 // server is a `processional server` process.
@@ -69,6 +71,36 @@ func (s *server) leases(t *testing.T) map[string]int64 {
 	var out map[string]int64
 	if err := json.Unmarshal(msg.Data, &out); err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// refs asks the server for the objects it holds.
+func (s *server) refs(t *testing.T) []worker.ObjectInfo {
+	t.Helper()
+	nc, err := nats.Connect(s.url, nats.Token(s.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request(bus.ControlSubject("server", "refs"), nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []worker.ObjectInfo
+	if err := json.Unmarshal(msg.Data, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// holders counts the objects each master holds on the server.
+func holders(objs []worker.ObjectInfo) map[string]int {
+	out := map[string]int{}
+	for _, o := range objs {
+		for h := range o.Holders {
+			out[h]++
+		}
 	}
 	return out
 }
@@ -137,6 +169,46 @@ func TestServerManyMasters(t *testing.T) {
 	}
 	if n, err := master.Invoke(ctx, me, Sum, []int{2, 3}); n != 5 || err != nil {
 		t.Fatalf("after: %d, %v", n, err)
+	}
+}
+
+// A master killed with SIGKILL while it holds objects on a server: its
+// lease lapses, and the server drops its objects and no one else's.
+func TestServerRefsOfKilledMaster(t *testing.T) {
+	ctx := testCtx(t)
+	srv := startServer(t, binProcessional)
+	client, clientID := startClient(t, srv.url, srv.token)
+	me, err := master.Connect(ctx, srv.url, master.WithToken(srv.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer me.Close()
+	mine, err := master.Wrap(ctx, me, builtin.NewCounter, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := holders(srv.refs(t))
+	if h[clientID] != 3 || h[me.Master().ID()] != 1 {
+		t.Fatalf("holders %v: want 3 objects of %s and 1 of mine", h, clientID)
+	}
+	client.Process.Kill()
+	start := time.Now()
+	for holders(srv.refs(t))[clientID] > 0 {
+		if time.Since(start) > 3*master.DefaultLease {
+			t.Fatalf("the killed master's objects are still held after %s: %v", time.Since(start), srv.refs(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the killed master's objects went after %s", time.Since(start))
+	if n, err := master.Method[int64](ctx, mine, "Add", 2).Wait(ctx); err != nil || n != 42 {
+		t.Fatalf("my object after the other master's death: %d, %v", n, err)
+	}
+	mine.Close()
+	for len(srv.refs(t)) > 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the server still holds %v", srv.refs(t))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

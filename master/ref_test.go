@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +29,7 @@ type Counter struct {
 	List  []string
 	hits  int
 	Hook  func() // cannot travel
+	held  *master.Ref
 }
 
 func (c *Counter) Add(d int) int {
@@ -85,6 +89,12 @@ func (c *Counter) Close() error {
 
 func (c *Counter) Boom() { panic("boom in a method") }
 
+// Hold keeps a reference to another object, as long as Drop is not called.
+func (c *Counter) Hold(r *master.Ref) { c.held = r }
+
+// Drop lets go of the reference Hold kept.
+func (c *Counter) Drop() { c.held.Close() }
+
 var (
 	closedMu    sync.Mutex
 	closedNames []string
@@ -99,6 +109,17 @@ var (
 	})
 	NewMap = bus.RegisterConstructor("test.newMap", func(ctx context.Context, _ struct{}) (map[string]int, error) {
 		return map[string]int{"one": 1}, nil
+	})
+	// ClosedNames lists the counters closed on the worker.
+	ClosedNames = bus.Register("test.closedNames", func(ctx context.Context, _ struct{}) ([]string, error) {
+		closedMu.Lock()
+		defer closedMu.Unlock()
+		return append([]string{}, closedNames...), nil
+	})
+	// GC runs the worker's garbage collector.
+	GC = bus.Register("test.gc", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		runtime.GC()
+		return struct{}{}, nil
 	})
 	// UseRef calls a counter given as a reference, from a worker.
 	UseRef = bus.Register("test.useRef", func(ctx context.Context, r *master.Ref) (int, error) {
@@ -361,12 +382,108 @@ func TestRefBetweenWorkers(t *testing.T) {
 	if n, err := master.Field[int](ctx, c, "N"); err != nil || n != 10 {
 		t.Fatalf("c.N = %d, %v", n, err)
 	}
+	// d keeps a Ref to c: the master lets go of c, the object stays, held
+	// by s2; it goes when d drops it.
+	if _, err := d.Call(ctx, "Hold", c); err != nil {
+		t.Fatal(err)
+	}
 	c.Close()
-	d.Close()
-	// s2 released what it held when its function returned and its Ref was
-	// collected, or when it closes: either way the table ends empty.
-	s2.Close()
+	time.Sleep(50 * time.Millisecond) // let the master's release arrive
+	objs := refsOf(t, m, s1.ID())
+	if len(objs) != 1 || objs[0].Holders[s2.ID()] < 1 || objs[0].Holders[m.ID()] != 0 {
+		t.Fatalf("s1 holds %+v; want c, held by s2 (%s) only", objs, s2.ID())
+	}
+	if _, err := d.Call(ctx, "Drop"); err != nil {
+		t.Fatal(err)
+	}
+	// The Refs s2's functions received as arguments are let go by s2's
+	// garbage collector.
+	if _, err := master.Invoke(ctx, s2, GC, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
 	waitEmpty(t, m, s1.ID())
+	if names, err := master.Invoke(ctx, s1, ClosedNames, struct{}{}); err != nil || !slices.Contains(names, "shared") {
+		t.Fatalf("closed on s1: %v, %v; want the shared counter closed", names, err)
+	}
+	d.Close()
+	waitEmpty(t, m, s2.ID())
+}
+
+func TestRefReleasesAreBatched(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	var refs []*master.Ref
+	for range 2000 {
+		r, err := master.Wrap(ctx, s, NewCounter, "many")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, r)
+	}
+	var releases atomic.Int64
+	sub, err := m.Conn().Subscribe(bus.CallSubject(s.ID()), func(msg *nats.Msg) {
+		var c bus.Call
+		if bus.DecodeCall(msg.Data, &c) == nil && c.Function == "@release" {
+			releases.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	m.Conn().Flush()
+	for _, r := range refs {
+		r.Close()
+	}
+	waitEmpty(t, m, s.ID())
+	if n := releases.Load(); n < 1 || n > 10 {
+		t.Fatalf("2000 Refs closed at once sent %d release messages", n)
+	}
+	t.Logf("2000 Refs closed at once: %d release messages", releases.Load())
+}
+
+func TestRefOfDeadWorker(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	r, err := master.Wrap(ctx, s, NewCounter, "doomed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := master.Method[any](ctx, r, "Wait", time.Hour)
+	s.Terminate()
+	if _, err := slow.Wait(ctx); !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a call in flight on a killed worker: %v", err)
+	}
+	if _, err := r.Call(ctx, "Add", 1); !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a call on a Ref of a killed worker: %v", err)
+	}
+	r.Close()
+}
+
+func TestRefsVerbShowsInflight(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	r, err := master.Wrap(ctx, s, NewCounter, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	slow := master.ThreadMethod[any](ctx, r, "Wait", time.Hour)
+	defer slow.Cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		objs := refsOf(t, m, s.ID())
+		if len(objs) == 1 && objs[0].InFlight == 1 && objs[0].Holders[m.ID()] == 1 && objs[0].Type == "*master_test.Counter" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("refs %+v: want one counter, held once by %s, one call in flight", objs, m.ID())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 type Notes struct {

@@ -1,12 +1,14 @@
 // Command client is a master that connects to a processional server
 // (its first argument is the address, its second the token), sets a long
-// call running there, prints its master id, and waits to be killed.
+// call running there, keeps three objects there, prints its master id, and
+// waits to be killed.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/processional/processional/builtin"
@@ -29,6 +31,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	var refs []*master.Ref
+	for i := range 3 {
+		r, err := master.Wrap(ctx, s, builtin.NewCounter, int64(i))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		refs = append(refs, r)
+	}
 	fmt.Println(s.Master().ID())
+	defer runtime.KeepAlive(refs)
 	time.Sleep(time.Hour)
 }
