@@ -361,6 +361,7 @@ func (w *Worker) opWrap(cl *call) (any, error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
+	cl.name = a.Function
 	fn, ok := bus.Lookup(a.Function)
 	if !ok {
 		return nil, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, a.Function, w.id)
@@ -372,7 +373,7 @@ func (w *Worker) opWrap(cl *call) (any, error) {
 	return w.result(cl, reflect.ValueOf(res), true)
 }
 
-func (w *Worker) opCall(cl *call) (any, error) {
+func (w *Worker) opCall(cl *call) (res any, err error) {
 	var a callArg
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
@@ -382,6 +383,11 @@ func (w *Worker) opCall(cl *call) (any, error) {
 		return nil, err
 	}
 	defer w.unpin(o)
+	defer func() {
+		if err != nil {
+			cl.name = "(" + o.typ + ")." + a.Method // for the error's message
+		}
+	}()
 	m, err := method(o, a.Method)
 	if err != nil {
 		return nil, err

@@ -136,7 +136,32 @@ func runDemo(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "    %s\n", line)
 	}
 
-	fmt.Fprintln(w, "\n6. Close: the worker finishes its queued calls and exits")
+	fmt.Fprintln(w, "\n6. A remote object: a counter that lives in the worker, called by reflection")
+	start = time.Now()
+	counter, err := master.Wrap(ctx, s, builtin.NewCounter, 40)
+	if err != nil {
+		return err
+	}
+	step(w, start, "Wrap(slave, newCounter, 40)", counter)
+	start = time.Now()
+	total, err := master.Method[int64](ctx, counter, "Add", 2).Wait(ctx)
+	if err != nil {
+		return err
+	}
+	step(w, start, "Method[int64](counter, \"Add\", 2)", total)
+	start = time.Now()
+	field, err := master.Field[int64](ctx, counter, "N")
+	if err != nil {
+		return err
+	}
+	step(w, start, "Field[int64](counter, \"N\")", field)
+	start = time.Now()
+	_, err = counter.Call(ctx, "Reset")
+	step(w, start, "counter.Call(\"Reset\")", fmt.Sprintf("errors.Is(err, bus.ErrNoMember) = %v", errors.Is(err, bus.ErrNoMember)))
+	fmt.Fprintf(w, "  error: %v\n", err)
+	counter.Close() // the worker drops the counter: nobody else holds it
+
+	fmt.Fprintln(w, "\n7. Close: the worker finishes its queued calls and exits")
 	start = time.Now()
 	if err := s.Close(); err != nil {
 		return err

@@ -70,7 +70,7 @@ func (p *Pair) value(d time.Duration, n int) float64 {
 
 // Pairs lists every pair, in the order the command runs them.
 func Pairs() []*Pair {
-	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair()}
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair()}
 }
 
 // Options configure [Run].
@@ -215,6 +215,7 @@ var Goals = map[string]float64{
 	"lease_teardown":         1.5,
 	"server_invoke_rtt":      1.25,
 	"server_invoke_rtt_unix": 1.25,
+	"proxy_call":             1.3,
 }
 
 // WriteJSON writes one JSON object per row.

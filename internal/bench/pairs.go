@@ -45,6 +45,8 @@ type Env struct {
 	serverDir string
 	viaTCP    *master.Slave // connected to server over TCP
 	viaUnix   *master.Slave // and over its socket
+
+	counter *master.Ref // a builtin.Counter on slave
 }
 
 // NewEnv returns an environment that spawns binary as worker and baseline
@@ -82,6 +84,10 @@ func (e *Env) Close() {
 	if e.echo != nil {
 		e.echo.kill()
 		e.echo = nil
+	}
+	if e.counter != nil {
+		e.counter.Close()
+		e.counter = nil
 	}
 	if e.slave != nil {
 		e.slave.Close()
