@@ -79,3 +79,60 @@ func ExampleInvoke_panic() {
 	fmt.Println(errors.Is(err, bus.ErrPanic), errors.As(err, &pe) && pe.Stack != "")
 	// Output: true true
 }
+
+func ExampleWrap() {
+	ctx := context.Background()
+	s, err := master.Spawn(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+
+	// The counter lives in the worker; the master holds a Ref to it.
+	counter, err := master.Wrap(ctx, s, NewCounter, "visits")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer counter.Close()
+
+	n, err := master.Method[int](ctx, counter, "Add", 2).Wait(ctx) // a method, by name
+	fmt.Println(n, err)
+	name, err := master.Field[string](ctx, counter, "Name") // a field
+	fmt.Println(name, err)
+	_, err = counter.Call(ctx, "Reset")
+	fmt.Println(errors.Is(err, bus.ErrNoMember))
+	// Output:
+	// 2 <nil>
+	// visits <nil>
+	// true
+}
+
+func ExampleMaster_Export() {
+	ctx := context.Background()
+	m, err := master.New(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	s, err := m.Spawn(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+
+	// The worker calls back into the master's own object.
+	notes := &Notes{}
+	r, err := m.Export(ctx, notes)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer r.Close()
+	n, err := master.Invoke(ctx, s, WriteNote, r)
+	fmt.Println(n, err, len(notes.Lines))
+	// Output: 1 <nil> 1
+}
