@@ -116,10 +116,11 @@ type Master struct {
 	hbDone   chan struct{}      // closed when heartbeats has returned
 
 	mu        sync.Mutex
-	slaves    map[string]*slave // by worker id
-	reserved  map[string]bool   // ids of spawns in flight
-	closeDone chan struct{}     // closed when Close has finished
-	spawning  sync.WaitGroup    // spawns in flight; Close waits for them
+	slaves    map[string]*slave        // by worker id
+	reserved  map[string]bool          // ids of spawns in flight
+	attaching map[string]chan struct{} // attaches in flight for references, closed when done
+	closeDone chan struct{}            // closed when Close has finished
+	spawning  sync.WaitGroup           // spawns in flight; Close waits for them
 	closed    bool
 }
 

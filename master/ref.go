@@ -231,25 +231,37 @@ func (m *Master) bind(h *Ref, o bus.ObjectRef, local func(uint64) (any, bool)) e
 	return nil
 }
 
-// slaveOf returns m's slave for worker id, attaching to it the first time.
+// slaveOf returns m's slave for worker id, attaching to it the first
+// time; concurrent callers wait for one attach.
 func (m *Master) slaveOf(ctx context.Context, id string) (*slave, error) {
-	m.mu.Lock()
-	s := m.slaves[id]
-	m.mu.Unlock()
-	if s != nil {
-		return s, nil
-	}
-	s, err := m.attach(ctx, id)
-	if err != nil {
+	for {
 		m.mu.Lock()
-		s2 := m.slaves[id]
-		m.mu.Unlock()
-		if s2 != nil { // attached concurrently
-			return s2, nil
+		if s := m.slaves[id]; s != nil {
+			m.mu.Unlock()
+			return s, nil
 		}
-		return nil, err
+		if wait := m.attaching[id]; wait != nil {
+			m.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if m.attaching == nil {
+			m.attaching = make(map[string]chan struct{})
+		}
+		done := make(chan struct{})
+		m.attaching[id] = done
+		m.mu.Unlock()
+		s, err := m.attach(ctx, id)
+		m.mu.Lock()
+		delete(m.attaching, id)
+		m.mu.Unlock()
+		close(done)
+		return s, err
 	}
-	return s, nil
 }
 
 // The arguments of object operations, as the worker decodes them.

@@ -89,6 +89,9 @@ func (c *Counter) Close() error {
 
 func (c *Counter) Boom() { panic("boom in a method") }
 
+// Events returns a channel, which cannot travel.
+func (c *Counter) Events() chan int { return make(chan int) }
+
 // Hold keeps a reference to another object, as long as Drop is not called.
 func (c *Counter) Hold(r *master.Ref) { c.held = r }
 
@@ -270,6 +273,7 @@ func TestRefBadInput(t *testing.T) {
 		{"method panics", bus.ErrPanic, []string{"boom in a method"}, func() error { _, err := r.Call(ctx, "Boom"); return err }},
 		{"unwrap a func field", bus.ErrEncode, []string{"Hook", "func"}, func() error { _, err := master.Unwrap[Counter](ctx, r); return err }},
 		{"constructor panics", bus.ErrPanic, []string{"constructor panicked"}, func() error { _, err := master.Wrap(ctx, s, NewCounter, "panic"); return err }},
+		{"result that cannot travel", bus.ErrEncode, []string{"chan int", "reference", "CallRef"}, func() error { _, err := r.Call(ctx, "Events"); return err }},
 		{"result as a reference of two values", bus.ErrResultType, []string{"Both"}, func() error { _, err := r.CallRef(ctx, "Both"); return err }},
 	}
 	for _, c := range cases {

@@ -86,14 +86,14 @@ func (w *Worker) keep(v reflect.Value, holder string) (bus.ObjectRef, error) {
 	if !v.IsValid() {
 		return bus.ObjectRef{}, fmt.Errorf("%w: nil: there is no object to refer to", bus.ErrObjectGone)
 	}
+	for v.Kind() == reflect.Interface && !v.IsNil() {
+		v = v.Elem()
+	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface, reflect.Func, reflect.Chan:
 		if v.IsNil() {
 			return bus.ObjectRef{}, fmt.Errorf("%w: a nil %s: there is no object to refer to", bus.ErrObjectGone, v.Type())
 		}
-	}
-	if v.Kind() == reflect.Interface {
-		v = v.Elem()
 	}
 	if err := w.lockForGrant(holder); err != nil {
 		return bus.ObjectRef{}, err
@@ -103,6 +103,12 @@ func (w *Worker) keep(v reflect.Value, holder string) (bus.ObjectRef, error) {
 	if v.Kind() == reflect.Pointer {
 		key = ptrKey{v.Pointer(), v.Type()}
 		if o := w.byPtr[key]; o != nil {
+			if o.dropped {
+				// Dropped, but a call still runs on it, which handed it
+				// out again: it is back in the table, and not closed.
+				o.dropped = false
+				w.objects[o.id] = o
+			}
 			o.holders[holder]++
 			return bus.ObjectRef{Worker: w.id, ID: o.id, Type: o.typ}, nil
 		}
@@ -174,6 +180,9 @@ func (w *Worker) unpin(o *object) {
 	w.objMu.Lock()
 	o.inflight--
 	last := o.dropped && o.inflight == 0
+	if last {
+		w.forgetPtrLocked(o)
+	}
 	w.objMu.Unlock()
 	if last {
 		closeObject(o)
@@ -256,14 +265,50 @@ func (w *Worker) dropAll() {
 // operation runs on it; w.objMu held.
 func (w *Worker) dropLocked(o *object, idle []*object) []*object {
 	delete(w.objects, o.id)
-	if o.v.Kind() == reflect.Pointer {
-		delete(w.byPtr, ptrKey{o.v.Pointer(), o.v.Type()})
-	}
 	o.dropped = true
 	if o.inflight == 0 {
+		// Otherwise it stays known by its pointer until its last call
+		// ends: a call that hands it out again brings it back.
+		w.forgetPtrLocked(o)
 		idle = append(idle, o)
 	}
 	return idle
+}
+
+// forgetPtrLocked removes o from the pointer index; w.objMu held.
+func (w *Worker) forgetPtrLocked(o *object) {
+	if o.v.Kind() == reflect.Pointer {
+		key := ptrKey{o.v.Pointer(), o.v.Type()}
+		if w.byPtr[key] == o {
+			delete(w.byPtr, key)
+		}
+	}
+}
+
+// pinArg pins an object passed as an argument of cl, until cl ends.
+func (w *Worker) pinArg(cl *call, id uint64) (any, bool) {
+	w.objMu.Lock()
+	defer w.objMu.Unlock()
+	o := w.objects[id]
+	if o == nil {
+		return nil, false
+	}
+	if cl != nil {
+		o.inflight++
+		cl.pinned = append(cl.pinned, o)
+	}
+	if o.v.Kind() != reflect.Pointer && o.v.CanAddr() {
+		return o.v.Addr().Interface(), true
+	}
+	return o.v.Interface(), true
+}
+
+// unpinArgs lets go of the objects cl's arguments pinned.
+func (w *Worker) unpinArgs(cl *call) {
+	for _, o := range cl.pinned {
+		w.unpin(o)
+	}
+	cl.pinned = nil
 }
 
 func (w *Worker) closeObjects(objs []*object) {
@@ -366,6 +411,9 @@ func (w *Worker) opWrap(cl *call) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, a.Function, w.id)
 	}
+	if len(a.Arg) == 0 {
+		a.Arg = msgpackNil
+	}
 	res, err := fn.InvokeWith(&cl.ctx, a.Arg, a.ArgType, w.peer)
 	if err != nil {
 		return nil, err
@@ -393,7 +441,7 @@ func (w *Worker) opCall(cl *call) (res any, err error) {
 		return nil, err
 	}
 	mt := m.Type()
-	in, err := w.args(&cl.ctx, o, a.Method, mt, a.Args)
+	in, err := w.args(cl, o, a.Method, mt, a.Args)
 	if err != nil {
 		return nil, err
 	}
@@ -458,12 +506,12 @@ func listMethods(t reflect.Type) string {
 // args decodes a method's arguments into its parameter types. A method
 // whose first parameter is a context.Context gets the call's context
 // there, without the caller sending it.
-func (w *Worker) args(ctx context.Context, o *object, name string, mt reflect.Type, raw []msgpack.RawMessage) ([]reflect.Value, error) {
+func (w *Worker) args(cl *call, o *object, name string, mt reflect.Type, raw []msgpack.RawMessage) ([]reflect.Value, error) {
 	n := mt.NumIn()
 	in := make([]reflect.Value, 0, n)
 	first := 0
 	if n > 0 && mt.In(0) == contextType {
-		in = append(in, reflect.ValueOf(ctx))
+		in = append(in, reflect.ValueOf(context.Context(&cl.ctx)))
 		first = 1
 	}
 	want := n - first
@@ -481,9 +529,9 @@ func (w *Worker) args(ctx context.Context, o *object, name string, mt reflect.Ty
 		} else {
 			pt = mt.In(k)
 		}
-		v, err := w.decodeArg(r, pt)
+		v, err := w.decodeArg(cl, r, pt)
 		if err != nil {
-			return nil, fmt.Errorf("%w: (%s).%s argument %d (%s): %v", bus.ErrArgumentType, o.typ, name, i+1, pt, err)
+			return nil, fmt.Errorf("%w: (%s).%s argument %d (%s): %w", bus.ErrArgumentType, o.typ, name, i+1, pt, err)
 		}
 		in = append(in, v)
 	}
@@ -507,14 +555,17 @@ func params(mt reflect.Type, first int) string {
 
 // decodeArg decodes raw into a value of type t. A reference to an object
 // of this worker arrives as the object itself where t can hold it.
-func (w *Worker) decodeArg(raw []byte, t reflect.Type) (reflect.Value, error) {
+func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value, error) {
+	if len(raw) == 0 {
+		raw = msgpackNil // a nil RawMessage: the value was nil
+	}
 	if bus.IsRef(raw) {
 		r, err := bus.DecodeRef(raw)
 		if err != nil {
 			return reflect.Value{}, err
 		}
 		if r.Worker == w.id {
-			if obj, ok := w.Object(r.ID); ok {
+			if obj, ok := w.pinArg(cl, r.ID); ok {
 				v := reflect.ValueOf(obj)
 				if v.Type().AssignableTo(t) {
 					return v, nil
@@ -536,6 +587,8 @@ func (w *Worker) decodeArg(raw []byte, t reflect.Type) (reflect.Value, error) {
 	}
 	return p.Elem(), nil
 }
+
+var msgpackNil = []byte{0xc0}
 
 // structOf returns the struct o is or points to.
 func structOf(o *object) (reflect.Value, error) {
@@ -619,9 +672,9 @@ func (w *Worker) opSet(cl *call) (any, error) {
 	if !f.CanSet() {
 		return nil, fmt.Errorf("%w: field %s of %s cannot be set", bus.ErrNoMember, name, o.typ)
 	}
-	v, err := w.decodeArg(a.Value, f.Type())
+	v, err := w.decodeArg(cl, a.Value, f.Type())
 	if err != nil {
-		return nil, fmt.Errorf("%w: field %s of %s is a %s: %v", bus.ErrArgumentType, name, o.typ, f.Type(), err)
+		return nil, fmt.Errorf("%w: field %s of %s is a %s: %w", bus.ErrArgumentType, name, o.typ, f.Type(), err)
 	}
 	f.Set(v)
 	return nil, nil
@@ -645,11 +698,11 @@ func container(o *object) (reflect.Value, error) {
 
 // item finds the item of c at the key in raw; for a map, it returns the
 // decoded key too.
-func (w *Worker) item(o *object, c reflect.Value, raw []byte) (elem, key reflect.Value, err error) {
+func (w *Worker) item(cl *call, o *object, c reflect.Value, raw []byte) (elem, key reflect.Value, err error) {
 	if c.Kind() == reflect.Map {
-		key, err = w.decodeArg(raw, c.Type().Key())
+		key, err = w.decodeArg(cl, raw, c.Type().Key())
 		if err != nil {
-			return elem, key, fmt.Errorf("%w: the keys of %s are %s: %v", bus.ErrArgumentType, o.typ, c.Type().Key(), err)
+			return elem, key, fmt.Errorf("%w: the keys of %s are %s: %w", bus.ErrArgumentType, o.typ, c.Type().Key(), err)
 		}
 		elem = c.MapIndex(key)
 		if !elem.IsValid() {
@@ -659,7 +712,7 @@ func (w *Worker) item(o *object, c reflect.Value, raw []byte) (elem, key reflect
 	}
 	var i int
 	if err := bus.Unmarshal(raw, &i); err != nil {
-		return elem, key, fmt.Errorf("%w: %s is indexed by an int: %v", bus.ErrArgumentType, o.typ, err)
+		return elem, key, fmt.Errorf("%w: %s is indexed by an int: %w", bus.ErrArgumentType, o.typ, err)
 	}
 	if i < 0 || i >= c.Len() {
 		return elem, key, fmt.Errorf("%w: index %d out of range [0, %d) of %s", bus.ErrNoItem, i, c.Len(), o.typ)
@@ -681,7 +734,7 @@ func (w *Worker) opIndex(cl *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, _, err := w.item(o, c, a.Key)
+	e, _, err := w.item(cl, o, c, a.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -706,27 +759,27 @@ func (w *Worker) opSetIndex(cl *call) (any, error) {
 		if c.IsNil() {
 			return nil, fmt.Errorf("%w: %s is a nil map", bus.ErrNoItem, o.typ)
 		}
-		key, err := w.decodeArg(a.Key, c.Type().Key())
+		key, err := w.decodeArg(cl, a.Key, c.Type().Key())
 		if err != nil {
-			return nil, fmt.Errorf("%w: the keys of %s are %s: %v", bus.ErrArgumentType, o.typ, c.Type().Key(), err)
+			return nil, fmt.Errorf("%w: the keys of %s are %s: %w", bus.ErrArgumentType, o.typ, c.Type().Key(), err)
 		}
-		v, err := w.decodeArg(a.Value, c.Type().Elem())
+		v, err := w.decodeArg(cl, a.Value, c.Type().Elem())
 		if err != nil {
-			return nil, fmt.Errorf("%w: the items of %s are %s: %v", bus.ErrArgumentType, o.typ, c.Type().Elem(), err)
+			return nil, fmt.Errorf("%w: the items of %s are %s: %w", bus.ErrArgumentType, o.typ, c.Type().Elem(), err)
 		}
 		c.SetMapIndex(key, v)
 		return nil, nil
 	}
-	e, _, err := w.item(o, c, a.Key)
+	e, _, err := w.item(cl, o, c, a.Key)
 	if err != nil {
 		return nil, err
 	}
 	if !e.CanSet() {
 		return nil, fmt.Errorf("%w: the items of %s cannot be set", bus.ErrNoItem, o.typ)
 	}
-	v, err := w.decodeArg(a.Value, e.Type())
+	v, err := w.decodeArg(cl, a.Value, e.Type())
 	if err != nil {
-		return nil, fmt.Errorf("%w: the items of %s are %s: %v", bus.ErrArgumentType, o.typ, e.Type(), err)
+		return nil, fmt.Errorf("%w: the items of %s are %s: %w", bus.ErrArgumentType, o.typ, e.Type(), err)
 	}
 	e.Set(v)
 	return nil, nil

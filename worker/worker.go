@@ -109,6 +109,7 @@ type call struct {
 	fn      *bus.Function // the function called, or nil for an object operation
 	op      opFunc        // the object operation called, or nil
 	name    string        // the function's or operation's name
+	pinned  []*object     // objects of this worker passed in the arguments of an operation
 	argType string
 	arg     []byte
 	reply   string
@@ -520,6 +521,7 @@ func (w *Worker) invoke(cl *call) (res any, err error) {
 		}
 	}()
 	if cl.op != nil {
+		defer w.unpinArgs(cl)
 		return cl.op(w, cl)
 	}
 	return cl.fn.InvokeWith(&cl.ctx, cl.arg, cl.argType, w.peer)
