@@ -76,7 +76,7 @@ func TestBenchJSONContract(t *testing.T) {
 		"nats_rtt": true, "invoke_rtt": true, "unix_rtt": true, "nats_pipelined": true, "pipelined": true,
 		"child_start": true, "spawn_first_result": true,
 		"lease": true, "orphan_exit": true, "worker_lost": true, "lease_teardown": true,
-		"server_invoke_rtt": true, "server_invoke_rtt_unix": true,
+		"server_invoke_rtt": true, "server_invoke_rtt_unix": true, "proxy_call": true,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var row map[string]any
