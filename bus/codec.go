@@ -282,3 +282,48 @@ func walkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
 // CheckTravel reports why values of type t cannot cross the bus, naming
 // the field or element at fault, or nil when they can.
 func CheckTravel(t reflect.Type) error { return checkTravel(t) }
+
+// SplitArray appends to dst the raw msgpack values of the array at the
+// start of data, without copying or decoding them, and returns dst. It
+// fails on anything but a well-formed array.
+func SplitArray(data []byte, dst [][]byte) ([][]byte, error) {
+	if len(data) == 0 {
+		return dst, fmt.Errorf("msgpack: want an array, got nothing")
+	}
+	var n, pos int
+	switch c := data[0]; {
+	case c&0xf0 == 0x90:
+		n, pos = int(c&0x0f), 1
+	case c == 0xdc && len(data) >= 3:
+		n, pos = int(data[1])<<8|int(data[2]), 3
+	case c == 0xdd && len(data) >= 5:
+		n, pos = int(uint32(data[1])<<24|uint32(data[2])<<16|uint32(data[3])<<8|uint32(data[4])), 5
+	default:
+		return dst, fmt.Errorf("msgpack: want an array, got code 0x%02x", c)
+	}
+	if n > len(data)-pos {
+		return dst, fmt.Errorf("msgpack: %d elements announced, %d bytes left", n, len(data)-pos)
+	}
+	for range n {
+		l, err := valueLen(data[pos:])
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, data[pos:pos+l])
+		pos += l
+	}
+	return dst, nil
+}
+
+// DecodeString decodes the msgpack string that is the whole of raw.
+func DecodeString(raw []byte) (string, error) {
+	r := reader{b: raw}
+	s := r.str("")
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes after the string", len(r.b))
+	}
+	if r.err != nil {
+		return "", fmt.Errorf("msgpack: %v", r.err)
+	}
+	return s, nil
+}

@@ -381,12 +381,95 @@ type (
 		Key      msgpack.RawMessage
 		Value    msgpack.RawMessage
 	}
+	targetArg struct { // @unwrap and @acquire
+		_msgpack struct{} `msgpack:",as_array"`
+		Target   msgpack.RawMessage
+	}
 )
 
+// opArg is an operation's argument, a msgpack array of n values that it
+// takes apart by hand: the operation's values stay raw, aliasing the
+// message, and reflection runs only for what the object's types need.
+type opArg interface {
+	n() int
+	parse(parts [][]byte) error
+}
+
 func (w *Worker) decodeOp(cl *call, v any) error {
-	if err := bus.Unmarshal(cl.arg, v); err != nil {
+	var err error
+	if a, ok := v.(opArg); ok {
+		var buf [4][]byte
+		var parts [][]byte
+		parts, err = bus.SplitArray(cl.arg, buf[:0])
+		if err == nil && len(parts) != a.n() {
+			err = fmt.Errorf("want an array of %d values, got %d", a.n(), len(parts))
+		}
+		if err == nil {
+			err = a.parse(parts)
+		}
+	} else {
+		err = bus.Unmarshal(cl.arg, v)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %s: %v", bus.ErrBadPayload, cl.name, err)
 	}
+	return nil
+}
+
+func decodeBool(raw []byte) (bool, error) {
+	if len(raw) == 1 && (raw[0] == 0xc2 || raw[0] == 0xc3) {
+		return raw[0] == 0xc3, nil
+	}
+	return false, fmt.Errorf("want a bool")
+}
+
+func (*wrapArg) n() int { return 3 }
+func (a *wrapArg) parse(p [][]byte) (err error) {
+	if a.Function, err = bus.DecodeString(p[0]); err != nil {
+		return err
+	}
+	if a.ArgType, err = bus.DecodeString(p[1]); err != nil {
+		return err
+	}
+	a.Arg = p[2]
+	return nil
+}
+
+func (*callArg) n() int { return 4 }
+func (a *callArg) parse(p [][]byte) (err error) {
+	a.Target = p[0]
+	if a.Method, err = bus.DecodeString(p[1]); err != nil {
+		return err
+	}
+	if a.WantRef, err = decodeBool(p[2]); err != nil {
+		return err
+	}
+	if len(p[3]) == 1 && p[3][0] == 0xc0 {
+		return nil // nil: no arguments
+	}
+	args, err := bus.SplitArray(p[3], make([][]byte, 0, 4))
+	for _, r := range args {
+		a.Args = append(a.Args, r)
+	}
+	return err
+}
+
+func (*memberArg) n() int { return 3 }
+func (a *memberArg) parse(p [][]byte) (err error) {
+	a.Target, a.Key = p[0], p[1]
+	a.WantRef, err = decodeBool(p[2])
+	return err
+}
+
+func (*setArg) n() int { return 3 }
+func (a *setArg) parse(p [][]byte) error {
+	a.Target, a.Key, a.Value = p[0], p[1], p[2]
+	return nil
+}
+
+func (*targetArg) n() int { return 1 }
+func (a *targetArg) parse(p [][]byte) error {
+	a.Target = p[0]
 	return nil
 }
 
@@ -786,10 +869,7 @@ func (w *Worker) opSetIndex(cl *call) (any, error) {
 }
 
 func (w *Worker) opUnwrap(cl *call) (any, error) {
-	var a struct {
-		_msgpack struct{} `msgpack:",as_array"`
-		Target   msgpack.RawMessage
-	}
+	var a targetArg
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
@@ -807,10 +887,7 @@ func (w *Worker) opUnwrap(cl *call) (any, error) {
 // opAcquire grants the caller one more reference to an object: a holder
 // that received a reference from someone else.
 func (w *Worker) opAcquire(cl *call) (any, error) {
-	var a struct {
-		_msgpack struct{} `msgpack:",as_array"`
-		Target   msgpack.RawMessage
-	}
+	var a targetArg
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
