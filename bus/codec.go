@@ -327,3 +327,82 @@ func DecodeString(raw []byte) (string, error) {
 	}
 	return s, nil
 }
+
+// DecodeScalar decodes raw, a msgpack integer, float, bool or string that
+// is the whole of raw, into v, a settable value of a matching basic kind,
+// with no reflection beyond v's kind and no allocation but a string's. It
+// reports false, leaving v alone, for anything else, which the caller then
+// decodes with Unmarshal. It ignores the decoders of named types: use it
+// for predeclared types.
+func DecodeScalar(raw []byte, v reflect.Value) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	c := raw[0]
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		x, ok := scalarInt(raw)
+		if !ok || v.OverflowInt(x) {
+			return false
+		}
+		v.SetInt(x)
+		return true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		x, ok := scalarInt(raw)
+		if !ok || x < 0 || v.OverflowUint(uint64(x)) {
+			return false
+		}
+		v.SetUint(uint64(x))
+		return true
+	case reflect.Bool:
+		if len(raw) == 1 && (c == 0xc2 || c == 0xc3) {
+			v.SetBool(c == 0xc3)
+			return true
+		}
+	case reflect.String:
+		r := reader{b: raw}
+		s := r.str("")
+		if r.err == nil && len(r.b) == 0 {
+			v.SetString(s)
+			return true
+		}
+	}
+	return false
+}
+
+// scalarInt reads a msgpack integer that is the whole of raw, if it fits
+// an int64.
+func scalarInt(raw []byte) (int64, bool) {
+	c := raw[0]
+	switch {
+	case c <= 0x7f && len(raw) == 1:
+		return int64(c), true
+	case c >= 0xe0 && len(raw) == 1:
+		return int64(int8(c)), true
+	case c >= 0xcc && c <= 0xcf: // uint8…uint64
+		size := 1 << (c - 0xcc)
+		if len(raw) != 1+size {
+			return 0, false
+		}
+		var u uint64
+		for _, b := range raw[1:] {
+			u = u<<8 | uint64(b)
+		}
+		if u > 1<<63-1 {
+			return 0, false
+		}
+		return int64(u), true
+	case c >= 0xd0 && c <= 0xd3: // int8…int64
+		size := 1 << (c - 0xd0)
+		if len(raw) != 1+size {
+			return 0, false
+		}
+		var u uint64
+		for _, b := range raw[1:] {
+			u = u<<8 | uint64(b)
+		}
+		shift := 64 - 8*size
+		return int64(u<<shift) >> shift, true
+	}
+	return 0, false
+}

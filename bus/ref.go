@@ -139,3 +139,39 @@ func DecodeRef(raw []byte) (ObjectRef, error) {
 	}
 	return r, r.decodeBody(raw[hdr : hdr+n])
 }
+
+// RefID returns the id of the object the reference at the start of raw
+// names, which must be an object of worker; it allocates nothing. A
+// reference to another worker's object is an error that names both.
+func RefID(raw []byte, worker string) (uint64, error) {
+	var hdr, n int
+	switch {
+	case !IsRef(raw):
+		return 0, fmt.Errorf("%w: not a reference", ErrBadPayload)
+	case raw[0] >= 0xd4 && raw[0] <= 0xd8:
+		hdr, n = 2, 1<<(raw[0]-0xd4)
+	case raw[0] == 0xc7:
+		hdr, n = 3, int(raw[1])
+	case raw[0] == 0xc8:
+		hdr, n = 4, int(raw[1])<<8|int(raw[2])
+	default:
+		hdr, n = 6, int(raw[1])<<24|int(raw[2])<<16|int(raw[3])<<8|int(raw[4])
+	}
+	if n < 0 || len(raw)-hdr < n {
+		return 0, fmt.Errorf("%w: reference cut short", ErrBadPayload)
+	}
+	rd := reader{b: raw[hdr : hdr+n]}
+	if len(rd.b) == 0 || rd.b[0] != 0x93 {
+		return 0, fmt.Errorf("%w: reference: not a 3-element array", ErrBadPayload)
+	}
+	rd.b = rd.b[1:]
+	w := rd.str(worker)
+	id := rd.uint()
+	if rd.err != nil {
+		return 0, fmt.Errorf("%w: reference: %v", ErrBadPayload, rd.err)
+	}
+	if w != worker {
+		return 0, fmt.Errorf("%w: object %d on worker %s was sent to worker %s", ErrBadPayload, id, w, worker)
+	}
+	return id, nil
+}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -159,17 +160,15 @@ func (w *Worker) grant(o *object, holder string) error {
 
 // pin finds the object ref names and counts one more operation on it.
 func (w *Worker) pin(raw []byte) (*object, error) {
-	r, err := bus.DecodeRef(raw)
+	id, err := bus.RefID(raw, w.id)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the target of an object operation: %v", bus.ErrBadPayload, err)
-	}
-	if r.Worker != w.id {
-		return nil, fmt.Errorf("%w: %s was sent to worker %s", bus.ErrBadPayload, r, w.id)
+		return nil, fmt.Errorf("the target of an object operation: %w", err)
 	}
 	w.objMu.Lock()
 	defer w.objMu.Unlock()
-	o := w.objects[r.ID]
+	o := w.objects[id]
 	if o == nil {
+		r, _ := bus.DecodeRef(raw)
 		return nil, fmt.Errorf("%w: %s was released", bus.ErrObjectGone, r)
 	}
 	o.inflight++
@@ -569,10 +568,24 @@ func method(o *object, name string) (reflect.Value, error) {
 	if v.Kind() != reflect.Pointer && v.CanAddr() {
 		v = v.Addr()
 	}
-	if m := v.MethodByName(name); m.IsValid() {
-		return m, nil
+	key := methodKey{v.Type(), name}
+	if i, ok := methodIndex.Load(key); ok {
+		return v.Method(i.(int)), nil
+	}
+	if m, ok := v.Type().MethodByName(name); ok {
+		methodIndex.Store(key, m.Index)
+		return v.Method(m.Index), nil
 	}
 	return reflect.Value{}, fmt.Errorf("%w: %s has no method %q; %s", bus.ErrNoMember, o.typ, name, listMethods(v.Type()))
+}
+
+// methodIndex caches the index of a method by type and name:
+// reflect's MethodByName builds the method's type anew on every call.
+var methodIndex sync.Map // methodKey → int
+
+type methodKey struct {
+	t    reflect.Type
+	name string
 }
 
 func listMethods(t reflect.Type) string {
@@ -665,6 +678,9 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 		}
 	}
 	p := reflect.New(t)
+	if t.PkgPath() == "" && bus.DecodeScalar(raw, p.Elem()) { // a predeclared type: no decoder of its own
+		return p.Elem(), nil
+	}
 	if err := bus.UnmarshalWith(raw, p.Interface(), w.peer); err != nil {
 		return reflect.Value{}, err
 	}
