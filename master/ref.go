@@ -173,17 +173,27 @@ func (r *Ref) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if r == nil || r.ref == nil {
 		return enc.EncodeNil()
 	}
-	cc, _ := bus.EncoderContext(enc).(*callCodec)
+	var buf [128]byte
+	b, err := r.appendRef(buf[:0], bus.EncoderContext(enc))
+	if err != nil {
+		return err
+	}
+	_, err = enc.Writer().Write(b)
+	return err
+}
+
+// appendRef appends the reference, pinning it in ctx, the call's codec.
+func (r *Ref) appendRef(dst []byte, ctx any) ([]byte, error) {
+	cc, _ := ctx.(*callCodec)
 	if cc == nil {
-		return fmt.Errorf("%w: %s: a Ref travels in a call's argument, not in a result or by bus.Marshal", ErrBadCall, r.e.obj)
+		return dst, fmt.Errorf("%w: %s: a Ref travels in a call's argument, not in a result or by bus.Marshal", ErrBadCall, r.e.obj)
 	}
 	if r.closed.Load() {
-		return fmt.Errorf("%w: %s: the Ref is closed", bus.ErrObjectGone, r.e.obj)
+		return dst, fmt.Errorf("%w: %s: the Ref is closed", bus.ErrObjectGone, r.e.obj)
 	}
 	r.e.pin()
 	cc.pins = append(cc.pins, r.e)
-	_, err := enc.Writer().Write(bus.AppendRef(nil, r.e.obj))
-	return err
+	return bus.AppendRef(dst, r.e.obj), nil
 }
 
 // DecodeMsgpack binds the reference that arrives in a call's argument on a
@@ -305,6 +315,25 @@ func (a *wrapArg) EncodeMsgpack(enc *msgpack.Encoder) error {
 
 func (a *callArg) EncodeMsgpack(enc *msgpack.Encoder) error {
 	return encodeArray(enc, a.Target, a.Method, a.WantRef, a.Args)
+}
+
+// AppendMsgpack writes the call's array by hand: it is on every method
+// call's path.
+func (a *callArg) AppendMsgpack(dst []byte, ctx any) ([]byte, error) {
+	dst = bus.AppendArrayHeader(dst, 4)
+	dst, err := a.Target.appendRef(dst, ctx)
+	if err != nil {
+		return dst, err
+	}
+	dst = bus.AppendString(dst, a.Method)
+	dst = bus.AppendBool(dst, a.WantRef)
+	dst = bus.AppendArrayHeader(dst, len(a.Args))
+	for _, x := range a.Args {
+		if dst, err = bus.AppendValueWith(dst, x, ctx); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
 }
 
 func (a *memberArg) EncodeMsgpack(enc *msgpack.Encoder) error {
