@@ -79,7 +79,7 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 		encoders.Put(e)
 	}()
 	if err := e.enc.Encode(v); err != nil {
-		return dst, fmt.Errorf("%w: %T: %v", ErrEncode, v, err)
+		return dst, fmt.Errorf("%w: %T: %w", ErrEncode, v, err)
 	}
 	return e.w.b, nil
 }

@@ -12,7 +12,7 @@ import (
 // ProtocolVersion is the version of the envelopes below. It is the first
 // element of every envelope; an end that reads another version refuses the
 // message with [ErrProtocolVersion] instead of guessing at its layout.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // protocolOverride, when set at link time (-ldflags "-X
 // github.com/processional/processional/bus.protocolOverride=N"), replaces
@@ -84,7 +84,8 @@ func (k Kind) String() string {
 }
 
 // Call is the header of a call envelope. On the wire a call envelope is the
-// msgpack array [version, kind, master, id, function, timeout, argType, arg].
+// msgpack array [version, kind, master, id, function, timeout, argType, pid,
+// arg].
 type Call struct {
 	Kind     Kind
 	Master   string        // the calling master's id
@@ -92,10 +93,14 @@ type Call struct {
 	Function string        // the registered function's name
 	Timeout  time.Duration // time left before the caller's deadline when sent; 0 for none
 	ArgType  string        // the Go type the caller encoded, for error messages
-	Arg      []byte        // the msgpack-encoded argument (aliases the message)
+	// PID is the caller's process id when it shares the worker's shared
+	// memory (the same shm.Domain): the worker may then send it
+	// shared-memory buffers by reference. 0 otherwise.
+	PID uint32
+	Arg []byte // the msgpack-encoded argument (aliases the message)
 }
 
-const callFields = 8
+const callFields = 9
 
 // AppendCall appends the envelope of c, with arg encoded as its argument,
 // to dst. c.Arg is ignored.
@@ -114,6 +119,7 @@ func AppendCallWith(dst []byte, c *Call, arg any, codec any) ([]byte, error) {
 	dst = appendStr(dst, c.Function)
 	dst = appendUint(dst, uint64(max(c.Timeout, 0)))
 	dst = appendStr(dst, c.ArgType)
+	dst = appendUint(dst, uint64(c.PID))
 	return AppendValueWith(dst, arg, codec)
 }
 
@@ -134,6 +140,7 @@ func DecodeCall(data []byte, c *Call) error {
 	c.Function = r.str(c.Function)
 	t := r.uint()
 	c.ArgType = r.str(c.ArgType)
+	pid := r.uint()
 	if r.err != nil {
 		return fmt.Errorf("%w: call envelope: %v", ErrBadPayload, r.err)
 	}
@@ -144,6 +151,10 @@ func DecodeCall(data []byte, c *Call) error {
 		t = math.MaxInt64
 	}
 	c.Timeout = time.Duration(t)
+	if pid > math.MaxUint32 {
+		return fmt.Errorf("%w: call envelope: pid %d", ErrBadPayload, pid)
+	}
+	c.PID = uint32(pid)
 	c.Arg = r.b
 	if len(c.Arg) == 0 {
 		return fmt.Errorf("%w: call envelope: no argument", ErrBadPayload)
@@ -165,11 +176,17 @@ const (
 // AppendReply appends a reply to call id carrying result: the msgpack
 // array [version, 0, id, result].
 func AppendReply(dst []byte, id uint64, result any) ([]byte, error) {
+	return AppendReplyWith(dst, id, result, nil)
+}
+
+// AppendReplyWith is AppendReply, encoding result with [AppendValueWith]
+// and codec.
+func AppendReplyWith(dst []byte, id uint64, result any, codec any) ([]byte, error) {
 	dst = append(dst, 0x90|replyFields)
 	dst = appendUint(dst, wireVersion)
 	dst = appendUint(dst, statusOK)
 	dst = appendUint(dst, id)
-	return AppendValue(dst, result)
+	return AppendValueWith(dst, result, codec)
 }
 
 // AppendErrorReply appends a reply to call id carrying e: the msgpack

@@ -229,7 +229,7 @@ func fixstr(s string) []byte { return append([]byte{0xa0 | byte(len(s))}, s...) 
 
 func TestDecodeCallGarbage(t *testing.T) {
 	v := []byte{bus.ProtocolVersion}
-	okHeader := [][]byte{v, {0}, fixstr("m"), {1}, fixstr("f"), {0}, fixstr("int")}
+	okHeader := [][]byte{v, {0}, fixstr("m"), {1}, fixstr("f"), {0}, fixstr("int"), {0}}
 	with := func(i int, field []byte) [][]byte {
 		h := append([][]byte(nil), okHeader...)
 		h[i] = field
@@ -249,25 +249,27 @@ func TestDecodeCallGarbage(t *testing.T) {
 		{"array16", []byte{0xdc, 0x00, 0x08, 0x01}, "not a processional envelope"},
 		{"JSON", []byte(`[1,0,"m",1,"f",0,"int",7]`), "not a processional envelope"},
 		{"array header only", []byte{0x98}, "envelope version"},
-		{"version is a string", callHeader(8, fixstr("1")), "envelope version"},
-		{"version is negative", callHeader(8, []byte{0xff}), "envelope version"},
-		{"7 fields", callHeader(7, append(okHeader, []byte{7})...), "want 8"},
-		{"9 fields", callHeader(9, append(okHeader, []byte{7})...), "want 8"},
-		{"reply as call", mustReply(t, 1), "want 8"},
-		{"kind 7", callHeader(8, with(1, []byte{7})...), "unknown kind 7"},
-		{"kind 255", callHeader(8, with(1, []byte{0xcc, 0xff})...), "unknown kind 255"},
-		{"kind 2^40", callHeader(8, with(1, []byte{0xcf, 0, 0, 1, 0, 0, 0, 0, 0})...), "unknown kind"},
-		{"kind is nil", callHeader(8, with(1, []byte{0xc0})...), "want an unsigned integer"},
-		{"master is an int", callHeader(8, with(2, []byte{0x01})...), "want a string"},
-		{"master is bin", callHeader(8, with(2, []byte{0xc4, 0x01, 'm'})...), "want a string"},
-		{"master str8 without length", callHeader(8, []byte{1}, []byte{0}, []byte{0xd9}), "want a string"},
-		{"id is negative", callHeader(8, with(3, []byte{0xd0, 0x80})...), "want an unsigned integer"},
-		{"id is a float", callHeader(8, with(3, []byte{0xcb, 0, 0, 0, 0, 0, 0, 0, 0})...), "want an unsigned integer"},
-		{"function is nil", callHeader(8, with(4, []byte{0xc0})...), "want a string"},
-		{"timeout is a string", callHeader(8, with(5, fixstr("1s"))...), "want an unsigned integer"},
-		{"argType is an array", callHeader(8, with(6, []byte{0x90})...), "want a string"},
-		{"no argument", callHeader(8, okHeader...), "no argument"},
-		{"string longer than the message", callHeader(8, v, []byte{0}, []byte{0xdb, 0xff, 0xff, 0xff, 0xff, 'm'}), "truncated"},
+		{"version is a string", callHeader(9, fixstr("1")), "envelope version"},
+		{"version is negative", callHeader(9, []byte{0xff}), "envelope version"},
+		{"8 fields", callHeader(8, append(okHeader, []byte{7})...), "want 9"},
+		{"10 fields", callHeader(10, append(okHeader, []byte{7})...), "want 9"},
+		{"reply as call", mustReply(t, 1), "want 9"},
+		{"pid is a string", callHeader(9, with(7, fixstr("1"))...), "want an unsigned integer"},
+		{"pid over 32 bits", callHeader(9, with(7, []byte{0xcf, 0, 0, 0, 1, 0, 0, 0, 0})...), "pid"},
+		{"kind 7", callHeader(9, with(1, []byte{7})...), "unknown kind 7"},
+		{"kind 255", callHeader(9, with(1, []byte{0xcc, 0xff})...), "unknown kind 255"},
+		{"kind 2^40", callHeader(9, with(1, []byte{0xcf, 0, 0, 1, 0, 0, 0, 0, 0})...), "unknown kind"},
+		{"kind is nil", callHeader(9, with(1, []byte{0xc0})...), "want an unsigned integer"},
+		{"master is an int", callHeader(9, with(2, []byte{0x01})...), "want a string"},
+		{"master is bin", callHeader(9, with(2, []byte{0xc4, 0x01, 'm'})...), "want a string"},
+		{"master str8 without length", callHeader(9, v, []byte{0}, []byte{0xd9}), "want a string"},
+		{"id is negative", callHeader(9, with(3, []byte{0xd0, 0x80})...), "want an unsigned integer"},
+		{"id is a float", callHeader(9, with(3, []byte{0xcb, 0, 0, 0, 0, 0, 0, 0, 0})...), "want an unsigned integer"},
+		{"function is nil", callHeader(9, with(4, []byte{0xc0})...), "want a string"},
+		{"timeout is a string", callHeader(9, with(5, fixstr("1s"))...), "want an unsigned integer"},
+		{"argType is an array", callHeader(9, with(6, []byte{0x90})...), "want a string"},
+		{"no argument", callHeader(9, okHeader...), "no argument"},
+		{"string longer than the message", callHeader(9, v, []byte{0}, []byte{0xdb, 0xff, 0xff, 0xff, 0xff, 'm'}), "truncated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c bus.Call
@@ -312,7 +314,7 @@ func TestDecodeProtocolVersion(t *testing.T) {
 		want    string
 	}{
 		{"0", []byte{0}, "protocol 0"},
-		{"2", []byte{2}, "protocol 2"},
+		{"3", []byte{3}, "protocol 3"},
 		{"127", []byte{0x7f}, "protocol 127"},
 		{"uint8 255", []byte{0xcc, 0xff}, "protocol 255"},
 		{"uint16", []byte{0xcd, 0x01, 0x00}, "protocol 256"},
@@ -333,7 +335,7 @@ func TestDecodeProtocolVersion(t *testing.T) {
 				if !errors.Is(err, bus.ErrProtocolVersion) || errors.Is(err, bus.ErrBadPayload) {
 					t.Fatalf("DecodeCall = %v, want ErrProtocolVersion alone", err)
 				}
-				wantSubstrings(t, "error", err.Error(), tc.want, "this binary speaks 1")
+				wantSubstrings(t, "error", err.Error(), tc.want, fmt.Sprintf("this binary speaks %d", bus.ProtocolVersion))
 			}
 			for _, r := range [][]byte{reply, errReply} {
 				_, res, re, err := bus.DecodeReply(withVersion(t, r, tc.version))
@@ -354,7 +356,7 @@ func TestDecodeProtocolVersion(t *testing.T) {
 	// version may have other fields, and must still say "version".
 	t.Run("other version, other layout", func(t *testing.T) {
 		for _, data := range [][]byte{
-			{0x92, 0x02, 0x00},
+			{0x92, 0x03, 0x00},
 			{0x9f, 0x05},
 			callHeader(12, []byte{9}, fixstr("anything")),
 		} {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/processional/processional/shm"
 )
 
 // ParentDeathSignal is the signal a master arms as its spawned workers'
@@ -71,6 +73,9 @@ type Hello struct {
 	PID       int      `msgpack:"pid" json:"pid"`
 	Error     string   `msgpack:"error,omitempty" json:"error,omitempty"` // why the worker cannot serve
 	Functions []string `msgpack:"functions" json:"functions"`
+	// ShmDomain is the worker's shm.Domain: a master of the same domain
+	// shares its /dev/shm, and sends it buffers by reference.
+	ShmDomain string `msgpack:"shm_domain,omitempty" json:"shm_domain,omitempty"`
 }
 
 // NewHello describes this process as worker id.
@@ -80,7 +85,7 @@ func NewHello(worker string) *Hello {
 	for i, f := range fs {
 		names[i] = f.Name()
 	}
-	return &Hello{Version: wireVersion, Worker: worker, PID: os.Getpid(), Functions: names}
+	return &Hello{Version: wireVersion, Worker: worker, PID: os.Getpid(), Functions: names, ShmDomain: shm.Domain()}
 }
 
 // Check returns an error wrapping [ErrProtocolVersion] when h comes from a

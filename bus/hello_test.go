@@ -3,6 +3,7 @@ package bus_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -92,9 +93,9 @@ func TestWorkerConfigFromEnvErrors(t *testing.T) {
 		{"bad worker id", entry(func(c *bus.WorkerConfig) { c.Worker = "w.1" }), bus.ErrBadPayload, []string{"lacks"}},
 		{"bad master id", entry(func(c *bus.WorkerConfig) { c.Master = "" }), bus.ErrBadPayload, []string{"lacks"}},
 		{"older version", entry(func(c *bus.WorkerConfig) { c.Version = bus.Version() - 1 }), bus.ErrProtocolVersion,
-			[]string{"master speaks protocol 0", "speaks 1"}},
+			[]string{fmt.Sprintf("master speaks protocol %d", bus.Version()-1), fmt.Sprintf("speaks %d", bus.Version())}},
 		{"newer version", entry(func(c *bus.WorkerConfig) { c.Version = bus.Version() + 1 }), bus.ErrProtocolVersion,
-			[]string{"master speaks protocol 2", "speaks 1", "same processional version"}},
+			[]string{fmt.Sprintf("master speaks protocol %d", bus.Version()+1), fmt.Sprintf("speaks %d", bus.Version()), "same processional version"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(bus.EnvWorker, tc.value)
@@ -165,7 +166,7 @@ func TestHello(t *testing.T) {
 	}{
 		{"ok", bus.Hello{Version: bus.Version(), Worker: "w-1"}, nil, nil},
 		{"other version", bus.Hello{Version: bus.Version() + 1, Worker: "w-1"}, bus.ErrProtocolVersion,
-			[]string{"worker w-1 speaks protocol 2", "this master speaks 1"}},
+			[]string{fmt.Sprintf("worker w-1 speaks protocol %d", bus.Version()+1), fmt.Sprintf("this master speaks %d", bus.Version())}},
 		{"version and error", bus.Hello{Version: 0, Worker: "w-1", Error: "bad config"}, bus.ErrProtocolVersion, nil},
 		{"error", bus.Hello{Version: bus.Version(), Worker: "w-1", Error: "bad config"}, nil,
 			[]string{"worker w-1 cannot serve: bad config"}},

@@ -125,6 +125,7 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 	}
 	s := newSlave(m, id)
 	s.pid = h.PID
+	s.sameMemory(&h)
 	if err := s.subscribe(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/shm"
 	"github.com/processional/processional/worker"
 )
 
@@ -137,6 +138,9 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 	if o.id == "" {
 		o.id = bus.NewID("m")
 	}
+	// The shared memory of processes killed on this host before: nobody
+	// will release it.
+	shm.Sweep()
 	m := &Master{
 		id:        o.id,
 		lease:     o.lease,

@@ -164,8 +164,13 @@ func (s *slave) flushReleases() {
 // callCodec is what a call's argument encoding collects: the Refs it
 // carries, held until the task ends.
 type callCodec struct {
-	pins []*refEntry
+	pins   []*refEntry
+	shmPID int // the receiver's pid when it shares our /dev/shm
 }
+
+// ShmReceiver is the pid shared-memory buffers are sent to by reference,
+// or 0 to copy them.
+func (c *callCodec) ShmReceiver() int { return c.shmPID }
 
 // EncodeMsgpack writes the reference. It is called while a call's argument
 // is encoded, and holds the object until the call's task ends.

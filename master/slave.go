@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
 	"reflect"
 	"runtime"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/shm"
 )
 
 // Slave is a worker process the master spawned: an [Executor] whose tasks
@@ -60,6 +62,9 @@ type slave struct {
 	releases      []uint64             // releases to send: id, count, id, count…
 	releaseQueued bool                 // a flush of releases is scheduled
 
+	shmPID  int    // the worker's pid when it shares our /dev/shm: buffers go by reference
+	selfPID uint32 // our pid, sent in calls when we share the worker's /dev/shm
+
 	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
 	pid     int          // a connected worker's pid, from its hello
 
@@ -83,6 +88,9 @@ type pendingCall interface {
 	// setPins hands the task the Refs its argument carries, to let go of
 	// when it ends.
 	setPins(pins []*refEntry)
+	// guardShm notes that the task's result refers to shared-memory
+	// buffers, whose transit must be dropped if it is never decoded.
+	guardShm(raw []byte)
 	// group is the caller's context the task watches; s.mu guards it.
 	group() *ctxGroup
 	setGroup(g *ctxGroup)
@@ -130,6 +138,14 @@ func newSlave(m *Master, id string) *slave {
 }
 
 func (*slave) executor() {}
+
+// sameMemory notes, from the worker's hello, whether it shares this
+// process's /dev/shm: shared-memory buffers then cross by reference.
+func (s *slave) sameMemory(h *bus.Hello) {
+	if d := shm.Domain(); d != "" && h.ShmDomain == d && h.PID > 0 {
+		s.shmPID, s.selfPID = h.PID, uint32(os.Getpid())
+	}
+}
 
 // ID is the worker's id: its subjects start with proc.<id>.
 func (s *slave) ID() string { return s.id }
@@ -206,6 +222,9 @@ func (s *slave) onReply(msg *nats.Msg) {
 		}
 		return // cancelled, or answered already
 	}
+	if s.shmPID != 0 && raw != nil && bus.HasShm(raw) {
+		p.guardShm(raw)
+	}
 	p.resolve(raw, remote, err)
 }
 
@@ -244,7 +263,9 @@ func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 	}
 	c.ID = s.pending.add(t)
 	s.mu.Unlock()
+	c.PID = s.selfPID
 	cc := codecs.Get().(*callCodec)
+	cc.shmPID = s.shmPID
 	data, err := bus.AppendCallWith((*bp)[:0], &c, arg, cc)
 	if len(cc.pins) > 0 {
 		t.setPins(cc.pins) // before the call goes: its reply may come at once
@@ -405,6 +426,9 @@ func (s *slave) reap() {
 	s.reaped = true
 	s.mu.Unlock()
 	s.cmd.Wait()
+	// The shared memory the worker held and no one else does: a worker
+	// killed could not release it.
+	shm.Sweep()
 	s.proc.drainOutput()
 	s.stdout.flush()
 	s.stderr.flush()

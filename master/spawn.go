@@ -190,6 +190,8 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 			fail = fmt.Errorf("%w: worker %s said an undecodable hello: %v", bus.ErrBadPayload, o.id, err)
 		} else if err := h.Check(); err != nil {
 			fail = err
+		} else {
+			s.sameMemory(&h)
 		}
 	case <-s.exited:
 		if why := s.workerComplaint(); why != "" {

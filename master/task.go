@@ -39,6 +39,29 @@ type Task[T any] struct {
 	decoded  sync.Once
 	userStop bool        // the outcome came from Cancel or the caller's context
 	pins     []*refEntry // Refs the task's argument carries, held until it ends
+	shm      *shmGuard   // the result's shared-memory buffers, until decoded
+}
+
+// shmGuard drops the transits of a result's shared-memory buffers if the
+// result is never decoded: their segments then need not wait for this
+// process to exit.
+type shmGuard struct {
+	raw     []byte
+	decoded atomic.Bool
+}
+
+func dropUndecoded(g *shmGuard) {
+	if !g.decoded.Load() {
+		bus.DropTransits(g.raw)
+	}
+}
+
+func (t *Task[T]) guardShm(raw []byte) {
+	g := &shmGuard{raw: raw}
+	t.mu.Lock()
+	t.shm = g
+	t.mu.Unlock()
+	runtime.AddCleanup(t, dropUndecoded, g)
 }
 
 type unreadError struct {
@@ -112,6 +135,12 @@ func (t *Task[T]) outcome() (T, error) {
 			t.err = fmt.Errorf("%w: %s: result does not decode into %T: %v", bus.ErrResultType, t.name, t.val, err)
 		}
 		t.raw = nil
+		if t.shm != nil {
+			t.shm.decoded.Store(true)
+			if t.err != nil {
+				bus.DropTransits(t.shm.raw)
+			}
+		}
 	})
 	if u := t.unread; u != nil {
 		u.read.Store(true)

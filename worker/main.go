@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/shm"
 )
 
 // Main makes the current process a worker if its master spawned it as one,
@@ -38,7 +39,11 @@ func Main() bool {
 	}
 	// A worker may spawn workers of its own: they get their own config.
 	os.Unsetenv(bus.EnvWorker)
-	if err := serveMain(cfg, err); err != nil {
+	err = serveMain(cfg, err)
+	// The shared memory the worker still holds: what no one else holds
+	// goes with it.
+	shm.ReleaseAll()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "processional worker: %v\n", err)
 		os.Exit(2)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -281,7 +282,7 @@ func TestMainRefuses(t *testing.T) {
 		{"master of another protocol", func(cfg bus.WorkerConfig) string {
 			cfg.Version = bus.Version() + 1
 			return cfg.Env()
-		}, true, []string{"master speaks protocol 2", "this worker binary speaks 1"}},
+		}, true, []string{fmt.Sprintf("master speaks protocol %d", bus.Version()+1), fmt.Sprintf("this worker binary speaks %d", bus.Version())}},
 		{"malformed configuration", func(bus.WorkerConfig) string {
 			return bus.EnvWorker + "={not json"
 		}, false, []string{"not a worker configuration"}},

@@ -114,6 +114,7 @@ type call struct {
 	op      opFunc        // the object operation called, or nil
 	name    string        // the function's or operation's name
 	pinned  []*object     // objects of this worker passed in the arguments of an operation
+	pid     int           // the caller's pid when it shares our /dev/shm, else 0
 	argType string
 	arg     []byte
 	reply   string
@@ -121,6 +122,10 @@ type call struct {
 	done    chan struct{} // a concurrent call's: closed when it has replied
 	lapsed  atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
 }
+
+// ShmReceiver is the pid the call's result sends shared-memory buffers
+// to by reference (bus.ShmReceiver).
+func (cl *call) ShmReceiver() int { return cl.pid }
 
 // cancel ends the call's context with err.
 func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }
@@ -262,7 +267,7 @@ func (w *Worker) handle(req micro.Request) {
 			return
 		}
 		w.persistent.Store(true) // the owner's lease and death no longer matter
-		w.publishReply(reply, c.ID, "", struct{}{})
+		w.publishReply(reply, c.ID, "", struct{}{}, nil)
 		if c.Kind == bus.KindPersist {
 			return
 		}
@@ -295,7 +300,7 @@ func (w *Worker) handle(req micro.Request) {
 				return
 			}
 			w.mu.Unlock()
-			w.publishReply(reply, key.id, "", struct{}{})
+			w.publishReply(reply, key.id, "", struct{}{}, nil)
 			return
 		}
 		start := w.enqueueLocked(&call{key: key, kind: bus.KindClose, reply: reply})
@@ -319,7 +324,7 @@ func (w *Worker) handle(req micro.Request) {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
 		return
 	}
-	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply}
+	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID)}
 	// The context has no worker-wide parent: a child of a cancelable
 	// parent costs a map insert and delete in the parent on every call.
 	// Abort cancels the running calls one by one.
@@ -518,7 +523,7 @@ func (w *Worker) closeMaster(master string, cl *call) {
 	w.mu.Unlock()
 	w.dropHolder(master)
 	if cl.reply != "" {
-		w.publishReply(cl.reply, cl.key.id, "", struct{}{})
+		w.publishReply(cl.reply, cl.key.id, "", struct{}{}, nil)
 	}
 	if w.owner != "" && master == w.owner {
 		w.stopOnce.Do(func() { close(w.stopping) })
@@ -536,6 +541,8 @@ func (w *Worker) run(cl *call) {
 	}
 	if err == nil {
 		res, err = w.invoke(cl)
+	} else if cl.pid != 0 {
+		bus.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
 	}
 	if err != nil && cl.lapsed.Load() {
 		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
@@ -553,7 +560,7 @@ func (w *Worker) run(cl *call) {
 		w.replyError(cl.reply, cl.key.id, cl.name, err)
 		return
 	}
-	w.publishReply(cl.reply, cl.key.id, cl.name, res)
+	w.publishReply(cl.reply, cl.key.id, cl.name, res, cl)
 }
 
 func (w *Worker) invoke(cl *call) (res any, err error) {
@@ -571,9 +578,13 @@ func (w *Worker) invoke(cl *call) (res any, err error) {
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func (w *Worker) publishReply(reply string, id uint64, function string, res any) {
+func (w *Worker) publishReply(reply string, id uint64, function string, res any, cl *call) {
 	bp := buffers.Get().(*[]byte)
-	out, err := bus.AppendReply((*bp)[:0], id, res)
+	var codec any
+	if cl != nil && cl.pid != 0 {
+		codec = cl // the caller shares our /dev/shm: buffers go by reference
+	}
+	out, err := bus.AppendReplyWith((*bp)[:0], id, res, codec)
 	if err != nil {
 		if len(function) > 0 && function[0] == '@' {
 			err = fmt.Errorf("result of %s: %w; ask for it as a reference (CallRef, FieldRef, ItemRef), which keeps it on the worker", function, err)
