@@ -370,3 +370,122 @@ func (r *reader) str(prev string) string {
 	}
 	return string(b)
 }
+
+// Chunks. A call or a reply larger than the server's max payload travels
+// as a sequence of chunk envelopes on the same subject, each at most a
+// max payload, joined by the receiver and then handled as the whole
+// message:
+//
+//	call chunk:  [version, 255, master, id, index, count, total, data]
+//	reply chunk: [version, 255, id, index, count, total, data]
+//
+// total is the whole message's size, so that the receiver refuses an
+// oversized stream at its first chunk and allocates it once. Flow control:
+// the sender asks for an acknowledgement (a request) on every few chunks
+// and on the last, and waits for it before sending more.
+const chunkMark = 255
+
+// Chunk is one piece of a message split into chunks.
+type Chunk struct {
+	Master string // the calling master, for a call's chunk; empty for a reply's
+	ID     uint64 // the call's id
+	Index  uint32 // the chunk's position, from 0
+	Count  uint32 // how many chunks the message has
+	Total  uint64 // the whole message's size in bytes
+	Data   []byte // the chunk's bytes (aliases the message)
+}
+
+const (
+	callChunkFields  = 8
+	replyChunkFields = 7
+)
+
+// AppendCallChunk appends the envelope of a call's chunk.
+func AppendCallChunk(dst []byte, c *Chunk) []byte {
+	dst = append(dst, 0x90|callChunkFields)
+	dst = appendUint(dst, wireVersion)
+	dst = appendUint(dst, chunkMark)
+	dst = appendStr(dst, c.Master)
+	return appendChunkTail(dst, c)
+}
+
+// AppendReplyChunk appends the envelope of a reply's chunk.
+func AppendReplyChunk(dst []byte, c *Chunk) []byte {
+	dst = append(dst, 0x90|replyChunkFields)
+	dst = appendUint(dst, wireVersion)
+	dst = appendUint(dst, chunkMark)
+	return appendChunkTail(dst, c)
+}
+
+func appendChunkTail(dst []byte, c *Chunk) []byte {
+	dst = appendUint(dst, c.ID)
+	dst = appendUint(dst, uint64(c.Index))
+	dst = appendUint(dst, uint64(c.Count))
+	dst = appendUint(dst, c.Total)
+	n := len(c.Data)
+	dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+	return append(dst, c.Data...)
+}
+
+// IsCallChunk reports whether data is a call's chunk envelope (of any
+// protocol version: DecodeCallChunk says which).
+func IsCallChunk(data []byte) bool { return isChunk(data, callChunkFields) }
+
+// IsReplyChunk reports whether data is a reply's chunk envelope.
+func IsReplyChunk(data []byte) bool { return isChunk(data, replyChunkFields) }
+
+func isChunk(data []byte, fields byte) bool {
+	if len(data) < 4 || data[0] != 0x90|fields {
+		return false
+	}
+	r := reader{b: data[1:]}
+	r.uint() // the version
+	return r.err == nil && len(r.b) >= 2 && r.b[0] == 0xcc && r.b[1] == chunkMark
+}
+
+// DecodeCallChunk reads a call's chunk envelope; c.Data aliases data.
+func DecodeCallChunk(data []byte, c *Chunk) error {
+	r := reader{b: data}
+	if err := r.header(callChunkFields); err != nil {
+		return err
+	}
+	if r.uint() != chunkMark {
+		return fmt.Errorf("%w: not a chunk", ErrBadPayload)
+	}
+	c.Master = r.str(c.Master)
+	return decodeChunkTail(&r, c)
+}
+
+// DecodeReplyChunk reads a reply's chunk envelope; c.Data aliases data.
+func DecodeReplyChunk(data []byte, c *Chunk) error {
+	r := reader{b: data}
+	if err := r.header(replyChunkFields); err != nil {
+		return err
+	}
+	if r.uint() != chunkMark {
+		return fmt.Errorf("%w: not a chunk", ErrBadPayload)
+	}
+	c.Master = ""
+	return decodeChunkTail(&r, c)
+}
+
+func decodeChunkTail(r *reader, c *Chunk) error {
+	c.ID = r.uint()
+	index, count := r.uint(), r.uint()
+	c.Total = r.uint()
+	if r.err == nil && (len(r.b) < 5 || r.b[0] != 0xc6) {
+		r.err = fmt.Errorf("want a bin32 of data")
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: chunk envelope: %v", ErrBadPayload, r.err)
+	}
+	n := binary.BigEndian.Uint32(r.b[1:])
+	if uint64(len(r.b)-5) != uint64(n) {
+		return fmt.Errorf("%w: chunk envelope: %d bytes of data announced, %d sent", ErrBadPayload, n, len(r.b)-5)
+	}
+	if count == 0 || index >= count || count > math.MaxUint32 {
+		return fmt.Errorf("%w: chunk %d of %d", ErrBadPayload, index, count)
+	}
+	c.Index, c.Count, c.Data = uint32(index), uint32(count), r.b[5:]
+	return nil
+}

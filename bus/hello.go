@@ -32,6 +32,9 @@ type WorkerConfig struct {
 	Hello   string `json:"hello"`   // the subject to say hello on
 	Version uint64 `json:"version"` // the master's protocol version
 	PID     int    `json:"pid"`     // the master's process id: the worker's parent
+	// MaxValue is the largest call or result the master takes, for the
+	// worker to take the same; 0 for the default.
+	MaxValue int64 `json:"max_value,omitempty"`
 }
 
 // Env returns the environment entry that carries c.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/shm"
 	"github.com/processional/processional/worker"
 )
@@ -27,6 +28,7 @@ type options struct {
 	lease    time.Duration
 	interval time.Duration
 	serverID string
+	maxValue int64
 	conn     *nats.Conn // WithConn
 	id       string     // the master's id; random when empty
 }
@@ -40,6 +42,21 @@ func WithConn(nc *nats.Conn) Option {
 			return fmt.Errorf("%w: nil NATS connection", ErrConfig)
 		}
 		o.conn = nc
+		return nil
+	}
+}
+
+// WithMaxValue sets the largest call or result, in bytes, the master
+// sends or takes: a larger call fails with [bus.ErrTooBig], giving its size
+// and the limit, before anything is sent. Values past the NATS server's
+// max payload travel in chunks, with flow control. The default is 1 GiB;
+// spawned workers get the same limit.
+func WithMaxValue(n int64) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: max value %d: want a positive size", ErrConfig, n)
+		}
+		o.maxValue = n
 		return nil
 	}
 }
@@ -95,12 +112,13 @@ func WithServerLogging() Option {
 // embedded server it started, or to a server it was given), and the
 // workers it spawned. Its methods are safe for concurrent use.
 type Master struct {
-	id    string
-	srv   *embedded.Server // nil when the server is someone else's
-	nc    *nats.Conn
-	url   string // for workers
-	token string
-	ownNC bool // the connection is the master's to close
+	id       string
+	srv      *embedded.Server // nil when the server is someone else's
+	nc       *nats.Conn
+	url      string // for workers
+	token    string
+	ownNC    bool  // the connection is the master's to close
+	maxValue int64 // see WithMaxValue
 
 	exportMu sync.Mutex
 	exports  *worker.Worker // serves the objects the master exports; nil until the first Export
@@ -141,7 +159,11 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 	// The shared memory of processes killed on this host before: nobody
 	// will release it.
 	shm.Sweep()
+	if o.maxValue == 0 {
+		o.maxValue = chunks.DefaultLimit
+	}
 	m := &Master{
+		maxValue:  o.maxValue,
 		id:        o.id,
 		lease:     o.lease,
 		interval:  o.interval,

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/shm"
 )
 
@@ -58,9 +59,10 @@ type slave struct {
 	detached bool          // Detach: no new calls, no heartbeats
 	settled  chan struct{} // closed when onReply meets the settle marker
 
-	refs          map[uint64]*refEntry // the objects of the worker this master holds Refs to
-	releases      []uint64             // releases to send: id, count, id, count…
-	releaseQueued bool                 // a flush of releases is scheduled
+	refs          map[uint64]*refEntry      // the objects of the worker this master holds Refs to
+	releases      []uint64                  // releases to send: id, count, id, count…
+	releaseQueued bool                      // a flush of releases is scheduled
+	joining       map[uint64]*chunks.Joiner // replies arriving in chunks, by call id
 
 	shmPID  int    // the worker's pid when it shares our /dev/shm: buffers go by reference
 	selfPID uint32 // our pid, sent in calls when we share the worker's /dev/shm
@@ -200,7 +202,17 @@ func (s *slave) onReply(msg *nats.Msg) {
 		}
 		return
 	}
-	id, raw, remote, err := bus.DecodeReply(msg.Data)
+	if bus.IsReplyChunk(msg.Data) {
+		s.replyChunk(msg)
+		return
+	}
+	s.handleReply(msg.Data)
+}
+
+// handleReply handles one reply envelope, sent whole or joined from
+// chunks.
+func (s *slave) handleReply(data []byte) {
+	id, raw, remote, err := bus.DecodeReply(data)
 	if id == 0 {
 		return // not an answer to a call of ours
 	}
@@ -276,7 +288,9 @@ func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
 	} else {
 		*bp = data
-		if err = s.m.nc.PublishRequest(s.subject, s.replySubject, data); errors.Is(err, nats.ErrMaxPayload) {
+		if len(data) > int(s.m.nc.MaxPayload()) {
+			err = s.sendChunked(ctx, c.ID, fn, data)
+		} else if err = s.m.nc.PublishRequest(s.subject, s.replySubject, data); errors.Is(err, nats.ErrMaxPayload) {
 			err = fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
 		} else if err != nil {
 			err = fmt.Errorf("worker %s: %s: send: %w", s.id, fn, err)

@@ -128,6 +128,11 @@ func (w *Worker) dropMasterLocked(master string) {
 			cl.cancel(context.Canceled)
 		}
 	}
+	for key := range w.joining {
+		if key.master == master {
+			delete(w.joining, key)
+		}
+	}
 	w.dropHolder(master)
 }
 

@@ -108,7 +108,11 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 		sayHello(nc, cfg.Hello, h)
 		return cfgErr
 	}
-	w, err := Serve(nc, WithID(cfg.Worker), WithOwner(cfg.Master))
+	opts := []Option{WithID(cfg.Worker), WithOwner(cfg.Master)}
+	if cfg.MaxValue > 0 {
+		opts = append(opts, WithMaxValue(cfg.MaxValue))
+	}
+	w, err := Serve(nc, opts...)
 	if err != nil {
 		return err
 	}

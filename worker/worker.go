@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/lazyctx"
 	"github.com/processional/processional/internal/peer"
 )
@@ -31,8 +32,22 @@ var ErrConfig = errors.New("worker: invalid configuration")
 type Option func(*options) error
 
 type options struct {
-	id    string
-	owner string
+	id       string
+	owner    string
+	maxValue uint64
+}
+
+// WithMaxValue sets the largest call or result, in bytes, the worker takes
+// or sends: larger ones fail with [bus.ErrTooBig]. Values past the NATS
+// server's max payload travel in chunks. The default is 1 GiB.
+func WithMaxValue(n int64) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: max value %d: want a positive size", ErrConfig, n)
+		}
+		o.maxValue = uint64(n)
+		return nil
+	}
 }
 
 // WithID sets the worker's id, the token its subjects start with. The
@@ -96,6 +111,9 @@ type Worker struct {
 	byPtr   map[ptrKey]*object
 	nextObj uint64
 	closers sync.WaitGroup // closing dropped objects
+
+	joining  map[callKey]*joining // calls arriving in chunks; guarded by mu
+	maxValue uint64               // the largest call or reply, chunked
 
 	drainers     chan string    // idle drainers take a master's queue from here
 	drainStop    chan struct{}  // closed by Close: idle drainers exit
@@ -173,6 +191,11 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		leaseDone: make(chan struct{}),
 		drainers:  make(chan string),
 		drainStop: make(chan struct{}),
+		joining:   make(map[callKey]*joining),
+		maxValue:  o.maxValue,
+	}
+	if w.maxValue == 0 {
+		w.maxValue = chunks.DefaultLimit
 	}
 	w.peer = &peer.Context{Conn: nc, ID: o.id, Local: w.Object}
 	svc, err := micro.AddService(nc, micro.Config{
@@ -246,9 +269,18 @@ func (w *Worker) Stopping() <-chan struct{} { return w.stopping }
 // handle runs in the NATS subscription's goroutine: it decodes the header
 // and hands the call on, and never runs user code itself.
 func (w *Worker) handle(req micro.Request) {
-	reply := req.Reply()
+	data := req.Data()
+	if bus.IsCallChunk(data) {
+		w.chunk(req)
+		return
+	}
+	w.handleCall(data, req.Reply())
+}
+
+// handleCall handles one call envelope, sent whole or joined from chunks.
+func (w *Worker) handleCall(data []byte, reply string) {
 	c := &w.scratch // handle runs on the one subscription's goroutine
-	if err := bus.DecodeCall(req.Data(), c); err != nil {
+	if err := bus.DecodeCall(data, c); err != nil {
 		w.replyError(reply, 0, "", err)
 		return
 	}
@@ -386,6 +418,7 @@ func (w *Worker) enqueueLocked(cl *call) (start bool) {
 func (w *Worker) cancelCall(key callKey) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	delete(w.joining, key) // a call cancelled while its chunks arrive
 	if cl := w.threads[key]; cl != nil {
 		cl.cancel(context.Canceled)
 		return
@@ -593,7 +626,9 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 		}
 		out = bus.AppendErrorReply((*bp)[:0], id, bus.NewRemoteError(w.id, function, err))
 	}
-	if err := w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
+	if len(out) > int(w.nc.MaxPayload()) {
+		out = w.sendChunked(reply, id, function, out)
+	} else if err := w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
 		// Say so rather than leave the caller waiting for a reply that
 		// the server refused.
 		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.nc.MaxPayload())

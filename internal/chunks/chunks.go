@@ -1,0 +1,131 @@
+// Package chunks sends a message larger than the NATS server's max payload
+// as a sequence of chunk envelopes, with flow control, and joins such a
+// sequence on the receiving side. Calls (master to worker) and replies
+// (worker to master) both use it.
+package chunks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// DefaultLimit is the largest value a call or a reply may carry, chunked,
+// unless configured otherwise: 1 GiB.
+const DefaultLimit = 1 << 30
+
+// Window is how many chunks a sender sends before it waits for the
+// receiver's acknowledgement: a slow receiver holds the sender back, so
+// that the server never has more than Window max payloads of one transfer
+// queued for it (the server drops a slow consumer's connection past its
+// max pending, 64 MiB by default).
+const Window = 8
+
+// overhead is what a chunk's envelope adds to its data, at most.
+const overhead = 512
+
+// Size is the data a chunk carries on a connection.
+func Size(nc *nats.Conn) int { return int(nc.MaxPayload()) - overhead }
+
+// ErrAckTimeout: the receiver did not acknowledge a window of chunks in
+// time.
+var ErrAckTimeout = errors.New("chunks: no acknowledgement")
+
+// Send splits msg into chunks of at most Size(nc) bytes, builds each
+// chunk's envelope with envelope, and publishes them on subject, every
+// Window-th and the last as a request whose answer it waits for (at most
+// timeout each), calling alive, if not nil, on each answer: a receiver
+// busy taking a large transfer may answer its heartbeats late, and this is
+// a sign of life as good. It gives up when ctx ends.
+func Send(ctx context.Context, nc *nats.Conn, subject string, msg []byte, timeout time.Duration, alive func(), envelope func(dst []byte, c *bus.Chunk) []byte) error {
+	size := Size(nc)
+	count := (len(msg) + size - 1) / size
+	c := bus.Chunk{Count: uint32(count), Total: uint64(len(msg))}
+	buf := make([]byte, 0, size+overhead)
+	for i := range count {
+		c.Index = uint32(i)
+		c.Data = msg[i*size : min((i+1)*size, len(msg))]
+		buf = envelope(buf[:0], &c)
+		if (i+1)%Window != 0 && i != count-1 {
+			if err := nc.Publish(subject, buf); err != nil {
+				return err
+			}
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		reply, err := nc.RequestWithContext(actx, subject, buf)
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return fmt.Errorf("%w for chunk %d of %d within %s", ErrAckTimeout, i, count, timeout)
+		case err != nil:
+			return err
+		case alive != nil && len(reply.Data) == 0:
+			alive()
+		case len(reply.Data) > 0:
+			// The receiver refused the transfer; it says why.
+			_, _, remote, derr := bus.DecodeReply(reply.Data)
+			if remote != nil {
+				return remote
+			}
+			if derr != nil {
+				return derr
+			}
+		}
+	}
+	return nil
+}
+
+// Joiner joins the chunks of one message.
+type Joiner struct {
+	buf   []byte
+	next  uint32
+	count uint32
+	total uint64
+}
+
+// Start checks the first chunk of a message against limit, and returns
+// the joiner for the rest.
+func Start(c *bus.Chunk, limit uint64) (*Joiner, error) {
+	if c.Index != 0 {
+		return nil, fmt.Errorf("%w: chunk %d of call %d arrived first: chunk 0 missing", bus.ErrBadPayload, c.Index, c.ID)
+	}
+	if c.Total > limit {
+		return nil, fmt.Errorf("%w: a value of %d bytes, over the limit of %d", bus.ErrTooBig, c.Total, limit)
+	}
+	if uint64(c.Count) > c.Total || c.Count < 2 {
+		return nil, fmt.Errorf("%w: %d chunks for %d bytes", bus.ErrBadPayload, c.Count, c.Total)
+	}
+	return &Joiner{buf: make([]byte, 0, c.Total), count: c.Count, total: c.Total}, nil
+}
+
+// Add appends chunk c; done reports that the message is whole, in Bytes.
+func (j *Joiner) Add(c *bus.Chunk) (done bool, err error) {
+	switch {
+	case c.Count != j.count || c.Total != j.total:
+		return false, fmt.Errorf("%w: chunk %d of call %d says %d chunks of %d bytes, the first said %d of %d", bus.ErrBadPayload, c.Index, c.ID, c.Count, c.Total, j.count, j.total)
+	case c.Index < j.next:
+		return false, fmt.Errorf("%w: chunk %d of call %d arrived twice", bus.ErrBadPayload, c.Index, c.ID)
+	case c.Index > j.next:
+		return false, fmt.Errorf("%w: chunk %d of call %d arrived after chunk %d: chunk %d missing", bus.ErrBadPayload, c.Index, c.ID, j.next-1, j.next)
+	case uint64(len(j.buf))+uint64(len(c.Data)) > j.total:
+		return false, fmt.Errorf("%w: chunk %d of call %d overflows the %d bytes announced", bus.ErrBadPayload, c.Index, c.ID, j.total)
+	}
+	j.buf = append(j.buf, c.Data...)
+	j.next++
+	if j.next < j.count {
+		return false, nil
+	}
+	if uint64(len(j.buf)) != j.total {
+		return false, fmt.Errorf("%w: call %d: %d bytes announced, %d arrived", bus.ErrBadPayload, c.ID, j.total, len(j.buf))
+	}
+	return true, nil
+}
+
+// Bytes is the joined message.
+func (j *Joiner) Bytes() []byte { return j.buf }

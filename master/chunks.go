@@ -1,0 +1,95 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
+)
+
+// sendChunked sends call id, larger than the server's max payload, in
+// chunks, or refuses it past the master's limit before anything is sent.
+func (s *slave) sendChunked(ctx context.Context, id uint64, fn string, data []byte) error {
+	if int64(len(data)) > s.m.maxValue {
+		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the limit of %d (master.WithMaxValue)", bus.ErrTooBig, s.id, fn, len(data), s.m.maxValue)
+	}
+	alive := func() { s.lastAck.Store(time.Now().UnixNano()) }
+	err := chunks.Send(orBackground(ctx), s.m.nc, s.subject, data, 2*s.m.lease, alive, func(dst []byte, c *bus.Chunk) []byte {
+		c.Master, c.ID = s.m.id, id
+		return bus.AppendCallChunk(dst, c)
+	})
+	var re *bus.RemoteError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		return re // the worker refused the transfer, and says why
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, chunks.ErrAckTimeout):
+		return fmt.Errorf("%w: worker %s stopped taking the chunks of %s (%d bytes): %v", bus.ErrWorkerLost, s.id, fn, len(data), err)
+	}
+	return fmt.Errorf("worker %s: %s: send in chunks: %w", s.id, fn, err)
+}
+
+// replyChunk takes one chunk of a reply larger than the server's max
+// payload; with the last, the joined reply is handled as if it had come
+// whole. It answers the chunks sent as requests: empty to go on, or the
+// error that ends the transfer (and fails the call).
+func (s *slave) replyChunk(msg *nats.Msg) {
+	var c bus.Chunk
+	err := bus.DecodeReplyChunk(msg.Data, &c)
+	var (
+		j    *chunks.Joiner
+		done bool
+	)
+	if err == nil {
+		s.lastAck.Store(time.Now().UnixNano()) // a sign of life as good as a heartbeat's answer
+		s.mu.Lock()
+		j = s.joining[c.ID]
+		switch {
+		case j == nil && c.Index == 0:
+			if j, err = chunks.Start(&c, uint64(s.m.maxValue)); err == nil {
+				if s.joining == nil {
+					s.joining = make(map[uint64]*chunks.Joiner)
+				}
+				s.joining[c.ID] = j
+			}
+		case j == nil:
+			err = fmt.Errorf("%w: chunk %d of the reply to call %d: its first chunks are missing", bus.ErrBadPayload, c.Index, c.ID)
+		}
+		if err == nil {
+			done, err = j.Add(&c)
+		}
+		if done || err != nil {
+			delete(s.joining, c.ID)
+		}
+		s.mu.Unlock()
+	}
+	if err != nil {
+		err = fmt.Errorf("worker %s: %w", s.id, err)
+		if c.ID != 0 {
+			s.mu.Lock()
+			p := s.takeLocked(c.ID)
+			s.mu.Unlock()
+			if p != nil {
+				p.resolve(nil, nil, err)
+			}
+		}
+		if msg.Reply != "" {
+			msg.Respond(bus.AppendErrorReply(nil, c.ID, bus.NewRemoteError(s.m.id, "", err)))
+		}
+		return
+	}
+	if done {
+		s.handleReply(j.Bytes())
+	}
+	if msg.Reply != "" {
+		msg.Respond(nil)
+	}
+}

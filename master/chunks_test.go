@@ -1,0 +1,115 @@
+package master_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+)
+
+// Size returns the length of its argument; Fill returns n bytes.
+var (
+	Size = bus.Register("test.size", func(ctx context.Context, b []byte) (int, error) { return len(b), nil })
+	Fill = bus.Register("test.fill", func(ctx context.Context, n int) ([]byte, error) {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		return b, nil
+	})
+)
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	return b
+}
+
+func TestChunkedValues(t *testing.T) {
+	ctx := context.Background()
+	// A long lease: under the race detector, moving 50 MB through the
+	// embedded server takes seconds, during which heartbeats wait behind
+	// the chunks (chunks count as signs of life, but arrive slowly too).
+	m, err := master.New(ctx, master.WithLease(10*time.Second, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := spawn(t, m)
+	max := int(m.Conn().MaxPayload())
+	for _, n := range []int{max - 1000, max - 100, max, max + 1, 3*max + 17, 50 << 20} {
+		got, err := master.Invoke(ctx, s, Size, make([]byte, n))
+		if err != nil || got != n {
+			t.Fatalf("an argument of %d bytes: %d, %v", n, got, err)
+		}
+		back, err := master.Invoke(ctx, s, Fill, n)
+		if err != nil || !bytes.Equal(back, pattern(n)) {
+			t.Fatalf("a result of %d bytes: %d bytes back, %v", n, len(back), err)
+		}
+		echo, err := master.Invoke(ctx, s, builtin.Echo, pattern(n))
+		if err != nil || !bytes.Equal(echo, pattern(n)) {
+			t.Fatalf("an echo of %d bytes: %d bytes back, %v", n, len(echo), err)
+		}
+	}
+	// Order holds across a chunked call.
+	a := master.Schedule(ctx, s, Append, 1)
+	big := master.Schedule(ctx, s, Size, make([]byte, 5*max))
+	b := master.Schedule(ctx, s, Append, 2)
+	if _, err := big.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	order, err := b.Wait(ctx)
+	if _, aerr := a.Wait(ctx); aerr != nil || err != nil || len(order) < 2 || order[len(order)-2] != 1 || order[len(order)-1] != 2 {
+		t.Fatalf("order %v, %v", order, err)
+	}
+}
+
+func TestValueLimit(t *testing.T) {
+	ctx := context.Background()
+	m, err := master.New(ctx, master.WithMaxValue(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = master.Invoke(ctx, s, Size, make([]byte, 5<<20))
+	if !errors.Is(err, bus.ErrTooBig) || !strings.Contains(err.Error(), "over the limit of 4194304") || !strings.Contains(err.Error(), "524") {
+		t.Fatalf("an argument over the limit: %v", err)
+	}
+	// The worker got the master's limit: a result over it fails too.
+	_, err = master.Invoke(ctx, s, Fill, 5<<20)
+	if !errors.Is(err, bus.ErrTooBig) || !strings.Contains(err.Error(), "over the limit of 4194304") {
+		t.Fatalf("a result over the limit: %v", err)
+	}
+	if n, err := master.Invoke(ctx, s, Size, make([]byte, 3<<20)); err != nil || n != 3<<20 {
+		t.Fatalf("under the limit: %d, %v", n, err)
+	}
+}
+
+func TestChunkedToDyingWorker(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	start := time.Now()
+	kill := time.AfterFunc(30*time.Millisecond, func() { s.Terminate() })
+	defer kill.Stop()
+	_, err := master.Invoke(ctx, s, Size, make([]byte, 300<<20))
+	if err == nil && time.Since(start) < 30*time.Millisecond {
+		t.Skip("the transfer finished before the kill")
+	}
+	if !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a transfer cut by a dying worker: %v", err)
+	}
+}

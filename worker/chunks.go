@@ -1,0 +1,117 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
+)
+
+// joining is a call arriving in chunks, or the error that ended it, kept
+// until the sender's next request for an acknowledgement hears it.
+type joining struct {
+	j   *chunks.Joiner
+	err error
+}
+
+// chunk takes one chunk of a call larger than the server's max payload;
+// with the last, the joined call is handled as if it had come whole. It
+// runs on the call subscription's goroutine, so the joined call keeps its
+// place among the master's calls.
+func (w *Worker) chunk(req micro.Request) {
+	var c bus.Chunk
+	if err := bus.DecodeCallChunk(req.Data(), &c); err != nil {
+		w.ackChunk(req, 0, err)
+		return
+	}
+	key := callKey{c.Master, c.ID}
+	w.mu.Lock()
+	if l := w.leases[c.Master]; l != nil {
+		l.last = time.Now() // a master sending chunks is alive, whatever delays its heartbeats
+	}
+	jn := w.joining[key]
+	var err error
+	switch {
+	case jn != nil && jn.err != nil:
+		err = jn.err // the transfer failed already: say so when asked
+	case jn == nil && c.Index == 0:
+		var j *chunks.Joiner
+		if j, err = chunks.Start(&c, w.maxValue); err == nil {
+			jn = &joining{j: j}
+			w.joining[key] = jn
+		}
+	case jn == nil:
+		err = fmt.Errorf("%w: chunk %d of call %d from master %s: its first chunks are missing", bus.ErrBadPayload, c.Index, c.ID, c.Master)
+	}
+	done := false
+	if err == nil {
+		if done, err = jn.j.Add(&c); done {
+			delete(w.joining, key)
+		}
+	}
+	if err != nil {
+		if req.Reply() != "" || c.Index == c.Count-1 {
+			delete(w.joining, key) // the sender hears it now: forget the call
+		} else {
+			w.joining[key] = &joining{err: err}
+		}
+	}
+	w.mu.Unlock()
+	if err != nil {
+		w.ackChunk(req, c.ID, err)
+		return
+	}
+	if done {
+		w.handleCall(jn.j.Bytes(), bus.ReplySubject(c.Master, w.id))
+	}
+	w.ackChunk(req, c.ID, nil)
+}
+
+// ackChunk answers a chunk sent as a request: empty to go on, or the
+// error that ends the transfer.
+func (w *Worker) ackChunk(req micro.Request, id uint64, err error) {
+	if req.Reply() == "" {
+		return
+	}
+	if err != nil {
+		req.Respond(bus.AppendErrorReply(nil, id, bus.NewRemoteError(w.id, "", err)))
+		return
+	}
+	req.Respond(nil)
+}
+
+// chunkAckTimeout bounds the wait for a master's acknowledgement of a
+// window of a result's chunks: a master that does not answer is gone.
+const chunkAckTimeout = 10 * time.Second
+
+// sendChunked sends the reply out, larger than the server's max payload,
+// in chunks; or, past the worker's limit, an error saying so. It returns
+// the buffer to recycle.
+func (w *Worker) sendChunked(reply string, id uint64, function string, out []byte) []byte {
+	if uint64(len(out)) > w.maxValue {
+		err := fmt.Errorf("%w: the result of %s is %d bytes, over the limit of %d (worker.WithMaxValue)", bus.ErrTooBig, function, len(out), w.maxValue)
+		out = bus.AppendErrorReply(out[:0], id, bus.NewRemoteError(w.id, function, err))
+		w.nc.Publish(reply, out)
+		return out
+	}
+	err := chunks.Send(context.Background(), w.nc, reply, out, chunkAckTimeout, nil, func(dst []byte, c *bus.Chunk) []byte {
+		c.ID = id
+		return bus.AppendReplyChunk(dst, c)
+	})
+	var re *bus.RemoteError
+	if errors.As(err, &re) || errors.Is(err, nats.ErrConnectionClosed) {
+		return out // the master refused it, or we are gone: nothing to tell
+	}
+	if err != nil {
+		// The master stopped acknowledging: tell it, if it still listens.
+		err = fmt.Errorf("%w: the result of %s, %d bytes in chunks: %v", bus.ErrTooBig, function, len(out), err)
+		w.nc.Publish(reply, bus.AppendErrorReply(out[:0], id, bus.NewRemoteError(w.id, function, err)))
+	}
+	return out
+}
