@@ -45,7 +45,7 @@ func (f *Function) InvokeWith(ctx context.Context, arg []byte, sent string, code
 		if sent == "" {
 			sent = "an undecodable value"
 		}
-		return nil, fmt.Errorf("%w: function %q expects %s, got %s: %v", ErrArgumentType, f.name, f.argName, sent, de.err)
+		return nil, fmt.Errorf("%w: function %q expects %s, got %s: %w", ErrArgumentType, f.name, f.argName, sent, de.err)
 	}
 	return res, err
 }

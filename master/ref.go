@@ -36,6 +36,16 @@ import (
 // *Ref that calls the object's worker directly, and holds the object as
 // long as it is open there. A Ref cannot travel in a result. Its methods
 // are safe for concurrent use.
+//
+// The blocking calls a worker makes through the Refs it received run in
+// one order per pair of workers, as a master's do. A method that calls
+// back, through a Ref, into a worker whose queue waits on it (A calls B,
+// which calls A, which calls B again) waits for itself: make calls that
+// may call back with [ThreadMethod].
+//
+// A released object is closed if it is an io.Closer and the worker made it
+// for a Ref: a constructor's result ([Wrap]) or a method's ([Ref.CallRef]);
+// never a field's or an item's value, nor an exported object.
 type Ref struct {
 	*ref
 }
@@ -253,7 +263,16 @@ func (m *Master) slaveOf(ctx context.Context, id string) (*slave, error) {
 		m.mu.Lock()
 		if s := m.slaves[id]; s != nil {
 			m.mu.Unlock()
-			return s, nil
+			s.mu.Lock()
+			gone := s.state == slaveGone
+			s.mu.Unlock()
+			if !gone {
+				return s, nil
+			}
+			// The worker went away (or restarted under the same id):
+			// forget it, and attach again.
+			s.finish()
+			continue
 		}
 		if wait := m.attaching[id]; wait != nil {
 			m.mu.Unlock()
@@ -496,7 +515,7 @@ func member[T any](ctx context.Context, r *Ref, fn string, key any) (T, error) {
 		var zero T
 		return zero, err
 	}
-	t := newTask[T](fmt.Sprintf("%s[%v]", r.e.obj.Type, key))
+	t := newTask[T](memberName(r, fn, key))
 	r.op(ctx, bus.KindCall, fn, &memberArg{Target: r, Key: key}, t)
 	return wait(ctx, t)
 }
@@ -506,7 +525,7 @@ func memberRef(ctx context.Context, r *Ref, fn string, key any) (*Ref, error) {
 	if err := r.usable(); err != nil {
 		return nil, err
 	}
-	t := refTask{newTask[*Ref](fmt.Sprintf("%s[%v]", r.e.obj.Type, key)), r.e.s, r.e.keep}
+	t := refTask{newTask[*Ref](memberName(r, fn, key)), r.e.s, r.e.keep}
 	r.op(ctx, bus.KindCall, fn, &memberArg{Target: r, Key: key, WantRef: true}, t)
 	return wait(ctx, t.Task)
 }
@@ -516,10 +535,18 @@ func setMember(ctx context.Context, r *Ref, fn string, key, value any) error {
 	if err := r.usable(); err != nil {
 		return err
 	}
-	t := newTask[struct{}](fmt.Sprintf("%s[%v]", r.e.obj.Type, key))
+	t := newTask[struct{}](memberName(r, fn, key))
 	r.op(ctx, bus.KindCall, fn, &setArg{Target: r, Key: key, Value: value}, t)
 	_, err := wait(ctx, t)
 	return err
+}
+
+// memberName names a field ("T.Name") or an item ("T[key]") for reports.
+func memberName(r *Ref, fn string, key any) string {
+	if fn == "@get" || fn == "@set" {
+		return fmt.Sprintf("%s.%v", r.e.obj.Type, key)
+	}
+	return fmt.Sprintf("%s[%v]", r.e.obj.Type, key)
 }
 
 // Get reads the exported field name of r's object (a struct, or a pointer

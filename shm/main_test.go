@@ -276,7 +276,7 @@ func wantExists(t *testing.T, name string, want bool) {
 
 type craft struct {
 	dataSize uint64 // the header's data size
-	fileSize int64  // the file's; headerSize+dataSize if 0
+	fileSize int64  // the file's; headerSize+dataSize if 0, none if negative
 	noMagic  bool
 	slots    []slotInfo
 	uid      int // owner, if not -1 (root only)
@@ -289,11 +289,19 @@ func randName() string { return Prefix + randomName() }
 // ends if it is still there.
 func makeCrafted(t *testing.T, c craft) string {
 	t.Helper()
-	name := randName()
+	return makeCraftedAt(t, randName(), c)
+}
+
+// makeCraftedAt is makeCrafted under a name of the caller's.
+func makeCraftedAt(t *testing.T, name string, c craft) string {
+	t.Helper()
 	path := Dir + "/" + name
 	size := c.fileSize
-	if size == 0 {
+	switch {
+	case size == 0:
 		size = headerSize + int64(c.dataSize)
+	case size < 0: // an empty file
+		size = 0
 	}
 	b := make([]byte, size)
 	if size >= 16 {
@@ -463,7 +471,8 @@ func startChild(t *testing.T, env ...string) *child {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, childEnv+"=1")
+	// The race detector sleeps a second at exit by default.
+	cmd.Env = append(cmd.Env, childEnv+"=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, os.Stderr
 	if err := cmd.Start(); err != nil {

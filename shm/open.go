@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -102,7 +103,7 @@ func openSegment(name string) (*segment, error) {
 	if st.Size < headerSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, shorter than its header", ErrNoSegment, path, st.Size)
 	}
-	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: %w", path, err)
 	}
@@ -169,7 +170,7 @@ func (b *Buffer) Transit(pid int) (uint64, error) {
 	if b.seg == nil {
 		return 0, fmt.Errorf("shm: Transit of a buffer that is not shared")
 	}
-	start := startTime(pid)
+	start := cachedStart(pid)
 	if start == 0 {
 		return 0, fmt.Errorf("shm: no process %d on this host to send a buffer to", pid)
 	}
@@ -203,7 +204,44 @@ func alive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	return startTime(pid) == start
+	if pid == self.pid {
+		return start == self.start
+	}
+	return cachedStart(pid) == start
+}
+
+// startCache remembers processes' start times for a moment: a call that
+// sends a buffer checks its segment's holders, and reading /proc for each
+// on every call cost more than the call. A process that died is seen dead
+// at most startTTL late.
+var startCache struct {
+	sync.Mutex
+	m map[int]startEntry
+}
+
+type startEntry struct {
+	start uint64
+	at    time.Time
+}
+
+const startTTL = time.Second
+
+func cachedStart(pid int) uint64 {
+	now := time.Now()
+	startCache.Lock()
+	e, ok := startCache.m[pid]
+	startCache.Unlock()
+	if ok && now.Sub(e.at) < startTTL {
+		return e.start
+	}
+	st := startTime(pid)
+	startCache.Lock()
+	if startCache.m == nil || len(startCache.m) > 4096 {
+		startCache.m = make(map[int]startEntry)
+	}
+	startCache.m[pid] = startEntry{st, now}
+	startCache.Unlock()
+	return st
 }
 
 // startTime returns the start time of process pid, in clock ticks since

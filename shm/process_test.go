@@ -172,7 +172,8 @@ func TestSweepSparesLiveHolders(t *testing.T) {
 	f := c.do("new 8")
 	childs := f[1]
 	shared := mustNew(t, 8) // held by both
-	c.open(nameOf(t, shared), 0, 8, 0)
+	sharedName := nameOf(t, shared)
+	c.open(sharedName, 0, 8, 0)
 	// held by the child only, after the parent closed its buffer
 	lone, _ := New(8)
 	lname := nameOf(t, lone)
@@ -189,18 +190,25 @@ func TestSweepSparesLiveHolders(t *testing.T) {
 	defer DropTransit(trName, nonce)
 
 	sweepAll(t)
-	for _, name := range []string{nameOf(t, own), childs, nameOf(t, shared), lname, trName} {
+	for _, name := range []string{nameOf(t, own), childs, sharedName, lname, trName} {
 		wantExists(t, name, true)
 	}
 	// Another process's Sweep spares them too.
 	c.do("sweep")
-	for _, name := range []string{nameOf(t, own), childs, nameOf(t, shared), lname, trName} {
+	for _, name := range []string{nameOf(t, own), childs, sharedName, lname, trName} {
 		wantExists(t, name, true)
 	}
 	DropTransit(trName, nonce)
 	wantExists(t, trName, false)
 	c.do("close %s", f[0])
 	wantExists(t, childs, false)
+	c.kill()
+	shared.Close() // its other holder is dead: the segment goes
+	wantExists(t, nameOf(t, own), true)
+	wantExists(t, sharedName, false)
+	wantExists(t, lname, true) // its only holder was killed
+	sweepAll(t)
+	wantExists(t, lname, false)
 }
 
 func TestTransitToChild(t *testing.T) {

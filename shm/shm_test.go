@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -901,11 +902,19 @@ func TestSliceRacingLastClose(t *testing.T) {
 		mapped.Lock()
 		gone := s.seg.gone
 		mapped.Unlock()
-		s.Close()
 		if gone {
-			t.Fatalf("round %d: Slice succeeded (%v) on a segment released and unmapped by a concurrent Close", i, s)
+			t.Fatalf("round %d: Slice succeeded (%v) on a segment released and unmapped by a concurrent Close; writing into it: %v", i, s, touch(s.Bytes()))
 		}
+		s.Close()
 	}
+}
+
+// touch writes into b, and returns the fault that makes, if any.
+func touch(b []byte) (err any) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() { err = recover() }()
+	b[0]++
+	return nil
 }
 
 func TestReleaseAll(t *testing.T) {

@@ -40,6 +40,7 @@ type object struct {
 	holders  map[string]int64 // holder id → references granted and not released
 	inflight int64            // operations running on it
 	dropped  bool             // out of the table: close it once inflight is 0
+	owned    bool             // made for the table (a constructor's or a method's result): closed when released
 }
 
 type ptrKey struct {
@@ -84,6 +85,14 @@ func (w *Worker) Keep(obj any, holder string) (bus.ObjectRef, error) {
 }
 
 func (w *Worker) keep(v reflect.Value, holder string) (bus.ObjectRef, error) {
+	return w.keepOwned(v, holder, false)
+}
+
+// keepOwned is keep; owned says that the table owns the object: a
+// constructor's or a method's result, which it closes (io.Closer) when it
+// drops it. A field's or an item's value, an exported object, an object
+// received back belong to someone else, and are never closed.
+func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (bus.ObjectRef, error) {
 	if !v.IsValid() {
 		return bus.ObjectRef{}, fmt.Errorf("%w: nil: there is no object to refer to", bus.ErrObjectGone)
 	}
@@ -110,6 +119,7 @@ func (w *Worker) keep(v reflect.Value, holder string) (bus.ObjectRef, error) {
 				o.dropped = false
 				w.objects[o.id] = o
 			}
+			o.owned = o.owned || owned
 			o.holders[holder]++
 			return bus.ObjectRef{Worker: w.id, ID: o.id, Type: o.typ}, nil
 		}
@@ -120,7 +130,7 @@ func (w *Worker) keep(v reflect.Value, holder string) (bus.ObjectRef, error) {
 		v = p.Elem()
 	}
 	w.nextObj++
-	o := &object{id: w.nextObj, v: v, typ: v.Type().String(), created: time.Now(), holders: map[string]int64{holder: 1}}
+	o := &object{id: w.nextObj, v: v, typ: v.Type().String(), created: time.Now(), holders: map[string]int64{holder: 1}, owned: owned}
 	if w.objects == nil {
 		w.objects = make(map[uint64]*object)
 		w.byPtr = make(map[ptrKey]*object)
@@ -316,8 +326,12 @@ func (w *Worker) closeObjects(objs []*object) {
 	}
 }
 
-// closeObject closes a dropped object that is an io.Closer.
+// closeObject closes a dropped object that the table owns and that is an
+// io.Closer.
 func closeObject(o *object) {
+	if !o.owned {
+		return
+	}
 	v := o.v
 	if v.Kind() != reflect.Pointer && v.CanAddr() {
 		v = v.Addr()
@@ -446,11 +460,30 @@ func (a *callArg) parse(p [][]byte) (err error) {
 	if len(p[3]) == 1 && p[3][0] == 0xc0 {
 		return nil // nil: no arguments
 	}
+	if n, ok := arrayLen(p[3]); !ok || n > maxArgs {
+		return fmt.Errorf("want an array of at most %d arguments", maxArgs)
+	}
 	args, err := bus.SplitArray(p[3], make([][]byte, 0, 4))
 	for _, r := range args {
 		a.Args = append(a.Args, r)
 	}
 	return err
+}
+
+// maxArgs bounds a method call's arguments, before they are split.
+const maxArgs = 1024
+
+// arrayLen reads the length of the msgpack array at the start of raw.
+func arrayLen(raw []byte) (int, bool) {
+	switch {
+	case len(raw) >= 1 && raw[0]&0xf0 == 0x90:
+		return int(raw[0] & 0x0f), true
+	case len(raw) >= 3 && raw[0] == 0xdc:
+		return int(raw[1])<<8 | int(raw[2]), true
+	case len(raw) >= 5 && raw[0] == 0xdd:
+		return int(uint32(raw[1])<<24 | uint32(raw[2])<<16 | uint32(raw[3])<<8 | uint32(raw[4])), true
+	}
+	return 0, false
 }
 
 func (*memberArg) n() int { return 3 }
@@ -472,10 +505,11 @@ func (a *targetArg) parse(p [][]byte) error {
 	return nil
 }
 
-// result returns v, or a reference to it for the caller when wantRef.
-func (w *Worker) result(cl *call, v reflect.Value, wantRef bool) (any, error) {
+// result returns v, or a reference to it for the caller when wantRef;
+// owned says whether the table owns v (see keepOwned).
+func (w *Worker) result(cl *call, v reflect.Value, wantRef, owned bool) (any, error) {
 	if wantRef {
-		return w.keep(v, cl.key.master)
+		return w.keepOwned(v, cl.key.master, owned)
 	}
 	if !v.IsValid() {
 		return nil, nil
@@ -500,7 +534,7 @@ func (w *Worker) opWrap(cl *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.result(cl, reflect.ValueOf(res), true)
+	return w.result(cl, reflect.ValueOf(res), true, true)
 }
 
 func (w *Worker) opCall(cl *call) (res any, err error) {
@@ -538,7 +572,7 @@ func (w *Worker) opCall(cl *call) (res any, err error) {
 		if len(out) != 1 {
 			return nil, fmt.Errorf("%w: (%s).%s returns %d values besides an error: a reference is to one", bus.ErrResultType, o.typ, a.Method, len(out))
 		}
-		return w.result(cl, out[0], true)
+		return w.result(cl, out[0], true, true)
 	}
 	switch len(out) {
 	case 0:
@@ -751,7 +785,7 @@ func (w *Worker) opGet(cl *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.result(cl, f, a.WantRef)
+	return w.result(cl, f, a.WantRef, false)
 }
 
 func (w *Worker) opSet(cl *call) (any, error) {
@@ -837,7 +871,7 @@ func (w *Worker) opIndex(cl *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.result(cl, e, a.WantRef)
+	return w.result(cl, e, a.WantRef, false)
 }
 
 func (w *Worker) opSetIndex(cl *call) (any, error) {

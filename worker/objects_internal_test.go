@@ -151,7 +151,7 @@ func refTo(w *Worker, id uint64) msgpack.RawMessage {
 
 func keepT(t testing.TB, w *Worker, obj any, holder string) uint64 {
 	t.Helper()
-	r, err := w.Keep(obj, holder)
+	r, err := keepOwned(w, obj, holder)
 	if err != nil {
 		t.Fatalf("Keep(%T, %s): %v", obj, holder, err)
 	}
@@ -922,7 +922,7 @@ func TestObjectsKeepRefused(t *testing.T) {
 		{"nil chan", (chan int)(nil), []string{"a nil chan int"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := w.Keep(tc.obj, tMaster)
+			_, err := keepOwned(w, tc.obj, tMaster)
 			wantErr(t, err, bus.ErrObjectGone, tc.words...)
 		})
 	}
@@ -934,7 +934,7 @@ func TestObjectsKeepRefused(t *testing.T) {
 	// forgotten.
 	w.gone["m-gone"] = goneMaster{until: time.Now().Add(time.Hour)}
 	w.gone["m-old"] = goneMaster{lapsed: true, until: time.Now().Add(-time.Second)}
-	_, err := w.Keep(&gadget{}, "m-gone")
+	_, err := keepOwned(w, &gadget{}, "m-gone")
 	wantErr(t, err, bus.ErrClosed, "master m-gone let go of worker w-test")
 	if n := len(w.Objects()); n != 0 {
 		t.Fatalf("%d objects kept for a gone holder", n)
@@ -1171,7 +1171,7 @@ func TestObjectsRekeepWhileDroppedInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.release(tMaster, id, 1)     // ...as its last holder releases it...
-	ref, kerr := w.Keep(r, "m-b") // ...and the same pointer is kept again
+	ref, kerr := keepOwned(w, r, "m-b") // ...and the same pointer is kept again
 	w.unpin(o)                    // the operation ends
 	_, held := w.Object(ref.ID)
 	if kerr == nil && held && r.closes.Load() != 0 {
@@ -1261,5 +1261,25 @@ func TestObjectsNilArgument(t *testing.T) {
 	}
 	if g.Any != nil || m["k"] != nil {
 		t.Fatalf("after the nil sets: Any %#v, item %#v", g.Any, m["k"])
+	}
+}
+
+// keepOwned keeps obj as a constructor's result: the table owns it, and
+// closes it when it drops it.
+func keepOwned(w *Worker, obj any, holder string) (bus.ObjectRef, error) {
+	return w.keepOwned(reflect.ValueOf(obj), holder, true)
+}
+
+func TestObjectsNotOwnedNotClosed(t *testing.T) {
+	w := newTestWorker()
+	r := &resource{}
+	ref, err := w.Keep(r, tMaster) // an exported object: someone else's
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.release(tMaster, ref.ID, 1)
+	w.closers.Wait()
+	if r.closes.Load() != 0 {
+		t.Fatalf("an object the table does not own was closed %d times", r.closes.Load())
 	}
 }

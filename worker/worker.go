@@ -378,6 +378,17 @@ func (w *Worker) handleCall(data []byte, reply string) {
 			return
 		}
 	}
+	if c.Kind == bus.KindThread && reply == "" && c.ID == 0 {
+		// A call that wants no answer (a release): nobody cancels it or
+		// waits for it, and its id is not unique.
+		w.tasks.Add(1)
+		w.mu.Unlock()
+		go func() {
+			defer w.tasks.Done()
+			w.run(cl)
+		}()
+		return
+	}
 	if c.Kind == bus.KindThread {
 		cl.done = make(chan struct{})
 		w.threads[key] = cl

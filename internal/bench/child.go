@@ -71,7 +71,17 @@ func natsChild() error {
 	if err != nil {
 		return err
 	}
-	sub, err := nc.Subscribe(os.Getenv("PROCESSIONAL_BENCH_SUBJECT"), func(m *nats.Msg) { m.Respond(m.Data) })
+	respond := func(m *nats.Msg) { m.Respond(m.Data) }
+	if os.Getenv("PROCESSIONAL_BENCH_ACK") != "" {
+		// Acknowledge with an empty message: the raw chunked transfer's
+		// receiver.
+		respond = func(m *nats.Msg) {
+			if m.Reply != "" {
+				m.Respond(nil)
+			}
+		}
+	}
+	sub, err := nc.Subscribe(os.Getenv("PROCESSIONAL_BENCH_SUBJECT"), respond)
 	if err != nil {
 		return err
 	}

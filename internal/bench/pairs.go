@@ -17,6 +17,7 @@ import (
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/master"
+	"github.com/processional/processional/shm"
 )
 
 // Inc is the workload of the local pairs: the smallest function that
@@ -47,6 +48,11 @@ type Env struct {
 	viaUnix   *master.Slave // and over its socket
 
 	counter *master.Ref // a builtin.Counter on slave
+
+	acker      *child // raw receiver of chunks, acknowledging requests
+	ackSubject string
+	big        []byte      // 10 MB
+	bigShm     *shm.Buffer // 10 MB of shared memory
 }
 
 // NewEnv returns an environment that spawns binary as worker and baseline
@@ -84,6 +90,14 @@ func (e *Env) Close() {
 	if e.echo != nil {
 		e.echo.kill()
 		e.echo = nil
+	}
+	if e.acker != nil {
+		e.acker.kill()
+		e.acker = nil
+	}
+	if e.bigShm != nil {
+		e.bigShm.Close()
+		e.bigShm = nil
 	}
 	if e.counter != nil {
 		e.counter.Close()
@@ -132,7 +146,7 @@ func (e *Env) worker(ctx context.Context) error {
 
 // startEcho starts a raw NATS responder child and returns once its
 // subscription is live, with the time that took.
-func (e *Env) startEcho(ctx context.Context, subject string) (*child, time.Duration, error) {
+func (e *Env) startEcho(ctx context.Context, subject string, env ...string) (*child, time.Duration, error) {
 	m, err := e.master(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -148,9 +162,9 @@ func (e *Env) startEcho(ctx context.Context, subject string) (*child, time.Durat
 		return nil, 0, err
 	}
 	start := time.Now()
-	c, err := startChild(e.binary, envChild+"="+modeNATS,
-		"PROCESSIONAL_BENCH_URL="+m.URL(), "PROCESSIONAL_BENCH_TOKEN="+m.Token(),
-		"PROCESSIONAL_BENCH_SUBJECT="+subject, "PROCESSIONAL_BENCH_READY="+ready)
+	c, err := startChild(e.binary, append([]string{envChild + "=" + modeNATS,
+		"PROCESSIONAL_BENCH_URL=" + m.URL(), "PROCESSIONAL_BENCH_TOKEN=" + m.Token(),
+		"PROCESSIONAL_BENCH_SUBJECT=" + subject, "PROCESSIONAL_BENCH_READY=" + ready}, env...)...)
 	if err != nil {
 		return nil, 0, err
 	}
