@@ -446,6 +446,7 @@ type child struct {
 	out    *os.File
 	r      *bufio.Reader
 	pid    int
+	start  uint64
 	waited bool
 }
 
@@ -480,7 +481,7 @@ func startChild(t *testing.T, env ...string) *child {
 	}
 	inR.Close()
 	outW.Close()
-	c := &child{t: t, cmd: cmd, in: inW, out: outR, r: bufio.NewReader(outR), pid: cmd.Process.Pid}
+	c := &child{t: t, cmd: cmd, in: inW, out: outR, r: bufio.NewReader(outR), pid: cmd.Process.Pid, start: startTime(cmd.Process.Pid)}
 	t.Cleanup(func() {
 		c.kill()
 		c.in.Close()
@@ -543,6 +544,22 @@ func (c *child) kill() {
 	}
 	c.cmd.Process.Kill()
 	c.wait()
+}
+
+// gone waits until the package sees the child dead (it may remember a
+// process's start time for a moment), once the child has been reaped.
+func (c *child) gone() {
+	c.t.Helper()
+	if !c.waited {
+		c.t.Fatal("gone before the child was reaped")
+	}
+	deadline := time.Now().Add(timeout)
+	for alive(c.pid, c.start) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("child %d still seen alive %v after it was reaped", c.pid, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (c *child) wait() {

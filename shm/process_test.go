@@ -80,6 +80,7 @@ func TestChildOutlivesParentBuffer(t *testing.T) {
 		c := startChild(t)
 		c.open(name, 0, 16, 0)
 		c.exit() // without releasing: its slot names a dead process
+		c.gone()
 		wantExists(t, name, true)
 		b.Close()
 		wantExists(t, name, false)
@@ -135,6 +136,7 @@ func TestKilledHolderSwept(t *testing.T) {
 	b.Close()
 	wantExists(t, name, true)
 	c.kill()
+	c.gone()
 	wantExists(t, name, true) // nobody released it
 	if !wouldSweep(name) {
 		t.Fatalf("a segment whose holders are dead is not sweepable: %+v", headerSlots(t, name))
@@ -153,6 +155,7 @@ func TestKilledCreatorSurvivorRemoves(t *testing.T) {
 	name := f[1]
 	c.do("write %s 0 %x", f[0], "by the dead")
 	c.kill()
+	c.gone()
 	wantExists(t, name, true)
 	o, err := Open(name, 0, 32, 0)
 	if err != nil {
@@ -203,6 +206,7 @@ func TestSweepSparesLiveHolders(t *testing.T) {
 	c.do("close %s", f[0])
 	wantExists(t, childs, false)
 	c.kill()
+	c.gone()
 	shared.Close() // its other holder is dead: the segment goes
 	wantExists(t, nameOf(t, own), true)
 	wantExists(t, sharedName, false)
@@ -242,6 +246,7 @@ func TestTransitToChild(t *testing.T) {
 			t.Fatalf("after the child's Open, its slots are %+v: want a holder, no transit", s)
 		}
 		c.exit()
+		c.gone()
 		wantExists(t, name, true)
 		if n := sweepAll(t); n < 1 {
 			t.Fatalf("Sweep removed %d", n)
@@ -288,6 +293,7 @@ func TestTransitToChild(t *testing.T) {
 		}
 		b.Close()
 		c.kill()
+		c.gone()
 		wantExists(t, name, true)
 		if n := sweepAll(t); n < 1 {
 			t.Fatalf("Sweep removed %d", n)
@@ -302,6 +308,7 @@ func TestTransitToChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.kill()
+		c.gone()
 		b.Close() // the transit's process is dead: the segment goes
 		wantExists(t, name, false)
 	})
@@ -355,6 +362,10 @@ func TestZombieHolder(t *testing.T) {
 			t.Fatal("the child is not a zombie")
 		}
 		time.Sleep(time.Millisecond)
+	}
+	// Give the package the time to forget what it knew of the child.
+	for end := time.Now().Add(3 * time.Second); alive(c.pid, c.start) && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	b.Close()
 	exists := exists(name)

@@ -1170,9 +1170,9 @@ func TestObjectsRekeepWhileDroppedInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.release(tMaster, id, 1)     // ...as its last holder releases it...
+	w.release(tMaster, id, 1)           // ...as its last holder releases it...
 	ref, kerr := keepOwned(w, r, "m-b") // ...and the same pointer is kept again
-	w.unpin(o)                    // the operation ends
+	w.unpin(o)                          // the operation ends
 	_, held := w.Object(ref.ID)
 	if kerr == nil && held && r.closes.Load() != 0 {
 		t.Fatal("objects.go dropLocked deletes byPtr before a dropped object with operations in flight is closed, " +
