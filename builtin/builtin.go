@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/shm"
 )
 
 // ErrNegativeSleep is returned by [Sleep] for a negative duration.
@@ -96,3 +97,31 @@ func (c *Counter) Get() int64 {
 var NewCounter = bus.RegisterConstructor("builtin.newCounter", func(_ context.Context, start int64) (*Counter, error) {
 	return &Counter{N: start}, nil
 })
+
+var (
+	// NewShm returns a new shared-memory buffer of n bytes, made by the
+	// worker: it crosses back by reference to a master on the same host.
+	NewShm = bus.Register("builtin.newShm", func(_ context.Context, n int) (*shm.Buffer, error) {
+		return shm.New(n)
+	})
+
+	// HoldShm holds a shared-memory buffer until its context ends, and
+	// returns its length: a buffer in flight, for tests of kills.
+	HoldShm = bus.Register("builtin.holdShm", func(ctx context.Context, b *shm.Buffer) (int, error) {
+		<-ctx.Done()
+		return b.Len(), ctx.Err()
+	})
+
+	// Squares fills a shared-memory buffer of float64s with the squares of
+	// their indices, in place, and returns how many it wrote.
+	Squares = bus.Register("builtin.squares", func(_ context.Context, b *shm.Buffer) (int, error) {
+		v, err := shm.View[float64](b)
+		if err != nil {
+			return 0, err
+		}
+		for i := range v {
+			v[i] = float64(i) * float64(i)
+		}
+		return len(v), nil
+	})
+)

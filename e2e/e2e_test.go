@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/master"
+	"github.com/processional/processional/shm"
 )
 
 // The functions cmd/processional serves, by their typed handles.
@@ -277,7 +279,10 @@ func killHolder(t *testing.T) time.Duration {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var pids []int
+	var (
+		pids     []int
+		segments []string
+	)
 	defer func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
@@ -289,12 +294,22 @@ func killHolder(t *testing.T) time.Duration {
 	if err != nil {
 		t.Fatalf("holder printed no pids: %v", err)
 	}
-	for _, f := range strings.Fields(line) {
+	fields := strings.Fields(line)
+	if len(fields) != 4 {
+		t.Fatalf("holder printed %q, want two pids and two segments", line)
+	}
+	for _, f := range fields[:2] {
 		pid, err := strconv.Atoi(f)
 		if err != nil {
 			t.Fatalf("holder printed %q", line)
 		}
 		pids = append(pids, pid)
+	}
+	segments = fields[2:]
+	for _, seg := range segments {
+		if _, err := os.Stat(filepath.Join(shm.Dir, seg)); err != nil {
+			t.Fatalf("segment in flight: %v", err)
+		}
 	}
 	if len(pids) != 2 || proctest.Gone(pids[0], 0) || proctest.Gone(pids[1], 0) {
 		t.Fatalf("worker and grandchild %v not running before the kill", pids)
@@ -311,7 +326,19 @@ func killHolder(t *testing.T) time.Duration {
 			t.Fatalf("process %d (of worker and grandchild %v) outlived its master by a second", pid, pids)
 		}
 	}
-	return time.Since(start)
+	took := time.Since(start)
+	// Both holders of the segments died by SIGKILL: the next sweep on the
+	// host (a master's start does one) removes them.
+	cmd.Wait()
+	if _, err := shm.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	for _, seg := range segments {
+		if _, err := os.Stat(filepath.Join(shm.Dir, seg)); err == nil {
+			t.Fatalf("segment %s survived its killed holders and a sweep", seg)
+		}
+	}
+	return took
 }
 
 // TestWorkerKilledLoop kills a worker with calls of every kind pending on
@@ -329,6 +356,18 @@ func TestWorkerKilledLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Shared memory in flight both ways: ours, held by a running
+		// call; the worker's, held here.
+		mine, err := shm.New(4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := master.Thread(ctx, s, builtin.HoldShm, mine)
+		theirs, err := master.Invoke(ctx, s, builtin.NewShm, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segments := []string{segName(mine), segName(theirs)}
 		running := master.Schedule(ctx, s, Sleep, time.Hour)
 		queued := master.Schedule(ctx, s, Sum, []int{1})
 		concurrent := master.Thread(ctx, s, Sleep, time.Hour)
@@ -351,13 +390,27 @@ func TestWorkerKilledLoop(t *testing.T) {
 			}(),
 		}
 		cancel()
-		for j, err := range errs {
+		for j, err := range append(errs, waitErr(ctx, held)) {
 			if !errors.Is(err, bus.ErrWorkerLost) {
 				t.Fatalf("round %d, call %d: %v, want ErrWorkerLost", i, j, err)
 			}
 		}
 		s.Close()
+		// The worker died holding both: once we let go of ours, nothing
+		// holds them.
+		mine.Close()
+		theirs.Close()
+		for _, seg := range segments {
+			if _, err := os.Stat(filepath.Join(shm.Dir, seg)); err == nil {
+				t.Fatalf("round %d: segment %s survived its killed holder and our Close", i, seg)
+			}
+		}
 	}
+}
+
+func segName(b *shm.Buffer) string {
+	name, _, _, _ := b.Ref()
+	return name
 }
 
 func waitErr[T any](ctx context.Context, task *master.Task[T]) error {

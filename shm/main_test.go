@@ -24,10 +24,6 @@ import (
 // writes on its standard input (see runChild) instead of running tests.
 const childEnv = "SHM_TEST_CHILD"
 
-// bugsEnv, when set, runs the tests that show known bugs instead of
-// skipping them (they fail while the bugs are there).
-const bugsEnv = "SHM_TEST_BUGS"
-
 // timeout bounds every wait for a child, so that a bug fails instead of
 // hanging.
 const timeout = 10 * time.Second
@@ -53,14 +49,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	goleak.VerifyTestMain(m)
-}
-
-// bug skips a test that shows a known bug, unless bugsEnv is set.
-func bug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv(bugsEnv) == "" {
-		t.Skip("bug: " + what)
-	}
 }
 
 // ---- /dev/shm bookkeeping ----
@@ -117,7 +105,7 @@ func slotsOf(hdr []byte) []slotInfo {
 	for i := range numSlots {
 		p := hdr[slotsOff+i*slotSize:]
 		s := slotInfo{i, int32(binary.LittleEndian.Uint32(p)), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:])}
-		if s.pid != 0 || s.start != 0 || s.nonce != 0 {
+		if s.pid != 0 { // a free slot may keep the start and nonce of its last holder
 			out = append(out, s)
 		}
 	}
@@ -165,7 +153,18 @@ func wouldSweep(name string) bool {
 	if !ok || binary.LittleEndian.Uint64(hdr) != magic {
 		return old
 	}
-	return !held(&segment{name: name, mem: hdr})
+	for _, s := range slotsOf(hdr) {
+		if liveNow(int(s.pid), s.start) {
+			return false
+		}
+	}
+	return true
+}
+
+// liveNow is alive, read from /proc now: the package may remember a
+// process's start time for a moment.
+func liveNow(pid int, start uint64) bool {
+	return pid == -1 || pid > 0 && startTime(pid) == start
 }
 
 // foreign reports whether entry name belongs to someone else than the tests
@@ -177,7 +176,7 @@ func foreign(name string) bool {
 		return true
 	}
 	for _, s := range slotsOf(hdr) {
-		if s.pid != 0 && int(s.pid) != os.Getpid() && alive(int(s.pid), s.start) {
+		if s.pid != 0 && int(s.pid) != os.Getpid() && liveNow(int(s.pid), s.start) {
 			return true
 		}
 	}
@@ -232,6 +231,27 @@ func sweepAll(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// sweepOrphan checks that segment name, whose holders are all dead, is
+// removed by a Sweep. The tests of other packages, running at the same
+// time, may have swept it already.
+func sweepOrphan(t *testing.T, name string) {
+	t.Helper()
+	if !exists(name) {
+		t.Logf("%s already swept by another process", name)
+		return
+	}
+	if !wouldSweep(name) {
+		t.Fatalf("%s, whose holders are dead, is not sweepable: %+v", name, headerSlots(t, name))
+	}
+	n := sweepAll(t)
+	if exists(name) {
+		t.Fatalf("Sweep left %s (holders %+v)", name, headerSlots(t, name))
+	}
+	if n < 1 {
+		t.Logf("Sweep removed %d: another process's Sweep removed %s meanwhile", n, name)
+	}
 }
 
 func nameOf(t *testing.T, b *Buffer) string {

@@ -50,15 +50,14 @@ func Open(name string, off, n int, nonce uint64) (*Buffer, error) {
 	seg := mapped.byName[name]
 	if seg == nil {
 		var err error
-		if seg, err = openSegment(name); err != nil {
+		if seg, err = openSegment(name, nonce); err != nil {
 			return nil, err
 		}
 		if mapped.byName == nil {
 			mapped.byName = make(map[string]*segment)
 		}
 		mapped.byName[name] = seg
-	}
-	if nonce != 0 {
+	} else if nonce != 0 {
 		clearTransit(seg, nonce)
 	}
 	if off > len(seg.data) || n > len(seg.data)-off {
@@ -81,11 +80,11 @@ func releaseUnused(seg *segment) {
 	release(seg)
 }
 
-// openSegment maps an existing segment and takes a holder slot in it;
-// mapped held.
-func openSegment(name string) (*segment, error) {
+// openSegment maps an existing segment and takes a holder slot in it: the
+// slot of the transit nonce, if it names one; mapped held.
+func openSegment(name string, nonce uint64) (*segment, error) {
 	path := Dir + "/" + name
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, fmt.Errorf("%w: %s (unlinked, or on another host)", ErrNoSegment, path)
 	}
@@ -96,6 +95,9 @@ func openSegment(name string) (*segment, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("shm: stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrNoSegment, path)
 	}
 	if st.Uid != uint32(os.Getuid()) {
 		return nil, fmt.Errorf("%w: %s belongs to another user", ErrNoSegment, path)
@@ -114,6 +116,12 @@ func openSegment(name string) (*segment, error) {
 		return nil, fmt.Errorf("%w: %s is not a complete processional segment", ErrNoSegment, path)
 	}
 	seg.data = mem[headerSize : headerSize+int(size)]
+	if i, ok := transitSlot(seg, nonce); ok {
+		// The transit to us becomes our hold: no new slot needed.
+		seg.slot(i).nonce.Store(0)
+		seg.mine = i
+		return seg, nil
+	}
 	i, err := claim(seg, self.pid, self.start, 0)
 	if err != nil {
 		unix.Munmap(mem)
@@ -129,12 +137,15 @@ func claim(seg *segment, pid int, start, nonce uint64) (int, error) {
 	for i := range numSlots {
 		s := seg.slot(i)
 		old := s.pid.Load()
-		if old != 0 && alive(int(old), s.start.Load()) {
+		if old != 0 && s.live() {
 			continue
 		}
 		if !s.pid.CompareAndSwap(old, -1) { // reserved while it is filled
 			continue
 		}
+		var now unix.Timespec
+		unix.ClockGettime(unix.CLOCK_REALTIME, &now)
+		s.stamp.Store(now.Sec)
 		s.start.Store(start)
 		s.nonce.Store(nonce)
 		s.pid.Store(int32(pid))
@@ -144,15 +155,36 @@ func claim(seg *segment, pid int, start, nonce uint64) (int, error) {
 }
 
 func clearTransit(seg *segment, nonce uint64) {
+	if i, ok := transitSlot(seg, nonce); ok {
+		seg.slot(i).pid.CompareAndSwap(int32(self.pid), 0)
+	}
+}
+
+// transitSlot finds the slot of a transit to this process.
+func transitSlot(seg *segment, nonce uint64) (int, bool) {
+	if nonce == 0 {
+		return 0, false
+	}
 	for i := range numSlots {
 		s := seg.slot(i)
 		if s.nonce.Load() == nonce && s.pid.Load() == int32(self.pid) {
-			s.nonce.Store(0)
-			s.start.Store(0)
-			s.pid.Store(0)
-			return
+			return i, true
 		}
 	}
+	return 0, false
+}
+
+// live reports whether the slot holds a live process, or is being filled.
+func (s *slot) live() bool {
+	pid := s.pid.Load()
+	if pid == -1 {
+		// Being filled; a process killed while filling it leaves it so:
+		// a reservation older than a minute is stale.
+		var now unix.Timespec
+		unix.ClockGettime(unix.CLOCK_REALTIME, &now)
+		return now.Sec-s.stamp.Load() < 60
+	}
+	return pid > 0 && alive(int(pid), s.start.Load())
 }
 
 var nonces struct {
@@ -259,8 +291,8 @@ func startTime(pid int) uint64 {
 		return 0
 	}
 	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 20 {
-		return 0
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+		return 0 // a zombie holds nothing any more
 	}
 	v, err := strconv.ParseUint(fields[19], 10, 64)
 	if err != nil {
@@ -299,13 +331,13 @@ func sweepOne(name string) bool {
 		return false // this process holds it
 	}
 	path := Dir + "/" + name
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Uid != uint32(os.Getuid()) {
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != uint32(os.Getuid()) {
 		return false
 	}
 	if st.Size < headerSize {

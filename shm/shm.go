@@ -67,11 +67,11 @@ const (
 // with a non-zero nonce, a reference in transit to that process, which the
 // process clears when it decodes the reference.
 type slot struct {
-	pid   atomic.Int32
+	pid   atomic.Int32 // 0: free; -1: being filled since stamp
 	_     int32
 	start atomic.Uint64 // the process's start time, in clock ticks since boot
 	nonce atomic.Uint64
-	_     uint64
+	stamp atomic.Int64 // unix seconds when the slot was reserved
 }
 
 // segment is one mapped segment, shared by the Buffers of this process.
@@ -172,6 +172,10 @@ func (b *Buffer) Slice(i, j int) (*Buffer, error) {
 		return FromBytes(b.b[i:j:j]), nil
 	}
 	mapped.Lock()
+	if b.seg.gone { // closed meanwhile, and unmapped
+		mapped.Unlock()
+		return nil, ErrClosed
+	}
 	b.seg.refs++
 	mapped.Unlock()
 	return newBuffer(b.seg, b.off+i, j-i), nil
@@ -253,7 +257,11 @@ func View[T Number](b *Buffer) ([]T, error) {
 // Make returns a new shared Buffer of n elements of T, and its view.
 func Make[T Number](n int) (*Buffer, []T, error) {
 	var zero T
-	b, err := New(n * int(unsafe.Sizeof(zero)))
+	size := int(unsafe.Sizeof(zero))
+	if n <= 0 || n > int(^uint(0)>>1)/size {
+		return nil, nil, fmt.Errorf("%w: shm.Make(%d) of %T: want a positive count that fits in memory", ErrRange, n, zero)
+	}
+	b, err := New(n * size)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -331,9 +339,8 @@ func release(seg *segment) {
 		delete(mapped.byName, seg.name)
 	}
 	mapped.Unlock()
-	s := seg.slot(seg.mine)
-	s.start.Store(0)
-	s.pid.Store(0)
+	// Only our own slot: should it be someone else's already, leave it.
+	seg.slot(seg.mine).pid.CompareAndSwap(int32(self.pid), 0)
 	if !held(seg) {
 		unix.Unlink(Dir + "/" + seg.name)
 	}
@@ -344,12 +351,7 @@ func release(seg *segment) {
 // in transit to one.
 func held(seg *segment) bool {
 	for i := range numSlots {
-		s := seg.slot(i)
-		pid := s.pid.Load()
-		if pid == 0 {
-			continue
-		}
-		if alive(int(pid), s.start.Load()) {
+		if seg.slot(i).live() {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"syscall"
@@ -47,9 +48,15 @@ func TestSweepRemovesDeadSegments(t *testing.T) {
 		"fresh short":      makeCrafted(t, craft{fileSize: 100}),
 		"fresh empty":      makeCrafted(t, craft{fileSize: -1}),
 	}
+	present := 0 // not swept by another process already
+	for _, name := range removed {
+		if exists(name) {
+			present++
+		}
+	}
 	n := sweepAll(t)
-	if n < len(removed) {
-		t.Errorf("Sweep removed %d, want at least %d", n, len(removed))
+	if n < present {
+		t.Errorf("Sweep removed %d, want at least %d", n, present)
 	}
 	for what, name := range removed {
 		if exists(name) {
@@ -123,7 +130,6 @@ func TestSweepLeavesOthers(t *testing.T) {
 // blocks that open until a writer comes. Anyone can make one in /dev/shm.
 func TestSweepFIFO(t *testing.T) {
 	watch(t)
-	bug(t, "Sweep blocks forever on a FIFO named like a segment: sweepOne opens it O_RDONLY without O_NONBLOCK before any check of its type or owner (open.go:267); any local user can thus hang every Sweep on the host (master.go:143 and slave.go:431 call it)")
 	name := randName()
 	path := Dir + "/" + name
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
@@ -157,7 +163,6 @@ func TestSweepFIFO(t *testing.T) {
 // a process killed between claim's two steps is never removed.
 func TestSweepStuckReservation(t *testing.T) {
 	watch(t)
-	bug(t, "a slot left reserved (pid -1) by a process killed inside claim (open.go:137-143) makes alive() true for ever (open.go:195-197): the segment is never swept, however old")
 	name := makeCrafted(t, craft{dataSize: 8, age: time.Hour, slots: []slotInfo{{i: 0, pid: -1, start: 0}}})
 	sweepAll(t)
 	if exists(name) {
@@ -168,11 +173,15 @@ func TestSweepStuckReservation(t *testing.T) {
 func TestOpenCrafted(t *testing.T) {
 	watch(t)
 	t.Run("dead holders", func(t *testing.T) {
+		dead := deadPID(t)
 		name := makeCrafted(t, craft{dataSize: 16, slots: []slotInfo{
-			{i: 0, pid: int32(deadPID(t)), start: 1},
+			{i: 0, pid: int32(dead), start: 1},
 			{i: 1, pid: int32(os.Getpid()), start: self.start + 1}, // a reused pid
 		}})
 		b, err := Open(name, 0, 16, 0)
+		if errors.Is(err, ErrNoSegment) && !exists(name) {
+			t.Skip("another process swept the crafted segment first")
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

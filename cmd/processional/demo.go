@@ -13,6 +13,7 @@ import (
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/master"
+	"github.com/processional/processional/shm"
 )
 
 func demo(args []string) int {
@@ -161,7 +162,29 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "  error: %v\n", err)
 	counter.Close() // the worker drops the counter: nobody else holds it
 
-	fmt.Fprintln(w, "\n7. Close: the worker finishes its queued calls and exits")
+	fmt.Fprintln(w, "\n7. Shared memory: the worker fills a []float64 in place, no copy either way")
+	start = time.Now()
+	buf, squares, err := shm.Make[float64](1 << 20) // 8 MiB in /dev/shm
+	if err != nil {
+		return err
+	}
+	defer buf.Close()
+	step(w, start, "shm.Make[float64](1<<20)", buf.Len()>>20)
+	start = time.Now()
+	n, err = master.Invoke(ctx, s, builtin.Squares, buf)
+	if err != nil {
+		return err
+	}
+	step(w, start, "Invoke(slave, squares, buf) (8 MiB by reference)", n)
+	step(w, start, "squares[1000] read here, written there", squares[1000])
+	start = time.Now()
+	big, err := master.Invoke(ctx, s, builtin.Echo, make([]byte, 3<<20))
+	if err != nil {
+		return err
+	}
+	step(w, start, "Invoke(slave, echo, 3 MiB) (copied, in chunks)", fmt.Sprintf("%d bytes back", len(big)))
+
+	fmt.Fprintln(w, "\n8. Close: the worker finishes its queued calls and exits")
 	start = time.Now()
 	if err := s.Close(); err != nil {
 		return err

@@ -1,7 +1,9 @@
 // Command holder is a master that spawns one worker (itself), has it start
-// a child of its own, sets a long call running on it, prints the worker's
-// pid and the grandchild's, and waits to be killed: the e2e tests kill it
-// with SIGKILL and check that neither outlives it.
+// a child of its own, sets a long call running on it, puts shared memory in
+// flight both ways, prints the worker's pid, the grandchild's and the
+// segments' names, and waits to be killed: the e2e tests kill it with
+// SIGKILL and check that neither process outlives it, and that the
+// segments are swept.
 package main
 
 import (
@@ -9,11 +11,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"time"
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/master"
+	"github.com/processional/processional/shm"
 	"github.com/processional/processional/worker"
 )
 
@@ -44,6 +48,22 @@ func main() {
 	}
 	// A call in flight when the master dies.
 	master.Schedule(ctx, s, builtin.Sleep, time.Hour)
-	fmt.Println(s.PID(), grandchild)
+	// Shared memory in flight: one of ours, held by a running call, one of
+	// the worker's, held here.
+	mine, err := shm.New(1 << 16)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	held := master.Thread(ctx, s, builtin.HoldShm, mine)
+	theirs, err := master.Thread(ctx, s, builtin.NewShm, 1<<16).Wait(ctx) // beside the sleep
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	a, _, _, _ := mine.Ref()
+	b, _, _, _ := theirs.Ref()
+	fmt.Println(s.PID(), grandchild, a, b)
+	defer runtime.KeepAlive(held)
 	time.Sleep(time.Hour)
 }
