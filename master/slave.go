@@ -442,6 +442,7 @@ func (s *slave) reap() {
 	s.cmd.Wait()
 	// The shared memory the worker held and no one else does: a worker
 	// killed could not release it.
+	shm.Exited(pid)
 	shm.Sweep()
 	s.proc.drainOutput()
 	s.stdout.flush()

@@ -406,3 +406,12 @@ func ReleaseAll() {
 		release(seg)
 	}
 }
+
+// Exited tells the package that process pid has exited (its parent reaped
+// it): the segments it held are no longer held by it, at once rather than
+// when the package's memory of its start time expires.
+func Exited(pid int) {
+	startCache.Lock()
+	delete(startCache.m, pid)
+	startCache.Unlock()
+}
