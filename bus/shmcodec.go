@@ -31,6 +31,11 @@ var bufferType = reflect.TypeFor[*shm.Buffer]()
 
 func init() {
 	msgpack.Register((*shm.Buffer)(nil), encodeBuffer, decodeBuffer)
+	// The shared-memory errors survive the trip, for errors.Is.
+	RegisterError("shm.ErrClosed", shm.ErrClosed)
+	RegisterError("shm.ErrNoSegment", shm.ErrNoSegment)
+	RegisterError("shm.ErrRange", shm.ErrRange)
+	RegisterError("shm.ErrFull", shm.ErrFull)
 }
 
 func encodeBuffer(enc *msgpack.Encoder, v reflect.Value) error {

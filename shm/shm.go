@@ -28,8 +28,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Dir is where segments live.
-const Dir = "/dev/shm"
+// Dir is where segments live: /dev/shm, or $PROCESSIONAL_SHM_DIR (for
+// tests: a small tmpfs to fill, a read-only one).
+var Dir = func() string {
+	if d := os.Getenv("PROCESSIONAL_SHM_DIR"); d != "" {
+		return d
+	}
+	return "/dev/shm"
+}()
 
 // Prefix starts the name of every segment this package makes.
 const Prefix = "processional-"
