@@ -77,6 +77,7 @@ func TestBenchJSONContract(t *testing.T) {
 		"child_start": true, "spawn_first_result": true,
 		"lease": true, "orphan_exit": true, "worker_lost": true, "lease_teardown": true,
 		"server_invoke_rtt": true, "server_invoke_rtt_unix": true, "proxy_call": true,
+		"shm_10mb": true, "read_10mb": true, "nats_chunks_10mb": true, "copy_10mb": true, "result_10mb": true,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var row map[string]any

@@ -87,9 +87,22 @@ func (s *slave) replyChunk(msg *nats.Msg) {
 		return
 	}
 	if done {
-		s.handleReply(j.Bytes())
+		s.handleJoined(j.Bytes())
 	}
 	if msg.Reply != "" {
 		msg.Respond(nil)
 	}
+}
+
+// handleJoined handles a reply joined from chunks: its task gives the
+// buffer back to the chunks' buffers once it has decoded the result.
+func (s *slave) handleJoined(data []byte) {
+	id, _, _, _ := bus.DecodeReply(data)
+	s.mu.Lock()
+	p := s.pending.peek(id)
+	s.mu.Unlock()
+	if p != nil {
+		p.giveBack(data)
+	}
+	s.handleReply(data)
 }

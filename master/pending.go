@@ -83,3 +83,14 @@ func (ps *pendingSet) drain() []pendingCall {
 	ps.slots, ps.overflow, ps.live = nil, nil, 0
 	return out
 }
+
+// peek returns the call pending under id, leaving it there.
+func (ps *pendingSet) peek(id uint64) pendingCall {
+	if id < ps.base {
+		return ps.overflow[id]
+	}
+	if i := id - ps.base; i < uint64(len(ps.slots)) {
+		return ps.slots[i]
+	}
+	return nil
+}

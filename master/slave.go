@@ -93,6 +93,9 @@ type pendingCall interface {
 	// guardShm notes that the task's result refers to shared-memory
 	// buffers, whose transit must be dropped if it is never decoded.
 	guardShm(raw []byte)
+	// giveBack hands the task the buffer its result was joined in, to give
+	// back to the chunks' buffers once the result is decoded.
+	giveBack(buf []byte)
 	// group is the caller's context the task watches; s.mu guards it.
 	group() *ctxGroup
 	setGroup(g *ctxGroup)
@@ -240,8 +243,6 @@ func (s *slave) handleReply(data []byte) {
 	p.resolve(raw, remote, err)
 }
 
-var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
 var codecs = sync.Pool{New: func() any { return new(callCodec) }}
 
 // send publishes one call and registers t for its reply; when watch is
@@ -261,8 +262,9 @@ func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 	}
 	watch = watch && ctx.Done() != nil
 	perTask := watch && !reflect.TypeOf(ctx).Comparable() // cannot key a group
-	bp := sendBuffers.Get().(*[]byte)
-	defer sendBuffers.Put(bp)
+	buf := chunks.GetBuffer()
+	bp := &buf
+	defer func() { chunks.PutBuffer(*bp) }()
 	s.mu.Lock()
 	if s.state != slaveOpen {
 		err := s.closedErr()

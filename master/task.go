@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/lazyctx"
 )
 
@@ -40,6 +41,13 @@ type Task[T any] struct {
 	userStop bool        // the outcome came from Cancel or the caller's context
 	pins     []*refEntry // Refs the task's argument carries, held until it ends
 	shm      *shmGuard   // the result's shared-memory buffers, until decoded
+	joined   []byte      // the buffer a chunked result was joined in
+}
+
+func (t *Task[T]) giveBack(buf []byte) {
+	t.mu.Lock()
+	t.joined = buf
+	t.mu.Unlock()
 }
 
 // shmGuard drops the transits of a result's shared-memory buffers if the
@@ -135,6 +143,10 @@ func (t *Task[T]) outcome() (T, error) {
 			t.err = fmt.Errorf("%w: %s: result does not decode into %T: %v", bus.ErrResultType, t.name, t.val, err)
 		}
 		t.raw = nil
+		if t.joined != nil {
+			chunks.PutBuffer(t.joined) // decoded: nothing refers to it any more
+			t.joined = nil
+		}
 		if t.shm != nil {
 			t.shm.decoded.Store(true)
 			if t.err != nil {

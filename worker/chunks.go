@@ -68,7 +68,7 @@ func (w *Worker) chunk(req micro.Request) {
 		return
 	}
 	if done {
-		w.handleCall(jn.j.Bytes(), bus.ReplySubject(c.Master, w.id))
+		w.handleJoined(jn.j.Bytes(), bus.ReplySubject(c.Master, w.id))
 	}
 	w.ackChunk(req, c.ID, nil)
 }

@@ -83,6 +83,7 @@ type Worker struct {
 	svc   micro.Service
 
 	scratch   bus.Call // the envelope handle decodes into, for its strings
+	joined    []byte   // the buffer of the call handleJoined hands handleCall
 	hbScratch bus.Call // the same for heartbeat
 
 	mu         sync.Mutex
@@ -133,6 +134,7 @@ type call struct {
 	name    string        // the function's or operation's name
 	pinned  []*object     // objects of this worker passed in the arguments of an operation
 	pid     int           // the caller's pid when it shares our /dev/shm, else 0
+	joined  []byte        // the buffer the call was joined in from chunks, to give back once it ran
 	argType string
 	arg     []byte
 	reply   string
@@ -277,6 +279,17 @@ func (w *Worker) handle(req micro.Request) {
 	w.handleCall(data, req.Reply())
 }
 
+// handleJoined handles a call joined from chunks; its buffer goes back to
+// the chunks' buffers once the call has run.
+func (w *Worker) handleJoined(data []byte, reply string) {
+	w.joined = data
+	w.handleCall(data, reply)
+	if w.joined != nil { // not taken by a call: it was refused at once
+		chunks.PutBuffer(w.joined)
+		w.joined = nil
+	}
+}
+
 // handleCall handles one call envelope, sent whole or joined from chunks.
 func (w *Worker) handleCall(data []byte, reply string) {
 	c := &w.scratch // handle runs on the one subscription's goroutine
@@ -357,6 +370,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 		return
 	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID)}
+	cl.joined, w.joined = w.joined, nil
 	// The context has no worker-wide parent: a child of a cancelable
 	// parent costs a map insert and delete in the parent on every call.
 	// Abort cancels the running calls one by one.
@@ -588,6 +602,10 @@ func (w *Worker) run(cl *call) {
 	} else if cl.pid != 0 {
 		bus.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
 	}
+	if cl.joined != nil { // the argument is decoded: its chunks' buffer can serve again
+		chunks.PutBuffer(cl.joined)
+		cl.joined, cl.arg = nil, nil
+	}
 	if err != nil && cl.lapsed.Load() {
 		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
 	}
@@ -623,7 +641,8 @@ func (w *Worker) invoke(cl *call) (res any, err error) {
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func (w *Worker) publishReply(reply string, id uint64, function string, res any, cl *call) {
-	bp := buffers.Get().(*[]byte)
+	buf := chunks.GetBuffer()
+	bp := &buf
 	var codec any
 	if cl != nil && cl.pid != 0 {
 		codec = cl // the caller shares our /dev/shm: buffers go by reference
@@ -648,8 +667,7 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 	}
 	// Any other failure is a closed connection: the master sees the
 	// worker gone and fails the call.
-	*bp = out
-	buffers.Put(bp)
+	chunks.PutBuffer(out)
 }
 
 func (w *Worker) replyError(reply string, id uint64, function string, err error) {

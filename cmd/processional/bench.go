@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -18,6 +19,7 @@ func benchCmd(args []string) int {
 	only := fs.String("only", "", "comma-separated row names to measure (a pair is measured whole)")
 	rounds := fs.Int("rounds", 7, "rounds per side; each figure is the median round")
 	scale := fs.Float64("scale", 1, "multiply the operations per round (smaller is quicker and noisier)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the master's side) to the file")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: processional bench [--json] [--only a,b] [--rounds N] [--scale X]\n\nRows:")
 		for _, p := range bench.Pairs() {
@@ -36,6 +38,19 @@ func benchCmd(args []string) int {
 				names = append(names, n)
 			}
 		}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "processional bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "processional bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,7 +47,8 @@ func Send(ctx context.Context, nc *nats.Conn, subject string, msg []byte, timeou
 	size := Size(nc)
 	count := (len(msg) + size - 1) / size
 	c := bus.Chunk{Count: uint32(count), Total: uint64(len(msg))}
-	buf := make([]byte, 0, size+overhead)
+	buf := GetBuffer()
+	defer func() { PutBuffer(buf) }()
 	for i := range count {
 		c.Index = uint32(i)
 		c.Data = msg[i*size : min((i+1)*size, len(msg))]
@@ -101,7 +103,12 @@ func Start(c *bus.Chunk, limit uint64) (*Joiner, error) {
 	if uint64(c.Count) > c.Total || c.Count < 2 {
 		return nil, fmt.Errorf("%w: %d chunks for %d bytes", bus.ErrBadPayload, c.Count, c.Total)
 	}
-	return &Joiner{buf: make([]byte, 0, c.Total), count: c.Count, total: c.Total}, nil
+	buf := GetBuffer()
+	if uint64(cap(buf)) < c.Total {
+		PutBuffer(buf)
+		buf = make([]byte, 0, c.Total)
+	}
+	return &Joiner{buf: buf, count: c.Count, total: c.Total}, nil
 }
 
 // Add appends chunk c; done reports that the message is whole, in Bytes.
@@ -127,5 +134,42 @@ func (j *Joiner) Add(c *bus.Chunk) (done bool, err error) {
 	return true, nil
 }
 
-// Bytes is the joined message.
+// Bytes is the joined message. Give it back with PutBuffer once nothing
+// refers to it.
 func (j *Joiner) Bytes() []byte { return j.buf }
+
+// Buffers for encoding messages. A sync.Pool is emptied by every garbage
+// collection, and a stream of 10 MB calls collects garbage at every call:
+// each call grew its buffer from nothing again, doubling it a dozen times.
+// A few large buffers are kept aside from the pool.
+var (
+	small = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	large = make(chan []byte, 4)
+)
+
+// largeCap is the capacity from which a buffer is kept aside.
+const largeCap = 1 << 20
+
+// GetBuffer returns an empty buffer for encoding a message: a large one
+// kept aside if there is one, else one from a pool.
+func GetBuffer() []byte {
+	select {
+	case b := <-large:
+		return b[:0]
+	default:
+		return (*small.Get().(*[]byte))[:0]
+	}
+}
+
+// PutBuffer gives back a buffer GetBuffer returned (grown or not) once
+// nothing refers to its bytes any more.
+func PutBuffer(b []byte) {
+	if cap(b) >= largeCap {
+		select {
+		case large <- b:
+		default: // enough kept aside: let it go
+		}
+		return
+	}
+	small.Put(&b)
+}
