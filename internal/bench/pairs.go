@@ -52,6 +52,7 @@ type Env struct {
 	acker      *child // raw receiver of chunks, acknowledging requests
 	ackSubject string
 	big        []byte      // 10 MB
+	bigSum     uint64      // sum(big)
 	bigShm     *shm.Buffer // 10 MB of shared memory
 }
 
