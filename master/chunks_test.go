@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,43 @@ func TestChunkedValues(t *testing.T) {
 	order, err := b.Wait(ctx)
 	if _, aerr := a.Wait(ctx); aerr != nil || err != nil || len(order) < 2 || order[len(order)-2] != 1 || order[len(order)-1] != 2 {
 		t.Fatalf("order %v, %v", order, err)
+	}
+}
+
+// argFor returns the size of a []byte argument of Size whose call
+// envelope is exactly msg bytes, as the master sends it.
+func argFor(t *testing.T, m *master.Master, msg int) int {
+	t.Helper()
+	for n := msg - 64; n <= msg; n++ {
+		data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindCall, Master: m.ID(), ID: 1, Function: Size.Name(), ArgType: Size.ArgTypeName(), PID: uint32(os.Getpid())}, make([]byte, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) == msg {
+			return n
+		}
+	}
+	t.Fatalf("no argument makes a call of %d bytes", msg)
+	return 0
+}
+
+// The call envelope one byte under, at, and one byte over the server's max
+// payload: whole, whole, and in chunks.
+func TestChunkBoundaries(t *testing.T) {
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	max := int(m.Conn().MaxPayload())
+	for _, msg := range []int{max - 1, max, max + 1} {
+		n := argFor(t, m, msg)
+		if got, err := master.Invoke(ctx, s, Size, pattern(n)); err != nil || got != n {
+			t.Fatalf("a call of %d bytes (max payload %d): %d, %v", msg, max, got, err)
+		}
+		// The result's envelope is smaller than the call's: some bytes
+		// more give one as near the boundary.
+		if back, err := master.Invoke(ctx, s, Fill, n+24); err != nil || !bytes.Equal(back, pattern(n+24)) {
+			t.Fatalf("a result of %d bytes: %d bytes back, %v", n+24, len(back), err)
+		}
 	}
 }
 
