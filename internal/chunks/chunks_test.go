@@ -1,0 +1,108 @@
+package chunks_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func split(msg []byte, size int) []bus.Chunk {
+	count := (len(msg) + size - 1) / size
+	var out []bus.Chunk
+	for i := range count {
+		out = append(out, bus.Chunk{ID: 7, Index: uint32(i), Count: uint32(count), Total: uint64(len(msg)), Data: msg[i*size : min((i+1)*size, len(msg))]})
+	}
+	return out
+}
+
+func TestJoin(t *testing.T) {
+	msg := bytes.Repeat([]byte("0123456789"), 100)
+	cs := split(msg, 64)
+	j, err := chunks.Start(&cs[0], 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		done, err := j.Add(&c)
+		if err != nil || done != (i == len(cs)-1) {
+			t.Fatalf("chunk %d: done %v, %v", i, done, err)
+		}
+	}
+	if !bytes.Equal(j.Bytes(), msg) {
+		t.Fatal("joined message differs")
+	}
+	chunks.PutBuffer(j.Bytes())
+}
+
+func TestJoinRefusals(t *testing.T) {
+	msg := bytes.Repeat([]byte("x"), 300)
+	cs := split(msg, 100)
+	for _, tc := range []struct {
+		name  string
+		limit uint64
+		feed  func(j *chunks.Joiner) error
+		start *bus.Chunk
+		want  error
+		sub   string
+	}{
+		{name: "over the limit", limit: 299, start: &cs[0], want: bus.ErrTooBig, sub: "over the limit of 299"},
+		{name: "not the first", limit: 1 << 20, start: &cs[1], want: bus.ErrBadPayload, sub: "chunk 0 missing"},
+		{name: "more chunks than bytes", limit: 1 << 20, start: &bus.Chunk{Count: 10, Total: 3}, want: bus.ErrBadPayload, sub: "10 chunks for 3 bytes"},
+		{name: "a single chunk", limit: 1 << 20, start: &bus.Chunk{Count: 1, Total: 3}, want: bus.ErrBadPayload},
+		{name: "a gap", limit: 1 << 20, start: &cs[0], feed: func(j *chunks.Joiner) error {
+			j.Add(&cs[0])
+			_, err := j.Add(&cs[2])
+			return err
+		}, want: bus.ErrBadPayload, sub: "chunk 1 missing"},
+		{name: "twice", limit: 1 << 20, start: &cs[0], feed: func(j *chunks.Joiner) error {
+			j.Add(&cs[0])
+			_, err := j.Add(&cs[0])
+			return err
+		}, want: bus.ErrBadPayload, sub: "twice"},
+		{name: "another count", limit: 1 << 20, start: &cs[0], feed: func(j *chunks.Joiner) error {
+			j.Add(&cs[0])
+			c := cs[1]
+			c.Count = 4
+			_, err := j.Add(&c)
+			return err
+		}, want: bus.ErrBadPayload, sub: "the first said"},
+		{name: "short", limit: 1 << 20, start: &cs[0], feed: func(j *chunks.Joiner) error {
+			j.Add(&cs[0])
+			j.Add(&cs[1])
+			c := cs[2]
+			c.Data = c.Data[:10]
+			_, err := j.Add(&c)
+			return err
+		}, want: bus.ErrBadPayload, sub: "announced"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j, err := chunks.Start(tc.start, tc.limit)
+			if err == nil && tc.feed != nil {
+				err = tc.feed(j)
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.sub) {
+				t.Fatalf("err = %v, want %v saying %q", err, tc.want, tc.sub)
+			}
+		})
+	}
+}
+
+func TestBuffers(t *testing.T) {
+	b := chunks.GetBuffer()
+	if len(b) != 0 {
+		t.Fatalf("a buffer of %d bytes", len(b))
+	}
+	big := make([]byte, 0, 2<<20)
+	chunks.PutBuffer(big)
+	if got := chunks.GetBuffer(); cap(got) < 2<<20 {
+		t.Fatalf("the large buffer was not kept: cap %d", cap(got))
+	}
+}
