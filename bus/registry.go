@@ -1,7 +1,10 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -17,6 +20,30 @@ type Function struct {
 	arg, res reflect.Type
 	argName  string
 	invoke   func(ctx context.Context, arg []byte, codec any) (any, error)
+	json     func(ctx context.Context, body []byte) (any, error)
+}
+
+// InvokeJSON decodes body, JSON, into the function's argument type and
+// calls the function: for a caller with no msgpack, such as the nats CLI.
+// An empty body stands for the argument's zero value. A body that does not
+// fit gives an error wrapping [ErrArgumentType] that names the field and
+// the type expected. Invoke does not recover panics.
+func (f *Function) InvokeJSON(ctx context.Context, body []byte) (any, error) {
+	res, err := f.json(ctx, body)
+	if de, ok := err.(*decodeError); ok {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(de.err, &te) && te.Field != "":
+			return nil, fmt.Errorf("%w: function %q expects %s: field %q wants %s, got JSON %s", ErrArgumentType, f.name, f.argName, te.Field, te.Type, te.Value)
+		case errors.As(de.err, &te):
+			return nil, fmt.Errorf("%w: function %q expects %s, got JSON %s", ErrArgumentType, f.name, f.argName, te.Value)
+		case errors.As(de.err, &se):
+			return nil, fmt.Errorf("%w: function %q expects %s as JSON: the body is not JSON: %v", ErrArgumentType, f.name, f.argName, se)
+		}
+		return nil, fmt.Errorf("%w: function %q expects %s as JSON: %w", ErrArgumentType, f.name, f.argName, de.err)
+	}
+	return res, err
 }
 
 // Name is the name the function was registered under.
@@ -131,6 +158,19 @@ func register[A, R any](name string, fn func(context.Context, A) (R, error), che
 			var a A
 			if err := UnmarshalWith(data, &a, codec); err != nil {
 				return nil, &decodeError{err}
+			}
+			r, err := fn(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		},
+		json: func(ctx context.Context, body []byte) (any, error) {
+			var a A
+			if len(bytes.TrimSpace(body)) > 0 {
+				if err := json.Unmarshal(body, &a); err != nil {
+					return nil, &decodeError{err}
+				}
 			}
 			r, err := fn(ctx, a)
 			if err != nil {

@@ -24,6 +24,12 @@ const (
 // close requests.
 func CallSubject(worker string) string { return SubjectPrefix + "." + worker + ".call" }
 
+// JSONSubject is the subject on which worker serves function with JSON
+// bodies, for the nats CLI: `nats req proc.<worker>.json.sum '[1,2,3]'`.
+func JSONSubject(worker, function string) string {
+	return SubjectPrefix + "." + worker + ".json." + function
+}
+
 // HeartbeatSubject is the subject on which worker id receives the
 // heartbeats that renew its masters' leases. It is apart from the call
 // subject so that a heartbeat never waits behind a backlog of calls.

@@ -277,3 +277,22 @@ func TestServerProtocolMismatch(t *testing.T) {
 		t.Fatalf("err = %v, want ErrProtocolVersion", err)
 	}
 }
+
+// The stock nats CLI's way: a JSON request on proc.<worker>.json.<function>
+// of a real server, answered with JSON.
+func TestServerJSONCalls(t *testing.T) {
+	srv := startServer(t, binProcessional)
+	nc, err := nats.Connect(srv.url, nats.Token(srv.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request(bus.JSONSubject("server", "sum"), []byte("[1,2,3]"), 10*time.Second)
+	if err != nil || string(msg.Data) != "6" {
+		t.Fatalf("sum [1,2,3]: %v, %v", msg, err)
+	}
+	msg, err = nc.Request(bus.JSONSubject("server", "sum"), []byte(`[1,"two"]`), 10*time.Second)
+	if err != nil || msg.Header.Get("Nats-Service-Error-Code") != "400" || !strings.Contains(string(msg.Data), "got JSON string") {
+		t.Fatalf("sum [1,\"two\"]: %v, %v", msg, err)
+	}
+}

@@ -113,8 +113,11 @@ type Worker struct {
 	nextObj uint64
 	closers sync.WaitGroup // closing dropped objects
 
-	joining  map[callKey]*joining // calls arriving in chunks; guarded by mu
-	maxValue uint64               // the largest call or reply, chunked
+	joining map[callKey]*joining // calls arriving in chunks; guarded by mu
+
+	baseCtx    context.Context // the parent of JSON calls' contexts, cancelled by Abort
+	baseCancel context.CancelFunc
+	maxValue   uint64 // the largest call or reply, chunked
 
 	drainers     chan string    // idle drainers take a master's queue from here
 	drainStop    chan struct{}  // closed by Close: idle drainers exit
@@ -200,6 +203,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		w.maxValue = chunks.DefaultLimit
 	}
 	w.peer = &peer.Context{Conn: nc, ID: o.id, Local: w.Object}
+	w.baseCtx, w.baseCancel = context.WithCancel(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ServiceVersion,
@@ -251,9 +255,13 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 			micro.WithEndpointMetadata(map[string]string{"carries": verb.carries}))
 	}
 	if err == nil {
+		err = w.addJSONEndpoints()
+	}
+	if err == nil {
 		err = nc.Flush()
 	}
 	if err != nil {
+		w.baseCancel()
 		svc.Stop()
 		return nil, fmt.Errorf("worker %s: subscribe: %w", o.id, err)
 	}
@@ -704,6 +712,7 @@ func (w *Worker) Close() error {
 		<-w.leaseDone
 		w.dropAll()
 		w.closers.Wait()
+		w.baseCancel()
 		w.stopOnce.Do(func() { close(w.stopping) })
 	})
 	return w.closeErr
@@ -724,5 +733,6 @@ func (w *Worker) Abort() error {
 		cl.cancel(context.Canceled)
 	}
 	w.mu.Unlock()
+	w.baseCancel() // JSON calls
 	return w.Close()
 }

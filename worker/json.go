@@ -1,0 +1,103 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/processional/processional/bus"
+)
+
+// JSON calls. Every registered function is an endpoint of the worker's
+// micro service of its own, on proc.<worker>.json.<function>, taking and
+// answering JSON, so that the stock nats CLI calls it:
+//
+//	nats req proc.<worker>.json.sum '[1,2,3]'
+//
+// `nats micro info processional` lists them, with their argument and result
+// types; `nats micro stats processional` counts their requests, errors and
+// processing time. JSON calls run concurrently, each in a goroutine of its
+// own; an error answers with the micro error headers (Nats-Service-Error,
+// Nats-Service-Error-Code) and a JSON body with the fields of the error
+// envelope.
+
+var badEndpointChar = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+
+// addJSONEndpoints adds an endpoint per registered function.
+func (w *Worker) addJSONEndpoints() error {
+	used := map[string]bool{}
+	for _, fn := range bus.Functions() {
+		name := "json-" + badEndpointChar.ReplaceAllString(fn.Name(), "_")
+		for base, i := name, 2; used[name]; i++ {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		used[name] = true
+		fn := fn
+		err := w.svc.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) { w.jsonCall(fn, req) }),
+			micro.WithEndpointSubject(bus.JSONSubject(w.id, fn.Name())),
+			micro.WithEndpointMetadata(map[string]string{
+				"format":   "json",
+				"function": fn.Name(),
+				"argument": fn.ArgType().String(),
+				"result":   fn.ResultType().String(),
+				"protocol": fmt.Sprint(bus.Version()),
+			}))
+		if err != nil {
+			return fmt.Errorf("endpoint of %s: %w", fn.Name(), err)
+		}
+	}
+	return nil
+}
+
+// jsonCall runs one JSON call in a goroutine of its own.
+func (w *Worker) jsonCall(fn *bus.Function, req micro.Request) {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		w.jsonError(req, fn, "503", fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
+		return
+	}
+	w.tasks.Add(1)
+	w.mu.Unlock()
+	go func() {
+		defer w.tasks.Done()
+		ctx, cancel := context.WithCancel(w.baseCtx)
+		defer cancel()
+		res, err := invokeJSON(ctx, fn, req.Data())
+		if err != nil {
+			code := "500"
+			if errors.Is(err, bus.ErrArgumentType) {
+				code = "400"
+			}
+			w.jsonError(req, fn, code, err)
+			return
+		}
+		body, err := json.Marshal(res)
+		if err != nil {
+			w.jsonError(req, fn, "500", fmt.Errorf("%w: the result of %s as JSON: %v", bus.ErrEncode, fn.Name(), err))
+			return
+		}
+		req.Respond(body)
+	}()
+}
+
+func invokeJSON(ctx context.Context, fn *bus.Function, body []byte) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = bus.NewPanicError(r)
+		}
+	}()
+	return fn.InvokeJSON(ctx, body)
+}
+
+// jsonError answers err: the micro error headers, and the error envelope's
+// fields as a JSON body.
+func (w *Worker) jsonError(req micro.Request, fn *bus.Function, code string, err error) {
+	re := bus.NewRemoteError(w.id, fn.Name(), err)
+	body, _ := json.Marshal(re) // strings only
+	req.Error(code, re.Message, body)
+}
