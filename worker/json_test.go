@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/worker"
 )
 
 func TestJSONCalls(t *testing.T) {
@@ -54,4 +56,54 @@ func TestJSONCalls(t *testing.T) {
 			t.Errorf("header %q, body message %q", header, re.Message)
 		}
 	}
+}
+
+func TestDiagnosisVerbs(t *testing.T) {
+	h := start(t)
+	// A call running, one queued behind it, and a concurrent one.
+	k1, g1 := newGate(t)
+	k3, g3 := newGate(t)
+	send := func(kind bus.Kind, id uint64, function string, arg any) {
+		h.nc.Publish(h.subject(), encodeCall(t, bus.Call{Kind: kind, Master: master, ID: id, Function: function, ArgType: "string"}, arg))
+	}
+	send(bus.KindCall, 1, "worker_test.block", k1)
+	send(bus.KindCall, 2, "worker_test.echo", "queued")
+	send(bus.KindThread, 3, "worker_test.block", k3)
+	var pending []worker.PendingCall
+	deadline := time.Now().Add(timeout)
+	for {
+		msg, err := h.nc.Request(bus.ControlSubject(h.id, "pending"), nil, timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(msg.Data, &pending); err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %+v, want 3 calls", pending)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	states := map[uint64]string{}
+	for _, p := range pending {
+		states[p.ID] = p.State + " " + p.Kind + " " + p.Function
+		if p.Master != master {
+			t.Errorf("pending call of master %q", p.Master)
+		}
+	}
+	want := map[uint64]string{1: "running call worker_test.block", 2: "queued call worker_test.echo", 3: "running thread worker_test.block"}
+	for id, w := range want {
+		if states[id] != w {
+			t.Errorf("call %d: %q, want %q", id, states[id], w)
+		}
+	}
+	msg, err := h.nc.Request(bus.ControlSubject(h.id, "stack"), nil, timeout)
+	if err != nil || !strings.Contains(string(msg.Data), "goroutine ") || !strings.Contains(string(msg.Data), "worker_test") {
+		t.Fatalf("stack: %v\n%.400s", err, msg.Data)
+	}
+	g1.open()
+	g3.open()
 }

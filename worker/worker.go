@@ -138,6 +138,7 @@ type call struct {
 	pinned  []*object     // objects of this worker passed in the arguments of an operation
 	pid     int           // the caller's pid when it shares our /dev/shm, else 0
 	joined  []byte        // the buffer the call was joined in from chunks, to give back once it ran
+	since   time.Time     // when the call arrived
 	argType string
 	arg     []byte
 	reply   string
@@ -163,6 +164,7 @@ type queue struct {
 	items     []*call
 	running   bool
 	current   *call           // the call running now, if any
+	batch     []*call         // the calls its drainer took out of items; nil once run
 	closed    bool            // the master closed: forget the queue once it is empty
 	dropped   bool            // the master's lease lapsed: cancel every call before it runs
 	cancelled map[uint64]bool // ids cancelled while queued; cleared when the queue empties
@@ -246,6 +248,8 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		{"leases", w.leasesVerb, "the masters holding a lease, with the ms since their last heartbeat (JSON)"},
 		{"stop", w.stopVerb, "asks a worker with no owner (a server) to stop after its running calls"},
 		{"refs", w.refsVerb, "the objects the worker holds: id, type, holders, age, operations in flight (JSON)"},
+		{"pending", w.pendingVerb, "the calls queued and running: master, id, function, kind, state, age (JSON)"},
+		{"stack", w.stackVerb, "the stacks of all the worker's goroutines (text)"},
 	} {
 		if err != nil {
 			break
@@ -379,6 +383,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID)}
 	cl.joined, w.joined = w.joined, nil
+	cl.since = time.Now()
 	// The context has no worker-wide parent: a child of a cancelable
 	// parent costs a map insert and delete in the parent on every call.
 	// Abort cancels the running calls one by one.
@@ -526,6 +531,7 @@ func (w *Worker) drain(master string) {
 			return
 		}
 		batch, q.items = q.items, batch[:0]
+		q.batch = batch // for Pending: the calls of batch not run yet are queued
 		w.mu.Unlock()
 		for i, cl := range batch {
 			if cl.kind == bus.KindClose {
@@ -542,11 +548,10 @@ func (w *Worker) drain(master string) {
 				q.current = cl
 				w.mu.Unlock()
 				w.run(cl)
-				w.mu.Lock()
-				q.current = nil
-				w.mu.Unlock()
 			}
-			batch[i] = nil
+			w.mu.Lock()
+			q.current, batch[i] = nil, nil
+			w.mu.Unlock()
 		}
 	}
 }

@@ -773,12 +773,12 @@ func TestMicroService(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		names = append(names, ep.Name)
 	}
-	if got := strings.Join(names[:min(6, len(names))], ","); got != "call,heartbeat,hello,leases,stop,refs" {
-		t.Fatalf("endpoints %s, want call,heartbeat,hello,leases,stop,refs first", got)
+	if got := strings.Join(names[:min(8, len(names))], ","); got != "call,heartbeat,hello,leases,stop,refs,pending,stack" {
+		t.Fatalf("endpoints %s, want call,heartbeat,hello,leases,stop,refs,pending,stack first", got)
 	}
 	// Then one JSON endpoint per registered function.
 	found := false
-	for _, ep := range info.Endpoints[6:] {
+	for _, ep := range info.Endpoints[8:] {
 		if ep.Metadata["function"] == "worker_test.sum" {
 			found = true
 			if ep.Subject != bus.JSONSubject(h.id, "worker_test.sum") || ep.Metadata["argument"] != "[]int" || ep.Metadata["result"] != "int" || ep.Metadata["format"] != "json" {
@@ -786,8 +786,8 @@ func TestMicroService(t *testing.T) {
 			}
 		}
 	}
-	if !found || len(info.Endpoints)-6 != len(bus.Functions()) {
-		t.Fatalf("%d JSON endpoints for %d functions; worker_test.sum among them: %v", len(info.Endpoints)-6, len(bus.Functions()), found)
+	if !found || len(info.Endpoints)-8 != len(bus.Functions()) {
+		t.Fatalf("%d JSON endpoints for %d functions; worker_test.sum among them: %v", len(info.Endpoints)-8, len(bus.Functions()), found)
 	}
 	ep := info.Endpoints[0]
 	if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) || ep.Metadata["format"] != "msgpack" {
@@ -814,8 +814,8 @@ func TestMicroService(t *testing.T) {
 		if err := json.Unmarshal(msg.Data, &stats); err != nil {
 			t.Fatal(err)
 		}
-		if len(stats.Endpoints) != 6+len(bus.Functions()) {
-			t.Fatalf("stats of %d endpoints, want 6 and one per function", len(stats.Endpoints))
+		if len(stats.Endpoints) != 8+len(bus.Functions()) {
+			t.Fatalf("stats of %d endpoints, want 8 and one per function", len(stats.Endpoints))
 		}
 		if ep := stats.Endpoints[0]; ep.NumRequests >= 1 {
 			if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) {
