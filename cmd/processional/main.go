@@ -5,6 +5,10 @@
 //	processional demo            show each executor once, with timings
 //	processional bench [--json]  measure against raw baselines
 //	processional server          a persistent worker for many masters
+//	processional worker          join a NATS server as a worker
+//	processional ls              the workers on a NATS server
+//	processional call F [JSON]   call a worker's function
+//	processional pending|stack|refs|leases   ask a worker what it does
 //
 // Run `processional help` for the commands and their flags.
 package main
@@ -37,6 +41,13 @@ var commands = []struct {
 	{"demo", "run a demo master with a spawned worker on the embedded server", demo},
 	{"bench", "measure processional against raw baselines taken in the same run", benchCmd},
 	{"server", "run a persistent worker with its own NATS server, for many masters", serverCmd},
+	{"worker", "join a NATS server as a worker serving this binary's functions", workerCmd},
+	{"ls", "list the workers on a NATS server, with their functions", lsCmd},
+	{"call", "call a worker's function with a JSON argument, print its JSON result", callCmd},
+	{"pending", "list a worker's calls queued and running", verbCmd("pending", "Lists the worker's calls queued and running: master, id, function, kind, state, age.")},
+	{"stack", "print a worker's goroutine stacks", verbCmd("stack", "Prints the stacks of all the worker's goroutines: what a worker that hangs is doing.")},
+	{"refs", "list the objects a worker holds", verbCmd("refs", "Lists the objects the worker holds (JSON): id, Go type, holders, age, calls in flight.")},
+	{"leases", "list the masters holding a lease on a worker", verbCmd("leases", "Lists the masters holding a lease on the worker (JSON): master id → ms since its last heartbeat.")},
 }
 
 func run(args []string) int {
