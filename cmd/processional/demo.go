@@ -169,7 +169,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	defer buf.Close()
-	step(w, start, "shm.Make[float64](1<<20)", buf.Len()>>20)
+	step(w, start, "shm.Make[float64](1<<20)", fmt.Sprintf("%d MiB in %s", buf.Len()>>20, shm.Dir))
 	start = time.Now()
 	n, err = master.Invoke(ctx, s, builtin.Squares, buf)
 	if err != nil {
