@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -49,6 +50,20 @@ type Options struct {
 	// NoTCP opens no TCP listener: clients connect in process only (see
 	// [Server.Connect] and the server's InProcessConn).
 	NoTCP bool
+	// Name names the server in a cluster; empty means a random name.
+	Name string
+	// Cluster, if its Port is set (-1 for a free one), makes the server a
+	// member of a NATS cluster: it listens for routes there and connects
+	// to the Routes given.
+	Cluster Cluster
+}
+
+// Cluster configures the routes between the servers of a NATS cluster.
+type Cluster struct {
+	Name   string   // the cluster's name, the same on every member
+	Host   string   // the address to listen on for routes; empty means Options.Host
+	Port   int      // the port for routes: 0 for none (no cluster), -1 for a free one
+	Routes []string // the route URLs of the other members, nats://host:port
 }
 
 // Server is a running in-process nats-server. It is safe for concurrent use.
@@ -80,8 +95,17 @@ func Start(o Options) (*Server, error) {
 		return nil, fmt.Errorf("%w: port %d out of range", ErrStart, o.Port)
 	}
 	logging := o.Logging || os.Getenv("NATS_LOGGING") != ""
+	name := o.Name
+	if name == "" {
+		name = "processional-embedded"
+		if o.Cluster.Port != 0 { // names must differ within a cluster
+			var b [6]byte
+			rand.Read(b[:])
+			name += "-" + base64.RawURLEncoding.EncodeToString(b[:])
+		}
+	}
 	opts := &server.Options{
-		ServerName:    "processional-embedded",
+		ServerName:    name,
 		Host:          o.Host,
 		Port:          o.Port,
 		Authorization: o.Token,
@@ -92,6 +116,21 @@ func Start(o Options) (*Server, error) {
 		// the default before the server calls it slow.
 		MaxPending: 256 << 20,
 		DontListen: o.NoTCP,
+	}
+	if o.Cluster.Port != 0 {
+		opts.Cluster.Name = o.Cluster.Name
+		opts.Cluster.Host = o.Cluster.Host
+		if opts.Cluster.Host == "" {
+			opts.Cluster.Host = o.Host
+		}
+		opts.Cluster.Port = o.Cluster.Port
+		for _, r := range o.Cluster.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("%w: route %q: %v", ErrStart, r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -110,6 +149,15 @@ func Start(o Options) (*Server, error) {
 		return nil, fmt.Errorf("%w: not ready within %s on %s", ErrStart, o.StartTimeout, net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
 	}
 	return &Server{srv: srv, token: o.Token}, nil
+}
+
+// ClusterURL is the URL other members of the server's cluster route to,
+// or "" when it is in no cluster.
+func (s *Server) ClusterURL() string {
+	if a := s.srv.ClusterAddr(); a != nil {
+		return "nats://" + a.String()
+	}
+	return ""
 }
 
 // URL is the server's client URL, for workers in other processes.

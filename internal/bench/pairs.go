@@ -54,6 +54,8 @@ type Env struct {
 	big        []byte      // 10 MB
 	bigSum     uint64      // sum(big)
 	bigShm     *shm.Buffer // 10 MB of shared memory
+
+	cluster *clusterEnv
 }
 
 // NewEnv returns an environment that spawns binary as worker and baseline
@@ -92,6 +94,8 @@ func (e *Env) Close() {
 		e.echo.kill()
 		e.echo = nil
 	}
+	e.cluster.close()
+	e.cluster = nil
 	if e.acker != nil {
 		e.acker.kill()
 		e.acker = nil
