@@ -35,6 +35,8 @@ type WorkerConfig struct {
 	// MaxValue is the largest call or result the master takes, for the
 	// worker to take the same; 0 for the default.
 	MaxValue int64 `json:"max_value,omitempty"`
+	// Pool, if not empty, makes the worker a member of that pool.
+	Pool string `json:"pool,omitempty"`
 }
 
 // Env returns the environment entry that carries c.

@@ -30,6 +30,12 @@ func JSONSubject(worker, function string) string {
 	return SubjectPrefix + "." + worker + ".json." + function
 }
 
+// PoolJSONSubject is the subject on which the members of pool serve
+// function with JSON bodies, in a queue group: one member answers.
+func PoolJSONSubject(pool, function string) string {
+	return SubjectPrefix + ".pool." + pool + ".json." + function
+}
+
 // HeartbeatSubject is the subject on which worker id receives the
 // heartbeats that renew its masters' leases. It is apart from the call
 // subject so that a heartbeat never waits behind a backlog of calls.

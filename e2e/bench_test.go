@@ -78,7 +78,7 @@ func TestBenchJSONContract(t *testing.T) {
 		"lease": true, "orphan_exit": true, "worker_lost": true, "lease_teardown": true,
 		"server_invoke_rtt": true, "server_invoke_rtt_unix": true, "proxy_call": true,
 		"shm_10mb": true, "read_10mb": true, "nats_chunks_10mb": true, "copy_10mb": true, "result_10mb": true,
-		"nats_cluster_rtt": true, "cluster_invoke_rtt": true,
+		"nats_cluster_rtt": true, "cluster_invoke_rtt": true, "pool_map": true,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var row map[string]any

@@ -73,6 +73,18 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 		runtime.KeepAlive(h) // dropping the handle closes the slave: not before the call is sent
 		return t
 	}
+	if pl, ok := ex.(*Pool); ok {
+		if pl == nil || pl.m == nil {
+			return failed[R](name, fmt.Errorf("%w: a nil or zero Pool: get one from Master.Pool", ErrBadCall))
+		}
+		s, err := pl.pick()
+		if err != nil {
+			return failed[R](name, err)
+		}
+		t := newTask[R](name)
+		s.send(ctx, kind, name, f.ArgTypeName(), arg, t, watch)
+		return t
+	}
 	call := func(ctx context.Context) (R, error) { return f.Call(ctx, arg) }
 	switch ex := ex.(type) {
 	case callerExec:

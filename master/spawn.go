@@ -29,6 +29,20 @@ type spawnOptions struct {
 	startTimeout time.Duration
 	stdout       io.Writer
 	stderr       io.Writer
+	pool         string
+}
+
+// InPool makes the spawned worker a member of pool name (see
+// [Master.Pool]): besides being this master's Slave, it takes the pool's
+// calls.
+func InPool(name string) SpawnOption {
+	return func(o *spawnOptions) error {
+		if !bus.ValidID(name) {
+			return fmt.Errorf("%w: pool name %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, name)
+		}
+		o.pool = name
+		return nil
+	}
 }
 
 // WithBinary runs the worker binary at path with args instead of
@@ -148,7 +162,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	}
 
 	cfg := bus.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
-		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid(), MaxValue: m.maxValue}
+		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid(), MaxValue: m.maxValue, Pool: o.pool}
 	cmd := exec.Command(o.binary, o.args...)
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
 	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")

@@ -27,8 +27,10 @@ import (
 
 var badEndpointChar = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
-// addJSONEndpoints adds an endpoint per registered function.
-func (w *Worker) addJSONEndpoints() error {
+// addJSONEndpoints adds an endpoint per registered function; a pool's
+// member adds one more per function, on the pool's subject, in the pool's
+// queue group.
+func (w *Worker) addJSONEndpoints(pool string) error {
 	used := map[string]bool{}
 	for _, fn := range bus.Functions() {
 		name := "json-" + badEndpointChar.ReplaceAllString(fn.Name(), "_")
@@ -46,6 +48,12 @@ func (w *Worker) addJSONEndpoints() error {
 				"result":   fn.ResultType().String(),
 				"protocol": fmt.Sprint(bus.Version()),
 			}))
+		if err == nil && pool != "" {
+			err = w.svc.AddEndpoint("pool-"+name, micro.HandlerFunc(func(req micro.Request) { w.jsonCall(fn, req) }),
+				micro.WithEndpointSubject(bus.PoolJSONSubject(pool, fn.Name())),
+				micro.WithEndpointQueueGroup("pool-"+pool),
+				micro.WithEndpointMetadata(map[string]string{"format": "json", "function": fn.Name(), "pool": pool}))
+		}
 		if err != nil {
 			return fmt.Errorf("endpoint of %s: %w", fn.Name(), err)
 		}

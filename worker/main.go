@@ -112,6 +112,9 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	if cfg.MaxValue > 0 {
 		opts = append(opts, WithMaxValue(cfg.MaxValue))
 	}
+	if cfg.Pool != "" {
+		opts = append(opts, WithPool(cfg.Pool))
+	}
 	w, err := Serve(nc, opts...)
 	if err != nil {
 		return err

@@ -35,6 +35,20 @@ type options struct {
 	id       string
 	owner    string
 	maxValue uint64
+	pool     string
+}
+
+// WithPool makes the worker a member of pool name: masters find it with
+// master.Pool and share their calls among the members; a JSON call on
+// proc.pool.<name>.json.<function> goes to one member (a NATS queue group).
+func WithPool(name string) Option {
+	return func(o *options) error {
+		if !bus.ValidID(name) {
+			return fmt.Errorf("%w: pool name %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, name)
+		}
+		o.pool = name
+		return nil
+	}
 }
 
 // WithMaxValue sets the largest call or result, in bytes, the worker takes
@@ -214,6 +228,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 			"worker":   o.id,
 			"protocol": fmt.Sprint(bus.Version()),
 			"pid":      fmt.Sprint(os.Getpid()),
+			"pool":     o.pool,
 		},
 		QueueGroupDisabled: true,
 		StatsHandler: func(e *micro.Endpoint) any {
@@ -259,7 +274,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 			micro.WithEndpointMetadata(map[string]string{"carries": verb.carries}))
 	}
 	if err == nil {
-		err = w.addJSONEndpoints()
+		err = w.addJSONEndpoints(o.pool)
 	}
 	if err == nil {
 		err = nc.Flush()

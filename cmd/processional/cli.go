@@ -88,8 +88,9 @@ func workerCmd(args []string) int {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	conn := addConnFlags(fs)
 	id := fs.String("id", "", "the worker's id, the token its subjects start with (default: a random one)")
+	pool := fs.String("pool", "", "join this pool: masters share their calls among its members (master.Pool)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: processional worker [--nats URL] [--token T | --creds F] [--id ID]\n\nJoins a NATS server (or cluster) as a worker serving this binary's\nregistered functions, msgpack for masters and JSON for the nats CLI.\nStops after its running calls on SIGTERM or SIGINT, or a request on\nproc.<id>.ctl.stop.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "usage: processional worker [--nats URL] [--token T | --creds F] [--id ID] [--pool NAME]\n\nJoins a NATS server (or cluster) as a worker serving this binary's\nregistered functions, msgpack for masters and JSON for the nats CLI.\nStops after its running calls on SIGTERM or SIGINT, or a request on\nproc.<id>.ctl.stop.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -98,6 +99,9 @@ func workerCmd(args []string) int {
 	var opts []worker.Option
 	if *id != "" {
 		opts = append(opts, worker.WithID(*id))
+	}
+	if *pool != "" {
+		opts = append(opts, worker.WithPool(*pool))
 	}
 	nc, err := conn.connect("processional worker")
 	if err != nil {
@@ -154,7 +158,7 @@ func lsCmd(args []string) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKER\tPID\tPROTOCOL\tFUNCTIONS")
+	fmt.Fprintln(tw, "WORKER\tPOOL\tPID\tPROTOCOL\tFUNCTIONS")
 	for _, info := range infos {
 		var fns []string
 		for _, ep := range info.Endpoints {
@@ -162,7 +166,11 @@ func lsCmd(args []string) int {
 				fns = append(fns, f)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", info.Metadata["worker"], info.Metadata["pid"], info.Metadata["protocol"], strings.Join(fns, " "))
+		pool := info.Metadata["pool"]
+		if pool == "" {
+			pool = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", info.Metadata["worker"], pool, info.Metadata["pid"], info.Metadata["protocol"], strings.Join(uniq(fns), " "))
 	}
 	tw.Flush()
 	if len(infos) == 0 {
@@ -321,4 +329,17 @@ func printPending(w io.Writer, data []byte) int {
 	}
 	tw.Flush()
 	return 0
+}
+
+// uniq drops repeated strings, keeping the first of each.
+func uniq(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -70,7 +70,7 @@ func (p *Pair) value(d time.Duration, n int) float64 {
 
 // Pairs lists every pair, in the order the command runs them.
 func Pairs() []*Pair {
-	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), clusterPair()}
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), clusterPair(), poolPair()}
 }
 
 // Options configure [Run].
@@ -220,6 +220,7 @@ var Goals = map[string]float64{
 	"copy_10mb":              1.2,
 	"result_10mb":            1.2,
 	"cluster_invoke_rtt":     1.25,
+	"pool_map":               0.5,
 }
 
 // goalPlus names, for a row, a reference row whose ratio its goal adds:

@@ -56,6 +56,9 @@ type Env struct {
 	bigShm     *shm.Buffer // 10 MB of shared memory
 
 	cluster *clusterEnv
+
+	pool        *master.Pool // two `processional worker --pool` processes
+	poolWorkers []*child
 }
 
 // NewEnv returns an environment that spawns binary as worker and baseline
@@ -96,6 +99,14 @@ func (e *Env) Close() {
 	}
 	e.cluster.close()
 	e.cluster = nil
+	if e.pool != nil {
+		e.pool.Close()
+		e.pool = nil
+	}
+	for _, c := range e.poolWorkers {
+		c.kill()
+	}
+	e.poolWorkers = nil
 	if e.acker != nil {
 		e.acker.kill()
 		e.acker = nil

@@ -1,0 +1,241 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// ErrNoMembers: a pool has no member that this master can use.
+var ErrNoMembers = bus.RegisterError("master.ErrNoMembers", errors.New("processional: pool has no members"))
+
+// Pool is the workers started with the same pool name (`processional worker
+// --pool NAME`, worker.WithPool) on the master's NATS server or cluster: an
+// [Executor] whose calls go to any member, the one with the fewest calls
+// in flight. Each member is also a [*Slave] of its own ([Pool.Members]),
+// to pin calls to it. A member that dies fails the calls it held with
+// [bus.ErrWorkerLost], within the lease; [Map] can retry them on another
+// member.
+//
+// The members are found when the pool is made, and again by
+// [Pool.Refresh]. Its methods are safe for concurrent use.
+type Pool struct {
+	m    *Master
+	name string
+
+	mu      sync.Mutex
+	members []*Slave
+	turn    int // where pick starts looking: ties go round
+}
+
+func (*Pool) executor() {}
+
+// String describes the pool for messages.
+func (p *Pool) String() string { return "pool " + p.name }
+
+// discoverWait is how long a pool gathers its members' answers.
+const discoverWait = 300 * time.Millisecond
+
+// Pool finds the members of pool name on the master's NATS server (or
+// cluster) and attaches to each: the master holds a lease on each, as on a
+// server it connected to. A pool with no member fails at once with
+// [ErrNoMembers]; a member of another protocol version is left out, and
+// logged.
+func (m *Master) Pool(ctx context.Context, name string) (*Pool, error) {
+	if !bus.ValidID(name) {
+		return nil, fmt.Errorf("%w: pool name %q", ErrConfig, name)
+	}
+	p := &Pool{m: m, name: name}
+	if err := p.Refresh(orBackground(ctx)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Name is the pool's name.
+func (p *Pool) Name() string { return p.name }
+
+// Members returns the pool's members that are alive.
+func (p *Pool) Members() []*Slave {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Slave, 0, len(p.members))
+	for _, s := range p.members {
+		if s.alive() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Refresh finds the pool's members again: new ones join, gone ones leave.
+// It fails with [ErrNoMembers] when none is left.
+func (p *Pool) Refresh(ctx context.Context) error {
+	ids, err := p.m.discover(ctx, p.name)
+	if err != nil {
+		return err
+	}
+	var members []*Slave
+	for _, id := range ids {
+		s, err := p.m.slaveOf(ctx, id)
+		if err != nil {
+			slog.Warn("processional: pool member left out", "pool", p.name, "worker", id, "err", err)
+			continue
+		}
+		members = append(members, &Slave{s})
+	}
+	p.mu.Lock()
+	p.members = members
+	p.mu.Unlock()
+	if len(members) == 0 {
+		return fmt.Errorf("%w: pool %q has no members on %s", ErrNoMembers, p.name, p.m.url)
+	}
+	return nil
+}
+
+// pick returns the live member with the fewest calls in flight; among
+// equals, each in turn.
+func (p *Pool) pick() (*slave, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *slave
+	bestLoad := 0
+	p.turn++
+	for i := range p.members {
+		s := p.members[(p.turn+i)%len(p.members)].slave
+		s.mu.Lock()
+		open, load := s.state == slaveOpen, s.pending.live
+		s.mu.Unlock()
+		if open && (best == nil || load < bestLoad) {
+			best, bestLoad = s, load
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%w: every member of pool %q is gone", ErrNoMembers, p.name)
+	}
+	return best, nil
+}
+
+// alive reports whether the worker is still open for calls.
+func (s *slave) alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == slaveOpen
+}
+
+// Close lets go of the pool's members, as Close on a connected worker
+// does: they finish this master's calls and forget it, and serve on.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	members := p.members
+	p.members = nil
+	p.mu.Unlock()
+	for _, s := range members {
+		s.Close()
+	}
+	return nil
+}
+
+// discover lists the ids of the workers of pool name that answer the
+// micro service discovery, of this protocol version.
+func (m *Master) discover(ctx context.Context, pool string) ([]string, error) {
+	inbox := nats.NewInbox()
+	msgs := make(chan *nats.Msg, 256)
+	sub, err := m.nc.ChanSubscribe(inbox, msgs)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := m.nc.PublishRequest("$SRV.INFO.processional", inbox, nil); err != nil {
+		return nil, err
+	}
+	var ids []string
+	timer := time.NewTimer(discoverWait)
+	defer timer.Stop()
+	for {
+		select {
+		case msg := <-msgs:
+			var info struct {
+				Metadata map[string]string `json:"metadata"`
+			}
+			if json.Unmarshal(msg.Data, &info) != nil || info.Metadata["pool"] != pool {
+				continue
+			}
+			if v := info.Metadata["protocol"]; v != fmt.Sprint(bus.Version()) {
+				slog.Warn("processional: a pool member of another protocol version is left out",
+					"pool", pool, "worker", info.Metadata["worker"], "protocol", v, "ours", bus.Version())
+				continue
+			}
+			ids = append(ids, info.Metadata["worker"])
+		case <-timer.C:
+			sort.Strings(ids)
+			return ids, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// MapOption configures [Map].
+type MapOption func(*mapOptions)
+
+type mapOptions struct {
+	inFlight   int
+	idempotent bool
+}
+
+// InFlight bounds the items in flight at once; the default is 1024.
+func InFlight(n int) MapOption {
+	return func(o *mapOptions) {
+		if n > 0 {
+			o.inFlight = n
+		}
+	}
+}
+
+// Idempotent says that f may run twice for an item: an item whose member
+// died is sent again to another member, instead of failing with
+// [bus.ErrWorkerLost].
+func Idempotent() MapOption { return func(o *mapOptions) { o.idempotent = true } }
+
+// Map calls f on every item across the pool's members, with a bounded
+// number in flight, and returns the results in the items' order with each
+// item's own error (nil where it succeeded).
+func Map[A, R any](ctx context.Context, p *Pool, f *bus.Func[A, R], items []A, opts ...MapOption) ([]R, []error) {
+	ctx = orBackground(ctx)
+	o := mapOptions{inFlight: 1024}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	results := make([]R, len(items))
+	errs := make([]error, len(items))
+	tasks := make([]*Task[R], len(items))
+	next := 0
+	send := func(i int) { tasks[i] = submit(ctx, p, f, items[i], bus.KindCall, true) }
+	for ; next < len(items) && next < o.inFlight; next++ {
+		send(next)
+	}
+	for i := range items {
+		v, err := tasks[i].Wait(ctx)
+		for tries := 1; err != nil && o.idempotent && errors.Is(err, bus.ErrWorkerLost) && tries <= len(p.Members())+1; tries++ {
+			send(i)
+			v, err = tasks[i].Wait(ctx)
+		}
+		results[i], errs[i] = v, err
+		tasks[i] = nil
+		if next < len(items) {
+			send(next)
+			next++
+		}
+	}
+	return results, errs
+}
