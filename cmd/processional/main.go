@@ -42,6 +42,7 @@ var commands = []struct {
 	{"bench", "measure processional against raw baselines taken in the same run", benchCmd},
 	{"server", "run a persistent worker with its own NATS server, for many masters", serverCmd},
 	{"worker", "join a NATS server as a worker serving this binary's functions", workerCmd},
+	{"nats", "run a NATS server, alone or in a cluster joined by routes", natsCmd},
 	{"ls", "list the workers on a NATS server, with their functions", lsCmd},
 	{"call", "call a worker's function with a JSON argument, print its JSON result", callCmd},
 	{"pending", "list a worker's calls queued and running", verbCmd("pending", "Lists the worker's calls queued and running: master, id, function, kind, state, age.")},
