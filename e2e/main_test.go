@@ -22,6 +22,7 @@ var (
 	binMismatch     string // cmd/processional speaking protocol 99
 	binForgetful    string // a worker binary whose main forgets worker.Main
 	binHolder       string // a master that spawns a worker and waits to be killed
+	binNetmaster    string // a master driven on stdin, for the network namespaces
 	binClient       string // a master that connects to a server and waits to be killed
 )
 
@@ -48,6 +49,7 @@ func TestMain(m *testing.M) {
 			{&binForgetful, "forgetful", []string{"./testdata/forgetful"}},
 			{&binHolder, "holder", []string{"./testdata/holder"}},
 			{&binClient, "client", []string{"./testdata/client"}},
+			{&binNetmaster, "netmaster", []string{"./testdata/netmaster"}},
 		}
 		for _, b := range builds {
 			*b.out = filepath.Join(dir, b.name)

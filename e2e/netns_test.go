@@ -1,0 +1,261 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/processional/processional/bus"
+)
+
+// Three hosts, made of network namespaces joined by veth pairs on a
+// bridge: a NATS server in each, clustered by routes; a worker (in pool
+// "p") in hosts a and b; a master in host c. Only addresses inside these
+// namespaces are used.
+
+type netHosts struct {
+	t      *testing.T
+	prefix string
+	bridge string
+	names  []string // namespaces
+	ips    []string
+	token  string
+}
+
+func ipCmd(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func newNetHosts(t *testing.T) *netHosts {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root (CI runs as root)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command (iproute2)")
+	}
+	id := bus.NewID("n")[2:8]
+	h := &netHosts{t: t, prefix: "pn" + id, bridge: "pb" + id, token: bus.NewID("tok")}
+	t.Cleanup(h.teardown)
+	if err := ipCmd("link", "add", h.bridge, "type", "bridge"); err != nil {
+		t.Skipf("cannot make a bridge here: %v", err)
+	}
+	must := func(args ...string) {
+		t.Helper()
+		if err := ipCmd(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must("link", "set", h.bridge, "up")
+	for i, host := range []string{"a", "b", "c"} {
+		ns := h.prefix + host
+		veth, peer := "v"+id+host, "h"+id+host
+		ip := fmt.Sprintf("10.199.%d.%d", 77, i+1)
+		must("netns", "add", ns)
+		h.names, h.ips = append(h.names, ns), append(h.ips, ip)
+		must("link", "add", veth, "type", "veth", "peer", "name", peer)
+		must("link", "set", veth, "netns", ns)
+		must("link", "set", peer, "master", h.bridge)
+		must("link", "set", peer, "up")
+		must("-n", ns, "addr", "add", ip+"/24", "dev", veth)
+		must("-n", ns, "link", "set", veth, "up")
+		must("-n", ns, "link", "set", "lo", "up")
+	}
+	return h
+}
+
+// veth names host i's interface, inside its namespace.
+func (h *netHosts) veth(i int) string { return "v" + h.prefix[2:] + string(rune('a'+i)) }
+
+func (h *netHosts) teardown() {
+	for _, ns := range h.names {
+		// Whatever still runs in the namespace goes with it.
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				var pid int
+				fmt.Sscan(f, &pid)
+				if pid > 0 {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		ipCmd("netns", "del", ns)
+	}
+	ipCmd("link", "del", h.bridge)
+}
+
+// start runs binary with args in host i's namespace, and returns it with
+// its first line of output.
+func (h *netHosts) start(i int, binary string, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
+	h.t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.names[i], binary}, args...)...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	return cmd, stdin, bufio.NewReader(out)
+}
+
+func (h *netHosts) natsURL(i int) string { return "nats://" + h.ips[i] + ":4222" }
+
+func readLine(t *testing.T, r *bufio.Reader, what string) string {
+	t.Helper()
+	type res struct {
+		line string
+		err  error
+	}
+	ch := make(chan res, 1)
+	go func() { l, err := r.ReadString('\n'); ch <- res{strings.TrimSpace(l), err} }()
+	select {
+	case x := <-ch:
+		if x.err != nil {
+			t.Fatalf("%s: %v", what, x.err)
+		}
+		return x.line
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: nothing within 30s", what)
+	}
+	return ""
+}
+
+func TestMultiHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds three hosts")
+	}
+	h := newNetHosts(t)
+	var servers []*exec.Cmd
+	for i := range 3 {
+		var routes []string
+		for j := range 3 {
+			if j != i {
+				routes = append(routes, "nats://"+h.ips[j]+":6222")
+			}
+		}
+		cmd, _, out := h.start(i, binProcessional, "nats", "--listen", h.ips[i]+":4222", "--token", h.token,
+			"--name", "host-"+string(rune('a'+i)), "--cluster", h.ips[i]+":6222", "--routes", strings.Join(routes, ","))
+		if line := readLine(t, out, "nats server"); !strings.HasPrefix(line, "nats ") {
+			t.Fatalf("nats server %d said %q", i, line)
+		}
+		servers = append(servers, cmd)
+	}
+	// Workers on a and b, each with the other servers to fail over to.
+	var workers []*exec.Cmd
+	for i, id := range []string{"wa", "wb"} {
+		urls := h.natsURL(i) + "," + h.natsURL(2)
+		cmd, _, out := h.start(i, binProcessional, "worker", "--nats", urls, "--token", h.token, "--id", id, "--pool", "p")
+		if line := readLine(t, out, "worker "+id); !strings.HasPrefix(line, "worker "+id+" serving") {
+			t.Fatalf("worker %s said %q", id, line)
+		}
+		workers = append(workers, cmd)
+	}
+	_, in, out := h.start(2, binNetmaster, h.natsURL(2), h.token)
+	if line := readLine(t, out, "master"); line != "ok ready" {
+		t.Fatalf("master said %q", line)
+	}
+	ask := func(cmd string) string {
+		t.Helper()
+		fmt.Fprintln(in, cmd)
+		return readLine(t, out, cmd)
+	}
+	// Routes take a moment to carry every interest: retry the first call.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, w := range []string{"wa", "wb"} {
+		for {
+			line := ask("invoke " + w)
+			if strings.HasPrefix(line, "ok ") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("invoke %s across the cluster: %s", w, line)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if line := ask("proxy wb"); line != "ok 42" {
+		t.Fatalf("a proxy across hosts: %s", line)
+	}
+	if line := ask("map"); line != "ok 200 items, members 2" {
+		t.Fatalf("a pool Map across hosts: %s", line)
+	}
+
+	// One NATS server stops: the worker on it reconnects to another, and
+	// calls keep flowing.
+	syscall.Kill(-servers[1].Process.Pid, syscall.SIGKILL)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		line := ask("invoke wb")
+		if strings.HasPrefix(line, "ok ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invoke wb after its server stopped: %s", line)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Host a's link is cut: a call held there fails within the lease, and
+	// the worker drops the master's state; once the link is back, new
+	// calls work.
+	if line := ask("hold wa"); line != "ok held" {
+		t.Fatalf("hold: %s", line)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := ipCmd("-n", h.names[0], "link", "set", h.veth(0), "down"); err != nil {
+		t.Fatal(err)
+	}
+	line := ask("wait")
+	if !strings.HasPrefix(line, "ok lost after") {
+		t.Fatalf("a call on a cut-off host: %s", line)
+	}
+	t.Logf("cut-off host: the held call failed: %s", line)
+	if err := ipCmd("-n", h.names[0], "link", "set", h.veth(0), "up"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		line := ask("invoke wa")
+		if strings.HasPrefix(line, "ok ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invoke wa once its link is back: %s", line)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	// A worker's processes are killed: a call held there fails within the
+	// lease with the worker-lost error.
+	if line := ask("hold wb"); line != "ok held" {
+		t.Fatalf("hold: %s", line)
+	}
+	time.Sleep(200 * time.Millisecond)
+	syscall.Kill(-workers[1].Process.Pid, syscall.SIGKILL)
+	if line := ask("wait"); !strings.HasPrefix(line, "ok lost after") {
+		t.Fatalf("a call on a killed worker: %s", line)
+	} else {
+		t.Logf("killed worker: %s", line)
+	}
+}
