@@ -89,7 +89,7 @@ func (m *Master) liveSlaves() []*slave {
 
 // onAck records a worker's acknowledgement of a heartbeat.
 func (m *Master) onAck(msg *nats.Msg) {
-	_, raw, remote, err := bus.DecodeReply(msg.Data)
+	epoch, raw, remote, err := bus.DecodeReply(msg.Data)
 	if err != nil {
 		return
 	}
@@ -111,5 +111,29 @@ func (m *Master) onAck(msg *nats.Msg) {
 	m.mu.Unlock()
 	if s != nil {
 		s.lastAck.Store(time.Now().UnixNano())
+		s.sawEpoch(epoch)
+	}
+}
+
+// sawEpoch notes the worker's connection epoch from a heartbeat answer. A
+// new epoch means the worker's connection dropped and came back: NATS
+// delivers at most once, so the calls in flight then may never have
+// arrived, and would wait for ever. They fail with [bus.ErrWorkerLost].
+func (s *slave) sawEpoch(epoch uint64) {
+	s.mu.Lock()
+	if !s.epochSeen || epoch == s.epoch {
+		s.epoch, s.epochSeen = epoch, true
+		s.mu.Unlock()
+		return
+	}
+	s.epoch = epoch
+	lost := s.pending.drain()
+	for _, p := range lost {
+		s.leaveGroupLocked(p)
+	}
+	s.mu.Unlock()
+	err := fmt.Errorf("%w: worker %s reconnected to NATS: the calls in flight when its connection dropped may never have arrived", bus.ErrWorkerLost, s.id)
+	for _, p := range lost {
+		p.resolve(nil, nil, err)
 	}
 }

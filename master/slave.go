@@ -67,6 +67,9 @@ type slave struct {
 	shmPID  int    // the worker's pid when it shares our /dev/shm: buffers go by reference
 	selfPID uint32 // our pid, sent in calls when we share the worker's /dev/shm
 
+	epoch     uint64 // the worker's connection epoch, from heartbeat answers
+	epochSeen bool
+
 	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
 	pid     int          // a connected worker's pid, from its hello
 

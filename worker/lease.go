@@ -64,7 +64,9 @@ func (w *Worker) heartbeat(req micro.Request) {
 	w.mu.Unlock()
 	if reply := req.Reply(); reply != "" {
 		bp := buffers.Get().(*[]byte)
-		out, _ := bus.AppendReply((*bp)[:0], 0, w.id) // a string always encodes
+		// The reply's id is the worker's connection epoch: a master that
+		// sees it change knows calls in flight may have been lost.
+		out, _ := bus.AppendReply((*bp)[:0], w.epoch.Load(), w.id) // a string always encodes
 		w.nc.Publish(reply, out)
 		*bp = out
 		buffers.Put(bp)

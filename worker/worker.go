@@ -129,6 +129,8 @@ type Worker struct {
 
 	joining map[callKey]*joining // calls arriving in chunks; guarded by mu
 
+	epoch atomic.Uint64 // how many times the connection reconnected; in heartbeat acknowledgements
+
 	baseCtx    context.Context // the parent of JSON calls' contexts, cancelled by Abort
 	baseCancel context.CancelFunc
 	maxValue   uint64 // the largest call or reply, chunked
@@ -220,6 +222,15 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	}
 	w.peer = &peer.Context{Conn: nc, ID: o.id, Local: w.Object}
 	w.baseCtx, w.baseCancel = context.WithCancel(context.Background())
+	// A reconnect may have lost messages in flight (NATS delivers at most
+	// once): the masters learn it from the epoch in heartbeat answers.
+	prev := nc.Opts.ReconnectedCB
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		w.epoch.Add(1)
+		if prev != nil {
+			prev(c)
+		}
+	})
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ServiceVersion,
