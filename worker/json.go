@@ -20,8 +20,9 @@ import (
 //
 // `nats micro info processional` lists them, with their argument and result
 // types; `nats micro stats processional` counts their requests, errors and
-// processing time. JSON calls run concurrently, each in a goroutine of its
-// own; an error answers with the micro error headers (Nats-Service-Error,
+// processing time. The calls of one function run one after the other (its
+// endpoint's subscription), those of different functions concurrently; an
+// error answers with the micro error headers (Nats-Service-Error,
 // Nats-Service-Error-Code) and a JSON body with the fields of the error
 // envelope.
 
@@ -61,7 +62,7 @@ func (w *Worker) addJSONEndpoints(pool string) error {
 	return nil
 }
 
-// jsonCall runs one JSON call in a goroutine of its own.
+// jsonCall runs one JSON call, in its endpoint's goroutine.
 func (w *Worker) jsonCall(fn *bus.Function, req micro.Request) {
 	w.mu.Lock()
 	if w.closing {
@@ -71,26 +72,26 @@ func (w *Worker) jsonCall(fn *bus.Function, req micro.Request) {
 	}
 	w.tasks.Add(1)
 	w.mu.Unlock()
-	go func() {
-		defer w.tasks.Done()
-		ctx, cancel := context.WithCancel(w.baseCtx)
-		defer cancel()
-		res, err := invokeJSON(ctx, fn, req.Data())
-		if err != nil {
-			code := "500"
-			if errors.Is(err, bus.ErrArgumentType) {
-				code = "400"
-			}
-			w.jsonError(req, fn, code, err)
-			return
+	// In the endpoint's goroutine: micro counts a request's error and time
+	// when its handler returns, so the answer must be given by then.
+	defer w.tasks.Done()
+	ctx, cancel := context.WithCancel(w.baseCtx)
+	defer cancel()
+	res, err := invokeJSON(ctx, fn, req.Data())
+	if err != nil {
+		code := "500"
+		if errors.Is(err, bus.ErrArgumentType) {
+			code = "400"
 		}
-		body, err := json.Marshal(res)
-		if err != nil {
-			w.jsonError(req, fn, "500", fmt.Errorf("%w: the result of %s as JSON: %v", bus.ErrEncode, fn.Name(), err))
-			return
-		}
-		req.Respond(body)
-	}()
+		w.jsonError(req, fn, code, err)
+		return
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		w.jsonError(req, fn, "500", fmt.Errorf("%w: the result of %s as JSON: %v", bus.ErrEncode, fn.Name(), err))
+		return
+	}
+	req.Respond(body)
 }
 
 func invokeJSON(ctx context.Context, fn *bus.Function, body []byte) (res any, err error) {

@@ -69,6 +69,8 @@ func TestDiagnosisVerbs(t *testing.T) {
 	send(bus.KindCall, 1, "worker_test.block", k1)
 	send(bus.KindCall, 2, "worker_test.echo", "queued")
 	send(bus.KindThread, 3, "worker_test.block", k3)
+	g1.waitStarted(t)
+	g3.waitStarted(t)
 	var pending []worker.PendingCall
 	deadline := time.Now().Add(timeout)
 	for {
