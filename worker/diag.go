@@ -3,6 +3,7 @@ package worker
 import (
 	"runtime"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -72,4 +73,47 @@ func (w *Worker) stackVerb(req micro.Request) {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
+}
+
+// FunctionStat counts the calls of one function (or object operation) a
+// worker ran, as `nats micro stats` shows them in the call endpoint's data.
+type FunctionStat struct {
+	Requests       int64         `json:"num_requests"`
+	Errors         int64         `json:"num_errors"`
+	ProcessingTime time.Duration `json:"processing_time"`
+	AverageTime    time.Duration `json:"average_processing_time"`
+}
+
+type functionCounter struct {
+	requests, errors, nanos atomic.Int64
+}
+
+// count records one call of function that took d.
+func (w *Worker) count(function string, d time.Duration, err error) {
+	v, ok := w.fnStats.Load(function)
+	if !ok {
+		v, _ = w.fnStats.LoadOrStore(function, new(functionCounter))
+	}
+	c := v.(*functionCounter)
+	c.requests.Add(1)
+	c.nanos.Add(int64(d))
+	if err != nil {
+		c.errors.Add(1)
+	}
+}
+
+// FunctionStats returns the counts of the calls the worker ran (through
+// its msgpack call endpoint), by function.
+func (w *Worker) FunctionStats() map[string]FunctionStat {
+	out := map[string]FunctionStat{}
+	w.fnStats.Range(func(k, v any) bool {
+		c := v.(*functionCounter)
+		st := FunctionStat{Requests: c.requests.Load(), Errors: c.errors.Load(), ProcessingTime: time.Duration(c.nanos.Load())}
+		if st.Requests > 0 {
+			st.AverageTime = st.ProcessingTime / time.Duration(st.Requests)
+		}
+		out[k.(string)] = st
+		return true
+	})
+	return out
 }

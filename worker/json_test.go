@@ -109,3 +109,36 @@ func TestDiagnosisVerbs(t *testing.T) {
 	g1.open()
 	g3.open()
 }
+
+func TestFunctionStats(t *testing.T) {
+	h := start(t)
+	for i := range 3 {
+		h.call(t, bus.Call{ID: uint64(i + 1), Function: "worker_test.sum"}, []int{1, 2})
+	}
+	h.call(t, bus.Call{ID: 9, Function: "worker_test.fail"}, 1)
+	msg, err := h.nc.Request("$SRV.STATS.processional", nil, timeout) // the only worker on this server
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats micro.Stats
+	if err := json.Unmarshal(msg.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range stats.Endpoints {
+		if ep.Name != "call" {
+			continue
+		}
+		var per map[string]worker.FunctionStat
+		if err := json.Unmarshal(ep.Data, &per); err != nil {
+			t.Fatalf("the call endpoint's data %s: %v", ep.Data, err)
+		}
+		if s := per["worker_test.sum"]; s.Requests != 3 || s.Errors != 0 {
+			t.Errorf("sum: %+v", s)
+		}
+		if s := per["worker_test.fail"]; s.Requests != 1 || s.Errors != 1 {
+			t.Errorf("fail: %+v", s)
+		}
+		return
+	}
+	t.Fatal("no call endpoint in the stats")
+}

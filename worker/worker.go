@@ -129,7 +129,8 @@ type Worker struct {
 
 	joining map[callKey]*joining // calls arriving in chunks; guarded by mu
 
-	epoch atomic.Uint64 // how many times the connection reconnected; in heartbeat acknowledgements
+	epoch   atomic.Uint64 // how many times the connection reconnected; in heartbeat acknowledgements
+	fnStats sync.Map      // function name → *functionCounter
 
 	baseCtx    context.Context // the parent of JSON calls' contexts, cancelled by Abort
 	baseCancel context.CancelFunc
@@ -243,10 +244,13 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		},
 		QueueGroupDisabled: true,
 		StatsHandler: func(e *micro.Endpoint) any {
-			if e.Name != "heartbeat" {
-				return nil
+			switch e.Name {
+			case "heartbeat":
+				return map[string]int64{"ignored": w.stats.ignored.Load(), "lapsed": w.stats.lapsed.Load()}
+			case "call":
+				return w.FunctionStats()
 			}
-			return map[string]int64{"ignored": w.stats.ignored.Load(), "lapsed": w.stats.lapsed.Load()}
+			return nil
 		},
 	})
 	if err != nil {
@@ -637,7 +641,9 @@ func (w *Worker) run(cl *call) {
 		err = context.Canceled
 	}
 	if err == nil {
+		start := time.Now()
 		res, err = w.invoke(cl)
+		w.count(cl.name, time.Since(start), err)
 	} else if cl.pid != 0 {
 		bus.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
 	}
