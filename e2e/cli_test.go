@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/processional/processional/master"
 )
 
 // processional runs the binary with args and returns its output and exit
@@ -91,5 +94,40 @@ func TestUnreachableNATS(t *testing.T) {
 	_, stderr, code := processional(t, "ls", "--nats", "nats://127.0.0.1:1", "--retries", "2")
 	if code != 1 || !strings.Contains(stderr, "retrying (1/2)") || !strings.Contains(stderr, "cannot reach the NATS server at nats://127.0.0.1:1 after 2 attempts") {
 		t.Fatalf("ls against nothing (%d, %s): %s", code, time.Since(start), stderr)
+	}
+}
+
+// A worker of another protocol version that joins a pool is left out (and
+// logged); a pool of only such workers has no members.
+func TestPoolRefusesOtherProtocol(t *testing.T) {
+	m := newMaster(t)
+	start := func(binary, id string) {
+		t.Helper()
+		w := exec.Command(binary, "worker", "--nats", m.URL(), "--token", m.Token(), "--pool", "vp", "--id", id)
+		out, err := w.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Process.Kill(); w.Wait() })
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.Contains(line, "serving") {
+			t.Fatalf("worker %s said %q, %v", id, line, err)
+		}
+	}
+	start(binMismatch, "w-v99")
+	ctx := testCtx(t)
+	if _, err := m.Pool(ctx, "vp"); !errors.Is(err, master.ErrNoMembers) {
+		t.Fatalf("a pool of a worker of another protocol only: %v", err)
+	}
+	start(binProcessional, "w-ours")
+	p, err := m.Pool(ctx, "vp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if ms := p.Members(); len(ms) != 1 || ms[0].ID() != "w-ours" {
+		t.Fatalf("members %v, want w-ours only", ms)
 	}
 }

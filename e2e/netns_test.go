@@ -219,6 +219,9 @@ func TestMultiHost(t *testing.T) {
 	// Host a's link is cut: a call held there fails within the lease, and
 	// the worker drops the master's state; once the link is back, new
 	// calls work.
+	if line := ask("leases wa"); line != "ok 1" {
+		t.Fatalf("leases on wa before the cut: %s, want the master's one", line)
+	}
 	if line := ask("hold wa"); line != "ok held" {
 		t.Fatalf("hold: %s", line)
 	}
@@ -231,8 +234,21 @@ func TestMultiHost(t *testing.T) {
 		t.Fatalf("a call on a cut-off host: %s", line)
 	}
 	t.Logf("cut-off host: the held call failed: %s", line)
+	time.Sleep(1500 * time.Millisecond) // the worker's side of the lease lapses too
 	if err := ipCmd("-n", h.names[0], "link", "set", h.veth(0), "up"); err != nil {
 		t.Fatal(err)
+	}
+	// The worker dropped the master it no longer heard: it holds no lease.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		line := ask("leases wa")
+		if line == "ok 0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cut-off worker's leases once its link is back: %s, want none", line)
+		}
+		time.Sleep(200 * time.Millisecond) // the route is coming back
 	}
 	deadline = time.Now().Add(30 * time.Second)
 	for {

@@ -7,11 +7,13 @@
 //	map           Map 200 items over pool "p"
 //	hold W        start a one-hour call on W; "wait" waits for it
 //	wait          the outcome of the held call
+//	leases W      how many masters hold a lease on worker W
 package main
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -109,6 +111,16 @@ func main() {
 				}
 				held = master.Schedule(ctx, s, builtin.Sleep, time.Hour)
 				return "held", nil
+			case "leases":
+				msg, err := m.Conn().RequestWithContext(cctx, bus.ControlSubject(f[1], "leases"), nil)
+				if err != nil {
+					return "", err
+				}
+				var leases map[string]int64
+				if err := json.Unmarshal(msg.Data, &leases); err != nil {
+					return "", err
+				}
+				return fmt.Sprint(len(leases)), nil
 			case "wait":
 				start := time.Now()
 				_, err := held.Wait(cctx)
