@@ -67,6 +67,10 @@ func TestCommands(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "wrong argument type") || !strings.Contains(stderr, "[]int") {
 		t.Fatalf("call sum with a string (%d): %s", code, stderr)
 	}
+	stdout, stderr, code = processional(t, "demo", "--nats", srv.url, "--token", srv.token, "--worker", "w-cli")
+	if code != 0 || !strings.Contains(stdout, "worker w-cli") || !strings.Contains(stdout, "8. Close") {
+		t.Fatalf("demo on a worker of the server (%d):\n%s%s", code, stdout, stderr)
+	}
 	stdout, _, code = processional(t, append([]string{"pending", "--worker", "w-cli"}, conn...)...)
 	if code != 0 || !strings.Contains(stdout, "MASTER") {
 		t.Fatalf("pending (%d): %s", code, stdout)

@@ -18,27 +18,39 @@ import (
 
 func demo(args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	natsURL := fs.String("nats", "", "run the worker part against this worker on a NATS server or cluster, instead of a spawned one")
+	token := fs.String("token", os.Getenv("PROCESSIONAL_TOKEN"), "the server's token ($PROCESSIONAL_TOKEN), with --nats")
+	workerID := fs.String("worker", "", "the worker's id, with --nats")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: processional demo\n\nStarts an embedded NATS server, spawns this binary as a worker, shows each\nexecutor once with its timing, and leaves no process behind.")
+		fmt.Fprintln(fs.Output(), "usage: processional demo [--nats URL --worker ID [--token T]]\n\nStarts an embedded NATS server, spawns this binary as a worker, shows each\nexecutor once with its timing, and leaves no process behind. With --nats,\nthe worker part runs on a worker already serving on that server or cluster\n(`processional worker`), wherever it is.\n\nFlags:")
+		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	if (*natsURL == "") != (*workerID == "") {
+		fmt.Fprintln(os.Stderr, "processional demo: --nats and --worker go together")
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := runDemo(ctx, os.Stdout); err != nil {
+	if err := runDemo(ctx, os.Stdout, remoteWorker{url: *natsURL, token: *token, id: *workerID}); err != nil {
 		fmt.Fprintf(os.Stderr, "processional demo: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
+// remoteWorker is the worker the demo runs on with --nats; its zero value
+// means a spawned one.
+type remoteWorker struct{ url, token, id string }
+
 // step prints one line: what was done, its result and its time.
 func step(w io.Writer, start time.Time, what string, result any) {
 	fmt.Fprintf(w, "  %-52s %-28v %10s\n", what, result, time.Since(start).Round(time.Microsecond))
 }
 
-func runDemo(ctx context.Context, w io.Writer) error {
+func runDemo(ctx context.Context, w io.Writer, remote remoteWorker) error {
 	fmt.Fprintln(w, "1. A goroutine with a result")
 	start := time.Now()
 	t := master.Go(ctx, func(ctx context.Context) (int, error) { return 6 * 7, nil })
@@ -72,14 +84,32 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	step(w, start, "Invoke(thread, sum, [1 2 3])", n)
 	th.Close()
 
-	fmt.Fprintln(w, "\n3. A slave process: this binary, spawned as a worker over NATS")
-	start = time.Now()
-	s, err := master.Spawn(ctx)
-	if err != nil {
-		return err
+	var s *master.Slave
+	if remote.url == "" {
+		fmt.Fprintln(w, "\n3. A slave process: this binary, spawned as a worker over NATS")
+		start = time.Now()
+		s, err = master.Spawn(ctx)
+		if err != nil {
+			return err
+		}
+		defer s.Terminate() // a no-op once Close has run
+		step(w, start, "master.Spawn(ctx)", "worker "+s.ID())
+	} else {
+		fmt.Fprintln(w, "\n3. A worker somewhere on the NATS cluster, reached by its id")
+		start = time.Now()
+		for {
+			s, err = master.Connect(ctx, remote.url, master.WithToken(remote.token), master.WithServerID(remote.id))
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(500 * time.Millisecond) // the worker may still be joining
+		}
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		step(w, start, "master.Connect(ctx, url, WithServerID)", "worker "+s.ID())
 	}
-	defer s.Terminate() // a no-op once Close has run
-	step(w, start, "master.Spawn(ctx)", "worker "+s.ID())
 	start = time.Now()
 	pid, err := master.Invoke(ctx, s, builtin.Getpid, struct{}{})
 	if err != nil {
@@ -175,7 +205,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	step(w, start, "Invoke(slave, squares, buf) (8 MiB by reference)", n)
+	step(w, start, "Invoke(slave, squares, buf) (by reference on one host)", n)
 	step(w, start, "squares[1000] read here, written there", squares[1000])
 	start = time.Now()
 	big, err := master.Invoke(ctx, s, builtin.Echo, make([]byte, 3<<20))
@@ -184,12 +214,12 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	}
 	step(w, start, "Invoke(slave, echo, 3 MiB) (copied, in chunks)", fmt.Sprintf("%d bytes back", len(big)))
 
-	fmt.Fprintln(w, "\n8. Close: the worker finishes its queued calls and exits")
+	fmt.Fprintln(w, "\n8. Close: the worker finishes our queued calls, then exits (spawned) or forgets us (a server)")
 	start = time.Now()
 	if err := s.Close(); err != nil {
 		return err
 	}
-	step(w, start, "slave.Close()", "worker exited")
+	step(w, start, "slave.Close()", "closed")
 	_, err = master.Invoke(ctx, s, builtin.Sum, []int{1})
 	step(w, start, "Invoke on the closed slave", err)
 	return nil
