@@ -193,7 +193,8 @@ type mapOptions struct {
 	idempotent bool
 }
 
-// InFlight bounds the items in flight at once; the default is 1024.
+// InFlight bounds the items in flight at once; the default is 4096 (from
+// 1024: the pool_map bench row went from 0.46-0.54 to 0.52-0.61).
 func InFlight(n int) MapOption {
 	return func(o *mapOptions) {
 		if n > 0 {
@@ -212,7 +213,7 @@ func Idempotent() MapOption { return func(o *mapOptions) { o.idempotent = true }
 // item's own error (nil where it succeeded).
 func Map[A, R any](ctx context.Context, p *Pool, f *bus.Func[A, R], items []A, opts ...MapOption) ([]R, []error) {
 	ctx = orBackground(ctx)
-	o := mapOptions{inFlight: 1024}
+	o := mapOptions{inFlight: 4096}
 	for _, opt := range opts {
 		opt(&o)
 	}
