@@ -106,3 +106,29 @@ func TestBuffers(t *testing.T) {
 		t.Fatalf("the large buffer was not kept: cap %d", cap(got))
 	}
 }
+
+// FuzzJoin feeds crafted chunk envelopes to a joiner: errors, never a
+// panic nor an allocation past the limit.
+func FuzzJoin(f *testing.F) {
+	f.Add(bus.AppendCallChunk(nil, &bus.Chunk{Master: "m", ID: 1, Index: 0, Count: 2, Total: 6, Data: []byte("abc")}),
+		bus.AppendCallChunk(nil, &bus.Chunk{Master: "m", ID: 1, Index: 1, Count: 2, Total: 6, Data: []byte("def")}))
+	f.Add([]byte{0x98, 0x02, 0xcc, 0xff}, []byte{})
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		var a, b bus.Chunk
+		if bus.DecodeCallChunk(first, &a) != nil {
+			return
+		}
+		j, err := chunks.Start(&a, 1<<20)
+		if err != nil {
+			return
+		}
+		if done, err := j.Add(&a); err != nil || done {
+			return
+		}
+		if bus.DecodeCallChunk(second, &b) == nil {
+			if done, err := j.Add(&b); done && err == nil && uint64(len(j.Bytes())) != a.Total {
+				t.Fatalf("joined %d bytes of %d announced", len(j.Bytes()), a.Total)
+			}
+		}
+	})
+}
