@@ -177,14 +177,16 @@ func (t *Task[T]) abort(err error) {
 	remote, id := t.remote, t.callID
 	t.userStop = true
 	t.mu.Unlock()
+	// The outcome first: cancelling the function's context may let it
+	// return, and its result must not win over the cancellation.
+	var zero T
+	t.finish(zero, nil, err)
 	if t.isLocal {
 		t.local.Cancel(err)
 	}
 	if remote != nil {
 		remote.cancelCall(id)
 	}
-	var zero T
-	t.finish(zero, nil, err)
 }
 
 // sent records that the task is call id on worker s, so that abort can
