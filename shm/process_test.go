@@ -2,6 +2,7 @@ package shm
 
 import (
 	"encoding/hex"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -136,7 +137,9 @@ func TestKilledHolderSwept(t *testing.T) {
 	b.Close()
 	wantExists(t, name, true)
 	c.kill()
-	wantExists(t, name, true) // nobody released it
+	// Nobody released it; from now on any Sweep on the host (another
+	// package's test starting a master) may remove it, so its presence is
+	// not asserted here: sweepOrphan accepts either.
 	c.gone()
 	sweepOrphan(t, name)
 }
@@ -149,8 +152,13 @@ func TestKilledCreatorSurvivorRemoves(t *testing.T) {
 	name := f[1]
 	c.do("write %s 0 %x", f[0], "by the dead")
 	c.kill()
-	wantExists(t, name, true)
 	o, err := Open(name, 0, 32, 0)
+	if errors.Is(err, ErrNoSegment) {
+		// Another process's Sweep (a master starting in another
+		// package's test) removed it first: also a survivor's doing.
+		t.Logf("%s already swept by another process", name)
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +208,7 @@ func TestSweepSparesLiveHolders(t *testing.T) {
 	wantExists(t, trName, false)
 	c.do("close %s", f[0])
 	wantExists(t, childs, false)
-	c.kill()
-	wantExists(t, lname, true) // its only holder was killed
+	c.kill() // lname's only holder: from now on any Sweep on the host may remove it
 	c.gone()
 	shared.Close() // its other holder is dead: the segment goes
 	wantExists(t, nameOf(t, own), true)
@@ -305,8 +312,7 @@ func TestTransitToChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.Close()
-		c.kill()
-		wantExists(t, name, true)
+		c.kill() // from now on any Sweep on the host may remove it
 		c.gone()
 		sweepOrphan(t, name)
 	})
