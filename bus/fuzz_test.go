@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -118,5 +119,32 @@ func FuzzShmReference(f *testing.F) {
 		}
 		bus.DropTransits(data)
 		bus.HasShm(data)
+	})
+}
+
+type jsonArg struct {
+	Name  string
+	Items []int
+	Inner *struct{ Score float64 }
+	Tags  map[string]bool
+}
+
+var fuzzJSON = bus.Register("bus_test.fuzzJSON", func(_ context.Context, a jsonArg) (int, error) { return len(a.Items), nil })
+
+// FuzzJSONCall sends crafted JSON bodies to a function, as the nats CLI
+// does: a body that does not fit is ErrArgumentType, never a panic.
+func FuzzJSONCall(f *testing.F) {
+	f.Add([]byte(`{"Name":"x","Items":[1,2],"Inner":{"Score":1.5},"Tags":{"a":true}}`))
+	f.Add([]byte(`{"Items":"no"}`))
+	f.Add([]byte(`[`))
+	f.Add([]byte(``))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, err := fuzzJSON.Function().InvokeJSON(context.Background(), body)
+		if err != nil && !errors.Is(err, bus.ErrArgumentType) {
+			t.Fatalf("%q: an error with no sentinel: %v", body, err)
+		}
+		if err == nil && n == nil {
+			t.Fatalf("%q: no result", body)
+		}
 	})
 }
