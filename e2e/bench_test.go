@@ -69,7 +69,14 @@ func TestBenchJSONContract(t *testing.T) {
 	}
 	out, err := exec.CommandContext(testCtx(t), binProcessional, "bench", "--json", "--rounds", "1", "--scale", "0.02").Output()
 	if err != nil {
-		t.Fatalf("processional bench --json: %v\n%s", err, out)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+			if len(stderr) > 4000 {
+				stderr = stderr[len(stderr)-4000:]
+			}
+		}
+		t.Fatalf("processional bench --json: %v\n%s\nstderr (end):\n%s", err, out, stderr)
 	}
 	want := map[string]bool{
 		"goroutine_chan": true, "goroutine_task": true, "locked_thread_chan": true, "thread_invoke": true,

@@ -86,7 +86,7 @@ func (e *Env) startCluster(ctx context.Context) (err error) {
 		return err
 	}
 	// Both sides answer through the route once its interest has spread.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // a loaded machine, a race-built worker
 	for {
 		_, rerr := c.nc.Request(c.subject, payload, time.Second)
 		if c.slave == nil {
