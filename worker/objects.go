@@ -312,7 +312,17 @@ func (w *Worker) pinArg(cl *call, id uint64) (any, bool) {
 	return o.v.Interface(), true
 }
 
-// unpinArgs lets go of the objects cl's arguments pinned.
+// pinTarget pins the object an operation of cl works on, until cl ends,
+// as its arguments' objects are (see unpinArgs).
+func (w *Worker) pinTarget(cl *call, raw []byte) (*object, error) {
+	o, err := w.pin(raw)
+	if err == nil {
+		cl.pinned = append(cl.pinned, o)
+	}
+	return o, err
+}
+
+// unpinArgs lets go of the objects cl's target and arguments pinned.
 func (w *Worker) unpinArgs(cl *call) {
 	for _, o := range cl.pinned {
 		w.unpin(o)
@@ -542,11 +552,10 @@ func (w *Worker) opCall(cl *call) (res any, err error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pin(a.Target)
+	o, err := w.pinTarget(cl, a.Target)
 	if err != nil {
 		return nil, err
 	}
-	defer w.unpin(o)
 	defer func() {
 		if err != nil {
 			cl.name = "(" + o.typ + ")." + a.Method // for the error's message
@@ -776,11 +785,10 @@ func (w *Worker) opGet(cl *call) (any, error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pin(a.Target)
+	o, err := w.pinTarget(cl, a.Target)
 	if err != nil {
 		return nil, err
 	}
-	defer w.unpin(o)
 	f, _, err := field(o, a.Key)
 	if err != nil {
 		return nil, err
@@ -793,11 +801,10 @@ func (w *Worker) opSet(cl *call) (any, error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pin(a.Target)
+	o, err := w.pinTarget(cl, a.Target)
 	if err != nil {
 		return nil, err
 	}
-	defer w.unpin(o)
 	f, name, err := field(o, a.Key)
 	if err != nil {
 		return nil, err
@@ -858,11 +865,10 @@ func (w *Worker) opIndex(cl *call) (any, error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pin(a.Target)
+	o, err := w.pinTarget(cl, a.Target)
 	if err != nil {
 		return nil, err
 	}
-	defer w.unpin(o)
 	c, err := container(o)
 	if err != nil {
 		return nil, err
@@ -879,11 +885,10 @@ func (w *Worker) opSetIndex(cl *call) (any, error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pin(a.Target)
+	o, err := w.pinTarget(cl, a.Target)
 	if err != nil {
 		return nil, err
 	}
-	defer w.unpin(o)
 	c, err := container(o)
 	if err != nil {
 		return nil, err
@@ -923,11 +928,10 @@ func (w *Worker) opUnwrap(cl *call) (any, error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pin(a.Target)
+	o, err := w.pinTarget(cl, a.Target)
 	if err != nil {
 		return nil, err
 	}
-	defer w.unpin(o)
 	if err := bus.CheckTravel(o.v.Type()); err != nil {
 		return nil, fmt.Errorf("%w: %s cannot be copied to the master: %v", bus.ErrEncode, o.typ, err)
 	}
@@ -941,11 +945,10 @@ func (w *Worker) opAcquire(cl *call) (any, error) {
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pin(a.Target)
+	o, err := w.pinTarget(cl, a.Target)
 	if err != nil {
 		return nil, err
 	}
-	defer w.unpin(o)
 	return nil, w.grant(o, cl.key.master)
 }
 

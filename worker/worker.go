@@ -152,7 +152,7 @@ type call struct {
 	fn      *bus.Function // the function called, or nil for an object operation
 	op      opFunc        // the object operation called, or nil
 	name    string        // the function's or operation's name
-	pinned  []*object     // objects of this worker passed in the arguments of an operation
+	pinned  []*object     // objects of this worker an operation works on: its target and arguments
 	pid     int           // the caller's pid when it shares our /dev/shm, else 0
 	joined  []byte        // the buffer the call was joined in from chunks, to give back once it ran
 	since   time.Time     // when the call arrived
