@@ -14,17 +14,7 @@ import (
 // were sent.
 func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) (R, error) {
 	ctx = orBackground(ctx)
-	t := submit(ctx, ex, f, arg, bus.KindCall, false)
-	if t.Available() {
-		return t.outcome()
-	}
-	select {
-	case <-t.Done():
-		return t.outcome()
-	case <-ctx.Done():
-		t.abort(ctx.Err())
-		return t.outcome()
-	}
+	return wait(ctx, submit(ctx, ex, f, arg, bus.KindCall, false))
 }
 
 // Schedule submits f(arg) to ex and returns its task at once. On a worker
@@ -45,6 +35,18 @@ func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg
 // goroutine. ctx works as for [Schedule].
 func Thread[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
 	return submit(orBackground(ctx), ex, f, arg, bus.KindThread, true)
+}
+
+// wait waits for t, aborting it if ctx ends first.
+func wait[T any](ctx context.Context, t *Task[T]) (T, error) {
+	if !t.Available() {
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			t.abort(ctx.Err())
+		}
+	}
+	return t.outcome()
 }
 
 // failed returns a task that failed with err.

@@ -475,18 +475,6 @@ func orEmpty(args []any) []any {
 	return args
 }
 
-// wait waits for t, aborting it if ctx ends first.
-func wait[T any](ctx context.Context, t *Task[T]) (T, error) {
-	if !t.Available() {
-		select {
-		case <-t.Done():
-		case <-ctx.Done():
-			t.abort(ctx.Err())
-		}
-	}
-	return t.outcome()
-}
-
 // Call calls the exported method name of r's object with args and waits
 // for its result, as [Method] does with [Invoke]'s blocking.
 func (r *Ref) Call(ctx context.Context, name string, args ...any) (any, error) {
