@@ -37,6 +37,14 @@ type WorkerConfig struct {
 	MaxValue int64 `json:"max_value,omitempty"`
 	// Pool, if not empty, makes the worker a member of that pool.
 	Pool string `json:"pool,omitempty"`
+	// Creds, TLSCert, TLSKey and TLSCA are the files the master presents
+	// to its NATS server, for the worker to present the same: a
+	// credentials file (user JWT and nkey seed), a client certificate and
+	// its key, and the certificate authority of the server's certificate.
+	Creds   string `json:"creds,omitempty"`
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
+	TLSCA   string `json:"tls_ca,omitempty"`
 }
 
 // Env returns the environment entry that carries c.

@@ -9,7 +9,8 @@ import (
 
 // Remote objects. A worker holds objects in a table, by id; a master holds
 // references to them. On the wire a reference is a msgpack extension of
-// type [RefExtType] whose data is the msgpack array [worker, id, type].
+// type [RefExtType] whose data is the msgpack array [worker, id, type], or
+// [worker, id, type, holder] for a reference a holder passes on.
 
 // RefExtType is the msgpack extension type of an [ObjectRef].
 const RefExtType int8 = 1
@@ -24,15 +25,21 @@ var (
 	ErrNoMember = RegisterError("bus.ErrNoMember", errors.New("processional: no such method or field"))
 	// ErrNoItem: the object has no item of that key or index.
 	ErrNoItem = RegisterError("bus.ErrNoItem", errors.New("processional: no such item"))
+	// ErrNotHolder: a master used a reference it does not hold (it never
+	// received it, or released it), or passed on one it does not hold.
+	ErrNotHolder = RegisterError("bus.ErrNotHolder", errors.New("processional: reference not held"))
 )
 
 // ObjectRef names an object a worker holds: the worker's id, the object's
 // id in the worker's table, and the object's Go type for messages. It is
-// how a reference travels; the master's Ref wraps it.
+// how a reference travels; the master's Ref wraps it. A reference a master
+// passes on in a call names that master as its Holder: the receiver may
+// acquire a reference of its own only while the Holder holds one.
 type ObjectRef struct {
 	Worker string
 	ID     uint64
 	Type   string
+	Holder string // the master passing the reference on; empty otherwise
 }
 
 // String describes the reference, as "*main.Counter 3 on worker w-…".
@@ -42,11 +49,17 @@ func (r ObjectRef) String() string {
 
 // AppendRef appends the extension encoding r.
 func AppendRef(dst []byte, r ObjectRef) []byte {
-	var body [96]byte
+	var body [160]byte
 	b := append(body[:0], 0x93)
+	if r.Holder != "" {
+		b[0] = 0x94
+	}
 	b = appendStr(b, r.Worker)
 	b = appendUint(b, r.ID)
 	b = appendStr(b, r.Type)
+	if r.Holder != "" {
+		b = appendStr(b, r.Holder)
+	}
 	switch n := len(b); {
 	case n <= 0xff:
 		dst = append(dst, 0xc7, byte(n), byte(RefExtType))
@@ -85,18 +98,26 @@ func (r *ObjectRef) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 func (r *ObjectRef) decodeBody(body []byte) error {
 	rd := reader{b: body}
-	if len(rd.b) == 0 || rd.b[0] != 0x93 {
-		return fmt.Errorf("%w: reference: not a 3-element array", ErrBadPayload)
+	if len(rd.b) == 0 || rd.b[0] != 0x93 && rd.b[0] != 0x94 {
+		return fmt.Errorf("%w: reference: not a 3- or 4-element array", ErrBadPayload)
 	}
+	withHolder := rd.b[0] == 0x94
 	rd.b = rd.b[1:]
 	r.Worker = rd.str(r.Worker)
 	r.ID = rd.uint()
 	r.Type = rd.str(r.Type)
+	r.Holder = ""
+	if withHolder {
+		r.Holder = rd.str(r.Holder)
+	}
 	if rd.err != nil {
 		return fmt.Errorf("%w: reference: %v", ErrBadPayload, rd.err)
 	}
 	if !ValidID(r.Worker) {
 		return fmt.Errorf("%w: reference: worker id %q", ErrBadPayload, r.Worker)
+	}
+	if withHolder && !ValidID(r.Holder) {
+		return fmt.Errorf("%w: reference: holder id %q", ErrBadPayload, r.Holder)
 	}
 	return nil
 }
@@ -161,8 +182,8 @@ func RefID(raw []byte, worker string) (uint64, error) {
 		return 0, fmt.Errorf("%w: reference cut short", ErrBadPayload)
 	}
 	rd := reader{b: raw[hdr : hdr+n]}
-	if len(rd.b) == 0 || rd.b[0] != 0x93 {
-		return 0, fmt.Errorf("%w: reference: not a 3-element array", ErrBadPayload)
+	if len(rd.b) == 0 || rd.b[0] != 0x93 && rd.b[0] != 0x94 {
+		return 0, fmt.Errorf("%w: reference: not a 3- or 4-element array", ErrBadPayload)
 	}
 	rd.b = rd.b[1:]
 	w := rd.str(worker)

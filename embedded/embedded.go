@@ -9,6 +9,8 @@ package embedded
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -56,6 +58,18 @@ type Options struct {
 	// member of a NATS cluster: it listens for routes there and connects
 	// to the Routes given.
 	Cluster Cluster
+	// TLS, if set, makes clients speak TLS (in-process connections
+	// excepted). A config whose ClientAuth is
+	// tls.RequireAndVerifyClientCert verifies the clients' certificates
+	// too: see [ServerTLS].
+	TLS *tls.Config
+	// ConfigFile, if set, is a nats-server configuration file read first:
+	// its users and their permissions, nkeys, operator and accounts (JWT),
+	// TLS, limits. The other options given win over its settings. A file
+	// that sets no authentication of its own gets the token, as the
+	// server always requires one; one that listens beyond loopback is
+	// logged as Host is.
+	ConfigFile string
 }
 
 // Cluster configures the routes between the servers of a NATS cluster.
@@ -75,6 +89,7 @@ type Server struct {
 
 // Start starts a server and returns once it accepts connections.
 func Start(o Options) (*Server, error) {
+	host, port := o.Host, o.Port // as given, to win over a config file
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
@@ -104,18 +119,45 @@ func Start(o Options) (*Server, error) {
 			name += "-" + base64.RawURLEncoding.EncodeToString(b[:])
 		}
 	}
-	opts := &server.Options{
-		ServerName:    name,
-		Host:          o.Host,
-		Port:          o.Port,
-		Authorization: o.Token,
-		MaxPayload:    o.MaxPayload,
-		NoSigs:        true,
-		NoLog:         !logging,
+	opts := &server.Options{}
+	if o.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(o.ConfigFile); err != nil {
+			return nil, fmt.Errorf("%w: config file: %v", ErrStart, err)
+		}
+	}
+	if o.Name != "" || opts.ServerName == "" {
+		opts.ServerName = name
+	}
+	if host != "" || opts.Host == "" {
+		opts.Host = o.Host
+	}
+	if port != 0 || opts.Port == 0 {
+		opts.Port = o.Port
+	}
+	if opts.Authorization != "" {
+		o.Token = opts.Authorization
+	} else if hasAuth(opts) {
+		o.Token = "" // the file's users, nkeys or operator decide
+	} else {
+		opts.Authorization = o.Token
+	}
+	if o.MaxPayload != 0 {
+		opts.MaxPayload = o.MaxPayload
+	}
+	opts.NoSigs = true
+	opts.NoLog = !logging
+	if opts.MaxPending == 0 {
 		// Many calls may be pipelined: let a busy client buffer more than
 		// the default before the server calls it slow.
-		MaxPending: 256 << 20,
-		DontListen: o.NoTCP,
+		opts.MaxPending = 256 << 20
+	}
+	opts.DontListen = o.NoTCP
+	if o.TLS != nil {
+		opts.TLS = true
+		opts.TLSConfig = o.TLS
+		opts.TLSVerify = o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.TLSTimeout = 2
 	}
 	if o.Cluster.Port != 0 {
 		opts.Cluster.Name = o.Cluster.Name
@@ -139,8 +181,8 @@ func Start(o Options) (*Server, error) {
 	if logging {
 		srv.ConfigureLogger()
 	}
-	if ip := net.ParseIP(o.Host); !o.NoTCP && (ip == nil || !ip.IsLoopback()) {
-		slog.Warn("processional: the embedded NATS server listens beyond loopback", "host", o.Host)
+	if ip := net.ParseIP(opts.Host); !o.NoTCP && (ip == nil || !ip.IsLoopback()) {
+		slog.Warn("processional: the embedded NATS server listens beyond loopback", "host", opts.Host)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(o.StartTimeout) {
@@ -149,6 +191,36 @@ func Start(o Options) (*Server, error) {
 		return nil, fmt.Errorf("%w: not ready within %s on %s", ErrStart, o.StartTimeout, net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
 	}
 	return &Server{srv: srv, token: o.Token}, nil
+}
+
+// hasAuth reports whether opts authenticate clients by other means than a
+// token: users, nkeys, an operator's JWTs, or an auth callout.
+func hasAuth(opts *server.Options) bool {
+	return opts.Username != "" || len(opts.Users) > 0 || len(opts.Nkeys) > 0 ||
+		len(opts.TrustedOperators) > 0 || len(opts.TrustedKeys) > 0 || opts.AuthCallout != nil
+}
+
+// ServerTLS loads a TLS configuration for a server: its certificate and
+// key (PEM files), and, if caFile is not empty, the certificate authority
+// whose certificates clients must present.
+func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS certificate %s and key %s: %v", ErrStart, certFile, keyFile, err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: TLS certificate authority: %v", ErrStart, err)
+		}
+		c.ClientCAs = x509.NewCertPool()
+		if !c.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: TLS certificate authority %s: no PEM certificate in it", ErrStart, caFile)
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c, nil
 }
 
 // ClusterURL is the URL other members of the server's cluster route to,
@@ -163,7 +235,8 @@ func (s *Server) ClusterURL() string {
 // URL is the server's client URL, for workers in other processes.
 func (s *Server) URL() string { return s.srv.ClientURL() }
 
-// Token is the token every client must present.
+// Token is the token every client must present, or "" when the
+// configuration file's users, nkeys or operator authenticate them instead.
 func (s *Server) Token() string { return s.token }
 
 // NATS returns the underlying nats-server.

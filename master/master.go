@@ -12,6 +12,7 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/shm"
 	"github.com/processional/processional/worker"
 )
@@ -29,8 +30,9 @@ type options struct {
 	interval time.Duration
 	serverID string
 	maxValue int64
-	conn     *nats.Conn // WithConn
-	id       string     // the master's id; random when empty
+	conn     *nats.Conn     // WithConn
+	files    natsauth.Files // WithCredentials, WithTLS: presented, and handed to workers
+	id       string         // the master's id; random when empty
 }
 
 // WithConn makes the master use nc, a connection the caller made and
@@ -117,8 +119,9 @@ type Master struct {
 	nc       *nats.Conn
 	url      string // for workers
 	token    string
-	ownNC    bool  // the connection is the master's to close
-	maxValue int64 // see WithMaxValue
+	files    natsauth.Files // credentials files handed to spawned workers
+	ownNC    bool           // the connection is the master's to close
+	maxValue int64          // see WithMaxValue
 
 	exportMu sync.Mutex
 	exports  *worker.Worker // serves the objects the master exports; nil until the first Export
@@ -183,7 +186,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		if u := o.conn.ConnectedUrl(); u != "" {
 			m.url = u
 		}
-		m.token = o.token
+		m.token, m.files = o.token, o.files
 	case o.url == "":
 		srv, err := embedded.Start(embedded.Options{Logging: o.logging})
 		if err != nil {
@@ -197,10 +200,11 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		m.srv, m.nc, m.url, m.token = srv, nc, srv.URL(), srv.Token()
 		m.ownNC = true
 	default:
-		all := append([]nats.Option{nats.Name(name)}, o.natsOpt...)
-		if o.token != "" {
-			all = append(all, nats.Token(o.token))
+		creds, err := o.credentials().Options()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
+		all := append(append([]nats.Option{nats.Name(name)}, creds...), o.natsOpt...)
 		if d, ok := ctx.Deadline(); ok {
 			all = append(all, nats.Timeout(time.Until(d)))
 		}
@@ -208,7 +212,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: to %s: %w", ErrConnect, o.url, err)
 		}
-		m.nc, m.url, m.token = nc, o.url, o.token
+		m.nc, m.url, m.token, m.files = nc, o.url, o.token, o.files
 		m.ownNC = true
 	}
 	m.hbInbox = bus.HeartbeatReplySubject(m.id)

@@ -208,7 +208,9 @@ func (r *Ref) appendRef(dst []byte, ctx any) ([]byte, error) {
 	}
 	r.e.pin()
 	cc.pins = append(cc.pins, r.e)
-	return bus.AppendRef(dst, r.e.obj), nil
+	o := r.e.obj
+	o.Holder = r.e.s.m.id // who passes it on: the receiver acquires from us
+	return bus.AppendRef(dst, o), nil
 }
 
 // DecodeMsgpack binds the reference that arrives in a call's argument on a

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/shm"
 )
 
@@ -90,13 +91,16 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 		killGroup()
 	}
 	lost := make(chan struct{})
-	nc, err := nats.Connect(cfg.URL,
-		nats.Token(cfg.Token),
+	creds, err := natsauth.Files{Token: cfg.Token, Creds: cfg.Creds, Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}.Options()
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", cfg.Worker, err)
+	}
+	nc, err := nats.Connect(cfg.URL, append(creds,
 		nats.Name("processional worker "+cfg.Worker),
 		nats.MaxReconnects(20),
 		nats.ReconnectWait(100*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { close(lost) }),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("worker %s: connect to %s: %w", cfg.Worker, cfg.URL, err)
 	}

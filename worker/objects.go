@@ -294,32 +294,58 @@ func (w *Worker) forgetPtrLocked(o *object) {
 	}
 }
 
-// pinArg pins an object passed as an argument of cl, until cl ends.
-func (w *Worker) pinArg(cl *call, id uint64) (any, bool) {
+// pinArg pins an object passed as an argument of cl, until cl ends. cl's
+// master must hold a reference to it.
+func (w *Worker) pinArg(cl *call, id uint64) (any, error) {
 	w.objMu.Lock()
 	defer w.objMu.Unlock()
 	o := w.objects[id]
 	if o == nil {
-		return nil, false
+		return nil, fmt.Errorf("%w: object %d on worker %s was released", bus.ErrObjectGone, id, w.id)
 	}
 	if cl != nil {
+		if o.holders[cl.key.master] == 0 {
+			return nil, w.notHeld(o, cl.key.master)
+		}
 		o.inflight++
 		cl.pinned = append(cl.pinned, o)
 	}
 	if o.v.Kind() != reflect.Pointer && o.v.CanAddr() {
-		return o.v.Addr().Interface(), true
+		return o.v.Addr().Interface(), nil
 	}
-	return o.v.Interface(), true
+	return o.v.Interface(), nil
 }
 
 // pinTarget pins the object an operation of cl works on, until cl ends,
-// as its arguments' objects are (see unpinArgs).
+// as its arguments' objects are (see unpinArgs). cl's master must hold a
+// reference to it.
 func (w *Worker) pinTarget(cl *call, raw []byte) (*object, error) {
+	return w.pinHeld(cl, raw, cl.key.master)
+}
+
+// pinHeld pins the object raw names for cl, if holder holds a reference to
+// it, and fails with bus.ErrNotHolder otherwise.
+func (w *Worker) pinHeld(cl *call, raw []byte, holder string) (*object, error) {
 	o, err := w.pin(raw)
-	if err == nil {
-		cl.pinned = append(cl.pinned, o)
+	if err != nil {
+		return nil, err
 	}
-	return o, err
+	cl.pinned = append(cl.pinned, o)
+	w.objMu.Lock()
+	held := o.holders[holder] > 0
+	w.objMu.Unlock()
+	if !held {
+		return nil, w.notHeld(o, holder)
+	}
+	return o, nil
+}
+
+// notHeld is the error of a master using a reference it does not hold.
+func (w *Worker) notHeld(o *object, holder string) error {
+	if holder == "" {
+		return fmt.Errorf("%w: %s %d on worker %s: a reference passed on with no holder", bus.ErrNotHolder, o.typ, o.id, w.id)
+	}
+	return fmt.Errorf("%w: master %s holds no reference to %s %d on worker %s", bus.ErrNotHolder, holder, o.typ, o.id, w.id)
 }
 
 // unpinArgs lets go of the objects cl's target and arguments pinned.
@@ -704,16 +730,16 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 			return reflect.Value{}, err
 		}
 		if r.Worker == w.id {
-			if obj, ok := w.pinArg(cl, r.ID); ok {
-				v := reflect.ValueOf(obj)
-				if v.Type().AssignableTo(t) {
-					return v, nil
-				}
-				if v.Kind() == reflect.Pointer && v.Elem().Type().AssignableTo(t) {
-					return v.Elem(), nil
-				}
-			} else {
-				return reflect.Value{}, fmt.Errorf("%w: %s was released", bus.ErrObjectGone, r)
+			obj, err := w.pinArg(cl, r.ID)
+			if err != nil {
+				return reflect.Value{}, err
+			}
+			v := reflect.ValueOf(obj)
+			if v.Type().AssignableTo(t) {
+				return v, nil
+			}
+			if v.Kind() == reflect.Pointer && v.Elem().Type().AssignableTo(t) {
+				return v.Elem(), nil
 			}
 		}
 		if t.Kind() == reflect.Interface {
@@ -939,13 +965,18 @@ func (w *Worker) opUnwrap(cl *call) (any, error) {
 }
 
 // opAcquire grants the caller one more reference to an object: a holder
-// that received a reference from someone else.
+// that received a reference from someone else. The reference names who
+// passed it on, who must hold one still (or the caller must).
 func (w *Worker) opAcquire(cl *call) (any, error) {
 	var a targetArg
 	if err := w.decodeOp(cl, &a); err != nil {
 		return nil, err
 	}
-	o, err := w.pinTarget(cl, a.Target)
+	from := cl.key.master
+	if r, err := bus.DecodeRef(a.Target); err == nil && r.Holder != "" {
+		from = r.Holder
+	}
+	o, err := w.pinHeld(cl, a.Target, from)
 	if err != nil {
 		return nil, err
 	}

@@ -440,6 +440,7 @@ func TestObjectsResultAsReference(t *testing.T) {
 	g := &gadget{N: 1}
 	id := keepT(t, w, g, tMaster)
 	const caller = "m-caller"
+	keepT(t, w, g, caller) // the caller holds the parent too
 
 	res, err := callRef(t, w, caller, id, "Child", 5)
 	child := wantRef(t, w, res, err, "*worker.gadget")
@@ -456,7 +457,7 @@ func TestObjectsResultAsReference(t *testing.T) {
 	if r := wantRef(t, w, res, err, "*worker.gadget"); r.ID != id {
 		t.Fatalf("Self as a reference has id %d, want %d", r.ID, id)
 	}
-	wantHolders(t, w, id, map[string]int64{tMaster: 1, caller: 1})
+	wantHolders(t, w, id, map[string]int64{tMaster: 1, caller: 2})
 
 	// An int result is kept as an addressable int.
 	res, err = callRef(t, w, caller, id, "Div", 1)
@@ -945,13 +946,20 @@ func TestObjectsKeepRefused(t *testing.T) {
 func TestObjectsAcquire(t *testing.T) {
 	w := newTestWorker()
 	id := keepT(t, w, &gadget{}, tMaster)
-	acquire := func(master string, id uint64) error {
+	acquireFrom := func(master, from string, id uint64) error {
 		_, err := w.invoke(opCall(t, master, "@acquire", struct {
 			_msgpack struct{} `msgpack:",as_array"`
 			Target   msgpack.RawMessage
-		}{Target: refTo(w, id)}))
+		}{Target: bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Holder: from})}))
 		return err
 	}
+	acquire := func(master string, id uint64) error { return acquireFrom(master, tMaster, id) }
+	// Only from a holder: not from one who does not hold it, nor with no
+	// holder named, nor by naming oneself.
+	wantErr(t, acquireFrom("m-b", "m-nobody", id), bus.ErrNotHolder, "master m-nobody holds no reference to *worker.gadget")
+	wantErr(t, acquireFrom("m-b", "", id), bus.ErrNotHolder, "master m-b holds no reference")
+	wantErr(t, acquireFrom("m-b", "m-b", id), bus.ErrNotHolder, "master m-b holds no reference")
+	wantHolders(t, w, id, map[string]int64{tMaster: 1})
 	if err := acquire("m-b", id); err != nil {
 		t.Fatal(err)
 	}
@@ -1282,4 +1290,49 @@ func TestObjectsNotOwnedNotClosed(t *testing.T) {
 	if r.closes.Load() != 0 {
 		t.Fatalf("an object the table does not own was closed %d times", r.closes.Load())
 	}
+}
+
+// TestObjectsNotHeld: a master uses only the references it holds: not
+// another master's object as the target of an operation, nor as an
+// argument, nor one it released.
+func TestObjectsNotHeld(t *testing.T) {
+	w := newTestWorker()
+	mine := keepT(t, w, &gadget{N: 1}, tMaster)
+	theirs := keepT(t, w, &gadget{N: 2}, "m-other")
+	const intruder = "m-intruder"
+	_, err := callRef(t, w, intruder, theirs, "Add", 1)
+	wantErr(t, err, bus.ErrNotHolder, "master m-intruder holds no reference to *worker.gadget", "w-test")
+	_, err = w.invoke(opCall(t, intruder, "@get", memberArg{Target: refTo(w, theirs), Key: enc(t, "N")}))
+	wantErr(t, err, bus.ErrNotHolder, "m-intruder")
+	_, err = w.invoke(opCall(t, intruder, "@unwrap", targetArg{Target: refTo(w, theirs)}))
+	wantErr(t, err, bus.ErrNotHolder, "m-intruder")
+	// A reference it does not hold, passed as an argument to a method of
+	// an object it holds.
+	_, err = callM(t, w, mine, "Same", refTo(w, theirs))
+	wantErr(t, err, bus.ErrNotHolder, "master "+tMaster+" holds no reference")
+	if obj, _ := w.Object(theirs); obj.(*gadget).N != 2 {
+		t.Fatalf("the other master's object changed: %#v", obj)
+	}
+	// Its own, released: gone for it, though another holds it still.
+	keepT(t, w, &gadget{}, intruder)
+	if r, err := keepOwned(w, mustObject(t, w, theirs), intruder); err != nil || r.ID != theirs {
+		t.Fatalf("keep: %v, %v", r, err)
+	}
+	w.release(intruder, theirs, 1)
+	_, err = callRef(t, w, intruder, theirs, "Add", 1)
+	wantErr(t, err, bus.ErrNotHolder, "m-intruder")
+	for _, o := range w.Objects() {
+		if o.InFlight != 0 {
+			t.Fatalf("object %d left pinned: %+v", o.ID, o)
+		}
+	}
+}
+
+func mustObject(t *testing.T, w *Worker, id uint64) any {
+	t.Helper()
+	obj, ok := w.Object(id)
+	if !ok {
+		t.Fatalf("no object %d", id)
+	}
+	return obj
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/embedded"
 )
@@ -34,6 +37,15 @@ type ServerOptions struct {
 	ID string
 	// Logging turns the NATS server's log on.
 	Logging bool
+	// TLS, if set, makes TCP clients speak TLS (see embedded.ServerTLS).
+	TLS *tls.Config
+	// ConfigFile, if set, is a nats-server configuration file: users and
+	// their permissions, nkeys, operator JWTs (see embedded.Options).
+	ConfigFile string
+	// Conn are options of the server's own in-process connection: the
+	// credentials its worker presents when ConfigFile authenticates by
+	// users, nkeys or JWTs (nats.UserInfo, nats.UserCredentials).
+	Conn []nats.Option
 }
 
 // Server is a persistent worker with its own embedded NATS server, for
@@ -58,7 +70,7 @@ func StartServer(o ServerOptions) (*Server, error) {
 	if o.ID == "" {
 		o.ID = DefaultServerID
 	}
-	eo := embedded.Options{Token: o.Token, Logging: o.Logging}
+	eo := embedded.Options{Token: o.Token, Logging: o.Logging, TLS: o.TLS, ConfigFile: o.ConfigFile}
 	switch o.Listen {
 	case "":
 	case "-":
@@ -82,7 +94,7 @@ func StartServer(o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{srv: srv, conns: make(map[net.Conn]struct{})}
-	nc, err := srv.Connect("processional server " + o.ID)
+	nc, err := srv.Connect("processional server "+o.ID, o.Conn...)
 	if err != nil {
 		srv.Shutdown()
 		return nil, fmt.Errorf("server %s: connect: %w", o.ID, err)

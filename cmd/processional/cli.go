@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/worker"
 )
 
@@ -50,20 +51,19 @@ func envOr(name, def string) string {
 
 // connect connects to the server, retrying with a visible message.
 func (c *connFlags) connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name(name), nats.Timeout(2 * time.Second)}
-	if c.token != "" {
-		opts = append(opts, nats.Token(c.token))
+	creds, err := natsauth.Files{Token: c.token, Creds: c.creds, Cert: c.cert, Key: c.key, CA: c.ca}.Options()
+	if err != nil {
+		return nil, err
 	}
-	if c.creds != "" {
-		opts = append(opts, nats.UserCredentials(c.creds))
-	}
-	if c.cert != "" || c.key != "" {
-		opts = append(opts, nats.ClientCert(c.cert, c.key))
-	}
-	if c.ca != "" {
-		opts = append(opts, nats.RootCAs(c.ca))
-	}
-	var err error
+	opts := append([]nats.Option{nats.Name(name), nats.Timeout(2 * time.Second),
+		// A permissions violation or a slow consumer is said, not swallowed.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				fmt.Fprintf(os.Stderr, "processional: NATS: on %s: %v\n", sub.Subject, err)
+			} else {
+				fmt.Fprintf(os.Stderr, "processional: NATS: %v\n", err)
+			}
+		})}, creds...)
 	for attempt := 1; attempt <= max(c.retries, 1); attempt++ {
 		var nc *nats.Conn
 		if nc, err = nats.Connect(c.url, opts...); err == nil {

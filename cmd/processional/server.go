@@ -7,6 +7,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/processional/processional/internal/serveraddr"
 	"github.com/processional/processional/worker"
 )
@@ -18,8 +20,12 @@ func serverCmd(args []string) int {
 	token := fs.String("token", "", "token clients must present (default: $PROCESSIONAL_TOKEN, else a random one)")
 	id := fs.String("id", worker.DefaultServerID, "the server's worker id: its subjects are proc.<id>.…")
 	logging := fs.Bool("log", false, "turn the NATS server's log on")
+	sec := addServerSecurityFlags(fs)
+	creds := fs.String("creds", "", "with --config: the credentials file the server's own worker presents (JWT and nkey)")
+	user := fs.String("user", "", "with --config: the user the server's own worker connects as")
+	password := fs.String("password", os.Getenv("PROCESSIONAL_PASSWORD"), "with --user: its password ($PROCESSIONAL_PASSWORD)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: processional server [--listen host:port] [--socket path] [--token T] [--id ID]\n\nRuns a persistent worker with its own NATS server, for many masters\n(master.Connect). Stops after its running calls on SIGTERM, SIGINT, or a\nrequest on proc.<id>.ctl.stop.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "usage: processional server [--listen host:port] [--socket path] [--token T | --config FILE --creds F | --user U] [--tlscert F --tlskey F [--tlsca F]] [--id ID]\n\nRuns a persistent worker with its own NATS server, for many masters\n(master.Connect). Stops after its running calls on SIGTERM, SIGINT, or a\nrequest on proc.<id>.ctl.stop.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -31,7 +37,21 @@ func serverCmd(args []string) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
-	s, err := worker.StartServer(worker.ServerOptions{Listen: *listen, Socket: *socket, Token: *token, ID: *id, Logging: *logging})
+	if sec.config != "" && !flagSet(fs, "listen") {
+		*listen = "" // the file's listen, if any
+	}
+	o := worker.ServerOptions{Listen: *listen, Socket: *socket, Token: *token, ID: *id, Logging: *logging, ConfigFile: sec.config}
+	var err error
+	if o.TLS, err = sec.tls(); err != nil {
+		return fail("server", err)
+	}
+	if *creds != "" {
+		o.Conn = append(o.Conn, nats.UserCredentials(*creds))
+	}
+	if *user != "" {
+		o.Conn = append(o.Conn, nats.UserInfo(*user, *password))
+	}
+	s, err := worker.StartServer(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "processional server: %v\n", err)
 		return 1
