@@ -24,6 +24,9 @@ func benchCmd(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: processional bench [--json] [--only a,b] [--rounds N] [--scale X]\n\nRows:")
 		for _, p := range bench.Pairs() {
 			fmt.Fprintf(fs.Output(), "  %-20s against %s %s\n", p.Name, p.Baseline, strings.Join(p.Extra, " "))
+			for _, f := range p.Also {
+				fmt.Fprintf(fs.Output(), "  %-20s against %s (measured with %s)\n", f.Name, f.Baseline, p.Name)
+			}
 		}
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()

@@ -47,6 +47,15 @@ type Pair struct {
 	// Extra lists reference rows measured with the pair, ratio to the
 	// baseline (unix_rtt beside invoke_rtt).
 	Extra []string
+	// BaselineUnit, if set, is the unit the baseline row is printed in
+	// when it is not Unit: child_start is ns/op wherever it is measured,
+	// worker_start_ms is in ms. The ratio is the same in any unit.
+	BaselineUnit string
+	// Also lists figures that the sides record besides their time
+	// (Env.record), each printed as a row of its own against a baseline
+	// figure recorded in the same rounds: the median of what was
+	// recorded, after the warm-up.
+	Also []Figure
 
 	setup   func(ctx context.Context, e *Env) error
 	base    func(ctx context.Context, e *Env, n int) (time.Duration, error)
@@ -54,12 +63,22 @@ type Pair struct {
 	extra   []func(ctx context.Context, e *Env, n int) (time.Duration, error)
 }
 
+// Figure is a row that a pair's sides record as they run, with its
+// baseline, another recorded figure: load_p99_us against
+// nats_load_p99_us, worker_rss_mb against child_rss_mb.
+type Figure struct {
+	Name, Baseline string
+	// Unit is "us" or "MB" (lower is better), or "tasks/s" (higher is
+	// better).
+	Unit string
+}
+
 // HigherIsBetter reports whether the pair's ratio is a throughput.
 func (p *Pair) HigherIsBetter() bool { return p.Unit == "tasks/s" }
 
-// value turns the time n operations took into the pair's unit.
-func (p *Pair) value(d time.Duration, n int) float64 {
-	switch p.Unit {
+// value turns the time n operations took into unit.
+func value(unit string, d time.Duration, n int) float64 {
+	switch unit {
 	case "tasks/s":
 		return float64(n) / d.Seconds()
 	case "ms":
@@ -68,9 +87,21 @@ func (p *Pair) value(d time.Duration, n int) float64 {
 	return float64(d.Nanoseconds()) / float64(n)
 }
 
+// perOp is the size of the time units, in nanoseconds.
+var perOp = map[string]float64{"ns/op": 1, "us": 1e3, "ms": 1e6}
+
+// rows lists the names of the rows the pair prints.
+func (p *Pair) rows() []string {
+	names := append([]string{p.Baseline, p.Name}, p.Extra...)
+	for _, f := range p.Also {
+		names = append(names, f.Baseline, f.Name)
+	}
+	return names
+}
+
 // Pairs lists every pair, in the order the command runs them.
 func Pairs() []*Pair {
-	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), clusterPair(), poolPair()}
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), clusterPair(), poolPair(), workerPair(), loadPair()}
 }
 
 // Options configure [Run].
@@ -100,8 +131,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	}
 	known := map[string]bool{}
 	for _, p := range Pairs() {
-		known[p.Name], known[p.Baseline] = true, true
-		for _, x := range p.Extra {
+		for _, x := range p.rows() {
 			known[x] = true
 		}
 	}
@@ -126,7 +156,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	defer e.Close()
 	var rows []Row
 	for _, p := range Pairs() {
-		if len(o.Only) > 0 && !slices.Contains(o.Only, p.Name) && !slices.Contains(o.Only, p.Baseline) && !slices.ContainsFunc(p.Extra, func(x string) bool { return slices.Contains(o.Only, x) }) {
+		if len(o.Only) > 0 && !slices.ContainsFunc(p.rows(), func(x string) bool { return slices.Contains(o.Only, x) }) {
 			continue
 		}
 		if o.Progress != nil {
@@ -146,7 +176,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 
 // Run measures one pair: rounds alternating between its baseline, itself
 // and its extras, n operations each (in Chunks alternations), and returns
-// the median round of each.
+// the median round of each, then its Also figures.
 func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 	if p.setup != nil {
 		if err := p.setup(ctx, e); err != nil {
@@ -161,6 +191,7 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 			return nil, err
 		}
 	}
+	e.recorded = nil // the warm-up's
 	chunks := min(max(p.Chunks, 1), n)
 	per := n / chunks
 	for range rounds {
@@ -175,15 +206,30 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 			}
 		}
 		for i, d := range total {
-			samples[i] = append(samples[i], p.value(d, per*chunks))
+			samples[i] = append(samples[i], value(p.Unit, d, per*chunks))
 		}
 	}
 	base := median(samples[0])
 	rows := []Row{{Name: p.Baseline, Value: base, Unit: p.Unit, Baseline: p.Baseline, BaselineValue: base, Ratio: 1}}
+	if p.BaselineUnit != "" {
+		v := base * perOp[p.Unit] / perOp[p.BaselineUnit]
+		rows[0] = Row{Name: p.Baseline, Value: v, Unit: p.BaselineUnit, Baseline: p.Baseline, BaselineValue: v, Ratio: 1}
+	}
 	names := append([]string{p.Name}, p.Extra...)
 	for i, name := range names {
 		v := median(samples[i+1])
 		rows = append(rows, Row{Name: name, Value: v, Unit: p.Unit, Baseline: p.Baseline, BaselineValue: base, Ratio: v / base})
+	}
+	for _, f := range p.Also {
+		got, ok := e.recorded[f.Name]
+		bv, bok := e.recorded[f.Baseline]
+		if !ok || !bok {
+			return nil, fmt.Errorf("%s: no %s or %s recorded", p.Name, f.Name, f.Baseline)
+		}
+		b, v := median(bv), median(got)
+		rows = append(rows,
+			Row{Name: f.Baseline, Value: b, Unit: f.Unit, Baseline: f.Baseline, BaselineValue: b, Ratio: 1},
+			Row{Name: f.Name, Value: v, Unit: f.Unit, Baseline: f.Baseline, BaselineValue: b, Ratio: v / b})
 	}
 	return rows, nil
 }
@@ -221,6 +267,15 @@ var Goals = map[string]float64{
 	"result_10mb":            1.2,
 	"cluster_invoke_rtt":     1.25,
 	"pool_map":               0.5,
+	"worker_start_ms":        1.5,
+}
+
+// ValueGoals are goals on a row's value itself, in its unit, where no
+// baseline makes a ratio meaningful: at most for every unit but tasks/s.
+// Printed beside the figures, never asserted.
+var ValueGoals = map[string]float64{
+	// An idle spawned worker's resident memory.
+	"worker_rss_mb": 15,
 }
 
 // goalPlus names, for a row, a reference row whose ratio its goal adds:
@@ -266,10 +321,21 @@ func WriteTable(w io.Writer, rows []Row) {
 			}
 			goal = fmt.Sprintf("%s %.3g%s (%s)", cmp, g, plus, mark)
 		}
+		if g, ok := ValueGoals[r.Name]; ok {
+			better, cmp := r.Value <= g, "≤"
+			if r.Unit == "tasks/s" {
+				better, cmp = r.Value >= g, "≥"
+			}
+			mark := "holds"
+			if !better {
+				mark = "MISSED"
+			}
+			goal = fmt.Sprintf("%s %.3g %s (%s)", cmp, g, r.Unit, mark)
+		}
 		if r.Name == r.Baseline {
 			goal = "baseline"
 		}
 		fmt.Fprintf(w, "%-20s %14.1f %-8s %-20s %8.3f  %s\n", r.Name, r.Value, r.Unit, r.Baseline, r.Ratio, goal)
 	}
-	fmt.Fprintln(w, "ns/op and ms rows: lower is better, ratio = value / baseline; tasks/s rows: higher is better.")
+	fmt.Fprintln(w, "ns/op, us, ms and MB rows: lower is better, ratio = value / baseline; tasks/s rows: higher is better.")
 }

@@ -49,6 +49,8 @@ func ChildMain() bool {
 		err = holderChild()
 	case modeClient:
 		err = clientChild()
+	case modeLoad:
+		err = loadChild()
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}

@@ -59,6 +59,21 @@ type Env struct {
 
 	pool        *master.Pool // two `processional worker --pool` processes
 	poolWorkers []*child
+
+	load      *Load  // master processes connected to server
+	loadEcho  *child // raw responder on server's NATS
+	loadRawTo string // its subject
+
+	recorded map[string][]float64 // figures the sides record, by row
+}
+
+// record notes a figure a side measured besides its time, for the pair's
+// Also rows.
+func (e *Env) record(name string, v float64) {
+	if e.recorded == nil {
+		e.recorded = map[string][]float64{}
+	}
+	e.recorded[name] = append(e.recorded[name], v)
 }
 
 // NewEnv returns an environment that spawns binary as worker and baseline
@@ -67,6 +82,14 @@ func NewEnv(binary string) *Env { return &Env{binary: binary} }
 
 // Close stops everything the environment started. It is idempotent.
 func (e *Env) Close() {
+	if e.load != nil {
+		e.load.Close()
+		e.load = nil
+	}
+	if e.loadEcho != nil {
+		e.loadEcho.kill()
+		e.loadEcho = nil
+	}
 	for _, s := range []*master.Slave{e.viaTCP, e.viaUnix} {
 		if s != nil {
 			s.Close()
@@ -160,26 +183,33 @@ func (e *Env) worker(ctx context.Context) error {
 	return nil
 }
 
-// startEcho starts a raw NATS responder child and returns once its
-// subscription is live, with the time that took.
+// startEcho starts a raw NATS responder child on the master's server and
+// returns once its subscription is live, with the time that took.
 func (e *Env) startEcho(ctx context.Context, subject string, env ...string) (*child, time.Duration, error) {
 	m, err := e.master(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
+	return e.startResponder(ctx, m.Conn(), m.URL(), m.Token(), subject, env...)
+}
+
+// startResponder starts a raw NATS responder child on the server at url,
+// and returns once nc has heard that its subscription is live, with the
+// time that took.
+func (e *Env) startResponder(ctx context.Context, nc *nats.Conn, url, token, subject string, env ...string) (*child, time.Duration, error) {
 	ready := nats.NewInbox()
 	ch := make(chan *nats.Msg, 1)
-	sub, err := m.Conn().ChanSubscribe(ready, ch)
+	sub, err := nc.ChanSubscribe(ready, ch)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer sub.Unsubscribe()
-	if err := m.Conn().Flush(); err != nil {
+	if err := nc.Flush(); err != nil {
 		return nil, 0, err
 	}
 	start := time.Now()
 	c, err := startChild(e.binary, append([]string{envChild + "=" + modeNATS,
-		"PROCESSIONAL_BENCH_URL=" + m.URL(), "PROCESSIONAL_BENCH_TOKEN=" + m.Token(),
+		"PROCESSIONAL_BENCH_URL=" + url, "PROCESSIONAL_BENCH_TOKEN=" + token,
 		"PROCESSIONAL_BENCH_SUBJECT=" + subject, "PROCESSIONAL_BENCH_READY=" + ready}, env...)...)
 	if err != nil {
 		return nil, 0, err
