@@ -69,6 +69,9 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 	if a, ok := v.(Appender); ok {
 		return a.AppendMsgpack(dst, ctx)
 	}
+	if err := checkCycles(v); err != nil {
+		return dst, err
+	}
 	e := encoders.Get().(*encoder)
 	e.w.b, e.w.ctx = dst, ctx
 	defer func() {
@@ -178,8 +181,15 @@ func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 // bounds what a message can make the decoder allocate by its own size.
 // Strings, binaries and extensions are skipped in O(1); bytes after the
 // value are left alone, as the decoder leaves them.
+//
+// It also refuses values nested deeper than [MaxDepth]: the decoder
+// recurses once a level, and a 1 MB message of nested one-element arrays
+// would otherwise take the goroutine past its stack limit, which kills the
+// process.
 func valueLen(data []byte) (int, error) {
 	pos, pending := 0, 1 // pending: values still to walk
+	var stackBuf [32]int
+	open := stackBuf[:0] // the values still to walk in each open array or map
 	for pending > 0 {
 		if pending > len(data)-pos {
 			return 0, fmt.Errorf("msgpack: %d more values announced, %d bytes left", pending, len(data)-pos)
@@ -193,12 +203,13 @@ func valueLen(data []byte) (int, error) {
 			elems int // per element of that length: 0 bytes, 1 array, 2 map
 			extra int // bytes after the length (the ext type)
 		)
+		children := 0 // values inside this one
 		switch {
 		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
 		case c <= 0x8f: // fixmap
-			pending += 2 * int(c&0x0f)
+			children = 2 * int(c&0x0f)
 		case c <= 0x9f: // fixarray
-			pending += int(c & 0x0f)
+			children = int(c & 0x0f)
 		case c <= 0xbf: // fixstr
 			size = int(c & 0x1f)
 		case c == 0xc4 || c == 0xd9: // bin8, str8
@@ -242,16 +253,37 @@ func valueLen(data []byte) (int, error) {
 			case n > left/uint64(elems): // before the sum, which could overflow
 				return 0, fmt.Errorf("msgpack: %d elements announced, %d bytes left", n, left)
 			default:
-				pending += elems * int(n)
+				children = elems * int(n)
 			}
 		}
 		if size > len(data)-pos {
 			return 0, fmt.Errorf("msgpack: unexpected EOF")
 		}
 		pos += size
+		pending += children
+		if children > 0 {
+			if len(open) == MaxDepth {
+				return 0, fmt.Errorf("msgpack: nested deeper than %d levels", MaxDepth)
+			}
+			open = append(open, children)
+			continue
+		}
+		// A value ended, and with it every container it was the last of.
+		for len(open) > 0 {
+			open[len(open)-1]--
+			if open[len(open)-1] > 0 {
+				break
+			}
+			open = open[:len(open)-1]
+		}
 	}
 	return pos, nil
 }
+
+// MaxDepth is how deeply arrays, maps and structs may nest in a value that
+// crosses the bus, both ways: deeper values (a long linked list, or a
+// crafted message) are refused with an error rather than recursed into.
+const MaxDepth = 2000
 
 // checkTravel reports why values of type t cannot cross the bus, or nil.
 // It walks the type for func, chan and unsafe pointers (which no codec can
@@ -284,8 +316,7 @@ func walkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
 		return nil
 	}
 	seen[t] = true
-	if t.Implements(customEncoder) || t.Implements(marshaler) ||
-		reflect.PointerTo(t).Implements(customEncoder) || reflect.PointerTo(t).Implements(marshaler) {
+	if encodesItself(t) {
 		return nil // the type encodes itself
 	}
 	switch t.Kind() {

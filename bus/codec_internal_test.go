@@ -2,6 +2,7 @@ package bus
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -191,4 +192,52 @@ func FuzzValueLen(f *testing.F) {
 	}
 	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) { checkValueLen(t, data) })
+}
+
+func TestCyclesAndDepth(t *testing.T) {
+	type node struct {
+		Next *node
+		Any  any
+		skip *node
+	}
+	a := &node{}
+	a.Next = &node{Next: a}
+	b := &node{}
+	b.Any = []any{1, map[string]any{"x": b}}
+	shared := &node{}
+	dag := &node{Next: shared, Any: shared} // twice, not a cycle
+	private := &node{}
+	private.skip = private // unexported: msgpack does not follow it
+	long := &node{}
+	for range MaxDepth + 1 {
+		long = &node{Next: long}
+	}
+	for _, tc := range []struct {
+		name string
+		v    any
+		want string // "" for no error
+	}{
+		{"cycle through pointers", a, "holds itself (a cycle) at .Next.Next"},
+		{"cycle through an interface, a slice and a map", b, "at .Any[1][x]"},
+		{"shared, not a cycle", dag, ""},
+		{"unexported field", private, ""},
+		{"too deep", long, "nested deeper than 2000 levels at .Next.Next.Next…("},
+		{"no pointers at all", []int{1, 2}, ""},
+	} {
+		_, err := AppendValue(nil, tc.v)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (!errors.Is(err, ErrEncode) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want ErrEncode saying %q", tc.name, err, tc.want)
+		}
+	}
+	deep := append(bytes.Repeat([]byte{0x91}, MaxDepth+1), 0x01)
+	var v any
+	if err := Unmarshal(deep, &v); err == nil || !strings.Contains(err.Error(), "nested deeper than") {
+		t.Errorf("a message nested %d deep: %v", MaxDepth+1, err)
+	}
+	if err := Unmarshal(deep[1:], &v); err != nil {
+		t.Errorf("a message nested %d deep: %v", MaxDepth, err)
+	}
 }

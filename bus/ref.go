@@ -30,6 +30,10 @@ var (
 	ErrNotHolder = RegisterError("bus.ErrNotHolder", errors.New("processional: reference not held"))
 )
 
+// MaxArgs is the most arguments a method call through a reference may
+// have: a call with more is refused before it is sent, and by the worker.
+const MaxArgs = 1024
+
 // ObjectRef names an object a worker holds: the worker's id, the object's
 // id in the worker's table, and the object's Go type for messages. It is
 // how a reference travels; the master's Ref wraps it. A reference a master

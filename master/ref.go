@@ -436,6 +436,18 @@ func (r *Ref) usable() error {
 	return nil
 }
 
+// callable reports why the method name of r's object cannot be called
+// with args.
+func (r *Ref) callable(name string, args []any) error {
+	if err := r.usable(); err != nil {
+		return err
+	}
+	if len(args) > bus.MaxArgs {
+		return fmt.Errorf("%w: %s.%s: %d arguments, at most %d", bus.ErrArgumentType, r.e.obj.Type, name, len(args), bus.MaxArgs)
+	}
+	return nil
+}
+
 // op sends the object operation fn with arg, as a task of kind on r's
 // worker, into t.
 func (r *Ref) op(ctx context.Context, kind bus.Kind, fn string, arg any, t pendingCall) {
@@ -462,7 +474,7 @@ func ThreadMethod[T any](ctx context.Context, r *Ref, name string, args ...any) 
 }
 
 func method[T any](ctx context.Context, r *Ref, kind bus.Kind, name string, args []any) *Task[T] {
-	if err := r.usable(); err != nil {
+	if err := r.callable(name, args); err != nil {
 		return failed[T](name, err)
 	}
 	t := newTask[T](r.e.obj.Type + "." + name)
@@ -490,7 +502,7 @@ func (r *Ref) Call(ctx context.Context, name string, args ...any) (any, error) {
 // return one value, with or without an error.
 func (r *Ref) CallRef(ctx context.Context, name string, args ...any) (*Ref, error) {
 	ctx = orBackground(ctx)
-	if err := r.usable(); err != nil {
+	if err := r.callable(name, args); err != nil {
 		return nil, err
 	}
 	t := refTask{newTask[*Ref](r.e.obj.Type + "." + name), r.e.s, r.e.keep}

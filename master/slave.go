@@ -293,8 +293,8 @@ func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
 	} else {
 		*bp = data
-		if len(data) > int(s.m.nc.MaxPayload()) {
-			err = s.sendChunked(ctx, c.ID, fn, data)
+		if len(data) > int(s.m.nc.MaxPayload()) || int64(len(data)) > s.m.maxValue {
+			err = s.sendChunked(ctx, c.ID, fn, data) // or refuse it past maxValue
 		} else if err = s.m.nc.PublishRequest(s.subject, s.replySubject, data); errors.Is(err, nats.ErrMaxPayload) {
 			err = fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
 		} else if err != nil {

@@ -118,6 +118,10 @@ func (t *Task[T]) Available() bool { return t.fin.Load() }
 // [bus.ErrPanic] that carries the stack. Wait may be called any number of
 // times.
 func (t *Task[T]) Wait(ctx context.Context) (T, error) {
+	if t == nil || t.name == "" && !t.isLocal && !t.fin.Load() {
+		var zero T
+		return zero, fmt.Errorf("%w: a nil or zero Task: get one from Schedule, Thread, Go or Method", ErrBadCall)
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}

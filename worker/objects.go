@@ -507,7 +507,7 @@ func (a *callArg) parse(p [][]byte) (err error) {
 }
 
 // maxArgs bounds a method call's arguments, before they are split.
-const maxArgs = 1024
+const maxArgs = bus.MaxArgs
 
 // arrayLen reads the length of the msgpack array at the start of raw.
 func arrayLen(raw []byte) (int, bool) {

@@ -1,0 +1,174 @@
+package bus
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// The msgpack encoder follows pointers, maps, slices and interfaces with
+// no memory of where it has been: a value that holds itself would recurse
+// until the goroutine's stack limit kills the process, which no recover
+// catches. Before encoding a value whose type allows a cycle, the codec
+// walks it and refuses a cycle, or nesting past MaxDepth, with ErrEncode.
+
+// mayCycle caches, by type, whether a value of the type can hold itself.
+var mayCycle sync.Map // reflect.Type → bool
+
+// encodesItself reports whether msgpack hands values of t to their own
+// encoder, which the walk must not look into.
+func encodesItself(t reflect.Type) bool {
+	return t.Implements(customEncoder) || t.Implements(marshaler) ||
+		reflect.PointerTo(t).Implements(customEncoder) || reflect.PointerTo(t).Implements(marshaler)
+}
+
+// canCycle reports whether a value of type t may hold itself: whether
+// t's graph of element and field types reaches back to one of its own
+// types, or holds an interface, which could hold anything.
+func canCycle(t reflect.Type) bool {
+	if v, ok := mayCycle.Load(t); ok {
+		return v.(bool)
+	}
+	c := typeCycles(t, map[reflect.Type]bool{})
+	mayCycle.Store(t, c)
+	return c
+}
+
+func typeCycles(t reflect.Type, onPath map[reflect.Type]bool) bool {
+	if onPath[t] {
+		return true
+	}
+	if encodesItself(t) {
+		return false
+	}
+	onPath[t] = true
+	defer delete(onPath, t)
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return typeCycles(t.Elem(), onPath)
+	case reflect.Map:
+		return typeCycles(t.Key(), onPath) || typeCycles(t.Elem(), onPath)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && typeCycles(f.Type, onPath) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkCycles reports a value v that holds itself, or nests deeper than
+// MaxDepth, naming the path to where it does.
+func checkCycles(v any) error {
+	if v == nil {
+		return nil
+	}
+	rv := reflect.ValueOf(v)
+	if !canCycle(rv.Type()) {
+		return nil
+	}
+	w := cycleWalk{onPath: map[cycleKey]bool{}}
+	return w.walk(rv, 0)
+}
+
+type cycleKey struct {
+	ptr uintptr
+	typ reflect.Type
+}
+
+type cycleWalk struct {
+	onPath map[cycleKey]bool
+	path   []string
+}
+
+func (w *cycleWalk) where() string {
+	if len(w.path) == 0 {
+		return "the value itself"
+	}
+	if n := len(w.path); n > 8 {
+		return strings.Join(w.path[:3], "") + fmt.Sprintf("…(%d levels)…", n-6) + strings.Join(w.path[n-3:], "")
+	}
+	return strings.Join(w.path, "")
+}
+
+func (w *cycleWalk) walk(v reflect.Value, depth int) error {
+	if depth > MaxDepth {
+		return fmt.Errorf("%w: %s: nested deeper than %d levels at %s", ErrEncode, v.Type(), MaxDepth, w.where())
+	}
+	if !v.IsValid() || encodesItself(v.Type()) {
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return w.walk(v.Elem(), depth)
+	case reflect.Pointer, reflect.Map, reflect.Slice:
+		if v.IsNil() {
+			return nil
+		}
+		k := cycleKey{v.Pointer(), v.Type()}
+		if w.onPath[k] {
+			return fmt.Errorf("%w: %s holds itself (a cycle) at %s", ErrEncode, v.Type(), w.where())
+		}
+		w.onPath[k] = true
+		defer delete(w.onPath, k)
+		switch v.Kind() {
+		case reflect.Pointer:
+			return w.walk(v.Elem(), depth+1)
+		case reflect.Map:
+			if !canCycle(v.Type().Elem()) && !canCycle(v.Type().Key()) {
+				return nil
+			}
+			it := v.MapRange()
+			for it.Next() {
+				w.path = append(w.path, fmt.Sprintf("[%v]", it.Key()))
+				err := w.walk(it.Value(), depth+1)
+				w.path = w.path[:len(w.path)-1]
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return w.elems(v, depth)
+	case reflect.Array:
+		return w.elems(v, depth)
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() || f.Tag.Get("msgpack") == "-" || !canCycle(f.Type) {
+				continue
+			}
+			w.path = append(w.path, "."+f.Name)
+			err := w.walk(v.Field(i), depth+1)
+			w.path = w.path[:len(w.path)-1]
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// elems walks the elements of a slice or an array.
+func (w *cycleWalk) elems(v reflect.Value, depth int) error {
+	if !canCycle(v.Type().Elem()) {
+		return nil
+	}
+	for i := range v.Len() {
+		w.path = append(w.path, fmt.Sprintf("[%d]", i))
+		err := w.walk(v.Index(i), depth+1)
+		w.path = w.path[:len(w.path)-1]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
