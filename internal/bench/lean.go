@@ -23,7 +23,7 @@ const settle = 300 * time.Millisecond
 // subscribes; and the resident memory of each once idle.
 //
 // What is resident (measured with /proc/<pid>/smaps and pagemap, the
-// processional binary of 31 MB, in November 2025): of a worker's ~15 MB,
+// processional binary of 31 MB): of a worker's ~15 MB,
 // ~12 MB are the binary's own pages (text 5.5, pclntab 3.4, rodata 2.6),
 // shared with every process that runs it; ~1.3 MB are libc's in a cgo
 // build; ~2 MB are anonymous (heap and stacks). An idle worker never
