@@ -37,6 +37,9 @@ type WorkerConfig struct {
 	MaxValue int64 `json:"max_value,omitempty"`
 	// Pool, if not empty, makes the worker a member of that pool.
 	Pool string `json:"pool,omitempty"`
+	// User and Password are the NATS user the master connects as.
+	User     string `json:"user,omitempty"`
+	Password string `json:"password,omitempty"`
 	// Creds, TLSCert, TLSKey and TLSCA are the files the master presents
 	// to its NATS server, for the worker to present the same: a
 	// credentials file (user JWT and nkey seed), a client certificate and

@@ -405,39 +405,21 @@ func TestCredentialsFiles(t *testing.T) {
 	}
 }
 
-// permissionsConfig is a nats-server configuration with one user per
-// role, each allowed only the subjects its role needs (README, Security).
-func permissionsConfig(t *testing.T, workerID string) string {
-	t.Helper()
-	text := fmt.Sprintf(`authorization {
-  users = [
-    { user: master, password: master-pw, permissions: {
-        publish: ["proc.*.call", "proc.*.ctl.>", "proc.*.json.>", "$SRV.>"]
-        subscribe: ["_INBOX.>", "proc.master.>"] } }
-    { user: %[1]s, password: worker-pw, permissions: {
-        publish: ["_INBOX.>", "proc.master.*.hello.%[1]s"]
-        subscribe: ["proc.%[1]s.>", "$SRV.>", "_INBOX.>"] } }
-  ]
-}
-`, workerID)
-	path := filepath.Join(t.TempDir(), "permissions.conf")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestSubjectPermissions: a worker confined to its own subjects, and a
 // master to calling, serve everything (calls, objects, the CLI's JSON,
 // discovery) with no permissions violation; the worker cannot listen to,
 // or call, another worker; a wrong password is refused.
 func TestSubjectPermissions(t *testing.T) {
-	r := run(t, "nats ", "nats", "--listen", "127.0.0.1:0", "--config", permissionsConfig(t, "w-perm"))
+	// The deployment's own configuration, as docker-compose.yml mounts it.
+	t.Setenv("PROCESSIONAL_MASTER_PASSWORD", "master-pw")
+	t.Setenv("PROCESSIONAL_WORKER_1_PASSWORD", "worker-pw")
+	t.Setenv("PROCESSIONAL_WORKER_2_PASSWORD", "other-pw")
+	r := run(t, "nats ", "nats", "--listen", "127.0.0.1:0", "--config", "../deploy/nats.conf")
 	url := strings.Fields(r.first)[1]
 	hostport := strings.TrimPrefix(url, "nats://")
-	w := run(t, "worker w-perm serving", "worker", "--id", "w-perm", "--token", "", "--nats", "nats://w-perm:worker-pw@"+hostport)
+	w := run(t, "worker worker-1 serving", "worker", "--id", "worker-1", "--token", "", "--nats", url, "--user", "worker-1", "--password", "worker-pw")
 	ctx := testCtx(t)
-	s, err := master.Connect(ctx, "nats://master:master-pw@"+hostport, master.WithServerID("w-perm"))
+	s, err := master.Connect(ctx, "nats://master:master-pw@"+hostport, master.WithServerID("worker-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,12 +435,16 @@ func TestSubjectPermissions(t *testing.T) {
 		t.Fatalf("a proxy call under permissions: %v", err)
 	}
 	counter.Close()
-	stdout, stderr, code := processional(t, "call", "--nats", "nats://master:master-pw@"+hostport, "--token", "", "--worker", "w-perm", "sum", "[4,5]")
+	stdout, stderr, code := processional(t, "call", "--nats", "nats://master:master-pw@"+hostport, "--token", "", "--worker", "worker-1", "sum", "[4,5]")
 	if code != 0 || strings.TrimSpace(stdout) != "9" {
 		t.Fatalf("a JSON call under permissions (%d): %q %s", code, stdout, stderr)
 	}
-	if stdout, stderr, code = processional(t, "ls", "--nats", "nats://master:master-pw@"+hostport, "--token", ""); code != 0 || !strings.Contains(stdout, "w-perm") {
+	if stdout, stderr, code = processional(t, "ls", "--nats", "nats://master:master-pw@"+hostport, "--token", ""); code != 0 || !strings.Contains(stdout, "worker-1") {
 		t.Fatalf("ls under permissions (%d): %s%s", code, stdout, stderr)
+	}
+	// The compose file's master: the demo, as the master user.
+	if stdout, stderr, code = processional(t, "demo", "--nats", url, "--user", "master", "--password", "master-pw", "--worker", "worker-1"); code != 0 || !strings.Contains(stdout, "8. Close") {
+		t.Fatalf("the demo under permissions (%d):\n%s%s", code, stdout, stderr)
 	}
 	if strings.Contains(w.stderr.String(), "iolation") {
 		t.Fatalf("the worker needed more than its permissions:\n%s", w.stderr)
@@ -466,17 +452,17 @@ func TestSubjectPermissions(t *testing.T) {
 
 	// The worker's user is confined to its own subjects.
 	violations := make(chan error, 4)
-	nc, err := nats.Connect("nats://w-perm:worker-pw@"+hostport, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	nc, err := nats.Connect(url, nats.UserInfo("worker-1", "worker-pw"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		violations <- err
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := nc.SubscribeSync("proc.w-other.>"); err != nil {
+	if _, err := nc.SubscribeSync("proc.worker-2.>"); err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Publish("proc.w-other.call", []byte("x")); err != nil {
+	if err := nc.Publish("proc.worker-2.call", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	nc.Flush()
@@ -490,7 +476,7 @@ func TestSubjectPermissions(t *testing.T) {
 			t.Fatal("the worker's user listened to or called another worker without a violation")
 		}
 	}
-	if nc, err := nats.Connect("nats://w-perm:wrong@"+hostport, nats.Timeout(5*time.Second)); !errors.Is(err, nats.ErrAuthorization) {
+	if nc, err := nats.Connect(url, nats.UserInfo("worker-1", "wrong"), nats.Timeout(5*time.Second)); !errors.Is(err, nats.ErrAuthorization) {
 		if err == nil {
 			nc.Close()
 		}

@@ -21,6 +21,19 @@ func WithCredentials(file string) Option {
 	}
 }
 
+// WithUserInfo makes the master present a user and password to the server
+// of [WithNATS] or [Connect] (as nats://user:password@host:4222 would),
+// and hands them to the workers it spawns.
+func WithUserInfo(user, password string) Option {
+	return func(o *options) error {
+		if user == "" {
+			return fmt.Errorf("%w: empty NATS user name", ErrConfig)
+		}
+		o.files.User, o.files.Password = user, password
+		return nil
+	}
+}
+
 // WithTLS makes the master speak TLS to the server of [WithNATS] or
 // [Connect]: caFile is the certificate authority (PEM) that signed the
 // server's certificate, empty for the system's; certFile and keyFile are

@@ -163,7 +163,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 
 	cfg := bus.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
 		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid(), MaxValue: m.maxValue, Pool: o.pool,
-		Creds: m.files.Creds, TLSCert: m.files.Cert, TLSKey: m.files.Key, TLSCA: m.files.CA}
+		User: m.files.User, Password: m.files.Password, Creds: m.files.Creds, TLSCert: m.files.Cert, TLSKey: m.files.Key, TLSCA: m.files.CA}
 	cmd := exec.Command(o.binary, o.args...)
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
 	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")

@@ -91,7 +91,7 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 		killGroup()
 	}
 	lost := make(chan struct{})
-	creds, err := natsauth.Files{Token: cfg.Token, Creds: cfg.Creds, Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}.Options()
+	creds, err := natsauth.Files{Token: cfg.Token, User: cfg.User, Password: cfg.Password, Creds: cfg.Creds, Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}.Options()
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", cfg.Worker, err)
 	}

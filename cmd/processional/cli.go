@@ -26,15 +26,18 @@ import (
 // connFlags are the connection flags every command that joins a NATS
 // server takes.
 type connFlags struct {
-	url, token, creds, cert, key, ca string
-	retries                          int
+	url, token, user, password string
+	creds, cert, key, ca       string
+	retries                    int
 }
 
 func addConnFlags(fs *flag.FlagSet) *connFlags {
 	c := &connFlags{}
 	fs.StringVar(&c.url, "nats", envOr("PROCESSIONAL_NATS", "nats://127.0.0.1:4222"), "the NATS server's URL ($PROCESSIONAL_NATS)")
 	fs.StringVar(&c.token, "token", os.Getenv("PROCESSIONAL_TOKEN"), "the server's token ($PROCESSIONAL_TOKEN)")
-	fs.StringVar(&c.creds, "creds", "", "a NATS credentials file (JWT and nkey)")
+	fs.StringVar(&c.user, "user", os.Getenv("PROCESSIONAL_USER"), "the NATS user ($PROCESSIONAL_USER)")
+	fs.StringVar(&c.password, "password", os.Getenv("PROCESSIONAL_PASSWORD"), "the NATS user's password ($PROCESSIONAL_PASSWORD)")
+	fs.StringVar(&c.creds, "creds", os.Getenv("PROCESSIONAL_CREDS"), "a NATS credentials file: JWT and nkey ($PROCESSIONAL_CREDS)")
 	fs.StringVar(&c.cert, "tlscert", "", "the client's TLS certificate file")
 	fs.StringVar(&c.key, "tlskey", "", "the client's TLS key file")
 	fs.StringVar(&c.ca, "tlsca", "", "the TLS certificate authority file that signed the server's certificate")
@@ -51,7 +54,7 @@ func envOr(name, def string) string {
 
 // connect connects to the server, retrying with a visible message.
 func (c *connFlags) connect(name string) (*nats.Conn, error) {
-	creds, err := natsauth.Files{Token: c.token, Creds: c.creds, Cert: c.cert, Key: c.key, CA: c.ca}.Options()
+	creds, err := natsauth.Files{Token: c.token, User: c.user, Password: c.password, Creds: c.creds, Cert: c.cert, Key: c.key, CA: c.ca}.Options()
 	if err != nil {
 		return nil, err
 	}

@@ -21,8 +21,11 @@ func demo(args []string) int {
 	natsURL := fs.String("nats", "", "run the worker part against this worker on a NATS server or cluster, instead of a spawned one")
 	token := fs.String("token", os.Getenv("PROCESSIONAL_TOKEN"), "the server's token ($PROCESSIONAL_TOKEN), with --nats")
 	workerID := fs.String("worker", "", "the worker's id, with --nats")
+	user := fs.String("user", os.Getenv("PROCESSIONAL_USER"), "the NATS user ($PROCESSIONAL_USER), with --nats")
+	password := fs.String("password", os.Getenv("PROCESSIONAL_PASSWORD"), "the NATS user's password ($PROCESSIONAL_PASSWORD)")
+	creds := fs.String("creds", os.Getenv("PROCESSIONAL_CREDS"), "a NATS credentials file ($PROCESSIONAL_CREDS), with --nats")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: processional demo [--nats URL --worker ID [--token T]]\n\nStarts an embedded NATS server, spawns this binary as a worker, shows each\nexecutor once with its timing, and leaves no process behind. With --nats,\nthe worker part runs on a worker already serving on that server or cluster\n(`processional worker`), wherever it is.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "usage: processional demo [--nats URL --worker ID [--token T | --user U | --creds F]]\n\nStarts an embedded NATS server, spawns this binary as a worker, shows each\nexecutor once with its timing, and leaves no process behind. With --nats,\nthe worker part runs on a worker already serving on that server or cluster\n(`processional worker`), wherever it is.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -34,7 +37,14 @@ func demo(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := runDemo(ctx, os.Stdout, remoteWorker{url: *natsURL, token: *token, id: *workerID}); err != nil {
+	remote := remoteWorker{url: *natsURL, id: *workerID, opts: []master.Option{master.WithToken(*token)}}
+	if *user != "" {
+		remote.opts = append(remote.opts, master.WithUserInfo(*user, *password))
+	}
+	if *creds != "" {
+		remote.opts = append(remote.opts, master.WithCredentials(*creds))
+	}
+	if err := runDemo(ctx, os.Stdout, remote); err != nil {
 		fmt.Fprintf(os.Stderr, "processional demo: %v\n", err)
 		return 1
 	}
@@ -43,7 +53,10 @@ func demo(args []string) int {
 
 // remoteWorker is the worker the demo runs on with --nats; its zero value
 // means a spawned one.
-type remoteWorker struct{ url, token, id string }
+type remoteWorker struct {
+	url, id string
+	opts    []master.Option // the credentials it presents
+}
 
 // step prints one line: what was done, its result and its time.
 func step(w io.Writer, start time.Time, what string, result any) {
@@ -98,7 +111,7 @@ func runDemo(ctx context.Context, w io.Writer, remote remoteWorker) error {
 		fmt.Fprintln(w, "\n3. A worker somewhere on the NATS cluster, reached by its id")
 		start = time.Now()
 		for {
-			s, err = master.Connect(ctx, remote.url, master.WithToken(remote.token), master.WithServerID(remote.id))
+			s, err = master.Connect(ctx, remote.url, append(remote.opts, master.WithServerID(remote.id))...)
 			if err == nil || ctx.Err() != nil {
 				break
 			}

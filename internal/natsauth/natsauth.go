@@ -2,7 +2,7 @@
 // server (a token, a credentials file, TLS files) into nats.go options, in
 // one place for the master, the spawned worker and the commands.
 //
-// A user and password travel in the server's URL
+// A user and password may also travel in the server's URL
 // (nats://user:password@host:4222), which nats.go reads itself.
 package natsauth
 
@@ -20,11 +20,13 @@ var ErrFiles = errors.New("NATS credentials")
 // Files are the credentials presented to a NATS server. The zero value
 // presents nothing.
 type Files struct {
-	Token string // the server's token
-	Creds string // a credentials file: a user JWT and its nkey seed
-	Cert  string // the client's TLS certificate (PEM), with Key
-	Key   string // the client's TLS key (PEM), with Cert
-	CA    string // the certificate authority (PEM) that signed the server's certificate
+	Token    string // the server's token
+	User     string // a user name, with Password
+	Password string
+	Creds    string // a credentials file: a user JWT and its nkey seed
+	Cert     string // the client's TLS certificate (PEM), with Key
+	Key      string // the client's TLS key (PEM), with Cert
+	CA       string // the certificate authority (PEM) that signed the server's certificate
 }
 
 // Options returns the nats.go options that present f, or an error naming
@@ -33,6 +35,9 @@ func (f Files) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	if f.Token != "" {
 		opts = append(opts, nats.Token(f.Token))
+	}
+	if f.User != "" {
+		opts = append(opts, nats.UserInfo(f.User, f.Password))
 	}
 	if (f.Cert == "") != (f.Key == "") {
 		return nil, fmt.Errorf("%w: a TLS certificate (%q) and key (%q) go together: give both or neither", ErrFiles, f.Cert, f.Key)
