@@ -146,6 +146,13 @@ func TestMultiHost(t *testing.T) {
 		t.Skip("builds three hosts")
 	}
 	h := newNetHosts(t)
+	// Every host speaks TLS to its clients and verifies their
+	// certificates, made here for the three addresses.
+	ca := newPKI(t, "processional-hosts")
+	srvCert, srvKey := ca.issue(t, "nats-hosts", true, h.ips[:]...)
+	cert, key := ca.issue(t, "client", false)
+	serverTLS := []string{"--tlscert", srvCert, "--tlskey", srvKey, "--tlsca", ca.file}
+	clientTLS := []string{"--tlscert", cert, "--tlskey", key, "--tlsca", ca.file}
 	var servers []*exec.Cmd
 	for i := range 3 {
 		var routes []string
@@ -154,8 +161,8 @@ func TestMultiHost(t *testing.T) {
 				routes = append(routes, "nats://"+h.ips[j]+":6222")
 			}
 		}
-		cmd, _, out := h.start(i, binProcessional, "nats", "--listen", h.ips[i]+":4222", "--token", h.token,
-			"--name", "host-"+string(rune('a'+i)), "--cluster", h.ips[i]+":6222", "--routes", strings.Join(routes, ","))
+		cmd, _, out := h.start(i, binProcessional, append([]string{"nats", "--listen", h.ips[i] + ":4222", "--token", h.token,
+			"--name", "host-" + string(rune('a'+i)), "--cluster", h.ips[i] + ":6222", "--routes", strings.Join(routes, ",")}, serverTLS...)...)
 		if line := readLine(t, out, "nats server"); !strings.HasPrefix(line, "nats ") {
 			t.Fatalf("nats server %d said %q", i, line)
 		}
@@ -165,13 +172,13 @@ func TestMultiHost(t *testing.T) {
 	var workers []*exec.Cmd
 	for i, id := range []string{"wa", "wb"} {
 		urls := h.natsURL(i) + "," + h.natsURL(2)
-		cmd, _, out := h.start(i, binProcessional, "worker", "--nats", urls, "--token", h.token, "--id", id, "--pool", "p")
+		cmd, _, out := h.start(i, binProcessional, append([]string{"worker", "--nats", urls, "--token", h.token, "--id", id, "--pool", "p"}, clientTLS...)...)
 		if line := readLine(t, out, "worker "+id); !strings.HasPrefix(line, "worker "+id+" serving") {
 			t.Fatalf("worker %s said %q", id, line)
 		}
 		workers = append(workers, cmd)
 	}
-	_, in, out := h.start(2, binNetmaster, h.natsURL(2), h.token)
+	_, in, out := h.start(2, binNetmaster, h.natsURL(2), h.token, cert, key, ca.file)
 	if line := readLine(t, out, "master"); line != "ok ready" {
 		t.Fatalf("master said %q", line)
 	}

@@ -217,8 +217,9 @@ func (p *pki) write(t *testing.T, name, kind string, der []byte) string {
 }
 
 // issue makes a certificate for name signed by the authority: a server's,
-// for 127.0.0.1, or a client's. It returns the certificate and key files.
-func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
+// for 127.0.0.1 and the addresses given, or a client's. It returns the
+// certificate and key files.
+func (p *pki) issue(t *testing.T, name string, server bool, addrs ...string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -236,6 +237,9 @@ func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile s
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		for _, a := range addrs {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(a))
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
 	if err != nil {

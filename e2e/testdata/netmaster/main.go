@@ -26,12 +26,16 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: netmaster URLS TOKEN")
+	if len(os.Args) != 3 && len(os.Args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: netmaster URLS TOKEN [TLSCERT TLSKEY TLSCA]")
 		os.Exit(2)
 	}
 	ctx := context.Background()
-	m, err := master.New(ctx, master.WithNATS(os.Args[1], os.Args[2]))
+	opts := []master.Option{master.WithToken(os.Args[2])}
+	if len(os.Args) == 6 {
+		opts = append(opts, master.WithTLS(os.Args[3], os.Args[4], os.Args[5]))
+	}
+	m, err := master.New(ctx, append([]master.Option{master.WithNATS(os.Args[1], os.Args[2])}, opts...)...)
 	if err != nil {
 		fmt.Println("err", err)
 		os.Exit(1)
@@ -48,7 +52,7 @@ func main() {
 				return s, nil
 			}
 		}
-		s, err := master.Connect(ctx, os.Args[1], master.WithToken(os.Args[2]), master.WithServerID(id))
+		s, err := master.Connect(ctx, os.Args[1], append(opts, master.WithServerID(id))...)
 		if err != nil {
 			return nil, err
 		}
