@@ -26,6 +26,7 @@ type netHosts struct {
 	names  []string // namespaces
 	ips    []string
 	token  string
+	stderr map[*exec.Cmd]*lockedBuffer // what each process started said
 }
 
 func ipCmd(args ...string) error {
@@ -99,7 +100,11 @@ func (h *netHosts) teardown() {
 func (h *netHosts) start(i int, binary string, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	h.t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.names[i], binary}, args...)...)
-	cmd.Stderr = os.Stderr
+	if h.stderr == nil {
+		h.stderr = map[*exec.Cmd]*lockedBuffer{}
+	}
+	h.stderr[cmd] = &lockedBuffer{}
+	cmd.Stderr = io.MultiWriter(os.Stderr, h.stderr[cmd])
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -167,6 +172,13 @@ func TestMultiHost(t *testing.T) {
 			t.Fatalf("nats server %d said %q", i, line)
 		}
 		servers = append(servers, cmd)
+	}
+	// Told to listen beyond loopback, a server says so.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(h.stderr[servers[0]].String(), "listens beyond loopback host="+h.ips[0]); {
+		if time.Now().After(deadline) {
+			t.Fatalf("processional nats on %s did not warn that it listens beyond loopback; it said:\n%s", h.ips[0], h.stderr[servers[0]])
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	// Workers on a and b, each with the other servers to fail over to.
 	var workers []*exec.Cmd
