@@ -93,10 +93,20 @@ func FuzzReference(f *testing.F) {
 	f.Add(bus.AppendRef(nil, bus.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T"}))
 	f.Add([]byte{0xd4, 0x01, 0x00})
 	f.Add([]byte{0xc7, 0x20, 0x01, 0x93})
+	f.Add(bus.AppendRef(nil, bus.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T", Holder: "m-1"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := bus.DecodeRef(data)
 		if err == nil && !bus.ValidID(r.Worker) {
 			t.Fatalf("a reference to worker %q", r.Worker)
+		}
+		if err == nil && r.Holder != "" && !bus.ValidID(r.Holder) {
+			t.Fatalf("a reference passed on by %q", r.Holder)
+		}
+		if err == nil {
+			back, err := bus.DecodeRef(bus.AppendRef(nil, r))
+			if err != nil || back != r {
+				t.Fatalf("%+v round-trips to %+v, %v", r, back, err)
+			}
 		}
 		bus.RefID(data, "w-1")
 		bus.IsRef(data)
