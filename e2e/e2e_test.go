@@ -122,22 +122,11 @@ func TestBadCalls(t *testing.T) {
 // as a master built with another signature for function would.
 func rawCall(t *testing.T, m *master.Master, s *master.Slave, function string, arg any) error {
 	t.Helper()
-	data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindCall, Master: "m-raw", ID: 1, Function: function, ArgType: fmt.Sprintf("%T", arg)}, arg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := m.Conn().Request(bus.CallSubject(s.ID()), data, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, remote, err := bus.DecodeReply(msg.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if remote == nil {
+	err := forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindCall, Master: "m-raw", Function: function, ArgType: fmt.Sprintf("%T", arg)}, arg)
+	if err == nil {
 		t.Fatalf("%s(%T) succeeded", function, arg)
 	}
-	return remote
+	return err
 }
 
 func TestUndecodablePayload(t *testing.T) {
