@@ -42,6 +42,11 @@ var (
 	ErrLeaseLapsed = RegisterError("bus.ErrLeaseLapsed", errors.New("processional: lease lapsed"))
 	// ErrWorkerLost: the worker died or went away before answering.
 	ErrWorkerLost = RegisterError("bus.ErrWorkerLost", errors.New("processional: worker lost"))
+	// ErrOverloaded: the worker holds as many calls, queued or running, as
+	// its limit allows, and refused this one at once rather than queue it
+	// without bound; the error names the worker, the count and the limit.
+	// The call did not run: it may be sent again later.
+	ErrOverloaded = RegisterError("bus.ErrOverloaded", errors.New("processional: worker overloaded"))
 )
 
 func init() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -32,10 +33,32 @@ var ErrConfig = errors.New("worker: invalid configuration")
 type Option func(*options) error
 
 type options struct {
-	id       string
-	owner    string
-	maxValue uint64
-	pool     string
+	id         string
+	owner      string
+	maxValue   uint64
+	pool       string
+	maxPending int64
+}
+
+// DefaultMaxPending is the number of calls a worker holds, accepted and
+// not finished (queued or running), before it refuses more with
+// [bus.ErrOverloaded]; see [WithMaxPending]. It is above the 100 000
+// calls the pipelined bench row sends at once.
+const DefaultMaxPending = 1 << 18
+
+// WithMaxPending sets how many calls the worker holds at once, accepted
+// and not finished (queued or running, blocking and concurrent together):
+// a call past that is answered at once with [bus.ErrOverloaded], naming
+// the worker, the count and the limit, instead of being queued without
+// bound. The default is [DefaultMaxPending].
+func WithMaxPending(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: max pending %d: want a positive count", ErrConfig, n)
+		}
+		o.maxPending = int64(n)
+		return nil
+	}
 }
 
 // WithPool makes the worker a member of pool name: masters find it with
@@ -129,8 +152,10 @@ type Worker struct {
 
 	joining map[callKey]*joining // calls arriving in chunks; guarded by mu
 
-	epoch   atomic.Uint64 // how many times the connection reconnected; in heartbeat acknowledgements
-	fnStats sync.Map      // function name → *functionCounter
+	epoch      atomic.Uint64 // how many times the connection reconnected; in heartbeat acknowledgements
+	pending    atomic.Int64  // calls accepted and not finished: queued or running
+	maxPending int64         // past it, calls are refused with bus.ErrOverloaded
+	fnStats    sync.Map      // function name → *functionCounter
 
 	baseCtx    context.Context // the parent of JSON calls' contexts, cancelled by Abort
 	baseCancel context.CancelFunc
@@ -221,6 +246,10 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	if w.maxValue == 0 {
 		w.maxValue = chunks.DefaultLimit
 	}
+	w.maxPending = o.maxPending
+	if w.maxPending == 0 {
+		w.maxPending = DefaultMaxPending
+	}
 	w.peer = &peer.Context{Conn: nc, ID: o.id, Local: w.Object}
 	w.baseCtx, w.baseCancel = context.WithCancel(context.Background())
 	// A reconnect may have lost messages in flight (NATS delivers at most
@@ -228,8 +257,36 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	prev := nc.Opts.ReconnectedCB
 	nc.SetReconnectHandler(func(c *nats.Conn) {
 		w.epoch.Add(1)
+		slog.Info("processional: the worker's NATS connection is back; its masters fail the calls in flight", "worker", w.id, "epoch", w.epoch.Load())
 		if prev != nil {
 			prev(c)
+		}
+	})
+	// A slow consumer made visible: the client dropping messages for a
+	// subscription past its pending limits, or the server cutting the
+	// connection off (a disconnection, then the reconnect above).
+	prevDisc := nc.Opts.DisconnectedErrCB
+	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+		if err != nil {
+			slog.Warn("processional: the worker lost its NATS connection; reconnecting", "worker", w.id, "err", err)
+		}
+		if prevDisc != nil {
+			prevDisc(c, err)
+		}
+	})
+	prevErr := nc.Opts.AsyncErrorCB
+	nc.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			slog.Warn("processional: the worker is a slow consumer: the NATS client dropped messages", "worker", w.id, "subject", subject, "err", err)
+		} else {
+			slog.Warn("processional: NATS error on the worker's connection", "worker", w.id, "subject", subject, "err", err)
+		}
+		if prevErr != nil {
+			prevErr(c, sub, err)
 		}
 	})
 	svc, err := micro.AddService(nc, micro.Config{
@@ -434,6 +491,22 @@ func (w *Worker) handleCall(data []byte, reply string) {
 			w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
 			return
 		}
+	}
+	// Every call counts until it has run (see run); only a release, which
+	// nobody could be told of, is never refused.
+	if n := w.pending.Add(1); n > w.maxPending && !(c.Kind == bus.KindThread && reply == "" && c.ID == 0) {
+		w.pending.Add(-1)
+		w.mu.Unlock()
+		cl.cancel(context.Canceled)
+		if cl.pid != 0 {
+			bus.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
+		}
+		if cl.joined != nil {
+			chunks.PutBuffer(cl.joined)
+			cl.joined, cl.arg = nil, nil
+		}
+		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s holds %d calls, queued or running, at its limit of %d: call refused", bus.ErrOverloaded, w.id, n-1, w.maxPending))
+		return
 	}
 	if c.Kind == bus.KindThread && reply == "" && c.ID == 0 {
 		// A call that wants no answer (a release): nobody cancels it or
@@ -660,6 +733,7 @@ func (w *Worker) run(cl *call) {
 		w.mu.Unlock()
 	}
 	cl.cancel(context.Canceled)
+	w.pending.Add(-1) // counted when handleCall accepted it
 	if cl.reply == "" {
 		return
 	}
