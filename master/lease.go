@@ -118,22 +118,20 @@ func (m *Master) onAck(msg *nats.Msg) {
 // sawEpoch notes the worker's connection epoch from a heartbeat answer. A
 // new epoch means the worker's connection dropped and came back: NATS
 // delivers at most once, so the calls in flight then may never have
-// arrived, and would wait for ever. They fail with [bus.ErrWorkerLost].
+// arrived, and would wait for ever. They fail with [bus.ErrWorkerLost],
+// and the worker is asked to cancel those that did arrive.
 func (s *slave) sawEpoch(epoch uint64) {
 	s.mu.Lock()
 	if !s.epochSeen || epoch == s.epoch {
 		s.epoch, s.epochSeen = epoch, true
+		s.abandoned = nil // the worker was there to hear their cancels
 		s.mu.Unlock()
 		return
 	}
 	s.epoch = epoch
-	lost := s.pending.drain()
-	for _, p := range lost {
-		s.leaveGroupLocked(p)
-	}
+	lost, ids := s.takeAllLocked()
+	ids = append(ids, s.abandoned...)
+	s.abandoned = nil
 	s.mu.Unlock()
-	err := fmt.Errorf("%w: worker %s reconnected to NATS: the calls in flight when its connection dropped may never have arrived", bus.ErrWorkerLost, s.id)
-	for _, p := range lost {
-		p.resolve(nil, nil, err)
-	}
+	s.failTaken(lost, ids, fmt.Errorf("%w: worker %s reconnected to NATS: the calls in flight when its connection dropped may never have arrived", bus.ErrWorkerLost, s.id))
 }

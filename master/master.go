@@ -208,6 +208,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		if d, ok := ctx.Deadline(); ok {
 			all = append(all, nats.Timeout(time.Until(d)))
 		}
+		all = append(m.connOptions(), all...) // prompt reconnects; the options given win
 		nc, err := nats.Connect(o.url, all...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: to %s: %w", ErrConnect, o.url, err)

@@ -69,6 +69,7 @@ type slave struct {
 
 	epoch     uint64 // the worker's connection epoch, from heartbeat answers
 	epochSeen bool
+	abandoned []uint64 // calls failed for the master's reconnect: cancelled again should the worker have been away too
 
 	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
 	pid     int          // a connected worker's pid, from its hello
@@ -149,9 +150,21 @@ func (*slave) executor() {}
 
 // sameMemory notes, from the worker's hello, whether it shares this
 // process's /dev/shm: shared-memory buffers then cross by reference.
+//
+// It also notes, for a worker this master spawned, the connection epoch
+// it said hello in: 0, its connection as fresh as its hello. Left to the
+// first heartbeat's answer, a reconnect before that answer went unseen,
+// and the calls it lost waited for ever.
 func (s *slave) sameMemory(h *bus.Hello) {
 	if d := shm.Domain(); d != "" && h.ShmDomain == d && h.PID > 0 {
 		s.shmPID, s.selfPID = h.PID, uint32(os.Getpid())
+	}
+	if s.cmd != nil {
+		s.mu.Lock()
+		if !s.epochSeen {
+			s.epoch, s.epochSeen = 0, true
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -297,6 +310,10 @@ func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 			err = s.sendChunked(ctx, c.ID, fn, data) // or refuse it past maxValue
 		} else if err = s.m.nc.PublishRequest(s.subject, s.replySubject, data); errors.Is(err, nats.ErrMaxPayload) {
 			err = fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
+		} else if errors.Is(err, nats.ErrReconnectBufExceeded) {
+			// Not sent: the connection is down, and the calls sent since
+			// it dropped fill its buffer.
+			err = fmt.Errorf("%w: worker %s: %s: the master's connection to NATS is down and its reconnect buffer is full: %w", bus.ErrWorkerLost, s.id, fn, err)
 		} else if err != nil {
 			err = fmt.Errorf("worker %s: %s: send: %w", s.id, fn, err)
 		}
@@ -586,6 +603,11 @@ func (s *slave) kill() {
 // and they must not be failed as lost. It sends a marker on the reply
 // subject, which arrives after them, and waits for it a bounded time.
 func (s *slave) settle() {
+	if !s.m.nc.IsConnected() {
+		// Cut off from the server: what the worker sent is lost, and the
+		// marker would wait in the reconnect buffer, not come back.
+		return
+	}
 	ch := make(chan struct{})
 	s.mu.Lock()
 	s.settled = ch

@@ -97,8 +97,9 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	}
 	nc, err := nats.Connect(cfg.URL, append(creds,
 		nats.Name("processional worker "+cfg.Worker),
-		nats.MaxReconnects(20),
+		nats.MaxReconnects(-1), // for ever: its owner's lease, which lapses meanwhile, bounds the wait
 		nats.ReconnectWait(100*time.Millisecond),
+		nats.ReconnectJitter(50*time.Millisecond, 100*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { close(lost) }),
 	)...)
 	if err != nil {

@@ -1,0 +1,113 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+)
+
+// reconnectWait is how long the master's own connection waits between two
+// attempts to reach its NATS server again (nats.go waits 2 s by default):
+// a server that restarts within the lease finds the master back before
+// its workers' leases lapse.
+const reconnectWait = 100 * time.Millisecond
+
+// connOptions are the nats.go options of a connection the master makes
+// to a server it was given ([WithNATS], [Connect]). It reconnects
+// promptly and without end: the master's leases, not a count of attempts,
+// bound how long its workers wait for it, and its heartbeats fail the
+// calls of a worker that stays silent for a lease. A reconnect fails the
+// calls in flight (see [Master.reconnected]); disconnections and slow
+// consumer events are logged.
+func (m *Master) connOptions() []nats.Option {
+	return []nats.Option{
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectWait/2, reconnectWait),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				slog.Warn("processional: the master lost its NATS connection; reconnecting", "master", m.id, "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			slog.Info("processional: the master's NATS connection is back", "master", m.id, "url", nc.ConnectedUrlRedacted())
+			m.reconnected()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				slog.Warn("processional: the master is a slow consumer: the NATS client dropped messages", "master", m.id, "subject", subject, "err", err)
+				return
+			}
+			slog.Warn("processional: NATS error on the master's connection", "master", m.id, "subject", subject, "err", err)
+		}),
+	}
+}
+
+// reconnected fails the calls in flight on every worker of the master,
+// with [bus.ErrWorkerLost], once the master's connection dropped and came
+// back: NATS delivers at most once, so a call sent then, or its answer,
+// may have been lost, and would be waited for without end. Tasks sent
+// through [Slave.Idempotent] are sent again.
+func (m *Master) reconnected() {
+	m.mu.Lock()
+	slaves := make([]*slave, 0, len(m.slaves))
+	for _, s := range m.slaves {
+		slaves = append(slaves, s)
+	}
+	m.mu.Unlock()
+	for _, s := range slaves {
+		s.failInFlight(fmt.Errorf("%w: master %s's connection to NATS dropped and came back: the calls in flight to worker %s then, or their answers, may have been lost", bus.ErrWorkerLost, m.id, s.id))
+	}
+}
+
+// failInFlight fails every call pending on s with err, for the master's
+// reconnect, and asks the worker to cancel each: a call that did arrive
+// must not run on for nobody. Should the worker's connection have dropped
+// too, the cancels may not reach it: they go again when the master sees
+// the worker's new epoch (sawEpoch).
+func (s *slave) failInFlight(err error) {
+	s.mu.Lock()
+	lost, ids := s.takeAllLocked()
+	s.abandoned = append(s.abandoned, ids...)
+	s.mu.Unlock()
+	s.failTaken(lost, ids, err)
+}
+
+// takeAllLocked removes every pending call, and returns them with their
+// ids; s.mu held.
+func (s *slave) takeAllLocked() ([]pendingCall, []uint64) {
+	ids := make([]uint64, 0, s.pending.live)
+	for id := range s.pending.overflow {
+		ids = append(ids, id)
+	}
+	for i, p := range s.pending.slots {
+		if p != nil {
+			ids = append(ids, s.pending.base+uint64(i))
+		}
+	}
+	lost := s.pending.drain()
+	for _, p := range lost {
+		s.leaveGroupLocked(p)
+	}
+	return lost, ids
+}
+
+// failTaken fails the calls takeAllLocked took with err, and asks the
+// worker to cancel them.
+func (s *slave) failTaken(lost []pendingCall, ids []uint64, err error) {
+	for _, p := range lost {
+		p.resolve(nil, nil, err)
+	}
+	for _, id := range ids {
+		s.control(bus.KindCancel, id)
+	}
+}
