@@ -2,8 +2,11 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
+	"time"
 
 	"github.com/processional/processional/bus"
 )
@@ -75,6 +78,17 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 		runtime.KeepAlive(h) // dropping the handle closes the slave: not before the call is sent
 		return t
 	}
+	if e, ok := ex.(*idempotentSlave); ok {
+		if e == nil || e.h == nil || e.h.slave == nil || e.h.m == nil {
+			return failed[R](name, fmt.Errorf("%w: a nil or zero idempotent Slave: get one from Slave.Idempotent", ErrBadCall))
+		}
+		t := newTask[R](name)
+		r := &retrying[R]{Task: t, s: e.h.slave, ctx: ctx, kind: kind, fn: name, argType: f.ArgTypeName(), arg: arg, watchCtx: watch}
+		r.left.Store(IdempotentAttempts - 1)
+		e.h.slave.send(ctx, kind, name, r.argType, arg, r, watch)
+		runtime.KeepAlive(e.h)
+		return t
+	}
 	if pl, ok := ex.(*Pool); ok {
 		if pl == nil || pl.m == nil {
 			return failed[R](name, fmt.Errorf("%w: a nil or zero Pool: get one from Master.Pool", ErrBadCall))
@@ -105,4 +119,98 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 		return threadRun(ctx, ex, name, call)
 	}
 	return failed[R](name, fmt.Errorf("%w: executor %T", ErrBadCall, ex))
+}
+
+// IdempotentAttempts is how many times in all a task sent through
+// [Slave.Idempotent] is sent.
+const IdempotentAttempts = 4
+
+// Idempotent returns an executor that sends tasks to the worker as s does,
+// marked idempotent: the function may run more than once for one task.
+// NATS delivers a message at most once, so a call in flight when the
+// worker's or this master's connection to the NATS server dropped and came
+// back may have been lost, or its answer: such a task fails with
+// [bus.ErrWorkerLost] on s, and through the executor Idempotent returns it
+// is sent again instead, once the master's connection is back, while the
+// worker is still open and the task's context lasts, up to
+// [IdempotentAttempts] times in all. A blocking call sent again runs after
+// the calls sent since. A worker that died, or whose lease lapsed, is not
+// tried again: the task fails with the worker's error ([Map] with
+// [Idempotent] goes on with another member of a pool).
+//
+// The executor holds s: s is not closed for being unreachable while the
+// executor is reachable.
+func (s *Slave) Idempotent() Executor { return &idempotentSlave{h: s} }
+
+// idempotentSlave is the executor of [Slave.Idempotent].
+type idempotentSlave struct{ h *Slave }
+
+func (*idempotentSlave) executor() {}
+
+// String describes the executor for messages.
+func (e *idempotentSlave) String() string { return "idempotent " + e.h.String() }
+
+// retrying is a task sent through [Slave.Idempotent]: it stands for its
+// task in the slave's pending set, and sends the call again when it was
+// lost to a reconnect.
+type retrying[R any] struct {
+	*Task[R]
+	s        *slave
+	ctx      context.Context
+	kind     bus.Kind
+	fn       string
+	argType  string
+	arg      any
+	watchCtx bool
+	left     atomic.Int32 // sendings left
+	watched  atomic.Bool  // the per-task watch of ctx is set: once is enough
+	pinned   atomic.Bool  // the first sending's pins hold the argument's Refs
+}
+
+// resolve finishes the task, unless the call may have been lost to a
+// reconnect and may be sent again.
+func (r *retrying[R]) resolve(raw []byte, remote *bus.RemoteError, err error) {
+	if err != nil && remote == nil && errors.Is(err, bus.ErrWorkerLost) && !r.Available() &&
+		r.ctx.Err() == nil && r.s.alive() && r.left.Add(-1) >= 0 {
+		go r.again()
+		return
+	}
+	r.Task.resolve(raw, remote, err)
+}
+
+// retryPoll is how often a call waiting to be sent again looks whether the
+// master's connection is back.
+const retryPoll = 20 * time.Millisecond
+
+// again sends the call again once the master's connection is back: sent
+// while it is down, the call would wait in its reconnect buffer, or find
+// it full.
+func (r *retrying[R]) again() {
+	nc := r.s.m.nc
+	for !nc.IsConnected() && !nc.IsClosed() && r.s.alive() && !r.Available() {
+		select {
+		case <-r.ctx.Done():
+			r.abort(r.ctx.Err())
+			return
+		case <-time.After(retryPoll):
+		}
+	}
+	if r.Available() {
+		return // cancelled meanwhile
+	}
+	r.s.send(r.ctx, r.kind, r.fn, r.argType, r.arg, r, r.watchCtx)
+}
+
+func (r *retrying[R]) watch(ctx context.Context) {
+	if r.watched.CompareAndSwap(false, true) {
+		r.Task.watch(ctx)
+	}
+}
+
+func (r *retrying[R]) setPins(pins []*refEntry) {
+	if r.pinned.CompareAndSwap(false, true) {
+		r.Task.setPins(pins)
+		return
+	}
+	unpinAll(pins) // the first sending's pins hold the same Refs until the task ends
 }
