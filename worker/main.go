@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -95,11 +96,22 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", cfg.Worker, err)
 	}
+	// The connection comes back every ~100 ms for as long as a master's
+	// lease is live: the lease, which lapses meanwhile, bounds the wait.
+	// With none, the server is gone for good after giveUpAttempts.
+	var serving atomic.Pointer[Worker]
+	var failed atomic.Int32 // attempts failed since the connection dropped, with no lease live
 	nc, err := nats.Connect(cfg.URL, append(creds,
 		nats.Name("processional worker "+cfg.Worker),
-		nats.MaxReconnects(-1), // for ever: its owner's lease, which lapses meanwhile, bounds the wait
+		nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond),
 		nats.ReconnectJitter(50*time.Millisecond, 100*time.Millisecond),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { failed.Store(0) }),
+		nats.ReconnectErrHandler(func(c *nats.Conn, _ error) {
+			if w := serving.Load(); (w == nil || len(w.Leases()) == 0) && failed.Add(1) == giveUpAttempts {
+				go c.Close()
+			}
+		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(lost) }),
 	)...)
 	if err != nil {
@@ -124,6 +136,7 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	if err != nil {
 		return err
 	}
+	serving.Store(w)
 	outlivesMu.Lock()
 	outlives = w.Persistent
 	outlivesMu.Unlock()
@@ -148,6 +161,10 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	nc.Flush()
 	return nil
 }
+
+// giveUpAttempts is how many reconnects a worker that holds no lease
+// tries (about 2.5 s) before it takes its server for gone.
+const giveUpAttempts = 20
 
 // orphaned reports whether the master that spawned the worker is gone:
 // the worker is no longer its child, and it is dead or dying. (A worker
