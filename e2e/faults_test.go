@@ -659,7 +659,7 @@ func TestFaultsFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate := "flood"
+	gate := fmt.Sprintf("flood-%d", time.Now().UnixNano()) // a gate of this run's own: -count=N
 	released := false
 	release := func() {
 		if !released {
