@@ -37,6 +37,10 @@ type WorkerConfig struct {
 	MaxValue int64 `json:"max_value,omitempty"`
 	// Pool, if not empty, makes the worker a member of that pool.
 	Pool string `json:"pool,omitempty"`
+	// MaxPending is how many calls the worker holds at once, queued or
+	// running, before it refuses more with ErrOverloaded; 0 for the
+	// default.
+	MaxPending int `json:"max_pending,omitempty"`
 	// User and Password are the NATS user the master connects as.
 	User     string `json:"user,omitempty"`
 	Password string `json:"password,omitempty"`

@@ -735,6 +735,38 @@ func TestFaultsFlood(t *testing.T) {
 	}
 }
 
+// The same limit on a spawned worker process (master.WithMaxPending):
+// calls that sleep fill it, the rest are refused at once, and every call
+// is accounted for.
+func TestFaultsFloodSpawned(t *testing.T) {
+	const limit, sent = 4, 12
+	ctx := testCtx(t)
+	m := newMaster(t)
+	s := spawn(t, m, master.WithMaxPending(limit))
+	tasks := make([]*master.Task[time.Duration], sent)
+	for i := range tasks {
+		tasks[i] = master.Thread(ctx, s, Sleep, 500*time.Millisecond)
+	}
+	answered, refused := 0, 0
+	for i, task := range tasks {
+		_, err := awaitTask(t, fmt.Sprintf("call %d", i), task, 20*time.Second)
+		switch {
+		case err == nil:
+			answered++
+		case errors.Is(err, bus.ErrOverloaded) && strings.Contains(err.Error(), fmt.Sprintf("limit of %d", limit)):
+			refused++
+		default:
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if answered != limit || refused != sent-limit {
+		t.Fatalf("%d answered, %d refused, of %d sent at a limit of %d", answered, refused, sent, limit)
+	}
+	if _, err := m.Spawn(ctx, master.WithMaxPending(0)); !errors.Is(err, master.ErrConfig) {
+		t.Fatalf("WithMaxPending(0): %v, want %v", err, master.ErrConfig)
+	}
+}
+
 // A worker that stops reading (SIGSTOP) while calls pour in: the server
 // cuts it off as a slow consumer. Once it runs again it reconnects and
 // says so on its log, and every call in flight ends, with its result or
@@ -752,7 +784,7 @@ func TestFaultsSlowConsumer(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	p := &natsProc{t: t, url: srv.ClientURL(), token: "faults-slow"}
 	m := faultsMaster(t, p, 30*time.Second) // a lease past the time the worker is stopped
-	var out syncBuffer
+	var out lockedBuffer
 	s := spawnSelf(t, m, "w-faults-slow", &out)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -813,24 +845,6 @@ func TestFaultsSlowConsumer(t *testing.T) {
 	if !strings.Contains(out.String(), "lost its NATS connection") {
 		t.Errorf("the worker did not log its disconnection; its output:\n%s", out.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var faultmaster struct {

@@ -30,6 +30,7 @@ type spawnOptions struct {
 	stdout       io.Writer
 	stderr       io.Writer
 	pool         string
+	maxPending   int
 }
 
 // InPool makes the spawned worker a member of pool name (see
@@ -41,6 +42,20 @@ func InPool(name string) SpawnOption {
 			return fmt.Errorf("%w: pool name %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, name)
 		}
 		o.pool = name
+		return nil
+	}
+}
+
+// WithMaxPending sets how many calls the spawned worker holds at once,
+// queued or running: a call past it fails at once with
+// [bus.ErrOverloaded], instead of waiting behind a backlog that grows
+// without bound. The default is worker.DefaultMaxPending.
+func WithMaxPending(n int) SpawnOption {
+	return func(o *spawnOptions) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: max pending %d: want a positive count", ErrConfig, n)
+		}
+		o.maxPending = n
 		return nil
 	}
 }
@@ -162,7 +177,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	}
 
 	cfg := bus.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
-		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid(), MaxValue: m.maxValue, Pool: o.pool,
+		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid(), MaxValue: m.maxValue, Pool: o.pool, MaxPending: o.maxPending,
 		User: m.files.User, Password: m.files.Password, Creds: m.files.Creds, TLSCert: m.files.Cert, TLSKey: m.files.Key, TLSCA: m.files.CA}
 	cmd := exec.Command(o.binary, o.args...)
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())

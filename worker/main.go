@@ -132,6 +132,9 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	if cfg.Pool != "" {
 		opts = append(opts, WithPool(cfg.Pool))
 	}
+	if cfg.MaxPending > 0 {
+		opts = append(opts, WithMaxPending(cfg.MaxPending))
+	}
 	w, err := Serve(nc, opts...)
 	if err != nil {
 		return err

@@ -59,6 +59,10 @@ func (c *connFlags) connect(name string) (*nats.Conn, error) {
 		return nil, err
 	}
 	opts := append([]nats.Option{nats.Name(name), nats.Timeout(2 * time.Second),
+		// A worker rejoins within a lease of its server coming back, and
+		// keeps trying while its server is away: it is a service.
+		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectJitter(50*time.Millisecond, 100*time.Millisecond),
 		// A permissions violation or a slow consumer is said, not swallowed.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
@@ -92,6 +96,7 @@ func workerCmd(args []string) int {
 	conn := addConnFlags(fs)
 	id := fs.String("id", "", "the worker's id, the token its subjects start with (default: a random one)")
 	pool := fs.String("pool", "", "join this pool: masters share their calls among its members (master.Pool)")
+	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "calls held at once, queued or running; more are refused with ErrOverloaded")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: processional worker [--nats URL] [--token T | --creds F] [--id ID] [--pool NAME]\n\nJoins a NATS server (or cluster) as a worker serving this binary's\nregistered functions, msgpack for masters and JSON for the nats CLI.\nStops after its running calls on SIGTERM or SIGINT, or a request on\nproc.<id>.ctl.stop.\n\nFlags:")
 		fs.PrintDefaults()
@@ -103,6 +108,10 @@ func workerCmd(args []string) int {
 	if *id != "" {
 		opts = append(opts, worker.WithID(*id))
 	}
+	if *maxPending <= 0 {
+		return fail("worker", fmt.Errorf("--max-pending %d: want a positive count", *maxPending))
+	}
+	opts = append(opts, worker.WithMaxPending(*maxPending))
 	if *pool != "" {
 		opts = append(opts, worker.WithPool(*pool))
 	}
