@@ -288,6 +288,21 @@ func TestTLSClientVerification(t *testing.T) {
 		t.Fatalf("a call to a spawned worker over TLS: %v, %v", got, err)
 	}
 
+	// `processional server` speaks TLS to its TCP clients the same way.
+	srv := startServer(t, binProcessional, "--tlscert", srvCert, "--tlskey", srvKey, "--tlsca", ca.file)
+	onServer, err := master.Connect(ctx, srv.url, master.WithToken(srv.token), master.WithTLS(cert, key, ca.file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onServer.Close()
+	if got, err := master.Invoke(ctx, onServer, Sum, []int{1, 1}); err != nil || got != 2 {
+		t.Fatalf("a call to processional server over TLS: %v, %v", got, err)
+	}
+	if nc, err := nats.Connect(srv.url, nats.Token(srv.token), nats.RootCAs(ca.file), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Error("processional server let in a client with no certificate")
+	}
+
 	other := newPKI(t, "someone-else")
 	wrongCert, wrongKey := other.issue(t, "intruder", false)
 	for _, c := range []struct {
@@ -392,6 +407,22 @@ func TestCredentialsFiles(t *testing.T) {
 	defer m.Close()
 	if got, err := master.Invoke(ctx, spawn(t, m), Sum, []int{4, 5}); err != nil || got != 9 {
 		t.Fatalf("a call to a spawned worker with credentials files: %v, %v", got, err)
+	}
+
+	// `processional server` under the operator: its own worker presents a
+	// credentials file, and so do its clients.
+	srv := startServer(t, binProcessional, "--config", op.config, "--creds", user(t, dir, "server", op.account))
+	onServer, err := master.Connect(ctx, srv.url, master.WithCredentials(masterCreds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onServer.Close()
+	if got, err := master.Invoke(ctx, onServer, Sum, []int{1, 1}); err != nil || got != 2 {
+		t.Fatalf("a call to processional server with credentials files: %v, %v", got, err)
+	}
+	if nc, err := nats.Connect(srv.url, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Error("processional server under an operator let in a client with no credentials")
 	}
 
 	stranger, _ := nkeys.CreateAccount()
