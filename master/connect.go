@@ -131,12 +131,7 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 	}
 	// The first heartbeat goes before any call, so that the server holds
 	// the master's lease from the start.
-	beat, _ := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
-	if err := m.nc.PublishRequest(bus.HeartbeatSubject(id), m.hbInbox, beat); err != nil {
-		s.unsubscribe()
-		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
-	}
-	if err := m.nc.Flush(); err != nil {
+	if err := m.firstBeat(id); err != nil {
 		s.unsubscribe()
 		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
 	}

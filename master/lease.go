@@ -87,6 +87,16 @@ func (m *Master) liveSlaves() []*slave {
 	return out
 }
 
+// firstBeat sends worker id a heartbeat at once, ahead of the periodic
+// ones, and flushes it.
+func (m *Master) firstBeat(id string) error {
+	beat, _ := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
+	if err := m.nc.PublishRequest(bus.HeartbeatSubject(id), m.hbInbox, beat); err != nil {
+		return err
+	}
+	return m.nc.Flush()
+}
+
 // onAck records a worker's acknowledgement of a heartbeat.
 func (m *Master) onAck(msg *nats.Msg) {
 	epoch, raw, remote, err := bus.DecodeReply(msg.Data)

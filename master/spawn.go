@@ -247,6 +247,10 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		s.Terminate()
 		return nil, fail
 	}
+	// A lease from the start, rather than after the first tick: a worker
+	// holding a live lease rides out a NATS outage, one without gives up.
+	// Should this one not go, the next tick's will.
+	m.firstBeat(s.id)
 	s.lastAck.Store(time.Now().UnixNano()) // the hello counts as the first answer
 	m.mu.Lock()
 	m.slaves[s.id] = s
