@@ -208,6 +208,15 @@ func TestCyclesAndDepth(t *testing.T) {
 	dag := &node{Next: shared, Any: shared} // twice, not a cycle
 	private := &node{}
 	private.skip = private // unexported: msgpack does not follow it
+	type skipped struct {
+		Self *skipped `msgpack:"-,omitempty"`
+		N    int
+	}
+	notEncoded := &skipped{N: 1}
+	notEncoded.Self = notEncoded
+	embedded := &embedsNode{N: 1}
+	embedded.innerNode = &innerNode{}
+	embedded.innerNode.Next = embedded
 	long := &node{}
 	for range MaxDepth + 1 {
 		long = &node{Next: long}
@@ -223,6 +232,8 @@ func TestCyclesAndDepth(t *testing.T) {
 		{"unexported field", private, ""},
 		{"too deep", long, "nested deeper than 2000 levels at .Next.Next.Next…("},
 		{"no pointers at all", []int{1, 2}, ""},
+		{"a field msgpack skips", notEncoded, ""},
+		{"through an embedded unexported struct, which msgpack inlines", embedded, "at .innerNode.Next"},
 	} {
 		_, err := AppendValue(nil, tc.v)
 		switch {
@@ -239,5 +250,29 @@ func TestCyclesAndDepth(t *testing.T) {
 	}
 	if err := Unmarshal(deep[1:], &v); err != nil {
 		t.Errorf("a message nested %d deep: %v", MaxDepth, err)
+	}
+}
+
+type innerNode struct{ Next *embedsNode }
+
+type embedsNode struct {
+	*innerNode
+	N int
+}
+
+// BenchmarkAppendValueAny encodes values of any-typed parts, which the
+// cycle walk looks into.
+func BenchmarkAppendValueAny(b *testing.B) {
+	v := make([]map[string]any, 1000)
+	for i := range v {
+		v[i] = map[string]any{"a": i, "b": "x", "c": []any{1, 2.5}}
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = AppendValue(buf[:0], v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

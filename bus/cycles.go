@@ -53,7 +53,7 @@ func typeCycles(t reflect.Type, onPath map[reflect.Type]bool) bool {
 		return typeCycles(t.Key(), onPath) || typeCycles(t.Elem(), onPath)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && typeCycles(f.Type, onPath) {
+			if f := t.Field(i); encoded(f) && typeCycles(f.Type, onPath) {
 				return true
 			}
 		}
@@ -71,7 +71,7 @@ func checkCycles(v any) error {
 	if !canCycle(rv.Type()) {
 		return nil
 	}
-	w := cycleWalk{onPath: map[cycleKey]bool{}}
+	var w cycleWalk
 	return w.walk(rv, 0)
 }
 
@@ -81,25 +81,57 @@ type cycleKey struct {
 }
 
 type cycleWalk struct {
-	onPath map[cycleKey]bool
-	path   []string
+	onPath map[cycleKey]bool // made at the first pointer, map or slice
+	path   []step
+}
+
+// step is one step of the path from the value to where the walk is: a
+// field, an index, or a map key. It is formatted only for an error.
+type step struct {
+	field string
+	index int
+	key   reflect.Value // valid for a map key
+}
+
+func (s step) String() string {
+	switch {
+	case s.field != "":
+		return "." + s.field
+	case s.key.IsValid():
+		return fmt.Sprintf("[%v]", s.key)
+	}
+	return fmt.Sprintf("[%d]", s.index)
 }
 
 func (w *cycleWalk) where() string {
-	if len(w.path) == 0 {
+	var b strings.Builder
+	n := len(w.path)
+	for i, s := range w.path {
+		if n > 8 && i == 3 {
+			fmt.Fprintf(&b, "…(%d levels)…", n-6)
+		}
+		if n <= 8 || i < 3 || i >= n-3 {
+			b.WriteString(s.String())
+		}
+	}
+	if n == 0 {
 		return "the value itself"
 	}
-	if n := len(w.path); n > 8 {
-		return strings.Join(w.path[:3], "") + fmt.Sprintf("…(%d levels)…", n-6) + strings.Join(w.path[n-3:], "")
-	}
-	return strings.Join(w.path, "")
+	return b.String()
+}
+
+// encoded reports whether msgpack encodes field f: exported fields, and
+// embedded structs, whose fields it inlines, unless tagged "-".
+func encoded(f reflect.StructField) bool {
+	name, _, _ := strings.Cut(f.Tag.Get("msgpack"), ",")
+	return (f.IsExported() || f.Anonymous) && name != "-"
 }
 
 func (w *cycleWalk) walk(v reflect.Value, depth int) error {
 	if depth > MaxDepth {
 		return fmt.Errorf("%w: %s: nested deeper than %d levels at %s", ErrEncode, v.Type(), MaxDepth, w.where())
 	}
-	if !v.IsValid() || encodesItself(v.Type()) {
+	if !v.IsValid() || !canCycle(v.Type()) { // cached: no walk below a value that cannot hold itself
 		return nil
 	}
 	switch v.Kind() {
@@ -113,6 +145,9 @@ func (w *cycleWalk) walk(v reflect.Value, depth int) error {
 			return nil
 		}
 		k := cycleKey{v.Pointer(), v.Type()}
+		if w.onPath == nil {
+			w.onPath = map[cycleKey]bool{}
+		}
 		if w.onPath[k] {
 			return fmt.Errorf("%w: %s holds itself (a cycle) at %s", ErrEncode, v.Type(), w.where())
 		}
@@ -125,10 +160,15 @@ func (w *cycleWalk) walk(v reflect.Value, depth int) error {
 			if !canCycle(v.Type().Elem()) && !canCycle(v.Type().Key()) {
 				return nil
 			}
-			it := v.MapRange()
+			// One key and one value, set in turn: no allocation an entry.
+			key, val := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			var it reflect.MapIter
+			it.Reset(v)
 			for it.Next() {
-				w.path = append(w.path, fmt.Sprintf("[%v]", it.Key()))
-				err := w.walk(it.Value(), depth+1)
+				key.SetIterKey(&it)
+				val.SetIterValue(&it)
+				w.path = append(w.path, step{key: key})
+				err := w.walk(val, depth+1)
 				w.path = w.path[:len(w.path)-1]
 				if err != nil {
 					return err
@@ -143,10 +183,10 @@ func (w *cycleWalk) walk(v reflect.Value, depth int) error {
 		t := v.Type()
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if !f.IsExported() || f.Tag.Get("msgpack") == "-" || !canCycle(f.Type) {
+			if !encoded(f) || !canCycle(f.Type) {
 				continue
 			}
-			w.path = append(w.path, "."+f.Name)
+			w.path = append(w.path, step{field: f.Name})
 			err := w.walk(v.Field(i), depth+1)
 			w.path = w.path[:len(w.path)-1]
 			if err != nil {
@@ -163,7 +203,7 @@ func (w *cycleWalk) elems(v reflect.Value, depth int) error {
 		return nil
 	}
 	for i := range v.Len() {
-		w.path = append(w.path, fmt.Sprintf("[%d]", i))
+		w.path = append(w.path, step{index: i})
 		err := w.walk(v.Index(i), depth+1)
 		w.path = w.path[:len(w.path)-1]
 		if err != nil {
