@@ -109,8 +109,9 @@ func (w *Worker) sendChunked(reply string, id uint64, function string, out []byt
 		return out // the master refused it, or we are gone: nothing to tell
 	}
 	if err != nil {
-		// The master stopped acknowledging: tell it, if it still listens.
-		err = fmt.Errorf("%w: the result of %s, %d bytes in chunks: %v", bus.ErrTooBig, function, len(out), err)
+		// The master stopped acknowledging (or no longer listens): a lost
+		// peer, not a size problem. Tell it, should it listen again.
+		err = fmt.Errorf("%w: master stopped taking the chunks of the result of %s (%d bytes): %v", bus.ErrWorkerLost, function, len(out), err)
 		w.nc.Publish(reply, bus.AppendErrorReply(out[:0], id, bus.NewRemoteError(w.id, function, err)))
 	}
 	return out
