@@ -12,7 +12,7 @@ import (
 // ProtocolVersion is the version of the envelopes below. It is the first
 // element of every envelope; an end that reads another version refuses the
 // message with [ErrProtocolVersion] instead of guessing at its layout.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 // protocolOverride, when set at link time (-ldflags "-X
 // github.com/processional/processional/bus.protocolOverride=N"), replaces
@@ -337,12 +337,27 @@ func (r *reader) uint() uint64 {
 // str reads a string; it returns prev when the bytes spell it, so as not
 // to allocate.
 func (r *reader) str(prev string) string {
-	if r.err != nil {
+	b := r.strBytes()
+	if b == nil {
 		return ""
+	}
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
+}
+
+// skipStr passes over a string.
+func (r *reader) skipStr() { r.strBytes() }
+
+// strBytes reads a string's bytes, in place; nil after an error.
+func (r *reader) strBytes() []byte {
+	if r.err != nil {
+		return nil
 	}
 	if len(r.b) == 0 {
 		r.err = errShort
-		return ""
+		return nil
 	}
 	c := r.b[0]
 	var n, hdr int
@@ -357,18 +372,15 @@ func (r *reader) str(prev string) string {
 		n, hdr = int(binary.BigEndian.Uint32(r.b[1:])), 5
 	default:
 		r.err = fmt.Errorf("want a string, got code 0x%02x", c)
-		return ""
+		return nil
 	}
 	if n < 0 || len(r.b) < hdr+n {
 		r.err = errShort
-		return ""
+		return nil
 	}
-	b := r.b[hdr : hdr+n]
+	b := r.b[hdr : hdr+n : hdr+n]
 	r.b = r.b[hdr+n:]
-	if string(b) == prev {
-		return prev
-	}
-	return string(b)
+	return b
 }
 
 // Chunks. A call or a reply larger than the server's max payload travels

@@ -314,7 +314,8 @@ func TestDecodeProtocolVersion(t *testing.T) {
 		want    string
 	}{
 		{"0", []byte{0}, "protocol 0"},
-		{"3", []byte{3}, "protocol 3"},
+		{"2, the version before references carried secrets", []byte{2}, "protocol 2"},
+		{"4", []byte{4}, "protocol 4"},
 		{"127", []byte{0x7f}, "protocol 127"},
 		{"uint8 255", []byte{0xcc, 0xff}, "protocol 255"},
 		{"uint16", []byte{0xcd, 0x01, 0x00}, "protocol 256"},
@@ -356,7 +357,7 @@ func TestDecodeProtocolVersion(t *testing.T) {
 	// version may have other fields, and must still say "version".
 	t.Run("other version, other layout", func(t *testing.T) {
 		for _, data := range [][]byte{
-			{0x92, 0x03, 0x00},
+			{0x92, 0x04, 0x00},
 			{0x9f, 0x05},
 			callHeader(12, []byte{9}, fixstr("anything")),
 		} {

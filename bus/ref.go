@@ -9,8 +9,9 @@ import (
 
 // Remote objects. A worker holds objects in a table, by id; a master holds
 // references to them. On the wire a reference is a msgpack extension of
-// type [RefExtType] whose data is the msgpack array [worker, id, type], or
-// [worker, id, type, holder] for a reference a holder passes on.
+// type [RefExtType] whose data is the msgpack array
+// [worker, id, type, secret], or [worker, id, type, secret, holder] for a
+// reference a holder passes on.
 
 // RefExtType is the msgpack extension type of an [ObjectRef].
 const RefExtType int8 = 1
@@ -39,10 +40,16 @@ const MaxArgs = 1024
 // how a reference travels; the master's Ref wraps it. A reference a master
 // passes on in a call names that master as its Holder: the receiver may
 // acquire a reference of its own only while the Holder holds one.
+//
+// Secret is a random number the worker drew for the object: the worker
+// takes no reference that does not carry it. Ids and holders are no
+// secrets (a worker lists them); the secret travels only in the replies
+// that hand a reference out and in the calls that use or pass it on.
 type ObjectRef struct {
 	Worker string
 	ID     uint64
 	Type   string
+	Secret uint64
 	Holder string // the master passing the reference on; empty otherwise
 }
 
@@ -53,14 +60,15 @@ func (r ObjectRef) String() string {
 
 // AppendRef appends the extension encoding r.
 func AppendRef(dst []byte, r ObjectRef) []byte {
-	var body [160]byte
-	b := append(body[:0], 0x93)
+	var body [176]byte
+	b := append(body[:0], 0x94)
 	if r.Holder != "" {
-		b[0] = 0x94
+		b[0] = 0x95
 	}
 	b = appendStr(b, r.Worker)
 	b = appendUint(b, r.ID)
 	b = appendStr(b, r.Type)
+	b = appendUint(b, r.Secret)
 	if r.Holder != "" {
 		b = appendStr(b, r.Holder)
 	}
@@ -102,14 +110,15 @@ func (r *ObjectRef) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 func (r *ObjectRef) decodeBody(body []byte) error {
 	rd := reader{b: body}
-	if len(rd.b) == 0 || rd.b[0] != 0x93 && rd.b[0] != 0x94 {
-		return fmt.Errorf("%w: reference: not a 3- or 4-element array", ErrBadPayload)
+	if len(rd.b) == 0 || rd.b[0] != 0x94 && rd.b[0] != 0x95 {
+		return fmt.Errorf("%w: reference: not a 4- or 5-element array", ErrBadPayload)
 	}
-	withHolder := rd.b[0] == 0x94
+	withHolder := rd.b[0] == 0x95
 	rd.b = rd.b[1:]
 	r.Worker = rd.str(r.Worker)
 	r.ID = rd.uint()
 	r.Type = rd.str(r.Type)
+	r.Secret = rd.uint()
 	r.Holder = ""
 	if withHolder {
 		r.Holder = rd.str(r.Holder)
@@ -168,11 +177,11 @@ func DecodeRef(raw []byte) (ObjectRef, error) {
 // RefID returns the id of the object the reference at the start of raw
 // names, which must be an object of worker; it allocates nothing. A
 // reference to another worker's object is an error that names both.
-func RefID(raw []byte, worker string) (uint64, error) {
+func RefID(raw []byte, worker string) (id, secret uint64, err error) {
 	var hdr, n int
 	switch {
 	case !IsRef(raw):
-		return 0, fmt.Errorf("%w: not a reference", ErrBadPayload)
+		return 0, 0, fmt.Errorf("%w: not a reference", ErrBadPayload)
 	case raw[0] >= 0xd4 && raw[0] <= 0xd8:
 		hdr, n = 2, 1<<(raw[0]-0xd4)
 	case raw[0] == 0xc7:
@@ -183,20 +192,22 @@ func RefID(raw []byte, worker string) (uint64, error) {
 		hdr, n = 6, int(raw[1])<<24|int(raw[2])<<16|int(raw[3])<<8|int(raw[4])
 	}
 	if n < 0 || len(raw)-hdr < n {
-		return 0, fmt.Errorf("%w: reference cut short", ErrBadPayload)
+		return 0, 0, fmt.Errorf("%w: reference cut short", ErrBadPayload)
 	}
 	rd := reader{b: raw[hdr : hdr+n]}
-	if len(rd.b) == 0 || rd.b[0] != 0x93 && rd.b[0] != 0x94 {
-		return 0, fmt.Errorf("%w: reference: not a 3- or 4-element array", ErrBadPayload)
+	if len(rd.b) == 0 || rd.b[0] != 0x94 && rd.b[0] != 0x95 {
+		return 0, 0, fmt.Errorf("%w: reference: not a 4- or 5-element array", ErrBadPayload)
 	}
 	rd.b = rd.b[1:]
 	w := rd.str(worker)
-	id := rd.uint()
+	id = rd.uint()
+	rd.skipStr() // the type
+	secret = rd.uint()
 	if rd.err != nil {
-		return 0, fmt.Errorf("%w: reference: %v", ErrBadPayload, rd.err)
+		return 0, 0, fmt.Errorf("%w: reference: %v", ErrBadPayload, rd.err)
 	}
 	if w != worker {
-		return 0, fmt.Errorf("%w: object %d on worker %s was sent to worker %s", ErrBadPayload, id, w, worker)
+		return 0, 0, fmt.Errorf("%w: object %d on worker %s was sent to worker %s", ErrBadPayload, id, w, worker)
 	}
-	return id, nil
+	return id, secret, nil
 }

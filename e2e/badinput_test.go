@@ -179,6 +179,12 @@ func TestBadInputs(t *testing.T) {
 			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindThread, Master: "m-thief", Function: "@acquire"},
 				[]any{msgpackRaw(bus.AppendRef(nil, o))})
 		}, bus.ErrNotHolder, []string{"m-forged"}},
+		{"acquire naming the real holder, without the object's secret", func() error {
+			o := theirs.Object()
+			o.Holder, o.Secret = other.Master().ID(), o.Secret+1
+			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindThread, Master: "m-thief", Function: "@acquire"},
+				[]any{msgpackRaw(bus.AppendRef(nil, o))})
+		}, bus.ErrNotHolder, []string{"secret"}},
 		{"forged detach by a master that is not the owner", func() error {
 			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindDetach, Master: "m-forged"}, nil)
 		}, bus.ErrNotOwner, []string{"m-forged"}},

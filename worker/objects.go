@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"go/token"
 	"io"
@@ -41,6 +43,7 @@ type object struct {
 	inflight int64            // operations running on it
 	dropped  bool             // out of the table: close it once inflight is 0
 	owned    bool             // made for the table (a constructor's or a method's result): closed when released
+	secret   uint64           // drawn at random: a reference must carry it (bus.ObjectRef.Secret)
 }
 
 type ptrKey struct {
@@ -121,7 +124,7 @@ func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (bus.Obje
 			}
 			o.owned = o.owned || owned
 			o.holders[holder]++
-			return bus.ObjectRef{Worker: w.id, ID: o.id, Type: o.typ}, nil
+			return o.ref(w.id), nil
 		}
 	}
 	if v.Kind() != reflect.Pointer && !v.CanAddr() {
@@ -130,7 +133,7 @@ func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (bus.Obje
 		v = p.Elem()
 	}
 	w.nextObj++
-	o := &object{id: w.nextObj, v: v, typ: v.Type().String(), created: time.Now(), holders: map[string]int64{holder: 1}, owned: owned}
+	o := &object{id: w.nextObj, v: v, typ: v.Type().String(), created: time.Now(), holders: map[string]int64{holder: 1}, owned: owned, secret: newSecret()}
 	if w.objects == nil {
 		w.objects = make(map[uint64]*object)
 		w.byPtr = make(map[ptrKey]*object)
@@ -139,7 +142,25 @@ func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (bus.Obje
 	if key.t != nil {
 		w.byPtr[key] = o
 	}
-	return bus.ObjectRef{Worker: w.id, ID: o.id, Type: o.typ}, nil
+	return o.ref(w.id), nil
+}
+
+// ref is the reference to o that the worker hands out.
+func (o *object) ref(worker string) bus.ObjectRef {
+	return bus.ObjectRef{Worker: worker, ID: o.id, Type: o.typ, Secret: o.secret}
+}
+
+// newSecret draws an object's secret.
+func newSecret() uint64 {
+	var b [8]byte
+	rand.Read(b[:]) // crypto/rand never fails on Linux
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// forged is the error of a reference that does not carry its object's
+// secret: made up, or kept from an object since released and replaced.
+func (w *Worker) forged(o *object, master string) error {
+	return fmt.Errorf("%w: a reference to %s %d on worker %s from master %s does not carry the object's secret", bus.ErrNotHolder, o.typ, o.id, w.id, master)
 }
 
 // lockForGrant locks w.objMu, unless holder is gone: a master that closed
@@ -169,8 +190,8 @@ func (w *Worker) grant(o *object, holder string) error {
 }
 
 // pin finds the object ref names and counts one more operation on it.
-func (w *Worker) pin(raw []byte) (*object, error) {
-	id, err := bus.RefID(raw, w.id)
+func (w *Worker) pin(raw []byte, master string) (*object, error) {
+	id, secret, err := bus.RefID(raw, w.id)
 	if err != nil {
 		return nil, fmt.Errorf("the target of an object operation: %w", err)
 	}
@@ -180,6 +201,9 @@ func (w *Worker) pin(raw []byte) (*object, error) {
 	if o == nil {
 		r, _ := bus.DecodeRef(raw)
 		return nil, fmt.Errorf("%w: %s was released", bus.ErrObjectGone, r)
+	}
+	if o.secret != secret {
+		return nil, w.forged(o, master)
 	}
 	o.inflight++
 	return o, nil
@@ -296,12 +320,15 @@ func (w *Worker) forgetPtrLocked(o *object) {
 
 // pinArg pins an object passed as an argument of cl, until cl ends. cl's
 // master must hold a reference to it.
-func (w *Worker) pinArg(cl *call, id uint64) (any, error) {
+func (w *Worker) pinArg(cl *call, r bus.ObjectRef) (any, error) {
 	w.objMu.Lock()
 	defer w.objMu.Unlock()
-	o := w.objects[id]
+	o := w.objects[r.ID]
 	if o == nil {
-		return nil, fmt.Errorf("%w: object %d on worker %s was released", bus.ErrObjectGone, id, w.id)
+		return nil, fmt.Errorf("%w: %s was released", bus.ErrObjectGone, r)
+	}
+	if cl != nil && o.secret != r.Secret {
+		return nil, w.forged(o, cl.key.master)
 	}
 	if cl != nil {
 		if o.holders[cl.key.master] == 0 {
@@ -326,7 +353,7 @@ func (w *Worker) pinTarget(cl *call, raw []byte) (*object, error) {
 // pinHeld pins the object raw names for cl, if holder holds a reference to
 // it, and fails with bus.ErrNotHolder otherwise.
 func (w *Worker) pinHeld(cl *call, raw []byte, holder string) (*object, error) {
-	o, err := w.pin(raw)
+	o, err := w.pin(raw, cl.key.master)
 	if err != nil {
 		return nil, err
 	}
@@ -730,7 +757,7 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 			return reflect.Value{}, err
 		}
 		if r.Worker == w.id {
-			obj, err := w.pinArg(cl, r.ID)
+			obj, err := w.pinArg(cl, r)
 			if err != nil {
 				return reflect.Value{}, err
 			}

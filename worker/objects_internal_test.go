@@ -145,8 +145,19 @@ func enc(t testing.TB, v any) msgpack.RawMessage {
 }
 
 // refTo encodes a reference to object id of w.
+// refTo is a reference to object id of w, with its secret (none for an
+// object w does not hold).
 func refTo(w *Worker, id uint64) msgpack.RawMessage {
-	return bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: id, Type: "test-type"})
+	return bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Secret: secretOf(w, id)})
+}
+
+func secretOf(w *Worker, id uint64) uint64 {
+	w.objMu.Lock()
+	defer w.objMu.Unlock()
+	if o := w.objects[id]; o != nil {
+		return o.secret
+	}
+	return 0
 }
 
 func keepT(t testing.TB, w *Worker, obj any, holder string) uint64 {
@@ -781,7 +792,7 @@ func TestObjectsCloseAfterInflight(t *testing.T) {
 	w := newTestWorker()
 	r := &resource{}
 	id := keepT(t, w, r, tMaster)
-	o, err := w.pin(refTo(w, id))
+	o, err := w.pin(refTo(w, id), tMaster)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -792,7 +803,7 @@ func TestObjectsCloseAfterInflight(t *testing.T) {
 	if _, ok := w.Object(id); ok {
 		t.Fatal("a released object is still in the table")
 	}
-	if _, err := w.pin(refTo(w, id)); !errors.Is(err, bus.ErrObjectGone) {
+	if _, err := w.pin(refTo(w, id), tMaster); !errors.Is(err, bus.ErrObjectGone) {
 		t.Fatalf("pin of a released object: %v, want ErrObjectGone", err)
 	}
 	if n := r.closes.Load(); n != 0 {
@@ -813,7 +824,7 @@ func TestObjectsDropHolder(t *testing.T) {
 	cid := keepT(t, w, c, "m-b")
 	did := keepT(t, w, d, "m-a")
 	keepT(t, w, d, "m-a")
-	o, err := w.pin(refTo(w, did)) // an operation runs on d
+	o, err := w.pin(refTo(w, did), tMaster) // an operation runs on d
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -878,7 +889,7 @@ func TestObjectsList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := w.pin(refTo(w, r))
+	o, err := w.pin(refTo(w, r), tMaster)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -950,7 +961,7 @@ func TestObjectsAcquire(t *testing.T) {
 		_, err := w.invoke(opCall(t, master, "@acquire", struct {
 			_msgpack struct{} `msgpack:",as_array"`
 			Target   msgpack.RawMessage
-		}{Target: bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Holder: from})}))
+		}{Target: bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Secret: secretOf(w, id), Holder: from})}))
 		return err
 	}
 	acquire := func(master string, id uint64) error { return acquireFrom(master, tMaster, id) }
@@ -974,7 +985,7 @@ func TestObjectsAcquire(t *testing.T) {
 
 	// An acquire that pinned the object before its last release lost the
 	// race: no grant on a dropped object.
-	o, err := w.pin(refTo(w, id))
+	o, err := w.pin(refTo(w, id), tMaster)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1174,7 +1185,7 @@ func TestObjectsRekeepWhileDroppedInFlight(t *testing.T) {
 	w := newTestWorker()
 	r := &resource{}
 	id := keepT(t, w, r, tMaster)
-	o, err := w.pin(refTo(w, id)) // an operation runs on r...
+	o, err := w.pin(refTo(w, id), tMaster) // an operation runs on r...
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1313,6 +1324,17 @@ func TestObjectsNotHeld(t *testing.T) {
 	if obj, _ := w.Object(theirs); obj.(*gadget).N != 2 {
 		t.Fatalf("the other master's object changed: %#v", obj)
 	}
+	// A reference that does not carry the object's secret, from a holder
+	// or from someone naming one: made up, or listed by the refs verb.
+	guessed := msgpack.RawMessage(bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Secret: secretOf(w, theirs) + 1}))
+	_, err = w.invoke(opCall(t, "m-other", "@get", memberArg{Target: guessed, Key: enc(t, "N")}))
+	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
+	_, err = callM(t, w, mine, "Same", guessed)
+	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
+	passed := bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Holder: "m-other"})
+	_, err = w.invoke(opCall(t, intruder, "@acquire", targetArg{Target: passed}))
+	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
+	wantHolders(t, w, theirs, map[string]int64{"m-other": 1})
 	// Its own, released: gone for it, though another holds it still.
 	keepT(t, w, &gadget{}, intruder)
 	if r, err := keepOwned(w, mustObject(t, w, theirs), intruder); err != nil || r.ID != theirs {
