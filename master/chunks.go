@@ -53,6 +53,10 @@ func (s *slave) replyChunk(msg *nats.Msg) {
 		s.mu.Lock()
 		j = s.joining[c.ID]
 		switch {
+		case j == nil && c.Index == 0 && s.pending.peek(c.ID) == nil:
+			// Nobody waits for it (cancelled, or failed by a reconnect):
+			// joined, it would be dropped; cut, kept for ever.
+			err = fmt.Errorf("the reply to call %d is refused: the call is no longer pending (cancelled, or failed)", c.ID)
 		case j == nil && c.Index == 0:
 			if j, err = chunks.Start(&c, uint64(s.m.maxValue)); err == nil {
 				if s.joining == nil {

@@ -83,7 +83,7 @@ func (s *slave) failInFlight(err error) {
 }
 
 // takeAllLocked removes every pending call, and returns them with their
-// ids; s.mu held.
+// ids, and drops the replies half joined; s.mu held.
 func (s *slave) takeAllLocked() ([]pendingCall, []uint64) {
 	ids := make([]uint64, 0, s.pending.live)
 	for id := range s.pending.overflow {
@@ -98,6 +98,7 @@ func (s *slave) takeAllLocked() ([]pendingCall, []uint64) {
 	for _, p := range lost {
 		s.leaveGroupLocked(p)
 	}
+	s.dropJoinsLocked()
 	return lost, ids
 }
 

@@ -348,13 +348,34 @@ func (s *slave) groupLocked(ctx context.Context) *ctxGroup {
 }
 
 // takeLocked removes call id from the pending set and from its context
-// group; s.mu held.
+// group, and drops the part of its reply joined so far; s.mu held.
 func (s *slave) takeLocked(id uint64) pendingCall {
 	p := s.pending.take(id)
 	if p != nil {
 		s.leaveGroupLocked(p)
 	}
+	s.dropJoinLocked(id)
 	return p
+}
+
+// dropJoinLocked forgets the reply to call id arriving in chunks, if one
+// is, and gives its buffer back: the call is answered, failed or
+// cancelled, and the rest of its chunks, should they come, are refused.
+// s.mu held.
+func (s *slave) dropJoinLocked(id uint64) {
+	if j := s.joining[id]; j != nil {
+		delete(s.joining, id)
+		chunks.PutBuffer(j.Bytes())
+	}
+}
+
+// dropJoinsLocked is dropJoinLocked for every reply arriving in chunks;
+// s.mu held.
+func (s *slave) dropJoinsLocked() {
+	for _, j := range s.joining {
+		chunks.PutBuffer(j.Bytes())
+	}
+	s.joining = nil
 }
 
 func (s *slave) leaveGroupLocked(p pendingCall) {
@@ -499,6 +520,7 @@ func (s *slave) end() {
 	for _, p := range pending {
 		s.leaveGroupLocked(p)
 	}
+	s.dropJoinsLocked()
 	err := s.lost
 	s.mu.Unlock()
 	close(s.exited)
