@@ -33,7 +33,8 @@ func WithLease(lease, interval time.Duration) Option {
 
 // heartbeats renews the master's lease on each of its workers every
 // interval, and fails the workers that stopped answering, until stop is
-// closed.
+// closed. It also fails the calls in flight when the master's connection
+// reconnected (see sawReconnect).
 func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	beat, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
@@ -56,6 +57,9 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 				}
 			}
 			last = now
+			if m.sawReconnect() { // on a connection given, the only one to see it
+				m.reconnected()
+			}
 			for _, s := range m.liveSlaves() {
 				if silent := now.Sub(time.Unix(0, s.lastAck.Load())); silent > m.lease {
 					s.lose(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +38,10 @@ type options struct {
 
 // WithConn makes the master use nc, a connection the caller made and
 // closes after the master's Close, instead of a connection of its own.
-// Workers it spawns connect to the server nc is connected to.
+// Workers it spawns connect to the server nc is connected to. A reconnect
+// of nc fails the calls in flight as one of the master's own connection
+// does (the master notices it at its next heartbeat); nc's reconnect
+// options stay the caller's.
 func WithConn(nc *nats.Conn) Option {
 	return func(o *options) error {
 		if nc == nil {
@@ -123,6 +127,8 @@ type Master struct {
 	ownNC    bool           // the connection is the master's to close
 	maxValue int64          // see WithMaxValue
 
+	reconnects atomic.Uint64 // nc's reconnects handled already: see sawReconnect
+
 	exportMu sync.Mutex
 	exports  *worker.Worker // serves the objects the master exports; nil until the first Export
 
@@ -188,6 +194,9 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		}
 		m.token, m.files = o.token, o.files
 	case o.url == "":
+		if o.files != (natsauth.Files{}) {
+			return nil, fmt.Errorf("%w: credentials or TLS files without WithNATS: the embedded server takes its own token", ErrConfig)
+		}
 		srv, err := embedded.Start(embedded.Options{Logging: o.logging})
 		if err != nil {
 			return nil, err
@@ -216,6 +225,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		m.nc, m.url, m.token, m.files = nc, o.url, o.token, o.files
 		m.ownNC = true
 	}
+	m.reconnects.Store(m.nc.Stats().Reconnects) // a connection given may have reconnected before
 	m.hbInbox = bus.HeartbeatReplySubject(m.id)
 	sub, err := m.nc.Subscribe(m.hbInbox, m.onAck)
 	if err != nil {

@@ -36,7 +36,9 @@ func (m *Master) connOptions() []nats.Option {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			slog.Info("processional: the master's NATS connection is back", "master", m.id, "url", nc.ConnectedUrlRedacted())
-			m.reconnected()
+			if m.sawReconnect() { // else the heartbeats saw it first
+				m.reconnected()
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
@@ -49,6 +51,30 @@ func (m *Master) connOptions() []nats.Option {
 			}
 			slog.Warn("processional: NATS error on the master's connection", "master", m.id, "subject", subject, "err", err)
 		}),
+	}
+}
+
+// sawReconnect reports whether the master's connection reconnected since
+// the last call that reported one, from nats.go's count of reconnects.
+// The reconnect handler of a connection the master made and the
+// heartbeats, which see to a connection given with [WithConn] (it has no
+// handler of ours), both ask: each reconnect fails the calls in flight
+// once, whoever asks first. A connection not connected now is counted
+// when it is: the calls sent meanwhile wait in its reconnect buffer, and
+// are not lost.
+func (m *Master) sawReconnect() bool {
+	n := m.nc.Stats().Reconnects
+	if !m.nc.IsConnected() {
+		return false
+	}
+	for {
+		seen := m.reconnects.Load()
+		if n <= seen {
+			return false
+		}
+		if m.reconnects.CompareAndSwap(seen, n) {
+			return true
+		}
 	}
 }
 

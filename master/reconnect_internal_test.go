@@ -2,13 +2,92 @@ package master
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/worker"
 )
+
+// block runs until its context ends.
+var block = bus.Register("test.review.block", func(ctx context.Context, _ struct{}) (int, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+})
+
+// givenConnSlave starts a worker server, and a master on a connection
+// the test made (WithConn) connected to it. Everything is closed when the
+// test ends.
+func givenConnSlave(t *testing.T, ctx context.Context) (*worker.Server, *nats.Conn, *Master, *Slave) {
+	t.Helper()
+	srv, err := worker.StartServer(worker.ServerOptions{Socket: filepath.Join(t.TempDir(), "s")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	m, err := New(ctx, WithConn(nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s, err := m.attach(ctx, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, nc, m, &Slave{s}
+}
+
+// waitRunning waits until the worker of srv runs a call of function.
+func waitRunning(t *testing.T, ctx context.Context, srv *worker.Server, function string) {
+	t.Helper()
+	for {
+		for _, p := range srv.Worker().Pending() {
+			if p.Function == function && p.State == "running" {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no call of %s runs on the worker: %v", function, srv.Worker().Pending())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// A master on a connection the caller made (WithConn) fails its calls in
+// flight when that connection reconnects, as it does on its own.
+func TestGivenConnReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, nc, _, s := givenConnSlave(t, ctx)
+	task := Thread(ctx, s, block, struct{}{})
+	waitRunning(t, ctx, srv, block.Name())
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Wait(ctx); !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a call in flight across the given connection's reconnect: %v, want ErrWorkerLost", err)
+	}
+	// The worker was asked to cancel it, and the slave serves on.
+	if n, err := Invoke(ctx, s, echo, 7); n != 7 || err != nil {
+		t.Fatalf("after the reconnect: %d, %v", n, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echo returns its argument.
+var echo = bus.Register("test.review.echo", func(ctx context.Context, n int) (int, error) { return n, nil })
 
 // halfReply hands s the first of three chunks of the reply to call id.
 func halfReply(s *slave, id uint64) {
