@@ -195,6 +195,7 @@ func TestBadInputs(t *testing.T) {
 		{"bad max value", func() error { _, err := master.New(ctx, master.WithMaxValue(0)); return err }, master.ErrConfig, nil},
 		{"empty server address", func() error { _, err := master.Connect(ctx, ""); return err }, master.ErrConfig, nil},
 		{"TLS key without certificate", func() error { _, err := master.New(ctx, master.WithTLS("", "key.pem", "")); return err }, master.ErrConfig, []string{"key.pem"}},
+		{"credentials for the embedded server", func() error { _, err := master.New(ctx, master.WithCredentials("x.creds")); return err }, master.ErrConfig, []string{"WithNATS"}},
 		{"zero-value Pool", func() error { _, errs := master.Map(ctx, &zeroPool, Sum, [][]int{{1}}); return errors.Join(errs...) }, master.ErrBadCall, nil},
 		{"nil Pool", func() error { _, errs := master.Map(ctx, nil, Sum, [][]int{{1}}); return errors.Join(errs...) }, master.ErrBadCall, nil},
 	} {

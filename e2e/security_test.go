@@ -449,18 +449,36 @@ func TestSubjectPermissions(t *testing.T) {
 	t.Setenv("PROCESSIONAL_MASTER_PASSWORD", "master-pw")
 	t.Setenv("PROCESSIONAL_WORKER_1_PASSWORD", "worker-pw")
 	t.Setenv("PROCESSIONAL_WORKER_2_PASSWORD", "other-pw")
-	r := run(t, "nats ", "nats", "--listen", "127.0.0.1:0", "--config", "../deploy/nats.conf")
+	t.Setenv("PROCESSIONAL_ROUTE_PASSWORD", "route-pw")
+	// Two servers joined by a route, as in the compose file: the worker
+	// on one, the master on the other.
+	routes := freePort(t)
+	r := run(t, "nats ", "nats", "--listen", "127.0.0.1:0", "--config", "../deploy/nats.conf", "--cluster", routes)
 	url := strings.Fields(r.first)[1]
-	hostport := strings.TrimPrefix(url, "nats://")
+	r2 := run(t, "nats ", "nats", "--listen", "127.0.0.1:0", "--config", "../deploy/nats.conf", "--cluster", "127.0.0.1:0",
+		"--routes", "nats://"+routes)
+	hostport := strings.TrimPrefix(strings.Fields(r2.first)[1], "nats://")
 	w := run(t, "worker worker-1 serving", "worker", "--id", "worker-1", "--token", "", "--nats", url, "--user", "worker-1", "--password", "worker-pw")
 	ctx := testCtx(t)
-	s, err := master.Connect(ctx, "nats://master:master-pw@"+hostport, master.WithServerID("worker-1"))
+	var s *master.Slave
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) { // the route's interest takes a moment
+		if s, err = master.Connect(ctx, "nats://master:master-pw@"+hostport, master.WithServerID("worker-1")); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	if got, err := master.Invoke(ctx, s, Sum, []int{1, 2, 3}); err != nil || got != 6 {
 		t.Fatalf("a call under permissions: %v, %v", got, err)
+	}
+	// A value past the max payload travels in chunks, both ways, whose
+	// acknowledgements go to inboxes.
+	big := bytes.Repeat([]byte("processional"), 3<<20/12)
+	if got, err := master.Invoke(ctx, s, builtin.Echo, big); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a 3 MiB echo under permissions: %d bytes, %v", len(got), err)
 	}
 	counter, err := master.Wrap(ctx, s, builtin.NewCounter, int64(10))
 	if err != nil {
@@ -517,4 +535,15 @@ func TestSubjectPermissions(t *testing.T) {
 		}
 		t.Errorf("a wrong password: %v, want %v", err, nats.ErrAuthorization)
 	}
+}
+
+// freePort is a loopback address whose port was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -38,7 +38,10 @@ type Options struct {
 	Host string
 	// Port is the port to listen on; 0 means a free port.
 	Port int
-	// Token is required of every client; empty means a fresh random token.
+	// Token is required of every client; empty means a fresh random token,
+	// unless ConfigFile authenticates clients its own way (users, nkeys,
+	// an operator, or a token of its own): then no token is made, and
+	// giving one is an error.
 	Token string
 	// Logging turns the server's log on (to stderr). The environment
 	// variable NATS_LOGGING=1 does too.
@@ -68,9 +71,15 @@ type Options struct {
 	// TLS, limits. The other options given win over its settings. A file
 	// that sets no authentication of its own gets the token, as the
 	// server always requires one; one that listens beyond loopback is
-	// logged as Host is.
+	// logged as Host is. A cluster's routes need credentials: the file's
+	// cluster authorization, or else the token (see [RouteUser]).
 	ConfigFile string
 }
+
+// RouteUser is the user the members of a cluster started with a token
+// present to each other's route port, with the token as its password:
+// every member of one cluster must have the same token.
+const RouteUser = "processional-route"
 
 // Cluster configures the routes between the servers of a NATS cluster.
 type Cluster struct {
@@ -90,6 +99,7 @@ type Server struct {
 // Start starts a server and returns once it accepts connections.
 func Start(o Options) (*Server, error) {
 	host, port := o.Host, o.Port // as given, to win over a config file
+	tokenGiven := o.Token != ""
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
@@ -135,11 +145,14 @@ func Start(o Options) (*Server, error) {
 	if port != 0 || opts.Port == 0 {
 		opts.Port = o.Port
 	}
-	if opts.Authorization != "" {
+	switch {
+	case tokenGiven && (opts.Authorization != "" || hasAuth(opts)):
+		return nil, fmt.Errorf("%w: both a token and the config file's own authentication: give one", ErrStart)
+	case opts.Authorization != "":
 		o.Token = opts.Authorization
-	} else if hasAuth(opts) {
+	case hasAuth(opts):
 		o.Token = "" // the file's users, nkeys or operator decide
-	} else {
+	default:
 		opts.Authorization = o.Token
 	}
 	if o.MaxPayload != 0 {
@@ -172,6 +185,21 @@ func Start(o Options) (*Server, error) {
 				return nil, fmt.Errorf("%w: route %q: %v", ErrStart, r, err)
 			}
 			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	if opts.Cluster.Port != 0 {
+		// Routes carry every client's messages: a route port open to all
+		// would let anyone in through a server of their own.
+		if opts.Cluster.Username == "" {
+			if o.Token == "" {
+				return nil, fmt.Errorf("%w: a cluster member needs route credentials: give the config file's cluster an authorization block", ErrStart)
+			}
+			opts.Cluster.Username, opts.Cluster.Password = RouteUser, o.Token
+		}
+		for _, u := range opts.Routes { // a route URL with no user of its own presents the cluster's
+			if u.User == nil {
+				u.User = url.UserPassword(opts.Cluster.Username, opts.Cluster.Password)
+			}
 		}
 	}
 	srv, err := server.NewServer(opts)

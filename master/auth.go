@@ -9,8 +9,8 @@ import (
 // WithCredentials makes the master present a NATS credentials file (a
 // user JWT and its nkey seed, as `nsc` writes them) to the server of
 // [WithNATS] or [Connect], and hands the same file to the workers it
-// spawns. A user and password go in the URL instead:
-// nats://user:password@host:4222.
+// spawns. A user and password go with [WithUserInfo], or in the URL
+// (nats://user:password@host:4222).
 func WithCredentials(file string) Option {
 	return func(o *options) error {
 		if file == "" {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/processional/processional/embedded"
 )
 
@@ -37,8 +39,8 @@ func natsCmd(args []string) int {
 		return fail("nats", fmt.Errorf("--listen %q: %v", *listen, err))
 	}
 	o := embedded.Options{Host: host, Port: port, Token: *token, Name: *name}
-	if !flagSet(fs, "listen") && sec.config != "" {
-		o.Host, o.Port = "", 0 // the file's listen, if any
+	if !flagSet(fs, "listen") && sec.config != "" && fileListens(sec.config) {
+		o.Host, o.Port = "", 0 // the file's listen
 	}
 	o.ConfigFile = sec.config
 	if o.TLS, err = sec.tls(); err != nil {
@@ -117,4 +119,12 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// fileListens reports whether the nats-server configuration file at path
+// sets the client address (listen, host or port); an unreadable file is
+// left for the server to report.
+func fileListens(path string) bool {
+	o, err := server.ProcessConfigFile(path)
+	return err == nil && (o.Host != "" || o.Port != 0)
 }

@@ -21,8 +21,8 @@ func serverCmd(args []string) int {
 	id := fs.String("id", worker.DefaultServerID, "the server's worker id: its subjects are proc.<id>.…")
 	logging := fs.Bool("log", false, "turn the NATS server's log on")
 	sec := addServerSecurityFlags(fs)
-	creds := fs.String("creds", "", "with --config: the credentials file the server's own worker presents (JWT and nkey)")
-	user := fs.String("user", "", "with --config: the user the server's own worker connects as")
+	creds := fs.String("creds", os.Getenv("PROCESSIONAL_CREDS"), "with --config: the credentials file the server's own worker presents, JWT and nkey ($PROCESSIONAL_CREDS)")
+	user := fs.String("user", os.Getenv("PROCESSIONAL_USER"), "with --config: the user the server's own worker connects as ($PROCESSIONAL_USER)")
 	password := fs.String("password", os.Getenv("PROCESSIONAL_PASSWORD"), "with --user: its password ($PROCESSIONAL_PASSWORD)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: processional server [--listen host:port] [--socket path] [--token T | --config FILE --creds F | --user U] [--tlscert F --tlskey F [--tlsca F]] [--id ID]\n\nRuns a persistent worker with its own NATS server, for many masters\n(master.Connect). Stops after its running calls on SIGTERM, SIGINT, or a\nrequest on proc.<id>.ctl.stop.\n\nFlags:")
@@ -45,10 +45,13 @@ func serverCmd(args []string) int {
 	if o.TLS, err = sec.tls(); err != nil {
 		return fail("server", err)
 	}
-	if *creds != "" {
+	switch {
+	case sec.config == "" && (flagSet(fs, "creds") || flagSet(fs, "user")):
+		return fail("server", fmt.Errorf("--creds and --user go with --config: without it, the server's own worker presents its token"))
+	case sec.config == "":
+	case *creds != "":
 		o.Conn = append(o.Conn, nats.UserCredentials(*creds))
-	}
-	if *user != "" {
+	case *user != "":
 		o.Conn = append(o.Conn, nats.UserInfo(*user, *password))
 	}
 	s, err := worker.StartServer(o)
