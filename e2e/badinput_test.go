@@ -164,6 +164,10 @@ func TestBadInputs(t *testing.T) {
 		{"closed Ref", func() error { _, err := closed.Call(ctx, "Add", 1); return err }, bus.ErrObjectGone, []string{"closed"}},
 		{"no such method", func() error { _, err := counter.Call(ctx, "Nope"); return err }, bus.ErrNoMember, []string{"Nope", "Add"}},
 		{"huge argument count", func() error { _, err := counter.Call(ctx, "Add", huge...); return err }, bus.ErrArgumentType, []string{"5000"}},
+		{"huge argument count on the wire", func() error {
+			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindCall, Master: m.ID(), Function: "@call"},
+				[]any{msgpackRaw(bus.AppendRef(nil, counter.Object())), "Add", false, huge})
+		}, bus.ErrBadPayload, []string{"at most 1024 arguments"}},
 		{"wrong method argument", func() error { _, err := counter.Call(ctx, "Add", "one"); return err }, bus.ErrArgumentType, []string{"Add"}},
 		{"another master's Ref as an argument", func() error { _, err := counter.Call(ctx, "Add", theirs); return err }, bus.ErrNotHolder, []string{m.ID()}},
 

@@ -743,24 +743,41 @@ func TestFaultsFloodSpawned(t *testing.T) {
 	ctx := testCtx(t)
 	m := newMaster(t)
 	s := spawn(t, m, master.WithMaxPending(limit))
+	// Calls that would sleep for an hour: the first limit hold the worker
+	// until they are cancelled, the rest are refused.
+	held, cancel := context.WithCancel(ctx)
+	defer cancel()
 	tasks := make([]*master.Task[time.Duration], sent)
 	for i := range tasks {
-		tasks[i] = master.Thread(ctx, s, Sleep, 500*time.Millisecond)
+		tasks[i] = master.Thread(held, s, Sleep, time.Hour)
 	}
-	answered, refused := 0, 0
-	for i, task := range tasks {
-		_, err := awaitTask(t, fmt.Sprintf("call %d", i), task, 20*time.Second)
-		switch {
-		case err == nil:
-			answered++
-		case errors.Is(err, bus.ErrOverloaded) && strings.Contains(err.Error(), fmt.Sprintf("limit of %d", limit)):
-			refused++
-		default:
-			t.Fatalf("call %d: %v", i, err)
+	refused := 0
+	for i := limit; i < sent; i++ {
+		_, err := awaitTask(t, fmt.Sprintf("call %d past the limit", i), tasks[i], 20*time.Second)
+		if !errors.Is(err, bus.ErrOverloaded) || !strings.Contains(err.Error(), fmt.Sprintf("limit of %d", limit)) {
+			t.Fatalf("call %d, past the limit of %d: %v, want ErrOverloaded", i, limit, err)
+		}
+		refused++
+	}
+	cancelled := 0
+	for i := 0; i < limit; i++ {
+		if tasks[i].Available() {
+			_, err := tasks[i].Wait(ctx)
+			t.Fatalf("call %d, within the limit, ended before it was cancelled: %v", i, err)
 		}
 	}
-	if answered != limit || refused != sent-limit {
-		t.Fatalf("%d answered, %d refused, of %d sent at a limit of %d", answered, refused, sent, limit)
+	cancel()
+	for i := 0; i < limit; i++ {
+		if _, err := awaitTask(t, fmt.Sprintf("held call %d", i), tasks[i], 20*time.Second); !errors.Is(err, context.Canceled) {
+			t.Fatalf("held call %d, cancelled: %v", i, err)
+		}
+		cancelled++
+	}
+	if cancelled+refused != sent {
+		t.Fatalf("%d cancelled + %d refused != %d sent", cancelled, refused, sent)
+	}
+	if n, err := master.Invoke(ctx, s, Sum, []int{2, 3}); n != 5 || err != nil {
+		t.Fatalf("a call after the flood: %d, %v", n, err)
 	}
 	if _, err := m.Spawn(ctx, master.WithMaxPending(0)); !errors.Is(err, master.ErrConfig) {
 		t.Fatalf("WithMaxPending(0): %v, want %v", err, master.ErrConfig)

@@ -55,8 +55,8 @@ func TestRunLoadCounts(t *testing.T) {
 	}
 	start := time.Now()
 	r := runLoad(context.Background(), f, 20, 100*time.Millisecond, 200*time.Millisecond)
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("runLoad took %s", took)
+	if took := time.Since(start); took > 30*time.Second { // not a speed check: it must not wait for the hung call
+		t.Errorf("runLoad took %s: it waited for the hung call", took)
 	}
 	if r.Hung != 1 || r.Failed == 0 || r.OK == 0 || r.Sent != r.OK+r.Failed+r.Hung || r.FirstError != "boom" {
 		t.Fatalf("report %+v: want 1 hung, some failed, some ok, all counted", r)
