@@ -133,7 +133,8 @@ func (m *Master) onAck(msg *nats.Msg) {
 // new epoch means the worker's connection dropped and came back: NATS
 // delivers at most once, so the calls in flight then may never have
 // arrived, and would wait for ever. They fail with [bus.ErrWorkerLost],
-// and the worker is asked to cancel those that did arrive.
+// and the worker is asked to cancel those that did arrive; a close is
+// sent again.
 func (s *slave) sawEpoch(epoch uint64) {
 	s.mu.Lock()
 	if !s.epochSeen || epoch == s.epoch {
@@ -148,4 +149,5 @@ func (s *slave) sawEpoch(epoch uint64) {
 	s.abandoned = nil
 	s.mu.Unlock()
 	s.failTaken(lost, ids, fmt.Errorf("%w: worker %s reconnected to NATS: the calls in flight when its connection dropped may never have arrived", bus.ErrWorkerLost, s.id))
+	s.closeAgain() // a close too
 }

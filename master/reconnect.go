@@ -99,13 +99,15 @@ func (m *Master) reconnected() {
 // reconnect, and asks the worker to cancel each: a call that did arrive
 // must not run on for nobody. Should the worker's connection have dropped
 // too, the cancels may not reach it: they go again when the master sees
-// the worker's new epoch (sawEpoch).
+// the worker's new epoch (sawEpoch). A close the worker may not have
+// heard goes again too.
 func (s *slave) failInFlight(err error) {
 	s.mu.Lock()
 	lost, ids := s.takeAllLocked()
 	s.abandoned = append(s.abandoned, ids...)
 	s.mu.Unlock()
 	s.failTaken(lost, ids, err)
+	s.closeAgain()
 }
 
 // takeAllLocked removes every pending call, and returns them with their

@@ -34,7 +34,7 @@ func givenConnSlave(t *testing.T, ctx context.Context) (*worker.Server, *nats.Co
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	m, err := New(ctx, WithConn(nc))
+	m, err := New(ctx, WithConn(nc), WithToken(srv.Token())) // the token for spawned workers
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,5 +139,53 @@ func TestHalfJoinedReplyDropped(t *testing.T) {
 	halfReply(s, 42)
 	if n := joiningLen(s); n != 0 {
 		t.Errorf("a stray reply: joining %d replies, want none", n)
+	}
+}
+
+// A close lost to the master's reconnect goes again: Close returns, for
+// a connected worker as for a spawned one. A worker that already forgot
+// the master answers a close all the same.
+func TestCloseLostToReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, nc, m, s := givenConnSlave(t, ctx)
+	spawned, err := m.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Close's requests were lost: the slaves wait, the workers serve on.
+	for _, s := range []*Slave{s, spawned} {
+		s.mu.Lock()
+		s.state = slaveClosing
+		s.mu.Unlock()
+	}
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Slave{s, spawned} {
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			s.end() // for the test's end
+			spawned.Terminate()
+			t.Fatalf("Close of %s still waits for a worker that never heard the close", s)
+		}
+	}
+	// The same close once more, as if its first answer had been lost.
+	data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindClose, Master: m.ID(), ID: closeID}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := nc.RequestWithContext(ctx, bus.CallSubject("server"), data)
+	if err != nil {
+		t.Fatalf("a second close: %v", err)
+	}
+	if id, _, remote, err := bus.DecodeReply(msg.Data); id != closeID || remote != nil || err != nil {
+		t.Fatalf("a second close: answer %d, %v, %v; want its acknowledgement", id, remote, err)
 	}
 }

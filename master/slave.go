@@ -544,18 +544,12 @@ func (s *slave) Close() error {
 	if s.state == slaveOpen {
 		s.state = slaveClosing
 		s.mu.Unlock()
-		if s.cmd == nil {
-			// A connected worker lives on: it acknowledges the close once
-			// this master's calls are done, and forgets the master.
-			data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindClose, Master: s.m.id, ID: closeID}, nil)
-			if err == nil {
-				err = s.m.nc.PublishRequest(s.subject, s.replySubject, data)
-			}
-			if err != nil {
+		if err := s.sendClose(); err != nil {
+			if s.cmd == nil {
 				s.end()
+			} else {
+				s.kill()
 			}
-		} else if err := s.control(bus.KindClose, 0); err != nil {
-			s.kill()
 		}
 	} else {
 		s.mu.Unlock()
@@ -563,6 +557,35 @@ func (s *slave) Close() error {
 	<-s.exited
 	s.finish()
 	return nil
+}
+
+// sendClose sends the worker Close's request. A connected worker lives
+// on: it acknowledges the close once this master's calls are done, and
+// forgets the master. A spawned worker exits.
+func (s *slave) sendClose() error {
+	if s.cmd != nil {
+		return s.control(bus.KindClose, 0)
+	}
+	data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindClose, Master: s.m.id, ID: closeID}, nil)
+	if err != nil {
+		return err
+	}
+	return s.m.nc.PublishRequest(s.subject, s.replySubject, data)
+}
+
+// closeAgain sends Close's request again, when Close waits for the worker
+// and the master's or the worker's connection dropped and came back: NATS
+// delivers at most once, so the request may have been lost, and then the
+// worker would go on answering heartbeats and Close wait for ever. A
+// worker takes a second close as it took the first: one that already
+// forgot the master answers it again.
+func (s *slave) closeAgain() {
+	s.mu.Lock()
+	waiting := s.state == slaveClosing && s.lost == nil && !s.detached // in Close, not lost nor detached
+	s.mu.Unlock()
+	if waiting {
+		s.sendClose()
+	}
 }
 
 // closeID is the id of a connected worker's close request: its
