@@ -1,34 +1,24 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/natsauth"
 )
-
-// reconnectWait is how long the master's own connection waits between two
-// attempts to reach its NATS server again (nats.go waits 2 s by default):
-// a server that restarts within the lease finds the master back before
-// its workers' leases lapse.
-const reconnectWait = 100 * time.Millisecond
 
 // connOptions are the nats.go options of a connection the master makes
 // to a server it was given ([WithNATS], [Connect]). It reconnects
-// promptly and without end: the master's leases, not a count of attempts,
-// bound how long its workers wait for it, and its heartbeats fail the
-// calls of a worker that stays silent for a lease. A reconnect fails the
-// calls in flight (see [Master.reconnected]); disconnections and slow
-// consumer events are logged.
+// promptly and without end ([natsauth.Reconnect]): the master's leases,
+// not a count of attempts, bound how long its workers wait for it, and
+// its heartbeats fail the calls of a worker that stays silent for a
+// lease. A reconnect fails the calls in flight (see [Master.reconnected]);
+// disconnections and slow consumer events are logged.
 func (m *Master) connOptions() []nats.Option {
-	return []nats.Option{
-		nats.ReconnectWait(reconnectWait),
-		nats.ReconnectJitter(reconnectWait/2, reconnectWait),
-		nats.MaxReconnects(-1),
+	return append(natsauth.Reconnect(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				slog.Warn("processional: the master lost its NATS connection; reconnecting", "master", m.id, "err", err)
@@ -40,18 +30,8 @@ func (m *Master) connOptions() []nats.Option {
 				m.reconnected()
 			}
 		}),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			subject := ""
-			if sub != nil {
-				subject = sub.Subject
-			}
-			if errors.Is(err, nats.ErrSlowConsumer) {
-				slog.Warn("processional: the master is a slow consumer: the NATS client dropped messages", "master", m.id, "subject", subject, "err", err)
-				return
-			}
-			slog.Warn("processional: NATS error on the master's connection", "master", m.id, "subject", subject, "err", err)
-		}),
-	}
+		nats.ErrorHandler(natsauth.ErrorHandler(slog.Warn, "master", m.id)),
+	)
 }
 
 // sawReconnect reports whether the master's connection reconnected since

@@ -101,11 +101,8 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	// With none, the server is gone for good after giveUpAttempts.
 	var serving atomic.Pointer[Worker]
 	var failed atomic.Int32 // attempts failed since the connection dropped, with no lease live
-	nc, err := nats.Connect(cfg.URL, append(creds,
+	nc, err := nats.Connect(cfg.URL, append(append(creds, natsauth.Reconnect()...),
 		nats.Name("processional worker "+cfg.Worker),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond),
-		nats.ReconnectJitter(50*time.Millisecond, 100*time.Millisecond),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { failed.Store(0) }),
 		nats.ReconnectErrHandler(func(c *nats.Conn, _ error) {
 			if w := serving.Load(); (w == nil || len(w.Leases()) == 0) && failed.Add(1) == giveUpAttempts {

@@ -16,6 +16,7 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/lazyctx"
+	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/internal/peer"
 )
 
@@ -275,16 +276,9 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		}
 	})
 	prevErr := nc.Opts.AsyncErrorCB
+	warnErr := natsauth.ErrorHandler(slog.Warn, "worker", w.id)
 	nc.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
-		subject := ""
-		if sub != nil {
-			subject = sub.Subject
-		}
-		if errors.Is(err, nats.ErrSlowConsumer) {
-			slog.Warn("processional: the worker is a slow consumer: the NATS client dropped messages", "worker", w.id, "subject", subject, "err", err)
-		} else {
-			slog.Warn("processional: NATS error on the worker's connection", "worker", w.id, "subject", subject, "err", err)
-		}
+		warnErr(c, sub, err)
 		if prevErr != nil {
 			prevErr(c, sub, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -59,18 +60,11 @@ func (c *connFlags) connect(name string) (*nats.Conn, error) {
 		return nil, err
 	}
 	opts := append([]nats.Option{nats.Name(name), nats.Timeout(2 * time.Second),
-		// A worker rejoins within a lease of its server coming back, and
-		// keeps trying while its server is away: it is a service.
-		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond),
-		nats.ReconnectJitter(50*time.Millisecond, 100*time.Millisecond),
 		// A permissions violation or a slow consumer is said, not swallowed.
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if sub != nil {
-				fmt.Fprintf(os.Stderr, "processional: NATS: on %s: %v\n", sub.Subject, err)
-			} else {
-				fmt.Fprintf(os.Stderr, "processional: NATS: %v\n", err)
-			}
-		})}, creds...)
+		nats.ErrorHandler(natsauth.ErrorHandler(slog.Warn, "client", name))}, creds...)
+	// A worker rejoins within a lease of its server coming back, and keeps
+	// trying while its server is away: it is a service.
+	opts = append(opts, natsauth.Reconnect()...)
 	for attempt := 1; attempt <= max(c.retries, 1); attempt++ {
 		var nc *nats.Conn
 		if nc, err = nats.Connect(c.url, opts...); err == nil {

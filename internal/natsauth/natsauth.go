@@ -4,6 +4,10 @@
 //
 // A user and password may also travel in the server's URL
 // (nats://user:password@host:4222), which nats.go reads itself.
+//
+// It also holds what their connections share besides: prompt reconnects
+// ([Reconnect]) and asynchronous errors said, not dropped
+// ([ErrorHandler]).
 package natsauth
 
 import (
@@ -39,8 +43,8 @@ func (f Files) Options() ([]nats.Option, error) {
 	if f.User != "" {
 		opts = append(opts, nats.UserInfo(f.User, f.Password))
 	}
-	if (f.Cert == "") != (f.Key == "") {
-		return nil, fmt.Errorf("%w: a TLS certificate (%q) and key (%q) go together: give both or neither", ErrFiles, f.Cert, f.Key)
+	if err := TLSPair(f.Cert, f.Key); err != nil {
+		return nil, err
 	}
 	for _, file := range []struct{ what, path string }{{"credentials file", f.Creds}, {"TLS certificate", f.Cert}, {"TLS key", f.Key}, {"TLS certificate authority", f.CA}} {
 		if file.path == "" {
@@ -60,4 +64,14 @@ func (f Files) Options() ([]nats.Option, error) {
 		opts = append(opts, nats.RootCAs(f.CA))
 	}
 	return opts, nil
+}
+
+// TLSPair checks that a client's TLS certificate and key are given
+// together: both or neither. It is the reference check; [Files.Options]
+// makes it.
+func TLSPair(cert, key string) error {
+	if (cert == "") != (key == "") {
+		return fmt.Errorf("%w: a TLS certificate (%q) and key (%q) go together: give both or neither", ErrFiles, cert, key)
+	}
+	return nil
 }
