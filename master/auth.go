@@ -42,8 +42,8 @@ func WithUserInfo(user, password string) Option {
 // files.
 func WithTLS(certFile, keyFile, caFile string) Option {
 	return func(o *options) error {
-		if (certFile == "") != (keyFile == "") {
-			return fmt.Errorf("%w: TLS certificate %q and key %q: give both or neither", ErrConfig, certFile, keyFile)
+		if err := natsauth.TLSPair(certFile, keyFile); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		if certFile == "" && caFile == "" {
 			return fmt.Errorf("%w: TLS with no certificate and no certificate authority", ErrConfig)

@@ -114,6 +114,7 @@ func workerCmd(args []string) int {
 		return fail("worker", err)
 	}
 	defer nc.Close()
+	nc.SetErrorHandler(nil) // the worker logs the connection's errors itself: once is enough
 	w, err := worker.Serve(nc, opts...)
 	if err != nil {
 		return fail("worker", err)
