@@ -44,7 +44,14 @@ func newMaster(t *testing.T) *master.Master {
 
 func spawn(t *testing.T, m *master.Master, opts ...master.SpawnOption) *master.Slave {
 	t.Helper()
-	s, err := m.Spawn(testCtx(t), append([]master.SpawnOption{master.WithBinary(binProcessional)}, opts...)...)
+	return spawnWith(t, m, append([]master.SpawnOption{master.WithBinary(binProcessional)}, opts...)...)
+}
+
+// spawnWith spawns a worker with opts only (by default, the test binary
+// itself), terminated when the test ends.
+func spawnWith(t *testing.T, m *master.Master, opts ...master.SpawnOption) *master.Slave {
+	t.Helper()
+	s, err := m.Spawn(testCtx(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

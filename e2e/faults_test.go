@@ -201,17 +201,7 @@ func spawnSelf(t *testing.T, m *master.Master, id string, out io.Writer) *master
 	if out == nil {
 		out = os.Stderr
 	}
-	s, err := m.Spawn(testCtx(t), master.WithID(id), master.WithOutput(out, out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Terminate()
-		if !proctest.Gone(s.PID(), 5*time.Second) {
-			t.Errorf("worker pid %d outlived its test", s.PID())
-		}
-	})
-	return s
+	return spawnWith(t, m, master.WithID(id), master.WithOutput(out, out))
 }
 
 // connectCLI connects a master of its own, with the given lease, to the

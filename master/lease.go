@@ -74,10 +74,7 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 // liveSlaves lists the slaves that are neither gone nor being killed.
 func (m *Master) liveSlaves() []*slave {
 	m.mu.Lock()
-	all := make([]*slave, 0, len(m.slaves))
-	for _, s := range m.slaves {
-		all = append(all, s)
-	}
+	all := m.slaveListLocked()
 	m.mu.Unlock()
 	out := all[:0]
 	for _, s := range all {

@@ -318,10 +318,7 @@ func (m *Master) Close() error {
 	m.mu.Unlock()
 	m.spawning.Wait()
 	m.mu.Lock()
-	slaves := make([]*slave, 0, len(m.slaves))
-	for _, s := range m.slaves {
-		slaves = append(slaves, s)
-	}
+	slaves := m.slaveListLocked()
 	m.mu.Unlock()
 	for _, s := range slaves {
 		s.mu.Lock()
@@ -432,4 +429,13 @@ func Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
 	}
 	s.setRelease(func() { releaseShared(m) })
 	return s, nil
+}
+
+// slaveListLocked returns the master's slaves, for a walk outside m.mu.
+func (m *Master) slaveListLocked() []*slave {
+	slaves := make([]*slave, 0, len(m.slaves))
+	for _, s := range m.slaves {
+		slaves = append(slaves, s)
+	}
+	return slaves
 }

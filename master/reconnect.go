@@ -65,10 +65,7 @@ func (m *Master) sawReconnect() bool {
 // through [Slave.Idempotent] are sent again.
 func (m *Master) reconnected() {
 	m.mu.Lock()
-	slaves := make([]*slave, 0, len(m.slaves))
-	for _, s := range m.slaves {
-		slaves = append(slaves, s)
-	}
+	slaves := m.slaveListLocked()
 	m.mu.Unlock()
 	for _, s := range slaves {
 		s.failInFlight(fmt.Errorf("%w: master %s's connection to NATS dropped and came back: the calls in flight to worker %s then, or their answers, may have been lost", bus.ErrWorkerLost, m.id, s.id))
