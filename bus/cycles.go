@@ -67,8 +67,12 @@ func checkCycles(v any) error {
 	if v == nil {
 		return nil
 	}
+	t := reflect.TypeOf(v)
+	if scalar(t.Kind()) || t.Kind() == reflect.Slice && scalar(t.Elem().Kind()) {
+		return nil // the common arguments, without the cache's lookup
+	}
 	rv := reflect.ValueOf(v)
-	if !canCycle(rv.Type()) {
+	if !canCycle(t) {
 		return nil
 	}
 	var w cycleWalk
@@ -211,4 +215,9 @@ func (w *cycleWalk) elems(v reflect.Value, depth int) error {
 		}
 	}
 	return nil
+}
+
+// scalar reports whether values of kind k hold no reference at all.
+func scalar(k reflect.Kind) bool {
+	return k >= reflect.Bool && k <= reflect.Complex128 || k == reflect.String
 }
