@@ -37,10 +37,7 @@ func WithLease(lease, interval time.Duration) Option {
 // reconnected (see sawReconnect).
 func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	beat, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
-	if err != nil {
-		panic(err) // a fixed envelope always encodes
-	}
+	beat := m.heartbeat()
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
 	last := time.Now()
@@ -88,11 +85,19 @@ func (m *Master) liveSlaves() []*slave {
 	return out
 }
 
+// heartbeat is the envelope of the master's heartbeats.
+func (m *Master) heartbeat() []byte {
+	beat, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
+	if err != nil {
+		panic(err) // a fixed envelope always encodes
+	}
+	return beat
+}
+
 // firstBeat sends worker id a heartbeat at once, ahead of the periodic
 // ones, and flushes it.
 func (m *Master) firstBeat(id string) error {
-	beat, _ := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
-	if err := m.nc.PublishRequest(bus.HeartbeatSubject(id), m.hbInbox, beat); err != nil {
+	if err := m.nc.PublishRequest(bus.HeartbeatSubject(id), m.hbInbox, m.heartbeat()); err != nil {
 		return err
 	}
 	return m.nc.Flush()

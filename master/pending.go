@@ -68,20 +68,21 @@ func (ps *pendingSet) take(id uint64) pendingCall {
 	return p
 }
 
-// drain removes and returns every pending call.
-func (ps *pendingSet) drain() []pendingCall {
-	out := make([]pendingCall, 0, ps.live)
-	for _, p := range ps.overflow {
-		out = append(out, p)
+// drain removes and returns every pending call, with its id at the same
+// index.
+func (ps *pendingSet) drain() (calls []pendingCall, ids []uint64) {
+	calls, ids = make([]pendingCall, 0, ps.live), make([]uint64, 0, ps.live)
+	for id, p := range ps.overflow {
+		calls, ids = append(calls, p), append(ids, id)
 	}
-	for _, p := range ps.slots {
+	for i, p := range ps.slots {
 		if p != nil {
-			out = append(out, p)
+			calls, ids = append(calls, p), append(ids, ps.base+uint64(i))
 		}
 	}
 	ps.base += uint64(len(ps.slots))
 	ps.slots, ps.overflow, ps.live = nil, nil, 0
-	return out
+	return calls, ids
 }
 
 // peek returns the call pending under id, leaving it there.

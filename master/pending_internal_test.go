@@ -36,9 +36,14 @@ func TestPendingSet(t *testing.T) {
 	if ps.take(1<<40) != nil || ps.take(0) != nil {
 		t.Fatal("take of an unknown id returned a call")
 	}
-	rest := ps.drain()
-	if len(rest) != len(left) || ps.live != 0 {
-		t.Fatalf("drain returned %d calls, want %d", len(rest), len(left))
+	rest, ids := ps.drain()
+	if len(rest) != len(left) || len(ids) != len(left) || ps.live != 0 {
+		t.Fatalf("drain returned %d calls and %d ids, want %d", len(rest), len(ids), len(left))
+	}
+	for i, id := range ids {
+		if left[id] != rest[i] {
+			t.Fatalf("drain paired id %d with another call", id)
+		}
 	}
 	// Ids keep growing after a drain: a late reply never meets a new call.
 	if id := ps.add(call()); id <= 3*maxSpan {

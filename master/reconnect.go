@@ -90,16 +90,7 @@ func (s *slave) failInFlight(err error) {
 // takeAllLocked removes every pending call, and returns them with their
 // ids, and drops the replies half joined; s.mu held.
 func (s *slave) takeAllLocked() ([]pendingCall, []uint64) {
-	ids := make([]uint64, 0, s.pending.live)
-	for id := range s.pending.overflow {
-		ids = append(ids, id)
-	}
-	for i, p := range s.pending.slots {
-		if p != nil {
-			ids = append(ids, s.pending.base+uint64(i))
-		}
-	}
-	lost := s.pending.drain()
+	lost, ids := s.pending.drain()
 	for _, p := range lost {
 		s.leaveGroupLocked(p)
 	}

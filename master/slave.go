@@ -516,11 +516,7 @@ func (s *slave) end() {
 		s.lost = fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
 	}
 	s.state = slaveGone
-	pending := s.pending.drain()
-	for _, p := range pending {
-		s.leaveGroupLocked(p)
-	}
-	s.dropJoinsLocked()
+	pending, _ := s.takeAllLocked()
 	err := s.lost
 	s.mu.Unlock()
 	close(s.exited)
