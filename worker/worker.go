@@ -383,6 +383,21 @@ func (w *Worker) handleJoined(data []byte, reply string) {
 	}
 }
 
+// refuse answers cl, which will not run, with err, and lets go of what
+// it holds: its context, the shared memory its argument refers to (never
+// decoded: the buffers need not wait for us), its joined buffer.
+func (w *Worker) refuse(cl *call, err error) {
+	cl.cancel(context.Canceled)
+	if cl.pid != 0 {
+		bus.DropTransits(cl.arg)
+	}
+	if cl.joined != nil {
+		chunks.PutBuffer(cl.joined)
+		cl.joined, cl.arg = nil, nil
+	}
+	w.replyError(cl.reply, cl.key.id, cl.name, err)
+}
+
 // handleCall handles one call envelope, sent whole or joined from chunks.
 func (w *Worker) handleCall(data []byte, reply string) {
 	c := &w.scratch // handle runs on the one subscription's goroutine
@@ -471,40 +486,31 @@ func (w *Worker) handleCall(data []byte, reply string) {
 	if c.Timeout > 0 {
 		cl.ctx.SetTimeout(c.Timeout)
 	}
+	// A call that wants no answer (a release): nobody cancels it or waits
+	// for it, and its id is not unique.
+	noAnswer := c.Kind == bus.KindThread && reply == "" && c.ID == 0
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
-		cl.cancel(context.Canceled)
-		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
+		w.refuse(cl, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
 		return
 	}
 	if len(w.gone) > 0 {
 		if g, ok := w.gone[c.Master]; ok && g.lapsed && time.Now().Before(g.until) {
 			w.mu.Unlock()
-			cl.cancel(context.Canceled)
-			w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
+			w.refuse(cl, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
 			return
 		}
 	}
 	// Every call counts until it has run (see run); only a release, which
 	// nobody could be told of, is never refused.
-	if n := w.pending.Add(1); n > w.maxPending && !(c.Kind == bus.KindThread && reply == "" && c.ID == 0) {
+	if n := w.pending.Add(1); n > w.maxPending && !noAnswer {
 		w.pending.Add(-1)
 		w.mu.Unlock()
-		cl.cancel(context.Canceled)
-		if cl.pid != 0 {
-			bus.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
-		}
-		if cl.joined != nil {
-			chunks.PutBuffer(cl.joined)
-			cl.joined, cl.arg = nil, nil
-		}
-		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: worker %s holds %d calls, queued or running, at its limit of %d: call refused", bus.ErrOverloaded, w.id, n-1, w.maxPending))
+		w.refuse(cl, fmt.Errorf("%w: worker %s holds %d calls, queued or running, at its limit of %d: call refused", bus.ErrOverloaded, w.id, n-1, w.maxPending))
 		return
 	}
-	if c.Kind == bus.KindThread && reply == "" && c.ID == 0 {
-		// A call that wants no answer (a release): nobody cancels it or
-		// waits for it, and its id is not unique.
+	if noAnswer {
 		w.tasks.Add(1)
 		w.mu.Unlock()
 		go func() {
