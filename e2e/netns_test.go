@@ -199,19 +199,23 @@ func TestMultiHost(t *testing.T) {
 		fmt.Fprintln(in, cmd)
 		return readLine(t, out, cmd)
 	}
-	// Routes take a moment to carry every interest: retry the first call.
-	deadline := time.Now().Add(20 * time.Second)
-	for _, w := range []string{"wa", "wb"} {
-		for {
-			line := ask("invoke " + w)
-			if strings.HasPrefix(line, "ok ") {
-				break
+	// eventually asks cmd until the answer is ok or within has passed.
+	eventually := func(what, cmd string, ok func(string) bool, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
+			line := ask(cmd)
+			if ok(line) {
+				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("invoke %s across the cluster: %s", w, line)
+				t.Fatalf("%s: %s", what, line)
 			}
-			time.Sleep(200 * time.Millisecond)
 		}
+	}
+	succeeds := func(line string) bool { return strings.HasPrefix(line, "ok ") }
+	// Routes take a moment to carry every interest: retry the first call.
+	for _, w := range []string{"wa", "wb"} {
+		eventually("invoke "+w+" across the cluster", "invoke "+w, succeeds, 20*time.Second)
 	}
 	if line := ask("proxy wb"); line != "ok 42" {
 		t.Fatalf("a proxy across hosts: %s", line)
@@ -223,17 +227,7 @@ func TestMultiHost(t *testing.T) {
 	// One NATS server stops: the worker on it reconnects to another, and
 	// calls keep flowing.
 	syscall.Kill(-servers[1].Process.Pid, syscall.SIGKILL)
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		line := ask("invoke wb")
-		if strings.HasPrefix(line, "ok ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("invoke wb after its server stopped: %s", line)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	eventually("invoke wb after its server stopped", "invoke wb", succeeds, 20*time.Second)
 
 	// Host a's link is cut: a call held there fails within the lease, and
 	// the worker drops the master's state; once the link is back, new
@@ -258,28 +252,10 @@ func TestMultiHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The worker dropped the master it no longer heard: it holds no lease.
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		line := ask("leases wa")
-		if line == "ok 0" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cut-off worker's leases once its link is back: %s, want none", line)
-		}
-		time.Sleep(200 * time.Millisecond) // the route is coming back
-	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		line := ask("invoke wa")
-		if strings.HasPrefix(line, "ok ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("invoke wa once its link is back: %s", line)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	// (The route is coming back meanwhile.)
+	eventually("the cut-off worker's leases once its link is back, want none", "leases wa",
+		func(line string) bool { return line == "ok 0" }, 20*time.Second)
+	eventually("invoke wa once its link is back", "invoke wa", succeeds, 30*time.Second)
 
 	// A worker's processes are killed: a call held there fails within the
 	// lease with the worker-lost error.
