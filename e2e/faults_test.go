@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,7 +84,7 @@ func faultsGate(key string) chan struct{} {
 // same port.
 type natsProc struct {
 	t     *testing.T
-	port  int
+	addr  string // host:port, kept across restarts
 	token string
 	url   string
 	cmd   *exec.Cmd
@@ -95,13 +94,8 @@ type natsProc struct {
 // cleanup kills it.
 func startNATSProc(t *testing.T) *natsProc {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	p := &natsProc{t: t, port: port, token: "faults-" + strconv.Itoa(port), url: fmt.Sprintf("nats://127.0.0.1:%d", port)}
+	addr := freePort(t)
+	p := &natsProc{t: t, addr: addr, token: "faults-token", url: "nats://" + addr}
 	t.Cleanup(p.kill)
 	p.start()
 	return p
@@ -112,7 +106,7 @@ func (p *natsProc) start() {
 	p.t.Helper()
 	var lastErr string
 	for attempt := 0; attempt < 50; attempt++ { // the port may linger a moment after a kill
-		cmd := exec.Command(binProcessional, "nats", "--listen", fmt.Sprintf("127.0.0.1:%d", p.port), "--token", p.token)
+		cmd := exec.Command(binProcessional, "nats", "--listen", p.addr, "--token", p.token)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			p.t.Fatal(err)
@@ -144,7 +138,7 @@ func (p *natsProc) start() {
 		lastErr = stderr.String()
 		time.Sleep(100 * time.Millisecond)
 	}
-	p.t.Fatalf("processional nats on port %d would not start: %s", p.port, lastErr)
+	p.t.Fatalf("processional nats on %s would not start: %s", p.addr, lastErr)
 }
 
 // kill kills the server with SIGKILL and reaps it.
@@ -159,27 +153,9 @@ func (p *natsProc) kill() {
 
 // startCLIWorker runs `processional worker --nats URL --token T --id id`
 // and returns once it serves; the test's cleanup kills it.
-func startCLIWorker(t *testing.T, p *natsProc, id string) *exec.Cmd {
+func startCLIWorker(t *testing.T, p *natsProc, id string) {
 	t.Helper()
-	w := exec.Command(binProcessional, "worker", "--nats", p.url, "--token", p.token, "--id", id)
-	out, err := w.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Stderr = os.Stderr
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		w.Process.Kill()
-		w.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.Contains(line, "serving") {
-		t.Fatalf("worker %s said %q, %v", id, line, err)
-	}
-	go io.Copy(io.Discard, out) // ends when the worker exits
-	return w
+	run(t, "worker "+id+" serving", "worker", "--nats", p.url, "--token", p.token, "--id", id)
 }
 
 // faultsMaster is a master on p's server with the given lease; the test's
@@ -424,7 +400,7 @@ func TestFaultsServerRestart(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // an outage, well within the lease
 	p.start()
 	up := time.Now()
-	t.Logf("server down for %s (killed, then started again on port %d)", up.Sub(killed).Round(time.Millisecond), p.port)
+	t.Logf("server down for %s (killed, then started again on %s)", up.Sub(killed).Round(time.Millisecond), p.addr)
 
 	_, err := awaitTask(t, "plain call in flight", plain, 30*time.Second)
 	if !errors.Is(err, bus.ErrWorkerLost) {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -77,11 +78,13 @@ func run(t *testing.T, want string, args ...string) *running {
 		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 		r.cmd.Wait()
 	})
-	line, err := bufio.NewReader(out).ReadString('\n')
+	rd := bufio.NewReader(out)
+	line, err := rd.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, want) {
 		t.Fatalf("processional %s said %q (%v); stderr:\n%s", args[0], line, err, r.stderr)
 	}
 	r.first = strings.TrimSpace(line)
+	go io.Copy(io.Discard, rd) // what else it says, until it exits
 	return r
 }
 
