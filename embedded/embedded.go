@@ -176,7 +176,7 @@ func Start(o Options) (*Server, error) {
 		opts.Cluster.Name = o.Cluster.Name
 		opts.Cluster.Host = o.Cluster.Host
 		if opts.Cluster.Host == "" {
-			opts.Cluster.Host = o.Host
+			opts.Cluster.Host = opts.Host // the client address, the config file's if it set one
 		}
 		opts.Cluster.Port = o.Cluster.Port
 		for _, r := range o.Cluster.Routes {
