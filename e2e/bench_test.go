@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/processional/processional/internal/bench"
 )
@@ -70,16 +73,20 @@ func TestBenchJSONContract(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns the bench")
 	}
-	out, err := exec.CommandContext(testCtx(t), binProcessional, "bench", "--json", "--rounds", "1", "--scale", "0.02").Output()
+	// Rounds of 2% of the operations take about 6 s on an idle machine;
+	// the bound is for a machine also compiling and testing the other
+	// packages. Past it the bench gets SIGQUIT, so that its goroutines'
+	// stacks, and its progress lines, say which pair hung where.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binProcessional, "bench", "--json", "--rounds", "1", "--scale", "0.02")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-			if len(stderr) > 4000 {
-				stderr = stderr[len(stderr)-4000:]
-			}
-		}
-		t.Fatalf("processional bench --json: %v\n%s\nstderr (end):\n%s", err, out, stderr)
+		t.Fatalf("processional bench --json: %v\n%s\nstderr:\n%s", err, out, stderr.Bytes())
 	}
 	want := map[string]bool{
 		"goroutine_chan": true, "goroutine_task": true, "locked_thread_chan": true, "thread_invoke": true,

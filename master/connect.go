@@ -109,7 +109,7 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 		return nil, err
 	}
 	defer m.endSpawn(id)
-	msg, err := m.nc.RequestWithContext(ctx, bus.ControlSubject(id, "hello"), nil)
+	msg, err := m.askHello(ctx, id)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, fmt.Errorf("%w: no worker %s answers on %s", ErrConnect, id, m.url)
 	}
@@ -140,6 +140,36 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 	m.slaves[id] = s
 	m.mu.Unlock()
 	return s, nil
+}
+
+// Attaching asks for a worker's hello again every helloRetry, and gives up
+// after helloTimeout unless the caller's context has a deadline of its own.
+const (
+	helloRetry   = time.Second
+	helloTimeout = 30 * time.Second
+)
+
+// askHello requests worker id's hello. A hello is asked again, rather than
+// waited for without end: through a route, a request can reach the worker
+// while its reply finds no way back (the servers still joining, or one
+// restarting), and a reply lost gets no "no responders" either.
+func (m *Master) askHello(ctx context.Context, id string) (*nats.Msg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, helloTimeout)
+		defer cancel()
+	}
+	for {
+		try, cancel := context.WithTimeout(ctx, helloRetry)
+		msg, err := m.nc.RequestWithContext(try, bus.ControlSubject(id, "hello"), nil)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			return msg, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("no answer, asked each %v: %w", helloRetry, ctx.Err())
+		}
+	}
 }
 
 // StopServer asks the worker, a server the master connected to or a

@@ -59,10 +59,8 @@ func benchCmd(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := bench.Options{Only: names, Rounds: *rounds, Scale: *scale}
-	if !*asJSON {
-		o.Progress = os.Stderr
-	}
+	// Progress goes to stderr in both modes: --json's rows are stdout's.
+	o := bench.Options{Only: names, Rounds: *rounds, Scale: *scale, Progress: os.Stderr}
 	rows, err := bench.Run(ctx, o)
 	if *asJSON {
 		if werr := bench.WriteJSON(os.Stdout, rows); werr != nil && err == nil {

@@ -116,7 +116,8 @@ type Options struct {
 	// Binary is the executable spawned as worker and baseline child; empty
 	// means the current one. Its main must call worker.Main and ChildMain.
 	Binary string
-	// Progress, if set, receives a line per pair as it runs.
+	// Progress, if set, receives a line per pair as it starts and as it
+	// ends, with the time it took.
 	Progress io.Writer
 }
 
@@ -162,9 +163,13 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "measuring %s against %s…\n", p.Name, p.Baseline)
 		}
+		start := time.Now()
 		r, err := p.Run(ctx, e, o.Rounds, max(1, int(float64(p.N)*o.Scale)))
 		if err != nil {
 			return rows, fmt.Errorf("bench %s: %w", p.Name, err)
+		}
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "measured %s in %.1fs\n", p.Name, time.Since(start).Seconds())
 		}
 		if slices.ContainsFunc(rows, func(x Row) bool { return x.Name == r[0].Name }) {
 			r = r[1:] // a baseline that an earlier pair printed already
@@ -173,6 +178,9 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	}
 	return rows, nil
 }
+
+// SideTimeout bounds one round of one side of a pair.
+var SideTimeout = 2 * time.Minute
 
 // Run measures one pair: rounds alternating between its baseline, itself
 // and its extras, n operations each (in Chunks alternations), and returns
@@ -183,11 +191,23 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 			return nil, err
 		}
 	}
+	names := append([]string{p.Baseline, p.Name}, p.Extra...)
 	sides := append([]func(context.Context, *Env, int) (time.Duration, error){p.base, p.measure}, p.extra...)
+	// A side that hangs is a finding, never a bench that runs for ever:
+	// past SideTimeout its context ends, and the error names the side.
+	run := func(i, n int) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(ctx, SideTimeout)
+		defer cancel()
+		d, err := sides[i](ctx, e, n)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", names[i], err)
+		}
+		return d, nil
+	}
 	samples := make([][]float64, len(sides))
 	// One warm-up round of each side, not counted.
-	for _, side := range sides {
-		if _, err := side(ctx, e, max(1, n/10)); err != nil {
+	for i := range sides {
+		if _, err := run(i, max(1, n/10)); err != nil {
 			return nil, err
 		}
 	}
@@ -197,8 +217,8 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 	for range rounds {
 		total := make([]time.Duration, len(sides))
 		for range chunks {
-			for i, side := range sides {
-				d, err := side(ctx, e, per)
+			for i := range sides {
+				d, err := run(i, per)
 				if err != nil {
 					return nil, err
 				}
@@ -215,8 +235,7 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 		v := base * perOp[p.Unit] / perOp[p.BaselineUnit]
 		rows[0] = Row{Name: p.Baseline, Value: v, Unit: p.BaselineUnit, Baseline: p.Baseline, BaselineValue: v, Ratio: 1}
 	}
-	names := append([]string{p.Name}, p.Extra...)
-	for i, name := range names {
+	for i, name := range names[1:] {
 		v := median(samples[i+1])
 		rows = append(rows, Row{Name: name, Value: v, Unit: p.Unit, Baseline: p.Baseline, BaselineValue: base, Ratio: v / base})
 	}

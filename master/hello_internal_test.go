@@ -1,0 +1,73 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/embedded"
+)
+
+// TestAskHelloAgain: a hello whose reply is lost is asked again, and a
+// worker that never answers ends the attach at the context's deadline
+// with an error, instead of a wait without end.
+func TestAskHelloAgain(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// A worker whose first answer is lost, and one that never answers.
+	var asked, mute atomic.Int32
+	sub, err := nc.Subscribe(bus.ControlSubject("w-lossy", "hello"), func(msg *nats.Msg) {
+		if asked.Add(1) > 1 {
+			msg.Respond([]byte("hello again"))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	sub2, err := nc.Subscribe(bus.ControlSubject("w-mute", "hello"), func(*nats.Msg) { mute.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Unsubscribe()
+	nc.Flush()
+
+	ctx := context.Background()
+	m, err := New(ctx, WithNATS(srv.URL(), srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	msg, err := m.askHello(ctx, "w-lossy")
+	if err != nil {
+		t.Fatalf("lossy worker: %v", err)
+	}
+	if string(msg.Data) != "hello again" || asked.Load() != 2 {
+		t.Fatalf("lossy worker: got %q after %d asks, want the second ask's answer", msg.Data, asked.Load())
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+	defer cancel()
+	_, err = m.askHello(ctx, "w-mute")
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer") {
+		t.Fatalf("mute worker: %v, want no answer: deadline exceeded", err)
+	}
+	if n := mute.Load(); n < 2 {
+		t.Fatalf("mute worker asked %d times in 2.5 s, want one ask a second", n)
+	}
+}
