@@ -134,6 +134,7 @@ type Master struct {
 
 	spawnJobs chan func()   // run on the spawner thread
 	spawnDone chan struct{} // closed when the spawner thread has exited
+	spawnOnce sync.Once     // starts the spawner thread at the first spawn
 	closing   chan struct{} // closed when Close starts: in-flight spawns give up
 
 	lease    time.Duration // see WithLease
@@ -238,7 +239,6 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		return nil, fmt.Errorf("%w: heartbeat inbox: %w", ErrConnect, err)
 	}
 	m.hbSub = sub
-	go m.spawner()
 	go m.heartbeats(m.hbStop, m.hbDone)
 	return m, nil
 }
@@ -246,7 +246,10 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 // spawner starts child processes from one OS thread that lives as long as
 // the master: Linux sends a child its parent-death signal when the
 // *thread* that forked it exits, so children must not be forked from
-// whatever thread a goroutine happens to run on.
+// whatever thread a goroutine happens to run on. It starts with the first
+// spawn: a master that spawns nothing (one of Connect, say) locks no
+// thread, and so ends none at Close, which would kill whatever children
+// the program had forked from that thread before.
 func (m *Master) spawner() {
 	runtime.LockOSThread()
 	defer close(m.spawnDone)
@@ -258,6 +261,7 @@ func (m *Master) spawner() {
 // onSpawner runs fn on the spawner thread and waits for it. The caller
 // holds m.spawning, so the thread runs until fn is done.
 func (m *Master) onSpawner(fn func()) {
+	m.spawnOnce.Do(func() { go m.spawner() })
 	done := make(chan struct{})
 	m.spawnJobs <- func() { fn(); close(done) }
 	<-done
@@ -347,6 +351,7 @@ func (m *Master) Close() error {
 	if m.srv != nil {
 		m.srv.Shutdown()
 	}
+	m.spawnOnce.Do(func() { close(m.spawnDone) }) // no spawner ever started
 	close(m.spawnJobs)
 	<-m.spawnDone
 	close(m.closeDone)

@@ -146,14 +146,15 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 			return nil, fmt.Errorf("bench: unknown row %q; rows are %s", name, strings.Join(names, ", "))
 		}
 	}
-	e := &Env{binary: o.Binary}
-	if e.binary == "" {
+	binary := o.Binary
+	if binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		e.binary = exe
+		binary = exe
 	}
+	e := NewEnv(binary)
 	defer e.Close()
 	var rows []Row
 	for _, p := range Pairs() {

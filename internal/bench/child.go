@@ -163,9 +163,15 @@ func startChild(binary string, env ...string) (*child, error) {
 	cmd := exec.Command(binary)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	return startProc(cmd)
+}
+
+// startProc starts cmd with startCmd, and reaps it when it ends.
+func startProc(cmd *exec.Cmd) (*child, error) {
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = time.Second
+	}
+	if err := startCmd(cmd); err != nil {
 		return nil, err
 	}
 	c := &child{cmd: cmd, done: make(chan struct{})}

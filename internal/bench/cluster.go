@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,13 +69,9 @@ func (e *Env) startCluster(ctx context.Context) (err error) {
 	id := bus.NewID("wc")
 	cmd := exec.Command(e.binary, "worker", "--nats", c.a.URL(), "--token", token, "--id", id)
 	cmd.Stdout, cmd.Stderr = nil, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	if c.worker, err = startProc(cmd); err != nil {
 		return err
 	}
-	c.worker = &child{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(c.worker.done) }()
 	c.subject = "bench.cluster." + bus.NewID("b")
 	if c.echo, err = startChild(e.binary, envChild+"="+modeNATS, "PROCESSIONAL_BENCH_URL="+c.a.URL(),
 		"PROCESSIONAL_BENCH_TOKEN="+token, "PROCESSIONAL_BENCH_SUBJECT="+c.subject, "PROCESSIONAL_BENCH_READY=bench.cluster.ready"); err != nil {
@@ -94,6 +89,13 @@ func (e *Env) startCluster(ctx context.Context) (err error) {
 		}
 		if rerr == nil && c.slave != nil {
 			break
+		}
+		for _, ch := range []*child{c.worker, c.echo} {
+			select {
+			case <-ch.done:
+				return fmt.Errorf("cluster: %s ended: %v", ch.cmd, ch.cmd.ProcessState)
+			default:
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("cluster: the worker or the responder did not answer through the route: %v, %v", rerr, err)

@@ -126,12 +126,11 @@ func workerLost(ctx context.Context, s *master.Slave) (time.Duration, error) {
 func startReporter(ctx context.Context, binary, what string, env ...string) (line string, stop func(), err error) {
 	cmd := exec.CommandContext(ctx, binary)
 	cmd.Env = append(cmd.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startCmd(cmd); err != nil {
 		return "", nil, err
 	}
 	var once sync.Once
@@ -167,16 +166,14 @@ func (e *Env) startServer(ctx context.Context) error {
 	e.serverDir = dir
 	cmd := exec.Command(e.binary, "server", "--socket", filepath.Join(dir, "s"))
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	c, err := startProc(cmd)
+	if err != nil {
 		return err
 	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(c.done) }()
 	r := bufio.NewReader(out)
 	addr, err := serveraddr.Read(r)
 	if err != nil {

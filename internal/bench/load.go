@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,8 +62,9 @@ type LoadOptions struct {
 // Load is a set of running master processes connected to one server,
 // ready to run loads. Close stops them.
 type Load struct {
-	o     LoadOptions
-	procs []*loadProc
+	o       LoadOptions
+	procs   []*loadProc
+	release func() // the hold on the fork thread
 }
 
 type loadProc struct {
@@ -107,7 +107,7 @@ func StartLoad(ctx context.Context, o LoadOptions) (*Load, error) {
 	if o.Drain <= 0 {
 		o.Drain = 10 * time.Second
 	}
-	l := &Load{o: o}
+	l := &Load{o: o, release: holdFork()}
 	for range o.Masters {
 		p, err := startLoadProc(o)
 		if err != nil {
@@ -142,7 +142,6 @@ func startLoadProc(o LoadOptions) (*loadProc, error) {
 		"PROCESSIONAL_BENCH_INFLIGHT="+strconv.Itoa(o.InFlight),
 		"PROCESSIONAL_BENCH_SUBJECT="+o.RawSubject)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = time.Second
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -152,7 +151,7 @@ func startLoadProc(o LoadOptions) (*loadProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startCmd(cmd); err != nil {
 		return nil, err
 	}
 	p := &loadProc{child: &child{cmd: cmd, done: make(chan struct{})}, in: in, lines: make(chan string, 1)}
@@ -200,6 +199,7 @@ func (l *Load) Close() {
 		p.kill()
 	}
 	l.procs = nil
+	l.release()
 }
 
 // PIDs lists the master processes.

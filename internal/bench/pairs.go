@@ -65,6 +65,8 @@ type Env struct {
 	loadRawTo string // its subject
 
 	recorded map[string][]float64 // figures the sides record, by row
+
+	release func() // the hold on the fork thread, for the children
 }
 
 // record notes a figure a side measured besides its time, for the pair's
@@ -78,7 +80,7 @@ func (e *Env) record(name string, v float64) {
 
 // NewEnv returns an environment that spawns binary as worker and baseline
 // child; its main must call worker.Main and ChildMain first.
-func NewEnv(binary string) *Env { return &Env{binary: binary} }
+func NewEnv(binary string) *Env { return &Env{binary: binary, release: holdFork()} }
 
 // Close stops everything the environment started. It is idempotent.
 func (e *Env) Close() {
@@ -149,6 +151,9 @@ func (e *Env) Close() {
 	if e.m != nil {
 		e.m.Close()
 		e.m = nil
+	}
+	if e.release != nil {
+		e.release() // last: every child is reaped by now
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/processional/processional/bus"
@@ -26,13 +25,10 @@ func (e *Env) startPool(ctx context.Context) error {
 	for range 2 {
 		cmd := exec.Command(e.binary, "worker", "--nats", m.URL(), "--token", m.Token(), "--pool", name)
 		cmd.Stdout, cmd.Stderr = nil, os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		cmd.WaitDelay = time.Second
-		if err := cmd.Start(); err != nil {
+		c, err := startProc(cmd)
+		if err != nil {
 			return err
 		}
-		c := &child{cmd: cmd, done: make(chan struct{})}
-		go func() { cmd.Wait(); close(c.done) }()
 		e.poolWorkers = append(e.poolWorkers, c)
 	}
 	deadline := time.Now().Add(30 * time.Second)

@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"errors"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+)
+
+// Linux sends a child its parent-death signal when the *thread* that
+// forked it exits, not the process; and Go ends a thread whenever a
+// goroutine locked to it returns (a master's spawner at Close, a
+// SlaveThread). A child forked from whatever thread the caller ran on was
+// killed, now and then, by the end of a thread that another goroutine
+// had locked since: a worker gone without a word, and a pair waiting on
+// it for ever. So the bench forks every child from one thread of its own,
+// locked for as long as an Env or a Load holds it.
+var fork struct {
+	sync.Mutex
+	holds int
+	jobs  chan func()
+	done  chan struct{}
+}
+
+// holdFork keeps the fork thread running until release, which is
+// idempotent; the thread ends with the last hold, and with it the
+// children it forked.
+func holdFork() (release func()) {
+	fork.Lock()
+	defer fork.Unlock()
+	if fork.holds == 0 {
+		fork.jobs, fork.done = make(chan func()), make(chan struct{})
+		go forkThread(fork.jobs, fork.done)
+	}
+	fork.holds++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			fork.Lock()
+			defer fork.Unlock()
+			if fork.holds--; fork.holds == 0 {
+				close(fork.jobs)
+				<-fork.done
+			}
+		})
+	}
+}
+
+func forkThread(jobs <-chan func(), done chan<- struct{}) {
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	defer close(done)
+	for job := range jobs {
+		job()
+	}
+}
+
+// startCmd starts cmd in a process group of its own, from the fork
+// thread, with SIGKILL as its parent-death signal. The caller holds the
+// fork thread.
+func startCmd(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	fork.Lock()
+	jobs := fork.jobs
+	if fork.holds == 0 {
+		fork.Unlock()
+		return errors.New("bench: a child started with no hold on the fork thread")
+	}
+	errc := make(chan error, 1)
+	jobs <- func() { errc <- cmd.Start() }
+	fork.Unlock()
+	return <-errc
+}
