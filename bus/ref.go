@@ -98,14 +98,22 @@ func (r *ObjectRef) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if id != RefExtType {
 		return fmt.Errorf("%w: want a reference (extension %d), got extension %d", ErrBadPayload, RefExtType, id)
 	}
+	*r, err = ReadRefBody(dec, n)
+	return err
+}
+
+// ReadRefBody reads a reference from the n bytes of data of its extension,
+// whose header dec has read: for msgpack.RegisterExtDecoder.
+func ReadRefBody(dec *msgpack.Decoder, n int) (ObjectRef, error) {
+	var r ObjectRef
 	if n > 1<<16 {
-		return fmt.Errorf("%w: reference of %d bytes", ErrBadPayload, n)
+		return r, fmt.Errorf("%w: reference of %d bytes", ErrBadPayload, n)
 	}
 	body := make([]byte, n)
 	if err := dec.ReadFull(body); err != nil {
-		return err
+		return r, err
 	}
-	return r.decodeBody(body)
+	return r, r.decodeBody(body)
 }
 
 func (r *ObjectRef) decodeBody(body []byte) error {

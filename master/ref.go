@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -221,6 +222,25 @@ func (r *Ref) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if err := o.DecodeMsgpack(dec); err != nil {
 		return err
 	}
+	return r.bindArg(dec, o)
+}
+
+func init() {
+	// A reference in an `any` (an element of a []any, a value of a
+	// map[string]any) arrives as a *Ref too, not as msgpack's "unknown
+	// ext id=1". msgpack then decodes *Ref values through this decoder
+	// rather than DecodeMsgpack: both bind the same way.
+	msgpack.RegisterExtDecoder(bus.RefExtType, (*Ref)(nil), func(dec *msgpack.Decoder, v reflect.Value, n int) error {
+		o, err := bus.ReadRefBody(dec, n)
+		if err != nil {
+			return err
+		}
+		return v.Interface().(*Ref).bindArg(dec, o)
+	})
+}
+
+// bindArg binds r to o, a reference that arrived in a call's argument.
+func (r *Ref) bindArg(dec *msgpack.Decoder, o bus.ObjectRef) error {
 	pc, _ := bus.DecoderContext(dec).(*peer.Context)
 	if pc == nil {
 		return fmt.Errorf("%w: %s: a reference arrives only in a call's argument on a worker", ErrBadCall, o)

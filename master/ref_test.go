@@ -128,6 +128,25 @@ var (
 	UseRef = bus.Register("test.useRef", func(ctx context.Context, r *master.Ref) (int, error) {
 		return master.Method[int](ctx, r, "Add", 10).Wait(ctx)
 	})
+	// UseAnyRefs adds 1 to each counter among xs, and to those among m's
+	// values, and returns the last sum; any other value is an error.
+	UseAnyRefs = bus.Register("test.useAnyRefs", func(ctx context.Context, args struct {
+		Xs []any
+		M  map[string]any
+	}) (int, error) {
+		n := 0
+		for _, x := range append(args.Xs, args.M["ref"]) {
+			r, ok := x.(*master.Ref)
+			if !ok {
+				return 0, fmt.Errorf("got a %T, want a *master.Ref", x)
+			}
+			var err error
+			if n, err = master.Method[int](ctx, r, "Add", 1).Wait(ctx); err != nil {
+				return 0, err
+			}
+		}
+		return n, nil
+	})
 )
 
 // refsOf asks worker id, over the bus, for the objects it holds.
@@ -375,16 +394,27 @@ func TestRefBetweenWorkers(t *testing.T) {
 	if n, err := master.Invoke(ctx, s2, UseRef, c); err != nil || n != 10 {
 		t.Fatalf("useRef on the other worker = %d, %v", n, err)
 	}
+	// In an `any`, on the other worker and on its own, it arrives as a
+	// *master.Ref too.
+	for _, on := range []*master.Slave{s2, s1} {
+		args := struct {
+			Xs []any
+			M  map[string]any
+		}{[]any{c, c}, map[string]any{"ref": c}}
+		if _, err := master.Invoke(ctx, on, UseAnyRefs, args); err != nil {
+			t.Fatalf("Refs in []any and map[string]any on worker %s: %v", on.ID(), err)
+		}
+	}
+	if n, err := master.Field[int](ctx, c, "N"); err != nil || n != 16 {
+		t.Fatalf("c.N = %d, %v; want 10 + 2×3", n, err)
+	}
 	// A method on s2 takes it as an argument.
 	d, err := master.Wrap(ctx, s2, NewCounter, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := master.Method[int](ctx, d, "Sum", c).Wait(ctx); err != nil || n != 10 {
+	if n, err := master.Method[int](ctx, d, "Sum", c).Wait(ctx); err != nil || n != 16 {
 		t.Fatalf("d.Sum(c) = %d, %v", n, err)
-	}
-	if n, err := master.Field[int](ctx, c, "N"); err != nil || n != 10 {
-		t.Fatalf("c.N = %d, %v", n, err)
 	}
 	// d keeps a Ref to c: the master lets go of c, the object stays, held
 	// by s2; it goes when d drops it.
@@ -400,10 +430,13 @@ func TestRefBetweenWorkers(t *testing.T) {
 	if _, err := d.Call(ctx, "Drop"); err != nil {
 		t.Fatal(err)
 	}
-	// The Refs s2's functions received as arguments are let go by s2's
-	// garbage collector.
-	if _, err := master.Invoke(ctx, s2, GC, struct{}{}); err != nil {
-		t.Fatal(err)
+	// The Refs the functions received as arguments are let go by their
+	// workers' garbage collectors: s2's, and s1's, which held its own
+	// object through the Refs in an `any`.
+	for _, s := range []*master.Slave{s2, s1} {
+		if _, err := master.Invoke(ctx, s, GC, struct{}{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitEmpty(t, m, s1.ID())
 	if names, err := master.Invoke(ctx, s1, ClosedNames, struct{}{}); err != nil || !slices.Contains(names, "shared") {
