@@ -18,11 +18,7 @@ import (
 // worker that never answers ends the attach at the context's deadline
 // with an error, instead of a wait without end.
 func TestAskHelloAgain(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	srv, m := embeddedMaster(t)
 	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
 	if err != nil {
 		t.Fatal(err)
@@ -47,12 +43,6 @@ func TestAskHelloAgain(t *testing.T) {
 	nc.Flush()
 
 	ctx := context.Background()
-	m, err := New(ctx, WithNATS(srv.URL(), srv.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-
 	msg, err := m.askHello(ctx, "w-lossy")
 	if err != nil {
 		t.Fatalf("lossy worker: %v", err)
@@ -70,4 +60,21 @@ func TestAskHelloAgain(t *testing.T) {
 	if n := mute.Load(); n < 2 {
 		t.Fatalf("mute worker asked %d times in 2.5 s, want one ask a second", n)
 	}
+}
+
+// embeddedMaster starts a NATS server and a master on it, both closed when
+// the test ends.
+func embeddedMaster(t *testing.T) (*embedded.Server, *Master) {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	m, err := New(context.Background(), WithNATS(srv.URL(), srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return srv, m
 }
