@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,10 @@ import (
 // ([bus.ParentDeathSignal]) kills the worker's process group at once: the
 // worker and whatever it started. When the worker cannot
 // start, Main reports why on stderr and exits the process with status 2.
+//
+// With $PROCESSIONAL_WORKER_CPUPROFILE set to a path, a spawned worker
+// writes a CPU profile of its whole life to that path followed by "." and
+// its id: the other side of `processional bench --cpuprofile`.
 func Main() bool {
 	cfg, ok, err := bus.WorkerConfigFromEnv()
 	if !ok {
@@ -41,6 +46,14 @@ func Main() bool {
 	}
 	// A worker may spawn workers of its own: they get their own config.
 	os.Unsetenv(bus.EnvWorker)
+	if path := os.Getenv(EnvCPUProfile); path != "" && cfg != nil {
+		stop, perr := startCPUProfile(path + "." + cfg.Worker)
+		if perr != nil {
+			fmt.Fprintf(os.Stderr, "processional worker: %s: %v\n", EnvCPUProfile, perr)
+		} else {
+			defer stop()
+		}
+	}
 	err = serveMain(cfg, err)
 	// The shared memory the worker still holds: what no one else holds
 	// goes with it.
@@ -50,6 +63,23 @@ func Main() bool {
 		os.Exit(2)
 	}
 	return true
+}
+
+// EnvCPUProfile names the variable that makes spawned workers write a CPU
+// profile (see [Main]).
+const EnvCPUProfile = "PROCESSIONAL_WORKER_CPUPROFILE"
+
+// startCPUProfile profiles the process into a new file at path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
