@@ -18,12 +18,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // ErrStart wraps every failure to start the server.
@@ -41,7 +43,9 @@ type Options struct {
 	// Token is required of every client; empty means a fresh random token,
 	// unless ConfigFile authenticates clients its own way (users, nkeys,
 	// an operator, or a token of its own): then no token is made, and
-	// giving one is an error.
+	// giving one is an error. A config file's token that is a bcrypt hash
+	// needs the plain token here, which must match it: the clients this
+	// process starts present it.
 	Token string
 	// Logging turns the server's log on (to stderr). The environment
 	// variable NATS_LOGGING=1 does too.
@@ -75,6 +79,9 @@ type Options struct {
 	// cluster authorization, or else the token (see [RouteUser]).
 	ConfigFile string
 }
+
+// bcryptHash matches a bcrypt hash, as nats-server recognises one.
+var bcryptHash = regexp.MustCompile(`^\$2[abxy]\$\d{2}\$.*`)
 
 // RouteUser is the user the members of a cluster started with a token
 // present to each other's route port, with the token as its password:
@@ -146,6 +153,15 @@ func Start(o Options) (*Server, error) {
 		opts.Port = o.Port
 	}
 	switch {
+	case bcryptHash.MatchString(opts.Authorization):
+		// The server compares what clients present with the hash; the
+		// clients this process starts need the plain token.
+		switch {
+		case !tokenGiven:
+			return nil, fmt.Errorf("%w: the config file's token is bcrypt-hashed: give the plain token too, for the clients this process starts", ErrStart)
+		case bcrypt.CompareHashAndPassword([]byte(opts.Authorization), []byte(o.Token)) != nil:
+			return nil, fmt.Errorf("%w: the token given does not match the config file's bcrypt-hashed token", ErrStart)
+		}
 	case tokenGiven && (opts.Authorization != "" || hasAuth(opts)):
 		return nil, fmt.Errorf("%w: both a token and the config file's own authentication: give one", ErrStart)
 	case opts.Authorization != "":

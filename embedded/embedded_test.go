@@ -2,11 +2,16 @@ package embedded_test
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/processional/processional/embedded"
 )
@@ -85,5 +90,54 @@ func TestShutdownIdempotent(t *testing.T) {
 func TestBadPort(t *testing.T) {
 	if _, err := embedded.Start(embedded.Options{Port: 70000}); !errors.Is(err, embedded.ErrStart) {
 		t.Fatalf("err = %v, want ErrStart", err)
+	}
+}
+
+// TestBcryptToken: a config file's bcrypt-hashed token takes the plain
+// token, which in-process and TCP clients present; without it, or with one
+// that does not match, the server refuses to start, saying why.
+func TestBcryptToken(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("authorization { token: %q }\n", hash)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ token, want string }{
+		{"", "bcrypt-hashed: give the plain token"},
+		{"wrong", "does not match"},
+	} {
+		s, err := embedded.Start(embedded.Options{ConfigFile: conf, Token: tc.token})
+		if err == nil {
+			s.Shutdown()
+			t.Fatalf("token %q: started", tc.token)
+		}
+		if !errors.Is(err, embedded.ErrStart) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("token %q: %v, want %q", tc.token, err, tc.want)
+		}
+	}
+	s, err := embedded.Start(embedded.Options{ConfigFile: conf, Token: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	if s.Token() != "s3cret" {
+		t.Errorf("Token() = %q, want the plain token", s.Token())
+	}
+	in, err := s.Connect("in-process")
+	if err != nil {
+		t.Fatalf("in-process client: %v", err)
+	}
+	in.Close()
+	tcp, err := nats.Connect(s.URL(), nats.Token("s3cret"))
+	if err != nil {
+		t.Fatalf("TCP client with the plain token: %v", err)
+	}
+	tcp.Close()
+	if nc, err := nats.Connect(s.URL(), nats.Token(string(hash)), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("the hash itself was taken as the token")
 	}
 }
