@@ -195,6 +195,8 @@ func TestBadInputs(t *testing.T) {
 
 		// Configuration.
 		{"bad worker id", func() error { _, err := m.Spawn(ctx, master.WithID("a.b")); return err }, master.ErrConfig, []string{"a.b"}},
+		{"empty worker user", func() error { _, err := m.Spawn(ctx, master.WithWorkerUserInfo("", "pw")); return err }, master.ErrConfig, []string{"user"}},
+		{"empty worker credentials file", func() error { _, err := m.Spawn(ctx, master.WithWorkerCredentials("")); return err }, master.ErrConfig, []string{"credentials"}},
 		{"bad lease", func() error { _, err := master.New(ctx, master.WithLease(-1, 0)); return err }, master.ErrConfig, nil},
 		{"bad max value", func() error { _, err := master.New(ctx, master.WithMaxValue(0)); return err }, master.ErrConfig, nil},
 		{"empty server address", func() error { _, err := master.Connect(ctx, ""); return err }, master.ErrConfig, nil},

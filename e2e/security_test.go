@@ -505,6 +505,31 @@ func TestSubjectPermissions(t *testing.T) {
 	if strings.Contains(w.stderr.String(), "iolation") {
 		t.Fatalf("the worker needed more than its permissions:\n%s", w.stderr)
 	}
+	// A master with a master's rights only spawns a worker that presents
+	// a worker's user; with the master's own, the worker cannot serve.
+	m, err := master.New(ctx, master.WithNATS("nats://"+hostport, ""), master.WithUserInfo("master", "master-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var spawnErr lockedBuffer
+	if _, err := m.Spawn(ctx, master.WithID("worker-2"), master.WithStartTimeout(3*time.Second), master.WithOutput(nil, &spawnErr)); !errors.Is(err, master.ErrSpawn) || !strings.Contains(err.Error(), "denied it a worker's subjects") {
+		t.Fatalf("a worker spawned with the master's rights: %v, want %v saying the subjects were denied", err, master.ErrSpawn)
+	}
+	var spawned lockedBuffer
+	s2, err := m.Spawn(ctx, master.WithID("worker-2"), master.WithWorkerUserInfo("worker-2", "other-pw"), master.WithOutput(nil, &spawned))
+	if err != nil {
+		t.Fatalf("a worker spawned with a worker's user: %v\n%s", err, spawned.String())
+	}
+	if got, err := master.Invoke(ctx, s2, builtin.Echo, big); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a 3 MiB echo to the spawned worker under permissions: %d bytes, %v", len(got), err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(spawned.String(), "iolation") {
+		t.Fatalf("the spawned worker needed more than its permissions:\n%s", spawned.String())
+	}
 
 	// The worker's user is confined to its own subjects.
 	violations := make(chan error, 4)

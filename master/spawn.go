@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/natsauth"
 )
 
 // SpawnOption configures [Master.Spawn]. An option refuses a bad value
@@ -31,6 +32,7 @@ type spawnOptions struct {
 	stderr       io.Writer
 	pool         string
 	maxPending   int
+	auth         *natsauth.Files // what the worker presents instead of the master's user or creds
 }
 
 // InPool makes the spawned worker a member of pool name (see
@@ -56,6 +58,34 @@ func WithMaxPending(n int) SpawnOption {
 			return fmt.Errorf("%w: max pending %d: want a positive count", ErrConfig, n)
 		}
 		o.maxPending = n
+		return nil
+	}
+}
+
+// WithWorkerUserInfo makes the spawned worker present this user and
+// password to the NATS server instead of the master's credentials: on a
+// server whose permissions give masters and workers users of their own
+// (see deploy/nats.conf), a master need not hold a worker's rights to
+// spawn one.
+func WithWorkerUserInfo(user, password string) SpawnOption {
+	return func(o *spawnOptions) error {
+		if user == "" {
+			return fmt.Errorf("%w: empty NATS user name for the worker", ErrConfig)
+		}
+		o.auth = &natsauth.Files{User: user, Password: password}
+		return nil
+	}
+}
+
+// WithWorkerCredentials makes the spawned worker present this NATS
+// credentials file instead of the master's credentials (see
+// [WithWorkerUserInfo]).
+func WithWorkerCredentials(file string) SpawnOption {
+	return func(o *spawnOptions) error {
+		if file == "" {
+			return fmt.Errorf("%w: empty credentials file name for the worker", ErrConfig)
+		}
+		o.auth = &natsauth.Files{Creds: file}
 		return nil
 	}
 }
@@ -179,6 +209,9 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	cfg := bus.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
 		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid(), MaxValue: m.maxValue, Pool: o.pool, MaxPending: o.maxPending,
 		User: m.files.User, Password: m.files.Password, Creds: m.files.Creds, TLSCert: m.files.Cert, TLSKey: m.files.Key, TLSCA: m.files.CA}
+	if o.auth != nil {
+		cfg.User, cfg.Password, cfg.Creds = o.auth.User, o.auth.Password, o.auth.Creds
+	}
 	cmd := exec.Command(o.binary, o.args...)
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
 	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")
@@ -232,6 +265,11 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 				ErrNoHello, o.id, o.binary, s.exitStatus(), s.lastOutput())
 		}
 	case <-timer.C:
+		if s.deniedSubjects() {
+			fail = fmt.Errorf("%w: worker %s (%s) said no hello within %s: the NATS server denied it a worker's subjects; give it a worker's user (WithWorkerUserInfo, WithWorkerCredentials)%s",
+				ErrSpawn, o.id, o.binary, o.startTimeout, s.lastOutput())
+			break
+		}
 		fail = fmt.Errorf("%w: worker %s (%s) said no hello within %s: its main must call worker.Main() first thing%s",
 			ErrNoHello, o.id, o.binary, o.startTimeout, s.lastOutput())
 	case <-ctx.Done():
@@ -336,6 +374,17 @@ func (s *slave) workerComplaint() string {
 		}
 	}
 	return ""
+}
+
+// deniedSubjects reports whether the worker said that the NATS server
+// refused it a subscription or a publication.
+func (s *slave) deniedSubjects() bool {
+	for _, line := range s.stderr.tail() {
+		if strings.Contains(line, "ermissions violation") {
+			return true
+		}
+	}
+	return false
 }
 
 // lastOutput quotes the worker's last lines of stderr and stdout, for an
