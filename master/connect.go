@@ -26,7 +26,8 @@ import (
 // on the server, which goes on serving others. A server that stops
 // answering heartbeats for a lease fails the pending calls with
 // [bus.ErrWorkerLost]. Each Connect has a master (and connection) of its
-// own, closed with the Slave.
+// own, closed with the Slave. The server is asked for its hello each
+// second until ctx ends, or for 30 s if ctx has no deadline.
 func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
 	ctx = orBackground(ctx)
 	var o options
@@ -149,24 +150,40 @@ const (
 	helloTimeout = 30 * time.Second
 )
 
-// askHello requests worker id's hello. A hello is asked again, rather than
-// waited for without end: through a route, a request can reach the worker
-// while its reply finds no way back (the servers still joining, or one
-// restarting), and a reply lost gets no "no responders" either.
+// askHello requests worker id's hello. It asks again each helloRetry,
+// rather than wait without end: through a route, a request can reach the
+// worker while its reply finds no way back (the servers still joining, or
+// one restarting), and a reply lost gets no "no responders" either. Every
+// ask shares one inbox, so a slow answer to an earlier ask counts too.
 func (m *Master) askHello(ctx context.Context, id string) (*nats.Msg, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, helloTimeout)
 		defer cancel()
 	}
+	replies := make(chan *nats.Msg, 8)
+	inbox := m.nc.NewInbox()
+	sub, err := m.nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	tick := time.NewTicker(helloRetry)
+	defer tick.Stop()
 	for {
-		try, cancel := context.WithTimeout(ctx, helloRetry)
-		msg, err := m.nc.RequestWithContext(try, bus.ControlSubject(id, "hello"), nil)
-		cancel()
-		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
-			return msg, err
+		if err := m.nc.PublishRequest(bus.ControlSubject(id, "hello"), inbox, nil); err != nil {
+			return nil, err
 		}
-		if ctx.Err() != nil {
+		select {
+		case msg := <-replies:
+			if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
+				return nil, nats.ErrNoResponders
+			}
+			return msg, nil
+		case <-tick.C:
+		case <-m.closing:
+			return nil, fmt.Errorf("%w: master %s closed", bus.ErrClosed, m.id)
+		case <-ctx.Done():
 			return nil, fmt.Errorf("no answer, asked each %v: %w", helloRetry, ctx.Err())
 		}
 	}

@@ -47,7 +47,7 @@ func TestAskHelloAgain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lossy worker: %v", err)
 	}
-	if string(msg.Data) != "hello again" || asked.Load() != 2 {
+	if string(msg.Data) != "hello again" || asked.Load() < 2 {
 		t.Fatalf("lossy worker: got %q after %d asks, want the second ask's answer", msg.Data, asked.Load())
 	}
 

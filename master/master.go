@@ -247,11 +247,14 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 // the master: Linux sends a child its parent-death signal when the
 // *thread* that forked it exits, so children must not be forked from
 // whatever thread a goroutine happens to run on. It starts with the first
-// spawn: a master that spawns nothing (one of Connect, say) locks no
-// thread, and so ends none at Close, which would kill whatever children
-// the program had forked from that thread before.
+// spawn, so that a master that spawns nothing (one of Connect, say) locks
+// no thread.
 func (m *Master) spawner() {
 	runtime.LockOSThread()
+	// At Close the thread goes back to the runtime rather than end: the
+	// workers that outlive the master, and whatever else was forked from
+	// it, are not signalled for it.
+	defer runtime.UnlockOSThread()
 	defer close(m.spawnDone)
 	for job := range m.spawnJobs {
 		job()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/peer"
@@ -228,8 +229,7 @@ func (r *Ref) DecodeMsgpack(dec *msgpack.Decoder) error {
 func init() {
 	// A reference in an `any` (an element of a []any, a value of a
 	// map[string]any) arrives as a *Ref too, not as msgpack's "unknown
-	// ext id=1". msgpack then decodes *Ref values through this decoder
-	// rather than DecodeMsgpack: both bind the same way.
+	// ext id=1".
 	msgpack.RegisterExtDecoder(bus.RefExtType, (*Ref)(nil), func(dec *msgpack.Decoder, v reflect.Value, n int) error {
 		o, err := bus.ReadRefBody(dec, n)
 		if err != nil {
@@ -237,6 +237,19 @@ func init() {
 		}
 		return v.Interface().(*Ref).bindArg(dec, o)
 	})
+	// RegisterExtDecoder also took over *Ref's typed decoding: give it
+	// back to DecodeMsgpack, whose errors say what was wrong.
+	msgpack.Register((*Ref)(nil), nil, func(dec *msgpack.Decoder, v reflect.Value) error {
+		if c, err := dec.PeekCode(); err == nil && c == msgpcode.Nil {
+			v.Set(reflect.Zero(v.Type()))
+			return dec.DecodeNil()
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		return v.Interface().(*Ref).DecodeMsgpack(dec)
+	})
+	peer.RefType = reflect.TypeOf((*Ref)(nil))
 }
 
 // bindArg binds r to o, a reference that arrived in a call's argument.

@@ -80,6 +80,20 @@ func (c *Counter) Sum(ctx context.Context, other *master.Ref) (int, error) {
 	return c.N + n, err
 }
 
+// Kind says how another counter given as an `any` arrived: as the counter
+// itself ("object"), or as a reference ("ref"), whose N it reads.
+func (c *Counter) Kind(ctx context.Context, other any) (string, error) {
+	switch o := other.(type) {
+	case *Counter:
+		return "object", nil
+	case *master.Ref:
+		_, err := master.Field[int](ctx, o, "N")
+		return "ref", err
+	default:
+		return "", fmt.Errorf("got a %T", other)
+	}
+}
+
 func (c *Counter) Close() error {
 	closedMu.Lock()
 	closedNames = append(closedNames, c.Name)
@@ -408,6 +422,21 @@ func TestRefBetweenWorkers(t *testing.T) {
 	if n, err := master.Field[int](ctx, c, "N"); err != nil || n != 16 {
 		t.Fatalf("c.N = %d, %v; want 10 + 2×3", n, err)
 	}
+	// A method's `any` parameter takes the object itself on its own
+	// worker, a working reference on another.
+	for _, tc := range []struct {
+		on   *master.Slave
+		want string
+	}{{s1, "object"}, {s2, "ref"}} {
+		other, err := master.Wrap(ctx, tc.on, NewCounter, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := master.Method[string](ctx, other, "Kind", c).Wait(ctx); err != nil || got != tc.want {
+			t.Errorf("Kind(c) on worker %s = %q, %v; want %q", tc.on.ID(), got, err, tc.want)
+		}
+		other.Close()
+	}
 	// A method on s2 takes it as an argument.
 	d, err := master.Wrap(ctx, s2, NewCounter, "d")
 	if err != nil {
@@ -568,3 +597,21 @@ func TestExport(t *testing.T) {
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 func runtimeGC() { runtime.GC() }
+
+// TestRefDecodeErrors: a *Ref position holding something else says what it
+// got; nil stays nil.
+func TestRefDecodeErrors(t *testing.T) {
+	var r *master.Ref
+	if err := bus.Unmarshal([]byte{0xd4, 5, 0}, &r); !errors.Is(err, bus.ErrBadPayload) || !strings.Contains(err.Error(), "got extension 5") {
+		t.Errorf("extension 5 into a *Ref: %v, want %v naming the extension", err, bus.ErrBadPayload)
+	}
+	r = &master.Ref{}
+	if err := bus.Unmarshal([]byte{0xc0}, &r); err != nil || r != nil {
+		t.Errorf("nil into a *Ref: %v, %v; want nil", r, err)
+	}
+	var x any
+	ref := bus.AppendRef(nil, bus.ObjectRef{Worker: "w-1", ID: 1, Type: "T", Secret: 2})
+	if err := bus.Unmarshal(ref, &x); !errors.Is(err, master.ErrBadCall) {
+		t.Errorf("a reference into an any outside a call: %v, want %v", err, master.ErrBadCall)
+	}
+}

@@ -37,8 +37,9 @@ import (
 // start, Main reports why on stderr and exits the process with status 2.
 //
 // With $PROCESSIONAL_WORKER_CPUPROFILE set to a path, a spawned worker
-// writes a CPU profile of its whole life to that path followed by "." and
-// its id: the other side of `processional bench --cpuprofile`.
+// writes a CPU profile, from its start to its end of serving, to that path
+// followed by "." and its id (`processional bench --cpuprofile F` sets it
+// to F.worker); a worker killed outright writes none.
 func Main() bool {
 	cfg, ok, err := bus.WorkerConfigFromEnv()
 	if !ok {
@@ -46,15 +47,17 @@ func Main() bool {
 	}
 	// A worker may spawn workers of its own: they get their own config.
 	os.Unsetenv(bus.EnvWorker)
+	stopProfile := func() {}
 	if path := os.Getenv(EnvCPUProfile); path != "" && cfg != nil {
 		stop, perr := startCPUProfile(path + "." + cfg.Worker)
 		if perr != nil {
 			fmt.Fprintf(os.Stderr, "processional worker: %s: %v\n", EnvCPUProfile, perr)
 		} else {
-			defer stop()
+			stopProfile = stop
 		}
 	}
 	err = serveMain(cfg, err)
+	stopProfile()
 	// The shared memory the worker still holds: what no one else holds
 	// goes with it.
 	shm.ReleaseAll()

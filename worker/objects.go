@@ -17,6 +17,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/peer"
 )
 
 // Remote objects. A worker holds the objects its masters made on it (by a
@@ -769,9 +770,11 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 				return v.Elem(), nil
 			}
 		}
-		if t.Kind() == reflect.Interface {
+		if t.Kind() == reflect.Interface && (peer.RefType == nil || !peer.RefType.Implements(t)) {
 			return reflect.Value{}, fmt.Errorf("got a reference to %s, which a %s cannot hold: declare the parameter as *master.Ref to receive a working reference", r, t)
 		}
+		// An interface a *master.Ref satisfies (an any): the reference
+		// binds as it decodes, below.
 	}
 	p := reflect.New(t)
 	if t.PkgPath() == "" && bus.DecodeScalar(raw, p.Elem()) { // a predeclared type: no decoder of its own

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/processional/processional/internal/bench"
+	"github.com/processional/processional/worker"
 )
 
 func benchCmd(args []string) int {
@@ -21,7 +22,7 @@ func benchCmd(args []string) int {
 	only := fs.String("only", "", "comma-separated row names to measure (a pair is measured whole)")
 	rounds := fs.Int("rounds", 7, "rounds per side; each figure is the median round")
 	scale := fs.Float64("scale", 1, "multiply the operations per round (smaller is quicker and noisier)")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the master's side) to the file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the master's side) to the file, and one of each spawned worker to the file.worker.<id>")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: processional bench [--json] [--only a,b] [--rounds N] [--scale X]\n\nRows:")
 		for _, p := range bench.Pairs() {
@@ -56,6 +57,8 @@ func benchCmd(args []string) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+		// The workers the bench spawns profile themselves beside it.
+		os.Setenv(worker.EnvCPUProfile, *cpuprofile+".worker")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -180,7 +180,8 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	return rows, nil
 }
 
-// SideTimeout bounds one round of one side of a pair.
+// SideTimeout bounds each run of a side of a pair: the warm-up, or one of
+// a round's Chunks.
 var SideTimeout = 2 * time.Minute
 
 // Run measures one pair: rounds alternating between its baseline, itself
@@ -201,6 +202,9 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 		defer cancel()
 		d, err := sides[i](ctx, e, n)
 		if err != nil {
+			if ctx.Err() == context.DeadlineExceeded {
+				return 0, fmt.Errorf("%s: %d operations not done within SideTimeout (%v): %w", names[i], n, SideTimeout, err)
+			}
 			return 0, fmt.Errorf("%s: %w", names[i], err)
 		}
 		return d, nil

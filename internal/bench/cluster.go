@@ -90,10 +90,10 @@ func (e *Env) startCluster(ctx context.Context) (err error) {
 		if rerr == nil && c.slave != nil {
 			break
 		}
-		for _, ch := range []*child{c.worker, c.echo} {
+		for name, ch := range map[string]*child{"worker " + id: c.worker, "responder": c.echo} {
 			select {
 			case <-ch.done:
-				return fmt.Errorf("cluster: %s ended: %v", ch.cmd, ch.cmd.ProcessState)
+				return fmt.Errorf("cluster: the %s ended: %v", name, ch.cmd.ProcessState)
 			default:
 			}
 		}

@@ -1,7 +1,7 @@
 package bench
 
 import (
-	"errors"
+	"fmt"
 	"os/exec"
 	"runtime"
 	"sync"
@@ -24,8 +24,8 @@ var fork struct {
 }
 
 // holdFork keeps the fork thread running until release, which is
-// idempotent; the thread ends with the last hold, and with it the
-// children it forked.
+// idempotent; the last hold's release lets the thread go, once every
+// child it forked is reaped.
 func holdFork() (release func()) {
 	fork.Lock()
 	defer fork.Unlock()
@@ -48,7 +48,8 @@ func holdFork() (release func()) {
 }
 
 func forkThread(jobs <-chan func(), done chan<- struct{}) {
-	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread() // its children are reaped by now
 	defer close(done)
 	for job := range jobs {
 		job()
@@ -68,7 +69,7 @@ func startCmd(cmd *exec.Cmd) error {
 	jobs := fork.jobs
 	if fork.holds == 0 {
 		fork.Unlock()
-		return errors.New("bench: a child started with no hold on the fork thread")
+		return fmt.Errorf("bench: %s started with no hold on the fork thread", cmd.Path)
 	}
 	errc := make(chan error, 1)
 	jobs <- func() { errc <- cmd.Start() }
