@@ -9,6 +9,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -180,6 +181,8 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	return rows, nil
 }
 
+var errSideTimeout = errors.New("bench: SideTimeout")
+
 // SideTimeout bounds each run of a side of a pair: the warm-up, or one of
 // a round's Chunks.
 var SideTimeout = 2 * time.Minute
@@ -196,13 +199,17 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 	names := append([]string{p.Baseline, p.Name}, p.Extra...)
 	sides := append([]func(context.Context, *Env, int) (time.Duration, error){p.base, p.measure}, p.extra...)
 	// A side that hangs is a finding, never a bench that runs for ever:
-	// past SideTimeout its context ends, and the error names the side.
+	// past SideTimeout its context is cancelled, and the error names the
+	// side. Cancelled, not given a deadline: calls carry their context's
+	// deadline to the worker, which would then measure something else.
 	run := func(i, n int) (time.Duration, error) {
-		ctx, cancel := context.WithTimeout(ctx, SideTimeout)
-		defer cancel()
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		watchdog := time.AfterFunc(SideTimeout, func() { cancel(errSideTimeout) })
+		defer watchdog.Stop()
 		d, err := sides[i](ctx, e, n)
 		if err != nil {
-			if ctx.Err() == context.DeadlineExceeded {
+			if context.Cause(ctx) == errSideTimeout {
 				return 0, fmt.Errorf("%s: %d operations not done within SideTimeout (%v): %w", names[i], n, SideTimeout, err)
 			}
 			return 0, fmt.Errorf("%s: %w", names[i], err)
