@@ -43,12 +43,23 @@ type afterFunc struct {
 var _ context.Context = (*Ctx)(nil)
 
 // SetTimeout makes the context end d from now (or at its parent's
-// deadline, if earlier). Call it before the context is shared.
+// deadline, if earlier). Call it before the context is shared. Its timer
+// starts only once someone waits on the context (Done, AfterFunc); until
+// then Err compares the time with the deadline. A timer for every call
+// with a deadline cost pipelined calls a fifth of their throughput.
 func (c *Ctx) SetTimeout(d time.Duration) {
-	c.mu.Lock() // the timer may fire before AfterFunc returns
+	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.deadline = time.Now().Add(d)
-	c.timer = time.AfterFunc(d, func() { c.Cancel(context.DeadlineExceeded) })
+}
+
+// armLocked starts the timer of the context's own deadline, if it has
+// one and the timer has not started; c.mu held.
+func (c *Ctx) armLocked() {
+	if c.timer != nil || c.err != nil || c.deadline.IsZero() {
+		return
+	}
+	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.Cancel(context.DeadlineExceeded) })
 }
 
 // Deadline returns the earlier of the context's own deadline and its
@@ -78,8 +89,10 @@ func (c *Ctx) Done() <-chan struct{} {
 	return d
 }
 
-// linkLocked arranges for the parent's end to end c; c.mu held.
+// linkLocked arranges for the parent's end, and the context's own
+// deadline, to end c; c.mu held.
 func (c *Ctx) linkLocked() {
+	c.armLocked()
 	if c.parentStop != nil || c.err != nil || c.Parent == nil || c.Parent.Done() == nil {
 		return
 	}
@@ -94,7 +107,12 @@ func (c *Ctx) linkLocked() {
 func (c *Ctx) Err() error {
 	c.mu.Lock()
 	err := c.err
+	expired := err == nil && c.timer == nil && !c.deadline.IsZero() && !time.Now().Before(c.deadline)
 	c.mu.Unlock()
+	if expired { // no timer watches the deadline: it passed unnoticed
+		c.Cancel(context.DeadlineExceeded)
+		return c.Err()
+	}
 	if err == nil && c.Parent != nil {
 		if perr := c.Parent.Err(); perr != nil {
 			c.Cancel(perr)

@@ -62,9 +62,32 @@ func TestCtx(t *testing.T) {
 			t.Fatalf("Err = %v, child %v", c.Err(), child.Err())
 		}
 	})
+	t.Run("unwatched, no timer; Err sees the deadline pass", func(t *testing.T) {
+		var c Ctx
+		c.SetTimeout(10 * time.Millisecond)
+		if c.timer != nil {
+			t.Fatal("a timer before anyone watched")
+		}
+		if c.Err() != nil {
+			t.Fatalf("Err = %v before the deadline", c.Err())
+		}
+		time.Sleep(20 * time.Millisecond)
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err = %v after the deadline", c.Err())
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Fatal("Done is open after the deadline passed")
+		}
+	})
 	t.Run("cancel stops the timer", func(t *testing.T) {
 		var c Ctx
 		c.SetTimeout(time.Hour)
+		c.Done() // watched: the timer runs
+		if c.timer == nil {
+			t.Fatal("watched, and no timer")
+		}
 		c.Cancel(context.Canceled)
 		if c.timer.Stop() {
 			t.Fatal("the timer still runs after cancel")
