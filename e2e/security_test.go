@@ -513,7 +513,7 @@ func TestSubjectPermissions(t *testing.T) {
 	}
 	defer m.Close()
 	var spawnErr lockedBuffer
-	if _, err := m.Spawn(ctx, master.WithID("worker-2"), master.WithStartTimeout(3*time.Second), master.WithOutput(nil, &spawnErr)); !errors.Is(err, master.ErrSpawn) || !strings.Contains(err.Error(), "denied it a worker's subjects") {
+	if _, err := m.Spawn(ctx, master.WithID("worker-2"), master.WithStartTimeout(5*time.Second), master.WithOutput(nil, &spawnErr)); !errors.Is(err, master.ErrSpawn) || !strings.Contains(err.Error(), "denied it a worker's subjects") {
 		t.Fatalf("a worker spawned with the master's rights: %v, want %v saying the subjects were denied", err, master.ErrSpawn)
 	}
 	var spawned lockedBuffer
