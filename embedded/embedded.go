@@ -18,8 +18,8 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,8 +80,13 @@ type Options struct {
 	ConfigFile string
 }
 
-// bcryptHash matches a bcrypt hash, as nats-server recognises one.
-var bcryptHash = regexp.MustCompile(`^\$2[abxy]\$\d{2}\$.*`)
+// isBcrypt reports whether s is a bcrypt hash, as nats-server recognises
+// one: $2a$, $2b$, $2x$ or $2y$, then two digits and a $. (No regexp: a
+// package-level one is compiled at every start of every process.)
+func isBcrypt(s string) bool {
+	return len(s) >= 7 && s[:2] == "$2" && strings.IndexByte("abxy", s[2]) >= 0 && s[3] == '$' &&
+		s[4] >= '0' && s[4] <= '9' && s[5] >= '0' && s[5] <= '9' && s[6] == '$'
+}
 
 // RouteUser is the user the members of a cluster started with a token
 // present to each other's route port, with the token as its password:
@@ -153,7 +158,7 @@ func Start(o Options) (*Server, error) {
 		opts.Port = o.Port
 	}
 	switch {
-	case bcryptHash.MatchString(opts.Authorization):
+	case isBcrypt(opts.Authorization):
 		// The server compares what clients present with the hash; the
 		// clients this process starts need the plain token.
 		switch {
