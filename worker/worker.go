@@ -153,10 +153,11 @@ type Worker struct {
 
 	joining map[callKey]*joining // calls arriving in chunks; guarded by mu
 
-	epoch      atomic.Uint64 // how many times the connection reconnected; in heartbeat acknowledgements
-	pending    atomic.Int64  // calls accepted and not finished: queued or running
-	maxPending int64         // past it, calls are refused with bus.ErrOverloaded
-	fnStats    sync.Map      // function name → *functionCounter
+	epoch      atomic.Uint64           // how many times the connection reconnected; in heartbeat acknowledgements
+	hooked     *atomic.Pointer[Worker] // the worker, for the connection's handlers; nil once closed
+	pending    atomic.Int64            // calls accepted and not finished: queued or running
+	maxPending int64                   // past it, calls are refused with bus.ErrOverloaded
+	fnStats    sync.Map                // function name → *functionCounter
 
 	baseCtx    context.Context // the parent of JSON calls' contexts, cancelled by Abort
 	baseCancel context.CancelFunc
@@ -253,12 +254,21 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	}
 	w.peer = &peer.Context{Conn: nc, ID: o.id, Local: w.Object}
 	w.baseCtx, w.baseCancel = context.WithCancel(context.Background())
+	// The connection's handlers reach the worker through hooked, which
+	// Close clears: on a connection the worker shares (Serve), they then
+	// only pass on to the handlers that were there before, and hold no
+	// closed worker.
+	hooked := new(atomic.Pointer[Worker]) // apart: a pointer into w would hold all of w
+	hooked.Store(w)
+	w.hooked = hooked
 	// A reconnect may have lost messages in flight (NATS delivers at most
 	// once): the masters learn it from the epoch in heartbeat answers.
 	prev := nc.Opts.ReconnectedCB
 	nc.SetReconnectHandler(func(c *nats.Conn) {
-		w.epoch.Add(1)
-		slog.Info("processional: the worker's NATS connection is back; its masters fail the calls in flight", "worker", w.id, "epoch", w.epoch.Load())
+		if w := hooked.Load(); w != nil {
+			w.epoch.Add(1)
+			slog.Info("processional: the worker's NATS connection is back; its masters fail the calls in flight", "worker", w.id, "epoch", w.epoch.Load())
+		}
 		if prev != nil {
 			prev(c)
 		}
@@ -268,7 +278,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	// connection off (a disconnection, then the reconnect above).
 	prevDisc := nc.Opts.DisconnectedErrCB
 	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
-		if err != nil {
+		if w := hooked.Load(); w != nil && err != nil {
 			slog.Warn("processional: the worker lost its NATS connection; reconnecting", "worker", w.id, "err", err)
 		}
 		if prevDisc != nil {
@@ -278,7 +288,9 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	prevErr := nc.Opts.AsyncErrorCB
 	warnErr := natsauth.ErrorHandler(slog.Warn, "worker", w.id)
 	nc.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
-		warnErr(c, sub, err)
+		if hooked.Load() != nil {
+			warnErr(c, sub, err)
+		}
 		if prevErr != nil {
 			prevErr(c, sub, err)
 		}
@@ -824,6 +836,7 @@ func (w *Worker) Close() error {
 		w.dropAll()
 		w.closers.Wait()
 		w.baseCancel()
+		w.hooked.Store(nil)
 		w.stopOnce.Do(func() { close(w.stopping) })
 	})
 	return w.closeErr

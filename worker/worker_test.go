@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -844,5 +845,55 @@ func TestMicroService(t *testing.T) {
 			t.Fatalf("the closed worker still answers %s: %v", subject, err)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestClosedWorkerLetsGoOfTheConnection: a worker served on a connection
+// it shares wraps the connection's handlers; once closed, they only pass
+// on to the handlers that were there before, and the closed worker can be
+// collected.
+func TestClosedWorkerLetsGoOfTheConnection(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	reconnected := make(chan struct{}, 4)
+	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()), nats.ReconnectWait(10*time.Millisecond), nats.MaxReconnects(-1),
+		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	collected := make(chan struct{})
+	func() {
+		w, err := worker.Serve(nc, worker.WithID("w-shared"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.AddCleanup(w, func(ch chan struct{}) { close(ch) }, collected)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		runtime.GC()
+		select {
+		case <-collected:
+		case <-time.After(20 * time.Millisecond):
+			if time.Now().Before(deadline) {
+				continue
+			}
+			t.Fatal("the closed worker is still reachable")
+		}
+		break
+	}
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reconnected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection's own reconnect handler was not called")
 	}
 }
