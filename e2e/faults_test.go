@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -509,24 +508,10 @@ func TestFaultsOutageLongerThanLease(t *testing.T) {
 
 	// A master in a process of its own, frozen (SIGSTOP): it cannot kill
 	// its worker, which must go by itself.
-	fm := exec.Command(faultmasterBinary(t), p.url, p.token, lease.String())
-	fm.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	fm.Stderr = os.Stderr
-	fmOut, err := fm.StdoutPipe()
+	fm := runBinary(t, binFaultmaster, "", p.url, p.token, lease.String())
+	frozenWorker, err := strconv.Atoi(fm.first)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fm.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-fm.Process.Pid, syscall.SIGKILL)
-		fm.Wait()
-	})
-	line, err := bufio.NewReader(fmOut).ReadString('\n')
-	frozenWorker, perr := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || perr != nil {
-		t.Fatalf("faultmaster printed %q, %v", line, err)
+		t.Fatalf("faultmaster printed %q, want its worker's pid; stderr:\n%s", fm.first, fm.stderr)
 	}
 	t.Cleanup(func() { syscall.Kill(frozenWorker, syscall.SIGKILL) }) // even when the test failed
 
@@ -541,7 +526,7 @@ func TestFaultsOutageLongerThanLease(t *testing.T) {
 	waitPending(t, m.Conn(), "w-faults-long-cli", builtin.Sleep.Name(), 1)
 	cliMaster := c.Master().ID()
 
-	if err := syscall.Kill(fm.Process.Pid, syscall.SIGSTOP); err != nil {
+	if err := syscall.Kill(fm.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -837,27 +822,4 @@ func TestFaultsSlowConsumer(t *testing.T) {
 	if !strings.Contains(out.String(), "lost its NATS connection") {
 		t.Errorf("the worker did not log its disconnection; its output:\n%s", out.String())
 	}
-}
-
-var faultmaster struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// faultmasterBinary builds testdata/faultmaster once, beside the package's
-// other binaries.
-func faultmasterBinary(t *testing.T) string {
-	t.Helper()
-	faultmaster.once.Do(func() {
-		faultmaster.path = filepath.Join(filepath.Dir(binProcessional), "faultmaster")
-		out, err := exec.Command("go", "build", "-o", faultmaster.path, "./testdata/faultmaster").CombinedOutput()
-		if err != nil {
-			faultmaster.err = fmt.Errorf("go build ./testdata/faultmaster: %v\n%s", err, out)
-		}
-	})
-	if faultmaster.err != nil {
-		t.Fatal(faultmaster.err)
-	}
-	return faultmaster.path
 }

@@ -24,6 +24,7 @@ var (
 	binHolder       string // a master that spawns a worker and waits to be killed
 	binNetmaster    string // a master driven on stdin, for the network namespaces
 	binClient       string // a master that connects to a server and waits to be killed
+	binFaultmaster  string // a master with a given lease that spawns a worker, prints its pid and waits to be frozen
 )
 
 func TestMain(m *testing.M) {
@@ -50,6 +51,7 @@ func TestMain(m *testing.M) {
 			{&binHolder, "holder", []string{"./testdata/holder"}},
 			{&binClient, "client", []string{"./testdata/client"}},
 			{&binNetmaster, "netmaster", []string{"./testdata/netmaster"}},
+			{&binFaultmaster, "faultmaster", []string{"./testdata/faultmaster"}},
 		}
 		for _, b := range builds {
 			*b.out = filepath.Join(dir, b.name)

@@ -52,8 +52,8 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
-// running is a processional command the test started; it is killed, with
-// its process group, when the test ends.
+// running is a command the test started; it is killed, with its process
+// group, when the test ends.
 type running struct {
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
@@ -64,7 +64,13 @@ type running struct {
 // line on stdout, which must start with want.
 func run(t *testing.T, want string, args ...string) *running {
 	t.Helper()
-	r := &running{cmd: exec.Command(binProcessional, args...), stderr: &lockedBuffer{}}
+	return runBinary(t, binProcessional, want, args...)
+}
+
+// runBinary is run for any of the package's binaries.
+func runBinary(t *testing.T, binary, want string, args ...string) *running {
+	t.Helper()
+	r := &running{cmd: exec.Command(binary, args...), stderr: &lockedBuffer{}}
 	r.cmd.Stderr = r.stderr
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := r.cmd.StdoutPipe()
@@ -81,7 +87,7 @@ func run(t *testing.T, want string, args ...string) *running {
 	rd := bufio.NewReader(out)
 	line, err := rd.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, want) {
-		t.Fatalf("processional %s said %q (%v); stderr:\n%s", args[0], line, err, r.stderr)
+		t.Fatalf("%s %s said %q (%v); stderr:\n%s", filepath.Base(binary), strings.Join(args, " "), line, err, r.stderr)
 	}
 	r.first = strings.TrimSpace(line)
 	go io.Copy(io.Discard, rd) // what else it says, until it exits
