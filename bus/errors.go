@@ -1,64 +1,51 @@
 package bus
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
-	"sync"
+
+	"github.com/processional/processional/internal/registry"
 )
 
 // Sentinel errors of the wire. Each is registered, so that it survives the
 // trip from a worker to its master and errors.Is works on the master's side.
 var (
 	// ErrUnknownFunction: the worker has no function of that name.
-	ErrUnknownFunction = RegisterError("bus.ErrUnknownFunction", errors.New("processional: unknown function"))
+	ErrUnknownFunction = registry.ErrUnknownFunction
 	// ErrArgumentType: the argument does not decode into the function's
 	// argument type.
-	ErrArgumentType = RegisterError("bus.ErrArgumentType", errors.New("processional: wrong argument type"))
+	ErrArgumentType = registry.ErrArgumentType
 	// ErrResultType: the result does not decode into the caller's result type.
-	ErrResultType = RegisterError("bus.ErrResultType", errors.New("processional: wrong result type"))
+	ErrResultType = registry.ErrResultType
 	// ErrBadPayload: a message is not a processional envelope.
-	ErrBadPayload = RegisterError("bus.ErrBadPayload", errors.New("processional: undecodable payload"))
+	ErrBadPayload = registry.ErrBadPayload
 	// ErrProtocolVersion: the two ends were built with different protocol
 	// versions.
-	ErrProtocolVersion = RegisterError("bus.ErrProtocolVersion", errors.New("processional: protocol version mismatch"))
+	ErrProtocolVersion = registry.ErrProtocolVersion
 	// ErrEncode: a value could not be encoded.
-	ErrEncode = RegisterError("bus.ErrEncode", errors.New("processional: cannot encode value"))
+	ErrEncode = registry.ErrEncode
 	// ErrPanic: the function panicked; the error carries the panic value
 	// and the stack.
-	ErrPanic = RegisterError("bus.ErrPanic", errors.New("processional: panic"))
+	ErrPanic = registry.ErrPanic
 	// ErrTooBig: a call or a reply is larger than the NATS server's max
 	// payload; the error gives the size and the limit.
-	ErrTooBig = RegisterError("bus.ErrTooBig", errors.New("processional: payload too big"))
+	ErrTooBig = registry.ErrTooBig
 	// ErrClosed: the executor is closed or closing and takes no new task.
-	ErrClosed = RegisterError("bus.ErrClosed", errors.New("processional: executor closed"))
+	ErrClosed = registry.ErrClosed
 	// ErrNotOwner: a master asked a worker what only its owner may (detach,
 	// persist).
-	ErrNotOwner = RegisterError("bus.ErrNotOwner", errors.New("processional: not the worker's owner"))
+	ErrNotOwner = registry.ErrNotOwner
 	// ErrLeaseLapsed: the worker heard no heartbeat from the master for a
 	// whole lease and dropped the master's calls.
-	ErrLeaseLapsed = RegisterError("bus.ErrLeaseLapsed", errors.New("processional: lease lapsed"))
+	ErrLeaseLapsed = registry.ErrLeaseLapsed
 	// ErrWorkerLost: the worker died or went away before answering.
-	ErrWorkerLost = RegisterError("bus.ErrWorkerLost", errors.New("processional: worker lost"))
+	ErrWorkerLost = registry.ErrWorkerLost
 	// ErrOverloaded: the worker holds as many calls, queued or running, as
 	// its limit allows, and refused this one at once rather than queue it
 	// without bound; the error names the worker, the count and the limit.
 	// The call did not run: it may be sent again later.
-	ErrOverloaded = RegisterError("bus.ErrOverloaded", errors.New("processional: worker overloaded"))
+	ErrOverloaded = registry.ErrOverloaded
 )
-
-func init() {
-	RegisterError("context.Canceled", context.Canceled)
-	RegisterError("context.DeadlineExceeded", context.DeadlineExceeded)
-}
-
-var sentinels struct {
-	sync.RWMutex
-	byName map[string]error
-	names  []string // registration order, for a stable walk
-}
 
 // RegisterError registers a sentinel error under a name unique to the
 // program, and returns it, so that a package declares its sentinels as
@@ -70,35 +57,7 @@ var sentinels struct {
 // holds. Both binaries must register the sentinel under the same name. It is
 // meant for package initialisation and panics on an empty name, a nil error
 // or a name registered twice.
-func RegisterError(name string, err error) error {
-	if name == "" || err == nil {
-		panic("bus: RegisterError needs a name and a non-nil error")
-	}
-	sentinels.Lock()
-	defer sentinels.Unlock()
-	if sentinels.byName == nil {
-		sentinels.byName = make(map[string]error)
-	}
-	if _, dup := sentinels.byName[name]; dup {
-		panic(fmt.Sprintf("bus: RegisterError: %q registered twice", name))
-	}
-	sentinels.byName[name] = err
-	sentinels.names = append(sentinels.names, name)
-	return err
-}
-
-// sentinelNames lists the registered sentinels that err matches.
-func sentinelNames(err error) []string {
-	sentinels.RLock()
-	defer sentinels.RUnlock()
-	var out []string
-	for _, name := range sentinels.names {
-		if errors.Is(err, sentinels.byName[name]) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+func RegisterError(name string, err error) error { return registry.RegisterError(name, err) }
 
 // PanicError is a recovered panic: its value and the stack of the goroutine
 // that panicked. errors.Is(err, ErrPanic) holds for it; when the value is an
@@ -106,27 +65,6 @@ func sentinelNames(err error) []string {
 type PanicError struct {
 	Value any
 	Stack string
-}
-
-// NewPanicError wraps a value returned by recover with the current stack,
-// from the frame that panicked down. Call it from the deferred function
-// that recovered.
-func NewPanicError(v any) *PanicError {
-	return &PanicError{Value: v, Stack: trimPanicStack(string(debug.Stack()))}
-}
-
-// trimPanicStack drops the frames of the recovery (debug.Stack, the
-// deferred function, runtime's panic) from a stack taken in a deferred
-// recover, keeping the goroutine header and the frames from the panic
-// site down.
-func trimPanicStack(stack string) string {
-	lines := strings.Split(stack, "\n")
-	for i := 1; i+1 < len(lines); i++ {
-		if strings.HasPrefix(lines[i], "panic(") {
-			return strings.Join(append(lines[:1:1], lines[i+2:]...), "\n")
-		}
-	}
-	return stack
 }
 
 // Error gives the panic value.
@@ -154,31 +92,6 @@ type RemoteError struct {
 	Sentinels []string `msgpack:"sentinels,omitempty" json:"sentinels,omitempty"`
 }
 
-// NewRemoteError describes err, raised by function on worker, for the wire.
-func NewRemoteError(worker, function string, err error) *RemoteError {
-	var re *RemoteError
-	if errors.As(err, &re) {
-		// An error that already came from elsewhere keeps its origin.
-		cp := *re
-		if cp.Function == "" {
-			cp.Function = function
-		}
-		return &cp
-	}
-	r := &RemoteError{
-		Type:      fmt.Sprintf("%T", err),
-		Message:   err.Error(),
-		Worker:    worker,
-		Function:  function,
-		Sentinels: sentinelNames(err),
-	}
-	var pe *PanicError
-	if errors.As(err, &pe) {
-		r.Stack = pe.Stack
-	}
-	return r
-}
-
 // Error names the worker and the function, then gives the remote message
 // and the remote error's Go type.
 func (e *RemoteError) Error() string {
@@ -202,15 +115,20 @@ func (e *RemoteError) Error() string {
 // Is reports whether target is a registered sentinel that the original
 // error matched on the worker.
 func (e *RemoteError) Is(target error) bool {
-	if len(e.Sentinels) == 0 {
-		return false
-	}
-	sentinels.RLock()
-	defer sentinels.RUnlock()
-	for _, name := range e.Sentinels {
-		if s, ok := sentinels.byName[name]; ok && s == target {
-			return true
-		}
-	}
-	return false
+	return len(e.Sentinels) > 0 && registry.IsSentinel(e.Sentinels, target)
 }
+
+// Sentinel errors of remote objects.
+var (
+	// ErrObjectGone: the object was released on its worker, or the
+	// reference used to reach it was closed.
+	ErrObjectGone = registry.ErrObjectGone
+	// ErrNoMember: the object has no exported method or field of that
+	// name; the error lists those it has.
+	ErrNoMember = registry.ErrNoMember
+	// ErrNoItem: the object has no item of that key or index.
+	ErrNoItem = registry.ErrNoItem
+	// ErrNotHolder: a master used a reference it does not hold (it never
+	// received it, or released it), or passed on one it does not hold.
+	ErrNotHolder = registry.ErrNotHolder
+)

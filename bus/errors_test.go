@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 )
 
 var (
@@ -27,16 +29,16 @@ func (e *customError) Error() string { return fmt.Sprintf("custom error %d", e.C
 // reads: through Marshal and Unmarshal, and through an error reply.
 func travel(t *testing.T, err error) []*bus.RemoteError {
 	t.Helper()
-	re := bus.NewRemoteError("w-1", "bus_test.fn", err)
-	data, merr := bus.Marshal(re)
+	re := wire.NewRemoteError("w-1", "bus_test.fn", err)
+	data, merr := codec.Marshal(re)
 	if merr != nil {
 		t.Fatal(merr)
 	}
 	var back bus.RemoteError
-	if err := bus.Unmarshal(data, &back); err != nil {
+	if err := codec.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
-	_, _, fromReply, derr := bus.DecodeReply(bus.AppendErrorReply(nil, 0, re))
+	_, _, fromReply, derr := wire.DecodeReply(wire.AppendErrorReply(nil, 0, re))
 	if derr != nil || fromReply == nil {
 		t.Fatalf("DecodeReply of an error reply = %v, %v", fromReply, derr)
 	}
@@ -84,11 +86,11 @@ func TestRemoteErrorSentinels(t *testing.T) {
 			[]error{context.DeadlineExceeded}, "*fmt.wrapError", "wait: context canceled"},
 		{"deadline exceeded", context.DeadlineExceeded, []error{context.DeadlineExceeded},
 			[]error{context.Canceled}, "context.deadlineExceededError", "context deadline exceeded"},
-		{"panic", bus.NewPanicError("boom"), []error{bus.ErrPanic},
+		{"panic", wire.NewPanicError("boom"), []error{bus.ErrPanic},
 			[]error{errEmpty}, "*bus.PanicError", "panic: boom"},
-		{"panic with a sentinel", bus.NewPanicError(fmt.Errorf("bad: %w", errEmpty)), []error{bus.ErrPanic, errEmpty},
+		{"panic with a sentinel", wire.NewPanicError(fmt.Errorf("bad: %w", errEmpty)), []error{bus.ErrPanic, errEmpty},
 			[]error{errTooLarge}, "*bus.PanicError", "panic: bad: bus_test: empty input"},
-		{"wrapped panic", fmt.Errorf("task: %w", bus.NewPanicError(io.EOF)), []error{bus.ErrPanic},
+		{"wrapped panic", fmt.Errorf("task: %w", wire.NewPanicError(io.EOF)), []error{bus.ErrPanic},
 			[]error{errEmpty}, "*fmt.wrapError", "task: panic: EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,8 +130,8 @@ func TestRemoteErrorStack(t *testing.T) {
 		err       error
 		wantStack bool
 	}{
-		{"panic", bus.NewPanicError("boom"), true},
-		{"wrapped panic", fmt.Errorf("x: %w", bus.NewPanicError("boom")), true},
+		{"panic", wire.NewPanicError("boom"), true},
+		{"wrapped panic", fmt.Errorf("x: %w", wire.NewPanicError("boom")), true},
 		{"error", errors.New("boom"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,7 +147,7 @@ func TestRemoteErrorStack(t *testing.T) {
 }
 
 func TestRemoteErrorKeepsOrigin(t *testing.T) {
-	inner := bus.NewRemoteError("w-inner", "", fmt.Errorf("deep: %w", errEmpty))
+	inner := wire.NewRemoteError("w-inner", "", fmt.Errorf("deep: %w", errEmpty))
 	for _, tc := range []struct {
 		name         string
 		err          error
@@ -153,10 +155,10 @@ func TestRemoteErrorKeepsOrigin(t *testing.T) {
 	}{
 		{"bare", inner, "bus_test.outer"},
 		{"wrapped", fmt.Errorf("forwarding: %w", inner), "bus_test.outer"},
-		{"with a function", bus.NewRemoteError("w-inner", "bus_test.inner", errEmpty), "bus_test.inner"},
+		{"with a function", wire.NewRemoteError("w-inner", "bus_test.inner", errEmpty), "bus_test.inner"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			re := bus.NewRemoteError("w-outer", "bus_test.outer", tc.err)
+			re := wire.NewRemoteError("w-outer", "bus_test.outer", tc.err)
 			if re.Worker != "w-inner" || re.Function != tc.wantFunction {
 				t.Errorf("worker, function = %q, %q, want w-inner, %q", re.Worker, re.Function, tc.wantFunction)
 			}
@@ -220,7 +222,7 @@ func TestPanicError(t *testing.T) {
 		{"sentinel", fmt.Errorf("x: %w", errEmpty), "panic: x: bus_test: empty input", errEmpty},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pe := bus.NewPanicError(tc.value)
+			pe := wire.NewPanicError(tc.value)
 			if pe.Error() != tc.msg {
 				t.Errorf("Error() = %q, want %q", pe.Error(), tc.msg)
 			}
@@ -243,7 +245,7 @@ func TestPanicError(t *testing.T) {
 		})
 	}
 	// errors.As sees through to an error panic value.
-	pe := bus.NewPanicError(&customError{3})
+	pe := wire.NewPanicError(&customError{3})
 	var ce *customError
 	if !errors.As(pe, &ce) || ce.Code != 3 {
 		t.Errorf("errors.As(*customError) = %v", ce)
@@ -256,7 +258,7 @@ func TestPanicErrorRecovered(t *testing.T) {
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				err = bus.NewPanicError(r)
+				err = wire.NewPanicError(r)
 			}
 		}()
 		panicker()
@@ -267,7 +269,7 @@ func TestPanicErrorRecovered(t *testing.T) {
 		t.Fatalf("err = %v, want a *PanicError", err)
 	}
 	wantSubstrings(t, "stack", pe.Stack, "bus_test.panicker")
-	re := bus.NewRemoteError("w", "f", err)
+	re := wire.NewRemoteError("w", "f", err)
 	if re.Stack != pe.Stack || !errors.Is(re, bus.ErrPanic) {
 		t.Errorf("the remote error lost the stack or ErrPanic: %+v", re)
 	}
@@ -299,11 +301,11 @@ func TestRegisterErrorPanics(t *testing.T) {
 
 func TestRegisterErrorReturnsItsArgument(t *testing.T) {
 	e := errors.New("bus_test: fresh")
-	name := "bus_test.fresh." + bus.NewID("e")
+	name := "bus_test.fresh." + wire.NewID("e")
 	if got := bus.RegisterError(name, e); got != e {
 		t.Fatalf("RegisterError returned %v, want its argument", got)
 	}
-	re := bus.NewRemoteError("w", "f", fmt.Errorf("x: %w", e))
+	re := wire.NewRemoteError("w", "f", fmt.Errorf("x: %w", e))
 	if !strings.Contains(strings.Join(re.Sentinels, ","), name) || !errors.Is(re, e) {
 		t.Errorf("sentinels %q lack %q", re.Sentinels, name)
 	}
@@ -312,7 +314,7 @@ func TestRegisterErrorReturnsItsArgument(t *testing.T) {
 func TestPanicStackStartsAtThePanic(t *testing.T) {
 	var pe *bus.PanicError
 	func() {
-		defer func() { pe = bus.NewPanicError(recover()) }()
+		defer func() { pe = wire.NewPanicError(recover()) }()
 		panicHere()
 	}()
 	lines := strings.Split(pe.Stack, "\n")

@@ -2,7 +2,6 @@ package bus_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/processional/processional/bus"
@@ -25,19 +24,6 @@ func ExampleRegister() {
 	n, err := Sum.Call(ctx, []int{1, 2, 3})
 	fmt.Println(Sum.Name(), n, err)
 
-	// What a worker does with a call envelope: look the function up by
-	// name and invoke it with the encoded argument.
-	f, _ := bus.Lookup("bus_test.example.sum")
-	arg, _ := bus.Marshal([]int{4, 5, 6})
-	res, err := f.Invoke(ctx, arg, Sum.ArgTypeName())
-	fmt.Println(res, err)
-
-	// An argument of the wrong type is refused with a clear error.
-	arg, _ = bus.Marshal("seven")
-	_, err = f.Invoke(ctx, arg, "string")
-	fmt.Println(errors.Is(err, bus.ErrArgumentType))
 	// Output:
 	// bus_test.example.sum 6 <nil>
-	// 15 <nil>
-	// true
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/registry"
+	"github.com/processional/processional/internal/wire"
 )
 
 type point struct {
@@ -113,14 +116,14 @@ func TestRegisterRoundTrip(t *testing.T) {
 		{"github.com/processional/processional/bus_test.double", 21, 42},
 	} {
 		t.Run(fmt.Sprintf("%s(%v)", tc.name, tc.arg), func(t *testing.T) {
-			f, ok := bus.Lookup(tc.name)
+			f, ok := registry.Lookup(tc.name)
 			if !ok {
 				t.Fatalf("Lookup(%q) found nothing", tc.name)
 			}
 			if f.Name() != tc.name {
 				t.Errorf("Name() = %q, want %q", f.Name(), tc.name)
 			}
-			data, err := bus.Marshal(tc.arg)
+			data, err := codec.Marshal(tc.arg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,12 +136,12 @@ func TestRegisterRoundTrip(t *testing.T) {
 			}
 			// The result travels too: encode it and decode it into the
 			// result type, as a master does.
-			out, err := bus.Marshal(res)
+			out, err := codec.Marshal(res)
 			if err != nil {
 				t.Fatal(err)
 			}
 			back := reflect.New(f.ResultType())
-			if err := bus.Unmarshal(out, back.Interface()); err != nil {
+			if err := codec.Unmarshal(out, back.Interface()); err != nil {
 				t.Fatal(err)
 			}
 			if tc.want != nil && !reflect.DeepEqual(back.Elem().Interface(), tc.want) {
@@ -151,7 +154,7 @@ func TestRegisterRoundTrip(t *testing.T) {
 func TestFuncAccessors(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		fn       interface{ Function() *bus.Function }
+		fn       interface{ Name() string }
 		regName  string
 		arg, res reflect.Type
 		argName  string
@@ -163,25 +166,18 @@ func TestFuncAccessors(t *testing.T) {
 		{"default name", regDefault, "github.com/processional/processional/bus_test.double", reflect.TypeFor[int](), reflect.TypeFor[int](), "int"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := tc.fn.Function()
+			f := desc(t, tc.fn.Name())
 			if f.Name() != tc.regName {
 				t.Errorf("Name() = %q, want %q", f.Name(), tc.regName)
 			}
 			if f.ArgType() != tc.arg || f.ResultType() != tc.res {
 				t.Errorf("types = %v, %v, want %v, %v", f.ArgType(), f.ResultType(), tc.arg, tc.res)
 			}
-			if got, _ := bus.Lookup(tc.regName); got != f {
+			if got, _ := registry.Lookup(tc.regName); got != f {
 				t.Errorf("Lookup(%q) = %p, want the Func's own %p", tc.regName, got, f)
 			}
-			n, ok := tc.fn.(interface {
-				Name() string
-				ArgTypeName() string
-			})
-			if !ok {
-				t.Fatal("Func lacks Name or ArgTypeName")
-			}
-			if n.Name() != tc.regName || n.ArgTypeName() != tc.argName {
-				t.Errorf("Func Name, ArgTypeName = %q, %q, want %q, %q", n.Name(), n.ArgTypeName(), tc.regName, tc.argName)
+			if f.ArgTypeName() != tc.argName {
+				t.Errorf("ArgTypeName() = %q, want %q", f.ArgTypeName(), tc.argName)
 			}
 		})
 	}
@@ -207,15 +203,15 @@ func TestFuncCall(t *testing.T) {
 
 func TestInvokeContextAndErrors(t *testing.T) {
 	ctx := context.WithValue(context.Background(), ctxKey{}, "through Invoke")
-	data, _ := bus.Marshal(struct{}{})
-	res, err := regCtx.Function().Invoke(ctx, data, "struct {}")
+	data, _ := codec.Marshal(struct{}{})
+	res, err := desc(t, regCtx.Name()).Invoke(ctx, data, "struct {}")
 	if err != nil || res != "through Invoke" {
 		t.Fatalf("Invoke = %v, %v: the context did not reach the function", res, err)
 	}
 
 	// A function's own error comes back as it is, not as an argument error.
-	data, _ = bus.Marshal(7)
-	res, err = regFail.Function().Invoke(context.Background(), data, "int")
+	data, _ = codec.Marshal(7)
+	res, err = desc(t, regFail.Name()).Invoke(context.Background(), data, "int")
 	if !errors.Is(err, errRegistryTest) || errors.Is(err, bus.ErrArgumentType) {
 		t.Fatalf("Invoke err = %v, want the function's own error", err)
 	}
@@ -224,8 +220,8 @@ func TestInvokeContextAndErrors(t *testing.T) {
 	}
 
 	// Invoke does not recover either.
-	data, _ = bus.Marshal("boom")
-	if msg, ok := panicValue(func() { regPanic.Function().Invoke(context.Background(), data, "string") }); !ok || msg != "boom" {
+	data, _ = codec.Marshal("boom")
+	if msg, ok := panicValue(func() { desc(t, regPanic.Name()).Invoke(context.Background(), data, "string") }); !ok || msg != "boom" {
 		t.Errorf("Invoke panicked %v with %q, want a panic with \"boom\"", ok, msg)
 	}
 }
@@ -233,26 +229,26 @@ func TestInvokeContextAndErrors(t *testing.T) {
 func TestInvokeArgumentType(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		fn       *bus.Function
+		fn       *registry.Function
 		payload  []byte
 		sent     string
 		wantSubs []string
 	}{
-		{"int for string", regEcho.Function(), mustMarshal(t, 42), "int",
+		{"int for string", desc(t, regEcho.Name()), mustMarshal(t, 42), "int",
 			[]string{`"bus_test.echo"`, "expects string", "got int"}},
-		{"string for []int", regSum.Function(), mustMarshal(t, "xs"), "string",
+		{"string for []int", desc(t, regSum.Name()), mustMarshal(t, "xs"), "string",
 			[]string{`"bus_test.sum"`, "expects []int", "got string"}},
-		{"string for struct", regShape.Function(), mustMarshal(t, "s"), "string",
+		{"string for struct", desc(t, regShape.Name()), mustMarshal(t, "s"), "string",
 			[]string{`"bus_test.shape"`, "expects bus_test.shape", "got string"}},
-		{"map for int", regDefault.Function(), mustMarshal(t, map[string]int{"a": 1}), "map[string]int",
+		{"map for int", desc(t, regDefault.Name()), mustMarshal(t, map[string]int{"a": 1}), "map[string]int",
 			[]string{"bus_test.double", "expects int", "got map[string]int"}},
-		{"sent type unknown", regEcho.Function(), mustMarshal(t, []int{1}), "",
+		{"sent type unknown", desc(t, regEcho.Name()), mustMarshal(t, []int{1}), "",
 			[]string{`"bus_test.echo"`, "expects string", "got an undecodable value"}},
-		{"garbage", regEcho.Function(), []byte{0xc1}, "string",
+		{"garbage", desc(t, regEcho.Name()), []byte{0xc1}, "string",
 			[]string{`"bus_test.echo"`, "expects string"}},
-		{"empty", regEcho.Function(), nil, "string",
+		{"empty", desc(t, regEcho.Name()), nil, "string",
 			[]string{`"bus_test.echo"`, "expects string"}},
-		{"truncated", regEcho.Function(), mustMarshal(t, "a long enough string")[:5], "string",
+		{"truncated", desc(t, regEcho.Name()), mustMarshal(t, "a long enough string")[:5], "string",
 			[]string{`"bus_test.echo"`, "expects string"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,7 +266,7 @@ func TestInvokeArgumentType(t *testing.T) {
 
 func mustMarshal(t *testing.T, v any) []byte {
 	t.Helper()
-	b, err := bus.Marshal(v)
+	b, err := codec.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +417,7 @@ func TestRegisterPanicsOnTypes(t *testing.T) {
 				t.Fatalf("Register(%q) did not panic", name)
 			}
 			wantSubstrings(t, "panic", msg, append([]string{fmt.Sprintf("bus: Register(%q)", name), "cannot travel"}, tc.wantSubs...)...)
-			if _, found := bus.Lookup(name); found {
+			if _, found := registry.Lookup(name); found {
 				t.Errorf("Register(%q) panicked but registered the function", name)
 			}
 		})
@@ -431,44 +427,44 @@ func TestRegisterPanicsOnTypes(t *testing.T) {
 func TestRegisterAcceptsTypesThatTravel(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		register func(name string) *bus.Function
+		register func(name string) *registry.Function
 	}{
-		{"unexported func field", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, hiddenFunc) (hiddenFunc, error) { return hiddenFunc{}, nil }).Function()
+		{"unexported func field", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, hiddenFunc) (hiddenFunc, error) { return hiddenFunc{}, nil }).Name())
 		}},
-		{"skipped func field", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, skippedFunc) (int, error) { return 0, nil }).Function()
+		{"skipped func field", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, skippedFunc) (int, error) { return 0, nil }).Name())
 		}},
-		{"recursive list", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, *list) (list, error) { return list{}, nil }).Function()
+		{"recursive list", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, *list) (list, error) { return list{}, nil }).Name())
 		}},
-		{"recursive tree", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, tree) ([]tree, error) { return nil, nil }).Function()
+		{"recursive tree", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, tree) ([]tree, error) { return nil, nil }).Name())
 		}},
-		{"self-encoding type with a chan", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, selfEncoded) (*selfEncoded, error) { return nil, nil }).Function()
+		{"self-encoding type with a chan", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, selfEncoded) (*selfEncoded, error) { return nil, nil }).Name())
 		}},
-		{"interfaces", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, any) (error, error) { return nil, nil }).Function()
+		{"interfaces", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, any) (error, error) { return nil, nil }).Name())
 		}},
-		{"pointer to a pointer-receiver encoder", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, *ptrEncoded) (*ptrEncoded, error) { return nil, nil }).Function()
+		{"pointer to a pointer-receiver encoder", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, *ptrEncoded) (*ptrEncoded, error) { return nil, nil }).Name())
 		}},
-		{"time and raw", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, time.Time) (msgpack.RawMessage, error) { return nil, nil }).Function()
+		{"time and raw", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, time.Time) (msgpack.RawMessage, error) { return nil, nil }).Name())
 		}},
-		{"empty struct", func(n string) *bus.Function {
-			return bus.Register(n, func(context.Context, struct{}) (struct{}, error) { return struct{}{}, nil }).Function()
+		{"empty struct", func(n string) *registry.Function {
+			return desc(nil, bus.Register(n, func(context.Context, struct{}) (struct{}, error) { return struct{}{}, nil }).Name())
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Each run registers under a fresh name: -count=N runs this again.
-			name := "bus_test.ok." + bus.NewID("r")
-			var f *bus.Function
+			name := "bus_test.ok." + wire.NewID("r")
+			var f *registry.Function
 			if msg, ok := panicValue(func() { f = tc.register(name) }); ok {
 				t.Fatalf("Register panicked: %s", msg)
 			}
-			if got, ok := bus.Lookup(name); !ok || got != f {
+			if got, ok := registry.Lookup(name); !ok || got != f {
 				t.Fatalf("Lookup(%q) = %v, %v, want the registered function", name, got, ok)
 			}
 		})
@@ -498,13 +494,13 @@ func TestRegisterPanicsOnNames(t *testing.T) {
 				t.Fatalf("Register(%q) did not panic", tc.regName)
 			}
 			wantSubstrings(t, "panic", msg, fmt.Sprintf("bus: Register(%q)", tc.regName), tc.want)
-			if _, found := bus.Lookup(tc.regName); found {
+			if _, found := registry.Lookup(tc.regName); found {
 				t.Errorf("Register(%q) panicked but registered the function", tc.regName)
 			}
 		})
 	}
 	// 200 bytes is still fine.
-	ok200 := "bus_test." + bus.NewID("n") + "."
+	ok200 := "bus_test." + wire.NewID("n") + "."
 	ok200 += repeat('y', 200-len(ok200))
 	if msg, ok := panicValue(func() { bus.Register(ok200, fn) }); ok {
 		t.Errorf("Register of a 200-byte name panicked: %s", msg)
@@ -520,9 +516,9 @@ func repeat(c byte, n int) string {
 }
 
 func TestRegisterPanicsOnDuplicate(t *testing.T) {
-	name := "bus_test.dup." + bus.NewID("d")
+	name := "bus_test.dup." + wire.NewID("d")
 	bus.Register(name, func(context.Context, int) (int, error) { return 1, nil })
-	first, _ := bus.Lookup(name)
+	first, _ := registry.Lookup(name)
 	for _, tc := range []struct {
 		name     string
 		register func()
@@ -539,7 +535,7 @@ func TestRegisterPanicsOnDuplicate(t *testing.T) {
 			wantSubstrings(t, "panic", msg, "bus: Register(", "registered twice")
 		})
 	}
-	if got, _ := bus.Lookup(name); got != first {
+	if got, _ := registry.Lookup(name); got != first {
 		t.Error("a refused duplicate replaced the first registration")
 	}
 }
@@ -568,10 +564,10 @@ func TestRegisterDefaultName(t *testing.T) {
 }
 
 func TestLookupAndFunctions(t *testing.T) {
-	if f, ok := bus.Lookup("bus_test.no such function"); ok || f != nil {
+	if f, ok := registry.Lookup("bus_test.no such function"); ok || f != nil {
 		t.Errorf("Lookup of an unknown name = %v, %v", f, ok)
 	}
-	fs := bus.Functions()
+	fs := registry.Functions()
 	names := make([]string, len(fs))
 	for i, f := range fs {
 		names[i] = f.Name()
@@ -590,7 +586,7 @@ func TestLookupAndFunctions(t *testing.T) {
 // TestRegisterConcurrent registers and looks up from many goroutines; run
 // it with -race.
 func TestRegisterConcurrent(t *testing.T) {
-	prefix := "bus_test.conc." + bus.NewID("c") + "."
+	prefix := "bus_test.conc." + wire.NewID("c") + "."
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Add(1)
@@ -598,15 +594,15 @@ func TestRegisterConcurrent(t *testing.T) {
 			defer wg.Done()
 			name := fmt.Sprint(prefix, i)
 			f := bus.Register(name, func(_ context.Context, x int) (int, error) { return x + i, nil })
-			if got, ok := bus.Lookup(name); !ok || got != f.Function() {
+			if got, ok := registry.Lookup(name); !ok || got.Name() != f.Name() {
 				t.Errorf("Lookup(%q) after Register = %v, %v", name, got, ok)
 			}
-			bus.Functions()
+			registry.Functions()
 		}()
 	}
 	wg.Wait()
 	for i := range 16 {
-		f, ok := bus.Lookup(fmt.Sprint(prefix, i))
+		f, ok := registry.Lookup(fmt.Sprint(prefix, i))
 		if !ok {
 			t.Fatalf("function %d missing", i)
 		}
@@ -615,4 +611,17 @@ func TestRegisterConcurrent(t *testing.T) {
 			t.Errorf("function %d = %v, %v", i, res, err)
 		}
 	}
+}
+
+// desc is the registry's untyped description of the function registered
+// under name, which a worker calls.
+func desc(t testing.TB, name string) *registry.Function {
+	f, ok := registry.Lookup(name)
+	if !ok {
+		if t == nil {
+			panic("no function " + name)
+		}
+		t.Fatalf("no function %q registered", name)
+	}
+	return f
 }

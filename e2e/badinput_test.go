@@ -14,6 +14,8 @@ import (
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -29,20 +31,20 @@ var Walk = bus.Register("e2e.walk", func(_ context.Context, n *Node) (int, error
 
 // forged sends a call envelope as master id would, whoever sends it, and
 // returns the worker's error.
-func forged(t *testing.T, nc *nats.Conn, workerID string, c *bus.Call, arg any) error {
+func forged(t *testing.T, nc *nats.Conn, workerID string, c *wire.Call, arg any) error {
 	t.Helper()
 	if c.ID == 0 {
 		c.ID = 1
 	}
-	data, err := bus.AppendCall(nil, c, arg)
+	data, err := wire.AppendCall(nil, c, arg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := nc.Request(bus.CallSubject(workerID), data, 10*time.Second)
+	msg, err := nc.Request(wire.CallSubject(workerID), data, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, remote, err := bus.DecodeReply(msg.Data)
+	_, _, remote, err := wire.DecodeReply(msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func TestBadInputs(t *testing.T) {
 	selfMap := map[string]any{}
 	selfMap["me"] = selfMap
 	long := &Node{}
-	for i := 0; i < 3*bus.MaxDepth; i++ {
+	for i := 0; i < 3*codec.MaxDepth; i++ {
 		long = &Node{V: i, Next: long}
 	}
 	deep := msgpackRaw(append(bytes.Repeat([]byte{0x91}, 500_000), 0x01)) // [[[…[1]…]]]
@@ -127,11 +129,11 @@ func TestBadInputs(t *testing.T) {
 		{"a message nested too deep", func() error { return rawCall(t, m, s, "sum", deep) }, bus.ErrArgumentType, []string{"nested deeper than"}},
 		{"wrong argument type on the wire", func() error { return rawCall(t, m, s, "sha256", map[string]int{"a": 1}) }, bus.ErrArgumentType, []string{"[]uint8", "map[string]int"}},
 		{"undecodable payload", func() error {
-			msg, err := m.Conn().Request(bus.CallSubject(s.ID()), []byte("not msgpack at all"), 10*time.Second)
+			msg, err := m.Conn().Request(wire.CallSubject(s.ID()), []byte("not msgpack at all"), 10*time.Second)
 			if err != nil {
 				return err
 			}
-			_, _, remote, err := bus.DecodeReply(msg.Data)
+			_, _, remote, err := wire.DecodeReply(msg.Data)
 			if err != nil {
 				return err
 			}
@@ -165,8 +167,8 @@ func TestBadInputs(t *testing.T) {
 		{"no such method", func() error { _, err := counter.Call(ctx, "Nope"); return err }, bus.ErrNoMember, []string{"Nope", "Add"}},
 		{"huge argument count", func() error { _, err := counter.Call(ctx, "Add", huge...); return err }, bus.ErrArgumentType, []string{"5000"}},
 		{"huge argument count on the wire", func() error {
-			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindCall, Master: m.ID(), Function: "@call"},
-				[]any{msgpackRaw(bus.AppendRef(nil, counter.Object())), "Add", false, huge})
+			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindCall, Master: m.ID(), Function: "@call"},
+				[]any{msgpackRaw(wire.AppendRef(nil, counter.Object())), "Add", false, huge})
 		}, bus.ErrBadPayload, []string{"at most 1024 arguments"}},
 		{"wrong method argument", func() error { _, err := counter.Call(ctx, "Add", "one"); return err }, bus.ErrArgumentType, []string{"Add"}},
 		{"another master's Ref as an argument", func() error { _, err := counter.Call(ctx, "Add", theirs); return err }, bus.ErrNotHolder, []string{m.ID()}},
@@ -174,23 +176,23 @@ func TestBadInputs(t *testing.T) {
 		// Forged messages: a master id that holds nothing, or that is not
 		// the worker's owner.
 		{"forged master id on another master's object", func() error {
-			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindThread, Master: "m-forged", Function: "@get"},
-				[]any{msgpackRaw(bus.AppendRef(nil, theirs.Object())), "N", false})
+			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindThread, Master: "m-forged", Function: "@get"},
+				[]any{msgpackRaw(wire.AppendRef(nil, theirs.Object())), "N", false})
 		}, bus.ErrNotHolder, []string{"m-forged"}},
 		{"forged acquire from a master that holds nothing", func() error {
 			o := theirs.Object()
 			o.Holder = "m-forged"
-			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindThread, Master: "m-thief", Function: "@acquire"},
-				[]any{msgpackRaw(bus.AppendRef(nil, o))})
+			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindThread, Master: "m-thief", Function: "@acquire"},
+				[]any{msgpackRaw(wire.AppendRef(nil, o))})
 		}, bus.ErrNotHolder, []string{"m-forged"}},
 		{"acquire naming the real holder, without the object's secret", func() error {
 			o := theirs.Object()
 			o.Holder, o.Secret = other.Master().ID(), o.Secret+1
-			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindThread, Master: "m-thief", Function: "@acquire"},
-				[]any{msgpackRaw(bus.AppendRef(nil, o))})
+			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindThread, Master: "m-thief", Function: "@acquire"},
+				[]any{msgpackRaw(wire.AppendRef(nil, o))})
 		}, bus.ErrNotHolder, []string{"secret"}},
 		{"forged detach by a master that is not the owner", func() error {
-			return forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindDetach, Master: "m-forged"}, nil)
+			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindDetach, Master: "m-forged"}, nil)
 		}, bus.ErrNotOwner, []string{"m-forged"}},
 
 		// Configuration.
@@ -259,7 +261,7 @@ func TestBadInputs(t *testing.T) {
 	if n, err := master.Field[int64](ctx, theirs, "N"); n != 100 || err != nil {
 		t.Fatalf("the other master's counter: %d, %v", n, err)
 	}
-	msg, err := m.Conn().Request(bus.ControlSubject(s.ID(), "pending"), nil, 10*time.Second)
+	msg, err := m.Conn().Request(wire.ControlSubject(s.ID(), "pending"), nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/shm"
 )
@@ -129,7 +130,7 @@ func TestBadCalls(t *testing.T) {
 // as a master built with another signature for function would.
 func rawCall(t *testing.T, m *master.Master, s *master.Slave, function string, arg any) error {
 	t.Helper()
-	err := forged(t, m.Conn(), s.ID(), &bus.Call{Kind: bus.KindCall, Master: "m-raw", Function: function, ArgType: fmt.Sprintf("%T", arg)}, arg)
+	err := forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindCall, Master: "m-raw", Function: function, ArgType: fmt.Sprintf("%T", arg)}, arg)
 	if err == nil {
 		t.Fatalf("%s(%T) succeeded", function, arg)
 	}
@@ -139,11 +140,11 @@ func rawCall(t *testing.T, m *master.Master, s *master.Slave, function string, a
 func TestUndecodablePayload(t *testing.T) {
 	m := newMaster(t)
 	s := spawn(t, m)
-	msg, err := m.Conn().Request(bus.CallSubject(s.ID()), []byte("not msgpack at all"), 10*time.Second)
+	msg, err := m.Conn().Request(wire.CallSubject(s.ID()), []byte("not msgpack at all"), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, remote, err := bus.DecodeReply(msg.Data)
+	_, _, remote, err := wire.DecodeReply(msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestProtocolMismatch(t *testing.T) {
 	if !errors.Is(err, bus.ErrProtocolVersion) {
 		t.Fatalf("err = %v, want ErrProtocolVersion", err)
 	}
-	if !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), strconv.Itoa(bus.ProtocolVersion)) {
+	if !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), strconv.Itoa(wire.ProtocolVersion)) {
 		t.Fatalf("err = %q, want both versions named", err)
 	}
 	if left := proctest.Under(binMismatch); len(left) > 0 {

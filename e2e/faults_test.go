@@ -23,6 +23,7 @@ import (
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/worker"
 )
@@ -195,7 +196,7 @@ func connectCLI(t *testing.T, p *natsProc, id string, lease time.Duration) *mast
 // running, from its pending verb.
 func workerPending(t *testing.T, nc *nats.Conn, id, function string) int {
 	t.Helper()
-	msg, err := nc.Request(bus.ControlSubject(id, "pending"), nil, 5*time.Second)
+	msg, err := nc.Request(wire.ControlSubject(id, "pending"), nil, 5*time.Second)
 	if err != nil {
 		t.Fatalf("pending of %s: %v", id, err)
 	}
@@ -227,7 +228,7 @@ func waitPending(t *testing.T, nc *nats.Conn, id, function string, n int) {
 // workerLeases lists the masters holding a lease on worker id; an error
 // while the worker is not (yet) back on the server.
 func workerLeases(nc *nats.Conn, id string) (map[string]int64, error) {
-	msg, err := nc.Request(bus.ControlSubject(id, "leases"), nil, 5*time.Second)
+	msg, err := nc.Request(wire.ControlSubject(id, "leases"), nil, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("leases of %s: %w", id, err)
 	}

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 			args []string
 		}{
 			{&binProcessional, "processional", []string{"../cmd/processional"}},
-			{&binMismatch, "processional-v99", []string{"-ldflags=-X github.com/processional/processional/bus.protocolOverride=99", "../cmd/processional"}},
+			{&binMismatch, "processional-v99", []string{"-ldflags=-X github.com/processional/processional/internal/wire.protocolOverride=99", "../cmd/processional"}},
 			{&binForgetful, "forgetful", []string{"./testdata/forgetful"}},
 			{&binHolder, "holder", []string{"./testdata/holder"}},
 			{&binClient, "client", []string{"./testdata/client"}},

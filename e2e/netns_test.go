@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // Three hosts, made of network namespaces joined by veth pairs on a
@@ -45,8 +45,8 @@ func newNetHosts(t *testing.T) *netHosts {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("no ip command (iproute2)")
 	}
-	id := bus.NewID("n")[2:8]
-	h := &netHosts{t: t, prefix: "pn" + id, bridge: "pb" + id, token: bus.NewID("tok")}
+	id := wire.NewID("n")[2:8]
+	h := &netHosts{t: t, prefix: "pn" + id, bridge: "pb" + id, token: wire.NewID("tok")}
 	t.Cleanup(h.teardown)
 	if err := ipCmd("link", "add", h.bridge, "type", "bridge"); err != nil {
 		t.Skipf("cannot make a bridge here: %v", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/internal/serveraddr"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/worker"
 )
@@ -64,7 +65,7 @@ func (s *server) leases(t *testing.T) map[string]int64 {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	msg, err := nc.Request(bus.ControlSubject("server", "leases"), nil, 10*time.Second)
+	msg, err := nc.Request(wire.ControlSubject("server", "leases"), nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func (s *server) refs(t *testing.T) []worker.ObjectInfo {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	msg, err := nc.Request(bus.ControlSubject("server", "refs"), nil, 10*time.Second)
+	msg, err := nc.Request(wire.ControlSubject("server", "refs"), nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,11 +288,11 @@ func TestServerJSONCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	msg, err := nc.Request(bus.JSONSubject("server", "sum"), []byte("[1,2,3]"), 10*time.Second)
+	msg, err := nc.Request(wire.JSONSubject("server", "sum"), []byte("[1,2,3]"), 10*time.Second)
 	if err != nil || string(msg.Data) != "6" {
 		t.Fatalf("sum [1,2,3]: %v, %v", msg, err)
 	}
-	msg, err = nc.Request(bus.JSONSubject("server", "sum"), []byte(`[1,"two"]`), 10*time.Second)
+	msg, err = nc.Request(wire.JSONSubject("server", "sum"), []byte(`[1,"two"]`), 10*time.Second)
 	if err != nil || msg.Header.Get("Nats-Service-Error-Code") != "400" || !strings.Contains(string(msg.Data), "got JSON string") {
 		t.Fatalf("sum [1,\"two\"]: %v, %v", msg, err)
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync/atomic"
 	"time"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // Invoke runs f(arg) on ex and blocks until it returns, or until ctx ends:
@@ -17,7 +19,7 @@ import (
 // were sent.
 func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) (R, error) {
 	ctx = orBackground(ctx)
-	return wait(ctx, submit(ctx, ex, f, arg, bus.KindCall, false))
+	return wait(ctx, submit(ctx, ex, f, arg, wire.KindCall, false))
 }
 
 // Schedule submits f(arg) to ex and returns its task at once. On a worker
@@ -29,7 +31,7 @@ func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 // this process, the function's context ends with ctx, and a task that has
 // not started yet fails without running.
 func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
-	return submit(orBackground(ctx), ex, f, arg, bus.KindCall, true)
+	return submit(orBackground(ctx), ex, f, arg, wire.KindCall, true)
 }
 
 // Thread submits f(arg) to ex to run concurrently with ex's other tasks,
@@ -37,7 +39,7 @@ func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg
 // own, beside the worker's blocking calls; on a slave thread, in a new
 // goroutine. ctx works as for [Schedule].
 func Thread[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
-	return submit(orBackground(ctx), ex, f, arg, bus.KindThread, true)
+	return submit(orBackground(ctx), ex, f, arg, wire.KindThread, true)
 }
 
 // wait waits for t, aborting it if ctx ends first.
@@ -60,7 +62,7 @@ func failed[R any](name string, err error) *Task[R] {
 	return t
 }
 
-func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A, kind bus.Kind, watch bool) *Task[R] {
+func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A, kind wire.Kind, watch bool) *Task[R] {
 	if f == nil {
 		return failed[R]("", fmt.Errorf("%w: nil function", ErrBadCall))
 	}
@@ -74,7 +76,7 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 			return failed[R](name, fmt.Errorf("%w: a nil or zero Slave: get one from Spawn", ErrBadCall))
 		}
 		t := newTask[R](name)
-		s.send(ctx, kind, name, f.ArgTypeName(), arg, t, watch)
+		s.send(ctx, kind, name, typeName[A](), arg, t, watch)
 		runtime.KeepAlive(h) // dropping the handle closes the slave: not before the call is sent
 		return t
 	}
@@ -83,7 +85,7 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 			return failed[R](name, fmt.Errorf("%w: a nil or zero idempotent Slave: get one from Slave.Idempotent", ErrBadCall))
 		}
 		t := newTask[R](name)
-		r := &retrying[R]{Task: t, s: e.h.slave, ctx: ctx, kind: kind, fn: name, argType: f.ArgTypeName(), arg: arg, watchCtx: watch}
+		r := &retrying[R]{Task: t, s: e.h.slave, ctx: ctx, kind: kind, fn: name, argType: typeName[A](), arg: arg, watchCtx: watch}
 		r.left.Store(IdempotentAttempts - 1)
 		e.h.slave.send(ctx, kind, name, r.argType, arg, r, watch)
 		runtime.KeepAlive(e.h)
@@ -98,7 +100,7 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 			return failed[R](name, err)
 		}
 		t := newTask[R](name)
-		s.send(ctx, kind, name, f.ArgTypeName(), arg, t, watch)
+		s.send(ctx, kind, name, typeName[A](), arg, t, watch)
 		return t
 	}
 	call := func(ctx context.Context) (R, error) { return f.Call(ctx, arg) }
@@ -113,7 +115,7 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 		if err := ex.usable(); err != nil {
 			return failed[R](name, err)
 		}
-		if kind == bus.KindThread {
+		if kind == wire.KindThread {
 			return goLocal(ctx, name, call)
 		}
 		return threadRun(ctx, ex, name, call)
@@ -157,7 +159,7 @@ type retrying[R any] struct {
 	*Task[R]
 	s        *slave
 	ctx      context.Context
-	kind     bus.Kind
+	kind     wire.Kind
 	fn       string
 	argType  string
 	arg      any
@@ -214,3 +216,7 @@ func (r *retrying[R]) setPins(pins []*refEntry) {
 	}
 	unpinAll(pins) // the first sending's pins hold the same Refs until the task ends
 }
+
+// typeName is the name of A as it travels in a call envelope, for the
+// worker's error messages: what registry.Function.ArgTypeName gives there.
+func typeName[A any]() string { return reflect.TypeFor[A]().String() }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/wire"
 )
 
 // sendChunked sends call id, larger than the server's max payload, in
@@ -19,9 +20,9 @@ func (s *slave) sendChunked(ctx context.Context, id uint64, fn string, data []by
 		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the limit of %d (master.WithMaxValue)", bus.ErrTooBig, s.id, fn, len(data), s.m.maxValue)
 	}
 	alive := func() { s.lastAck.Store(time.Now().UnixNano()) }
-	err := chunks.Send(orBackground(ctx), s.m.nc, s.subject, data, 2*s.m.lease, alive, func(dst []byte, c *bus.Chunk) []byte {
+	err := chunks.Send(orBackground(ctx), s.m.nc, s.subject, data, 2*s.m.lease, alive, func(dst []byte, c *wire.Chunk) []byte {
 		c.Master, c.ID = s.m.id, id
-		return bus.AppendCallChunk(dst, c)
+		return wire.AppendCallChunk(dst, c)
 	})
 	var re *bus.RemoteError
 	switch {
@@ -42,8 +43,8 @@ func (s *slave) sendChunked(ctx context.Context, id uint64, fn string, data []by
 // whole. It answers the chunks sent as requests: empty to go on, or the
 // error that ends the transfer (and fails the call).
 func (s *slave) replyChunk(msg *nats.Msg) {
-	var c bus.Chunk
-	err := bus.DecodeReplyChunk(msg.Data, &c)
+	var c wire.Chunk
+	err := wire.DecodeReplyChunk(msg.Data, &c)
 	var (
 		j    *chunks.Joiner
 		done bool
@@ -86,7 +87,7 @@ func (s *slave) replyChunk(msg *nats.Msg) {
 			}
 		}
 		if msg.Reply != "" {
-			msg.Respond(bus.AppendErrorReply(nil, c.ID, bus.NewRemoteError(s.m.id, "", err)))
+			msg.Respond(wire.AppendErrorReply(nil, c.ID, wire.NewRemoteError(s.m.id, "", err)))
 		}
 		return
 	}
@@ -101,7 +102,7 @@ func (s *slave) replyChunk(msg *nats.Msg) {
 // handleJoined handles a reply joined from chunks: its task gives the
 // buffer back to the chunks' buffers once it has decoded the result.
 func (s *slave) handleJoined(data []byte) {
-	id, _, _, _ := bus.DecodeReply(data)
+	id, _, _, _ := wire.DecodeReply(data)
 	s.mu.Lock()
 	p := s.pending.peek(id)
 	s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -78,7 +79,7 @@ func TestChunkedValues(t *testing.T) {
 func argFor(t *testing.T, m *master.Master, msg int) int {
 	t.Helper()
 	for n := msg - 64; n <= msg; n++ {
-		data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindCall, Master: m.ID(), ID: 1, Function: Size.Name(), ArgType: Size.ArgTypeName(), PID: uint32(os.Getpid())}, make([]byte, n))
+		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindCall, Master: m.ID(), ID: 1, Function: Size.Name(), ArgType: "[]uint8", PID: uint32(os.Getpid())}, make([]byte, n))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 )
 
 // Connect connects to a persistent worker (a `processional server`, or a
@@ -117,8 +119,8 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: worker %s: hello: %w", ErrConnect, id, err)
 	}
-	var h bus.Hello
-	if err := bus.Unmarshal(msg.Data, &h); err != nil {
+	var h wire.Hello
+	if err := codec.Unmarshal(msg.Data, &h); err != nil {
 		return nil, fmt.Errorf("%w: worker %s said an undecodable hello: %v", bus.ErrBadPayload, id, err)
 	}
 	if err := h.Check(); err != nil {
@@ -171,7 +173,7 @@ func (m *Master) askHello(ctx context.Context, id string) (*nats.Msg, error) {
 	tick := time.NewTicker(helloRetry)
 	defer tick.Stop()
 	for {
-		if err := m.nc.PublishRequest(bus.ControlSubject(id, "hello"), inbox, nil); err != nil {
+		if err := m.nc.PublishRequest(wire.ControlSubject(id, "hello"), inbox, nil); err != nil {
 			return nil, err
 		}
 		select {
@@ -197,7 +199,7 @@ func (s *slave) StopServer(ctx context.Context) error {
 	if s == nil || s.m == nil {
 		return fmt.Errorf("%w: StopServer on a nil or zero Slave", ErrBadCall)
 	}
-	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), bus.ControlSubject(s.id, "stop"), nil)
+	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), wire.ControlSubject(s.id, "stop"), nil)
 	if err != nil {
 		return fmt.Errorf("worker %s: stop: %w", s.id, err)
 	}

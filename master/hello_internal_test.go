@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/wire"
 )
 
 // TestAskHelloAgain: a hello whose reply is lost is asked again, and a
@@ -26,7 +26,7 @@ func TestAskHelloAgain(t *testing.T) {
 	defer nc.Close()
 	// A worker whose first answer is lost, and one that never answers.
 	var asked, mute atomic.Int32
-	sub, err := nc.Subscribe(bus.ControlSubject("w-lossy", "hello"), func(msg *nats.Msg) {
+	sub, err := nc.Subscribe(wire.ControlSubject("w-lossy", "hello"), func(msg *nats.Msg) {
 		if asked.Add(1) > 1 {
 			msg.Respond([]byte("hello again"))
 		}
@@ -35,7 +35,7 @@ func TestAskHelloAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	sub2, err := nc.Subscribe(bus.ControlSubject("w-mute", "hello"), func(*nats.Msg) { mute.Add(1) })
+	sub2, err := nc.Subscribe(wire.ControlSubject("w-mute", "hello"), func(*nats.Msg) { mute.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}

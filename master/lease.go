@@ -7,6 +7,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 )
 
 // Default lease timing; see [WithLease].
@@ -62,7 +64,7 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 					s.lose(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))
 					continue
 				}
-				m.nc.PublishRequest(bus.HeartbeatSubject(s.id), m.hbInbox, beat)
+				m.nc.PublishRequest(wire.HeartbeatSubject(s.id), m.hbInbox, beat)
 			}
 		}
 	}
@@ -87,7 +89,7 @@ func (m *Master) liveSlaves() []*slave {
 
 // heartbeat is the envelope of the master's heartbeats.
 func (m *Master) heartbeat() []byte {
-	beat, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
+	beat, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
 	if err != nil {
 		panic(err) // a fixed envelope always encodes
 	}
@@ -97,7 +99,7 @@ func (m *Master) heartbeat() []byte {
 // firstBeat sends worker id a heartbeat at once, ahead of the periodic
 // ones, and flushes it.
 func (m *Master) firstBeat(id string) error {
-	if err := m.nc.PublishRequest(bus.HeartbeatSubject(id), m.hbInbox, m.heartbeat()); err != nil {
+	if err := m.nc.PublishRequest(wire.HeartbeatSubject(id), m.hbInbox, m.heartbeat()); err != nil {
 		return err
 	}
 	return m.nc.Flush()
@@ -105,7 +107,7 @@ func (m *Master) firstBeat(id string) error {
 
 // onAck records a worker's acknowledgement of a heartbeat.
 func (m *Master) onAck(msg *nats.Msg) {
-	epoch, raw, remote, err := bus.DecodeReply(msg.Data)
+	epoch, raw, remote, err := wire.DecodeReply(msg.Data)
 	if err != nil {
 		return
 	}
@@ -119,7 +121,7 @@ func (m *Master) onAck(msg *nats.Msg) {
 		return
 	}
 	var id string
-	if bus.Unmarshal(raw, &id) != nil {
+	if codec.Unmarshal(raw, &id) != nil {
 		return
 	}
 	m.mu.Lock()

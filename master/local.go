@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // Executor runs submitted functions: [InCaller], [InGoroutine], a
@@ -64,7 +65,7 @@ func runLocal[T any](t *Task[T], fn func(context.Context) (T, error)) {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				err = bus.NewPanicError(r)
+				err = wire.NewPanicError(r)
 			}
 		}()
 		if err = ctx.Err(); err == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/natsauth"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
 	"github.com/processional/processional/worker"
 )
@@ -71,7 +72,7 @@ func WithMaxValue(n int64) Option {
 // worker's id, under which it holds references.
 func withID(id string) Option {
 	return func(o *options) error {
-		if !bus.ValidID(id) {
+		if !wire.ValidID(id) {
 			return fmt.Errorf("%w: master id %q", ErrConfig, id)
 		}
 		o.id = id
@@ -101,7 +102,7 @@ func WithToken(token string) Option {
 // the default is worker.DefaultServerID, "server".
 func WithServerID(id string) Option {
 	return func(o *options) error {
-		if !bus.ValidID(id) {
+		if !wire.ValidID(id) {
 			return fmt.Errorf("%w: server id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
 		}
 		o.serverID = id
@@ -164,7 +165,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		}
 	}
 	if o.id == "" {
-		o.id = bus.NewID("m")
+		o.id = wire.NewID("m")
 	}
 	// The shared memory of processes killed on this host before: nobody
 	// will release it.
@@ -227,7 +228,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		m.ownNC = true
 	}
 	m.reconnects.Store(m.nc.Stats().Reconnects) // a connection given may have reconnected before
-	m.hbInbox = bus.HeartbeatReplySubject(m.id)
+	m.hbInbox = wire.HeartbeatReplySubject(m.id)
 	sub, err := m.nc.Subscribe(m.hbInbox, m.onAck)
 	if err != nil {
 		if m.ownNC {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // ErrNoMembers: a pool has no member that this master can use.
@@ -51,7 +52,7 @@ const discoverWait = 300 * time.Millisecond
 // [ErrNoMembers]; a member of another protocol version is left out, and
 // logged.
 func (m *Master) Pool(ctx context.Context, name string) (*Pool, error) {
-	if !bus.ValidID(name) {
+	if !wire.ValidID(name) {
 		return nil, fmt.Errorf("%w: pool name %q", ErrConfig, name)
 	}
 	p := &Pool{m: m, name: name}
@@ -170,9 +171,9 @@ func (m *Master) discover(ctx context.Context, pool string) ([]string, error) {
 			if json.Unmarshal(msg.Data, &info) != nil || info.Metadata["pool"] != pool {
 				continue
 			}
-			if v := info.Metadata["protocol"]; v != fmt.Sprint(bus.Version()) {
+			if v := info.Metadata["protocol"]; v != fmt.Sprint(wire.Version()) {
 				slog.Warn("processional: a pool member of another protocol version is left out",
-					"pool", pool, "worker", info.Metadata["worker"], "protocol", v, "ours", bus.Version())
+					"pool", pool, "worker", info.Metadata["worker"], "protocol", v, "ours", wire.Version())
 				continue
 			}
 			ids = append(ids, info.Metadata["worker"])
@@ -221,7 +222,7 @@ func Map[A, R any](ctx context.Context, p *Pool, f *bus.Func[A, R], items []A, o
 	errs := make([]error, len(items))
 	tasks := make([]*Task[R], len(items))
 	next := 0
-	send := func(i int) { tasks[i] = submit(ctx, p, f, items[i], bus.KindCall, true) }
+	send := func(i int) { tasks[i] = submit(ctx, p, f, items[i], wire.KindCall, true) }
 	for ; next < len(items) && next < o.inFlight; next++ {
 		send(next)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/natsauth"
+	"github.com/processional/processional/internal/wire"
 )
 
 // connOptions are the nats.go options of a connection the master makes
@@ -105,6 +106,6 @@ func (s *slave) failTaken(lost []pendingCall, ids []uint64, err error) {
 		p.resolve(nil, nil, err)
 	}
 	for _, id := range ids {
-		s.control(bus.KindCancel, id)
+		s.control(wire.KindCancel, id)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -92,7 +93,7 @@ var echo = bus.Register("test.review.echo", func(ctx context.Context, n int) (in
 // halfReply hands s the first of three chunks of the reply to call id.
 func halfReply(s *slave, id uint64) {
 	data := make([]byte, 100)
-	s.replyChunk(&nats.Msg{Data: bus.AppendReplyChunk(nil, &bus.Chunk{ID: id, Count: 3, Total: 300, Data: data})})
+	s.replyChunk(&nats.Msg{Data: wire.AppendReplyChunk(nil, &wire.Chunk{ID: id, Count: 3, Total: 300, Data: data})})
 }
 
 // joiningLen is how many replies s is joining.
@@ -177,15 +178,15 @@ func TestCloseLostToReconnect(t *testing.T) {
 		}
 	}
 	// The same close once more, as if its first answer had been lost.
-	data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindClose, Master: m.ID(), ID: closeID}, nil)
+	data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindClose, Master: m.ID(), ID: closeID}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := nc.RequestWithContext(ctx, bus.CallSubject("server"), data)
+	msg, err := nc.RequestWithContext(ctx, wire.CallSubject("server"), data)
 	if err != nil {
 		t.Fatalf("a second close: %v", err)
 	}
-	if id, _, remote, err := bus.DecodeReply(msg.Data); id != closeID || remote != nil || err != nil {
+	if id, _, remote, err := wire.DecodeReply(msg.Data); id != closeID || remote != nil || err != nil {
 		t.Fatalf("a second close: answer %d, %v, %v; want its acknowledgement", id, remote, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // Bytes returns n bytes: a result larger than the server's max payload
@@ -34,11 +35,11 @@ func TestChunkedResultUnacknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	call, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindCall, Master: "m-review-silent", ID: 1, Function: Bytes.Name(), ArgType: Bytes.ArgTypeName()}, 2*int(nc.MaxPayload())+1)
+	call, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindCall, Master: "m-review-silent", ID: 1, Function: Bytes.Name(), ArgType: "int"}, 2*int(nc.MaxPayload())+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.PublishRequest(bus.CallSubject("server"), inbox, call); err != nil {
+	if err := nc.PublishRequest(wire.CallSubject("server"), inbox, call); err != nil {
 		t.Fatal(err)
 	}
 	chunks := 0
@@ -48,11 +49,11 @@ func TestChunkedResultUnacknowledged(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("no error reply after %d chunks", chunks)
 		case msg := <-msgs:
-			if bus.IsReplyChunk(msg.Data) {
+			if wire.IsReplyChunk(msg.Data) {
 				chunks++ // unanswered
 				continue
 			}
-			id, _, remote, err := bus.DecodeReply(msg.Data)
+			id, _, remote, err := wire.DecodeReply(msg.Data)
 			if err != nil || remote == nil || id != 1 {
 				t.Fatalf("reply %d: %v, %v; want an error reply to call 1", id, remote, err)
 			}

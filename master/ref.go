@@ -13,7 +13,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/peer"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -61,7 +63,7 @@ type ref struct {
 // the master's Refs to it. Its counts are guarded by its slave's mu.
 type refEntry struct {
 	s        *slave
-	obj      bus.ObjectRef
+	obj      wire.ObjectRef
 	local    func(id uint64) (any, bool) // the object, when it lives in this process
 	keep     *Slave                      // the user's handle on the worker, kept reachable while a Ref is
 	handles  int64                       // open Refs
@@ -79,7 +81,7 @@ const releaseBatch = 4096
 
 // adopt fills h as a Ref to o, which the worker granted this master once
 // more, and has the garbage collector close h when it is unreachable.
-func (s *slave) adopt(h *Ref, o bus.ObjectRef, local func(uint64) (any, bool), keep *Slave) {
+func (s *slave) adopt(h *Ref, o wire.ObjectRef, local func(uint64) (any, bool), keep *Slave) {
 	s.mu.Lock()
 	if s.refs == nil {
 		s.refs = make(map[uint64]*refEntry)
@@ -98,7 +100,7 @@ func (s *slave) adopt(h *Ref, o bus.ObjectRef, local func(uint64) (any, bool), k
 
 // releaseGrant gives back a reference the worker granted and nobody took:
 // the reply that carried it came after its task ended.
-func (s *slave) releaseGrant(o bus.ObjectRef) {
+func (s *slave) releaseGrant(o wire.ObjectRef) {
 	h := new(Ref)
 	s.adopt(h, o, nil, nil)
 	h.Close()
@@ -165,7 +167,7 @@ func (s *slave) flushReleases() {
 	s.mu.Unlock()
 	for open && len(list) > 0 {
 		n := min(len(list), 2*releaseBatch)
-		data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindThread, Master: s.m.id, Function: "@release"}, list[:n])
+		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindThread, Master: s.m.id, Function: "@release"}, list[:n])
 		if err == nil {
 			s.m.nc.Publish(s.subject, data) // a closed connection: the worker forgets us anyway
 		}
@@ -191,7 +193,7 @@ func (r *Ref) EncodeMsgpack(enc *msgpack.Encoder) error {
 		return enc.EncodeNil()
 	}
 	var buf [128]byte
-	b, err := r.appendRef(buf[:0], bus.EncoderContext(enc))
+	b, err := r.appendRef(buf[:0], codec.EncoderContext(enc))
 	if err != nil {
 		return err
 	}
@@ -203,7 +205,7 @@ func (r *Ref) EncodeMsgpack(enc *msgpack.Encoder) error {
 func (r *Ref) appendRef(dst []byte, ctx any) ([]byte, error) {
 	cc, _ := ctx.(*callCodec)
 	if cc == nil {
-		return dst, fmt.Errorf("%w: %s: a Ref travels in a call's argument, not in a result or by bus.Marshal", ErrBadCall, r.e.obj)
+		return dst, fmt.Errorf("%w: %s: a Ref travels in a call's argument, not in a result or by codec.Marshal", ErrBadCall, r.e.obj)
 	}
 	if r.closed.Load() {
 		return dst, fmt.Errorf("%w: %s: the Ref is closed", bus.ErrObjectGone, r.e.obj)
@@ -212,14 +214,14 @@ func (r *Ref) appendRef(dst []byte, ctx any) ([]byte, error) {
 	cc.pins = append(cc.pins, r.e)
 	o := r.e.obj
 	o.Holder = r.e.s.m.id // who passes it on: the receiver acquires from us
-	return bus.AppendRef(dst, o), nil
+	return wire.AppendRef(dst, o), nil
 }
 
 // DecodeMsgpack binds the reference that arrives in a call's argument on a
 // worker: the worker acquires a reference of its own from the object's
 // worker, which it holds while this Ref is open.
 func (r *Ref) DecodeMsgpack(dec *msgpack.Decoder) error {
-	var o bus.ObjectRef
+	var o wire.ObjectRef
 	if err := o.DecodeMsgpack(dec); err != nil {
 		return err
 	}
@@ -230,8 +232,8 @@ func init() {
 	// A reference in an `any` (an element of a []any, a value of a
 	// map[string]any) arrives as a *Ref too, not as msgpack's "unknown
 	// ext id=1".
-	msgpack.RegisterExtDecoder(bus.RefExtType, (*Ref)(nil), func(dec *msgpack.Decoder, v reflect.Value, n int) error {
-		o, err := bus.ReadRefBody(dec, n)
+	msgpack.RegisterExtDecoder(wire.RefExtType, (*Ref)(nil), func(dec *msgpack.Decoder, v reflect.Value, n int) error {
+		o, err := wire.ReadRefBody(dec, n)
 		if err != nil {
 			return err
 		}
@@ -253,8 +255,8 @@ func init() {
 }
 
 // bindArg binds r to o, a reference that arrived in a call's argument.
-func (r *Ref) bindArg(dec *msgpack.Decoder, o bus.ObjectRef) error {
-	pc, _ := bus.DecoderContext(dec).(*peer.Context)
+func (r *Ref) bindArg(dec *msgpack.Decoder, o wire.ObjectRef) error {
+	pc, _ := codec.DecoderContext(dec).(*peer.Context)
 	if pc == nil {
 		return fmt.Errorf("%w: %s: a reference arrives only in a call's argument on a worker", ErrBadCall, o)
 	}
@@ -275,7 +277,7 @@ func (r *Ref) bindArg(dec *msgpack.Decoder, o bus.ObjectRef) error {
 const bindTimeout = 10 * time.Second
 
 // bind makes h a Ref of m's to o: it acquires a reference from o's worker.
-func (m *Master) bind(h *Ref, o bus.ObjectRef, local func(uint64) (any, bool)) error {
+func (m *Master) bind(h *Ref, o wire.ObjectRef, local func(uint64) (any, bool)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), bindTimeout)
 	defer cancel()
 	s, err := m.slaveOf(ctx, o.Worker)
@@ -283,7 +285,7 @@ func (m *Master) bind(h *Ref, o bus.ObjectRef, local func(uint64) (any, bool)) e
 		return fmt.Errorf("%s: %w", o, err)
 	}
 	t := newTask[struct{}]("@acquire")
-	s.send(ctx, bus.KindThread, "@acquire", "", targetArg{o}, t, true)
+	s.send(ctx, wire.KindThread, "@acquire", "", targetArg{o}, t, true)
 	if _, err := t.Wait(ctx); err != nil {
 		return fmt.Errorf("%s: acquire: %w", o, err)
 	}
@@ -336,7 +338,7 @@ func (m *Master) slaveOf(ctx context.Context, id string) (*slave, error) {
 // The arguments of object operations, as the worker decodes them.
 type (
 	targetArg struct {
-		Target bus.ObjectRef
+		Target wire.ObjectRef
 	}
 	wrapArg struct {
 		Function string
@@ -379,16 +381,16 @@ func (a *callArg) EncodeMsgpack(enc *msgpack.Encoder) error {
 // AppendMsgpack writes the call's array by hand: it is on every method
 // call's path.
 func (a *callArg) AppendMsgpack(dst []byte, ctx any) ([]byte, error) {
-	dst = bus.AppendArrayHeader(dst, 4)
+	dst = codec.AppendArrayHeader(dst, 4)
 	dst, err := a.Target.appendRef(dst, ctx)
 	if err != nil {
 		return dst, err
 	}
-	dst = bus.AppendString(dst, a.Method)
-	dst = bus.AppendBool(dst, a.WantRef)
-	dst = bus.AppendArrayHeader(dst, len(a.Args))
+	dst = codec.AppendString(dst, a.Method)
+	dst = codec.AppendBool(dst, a.WantRef)
+	dst = codec.AppendArrayHeader(dst, len(a.Args))
 	for _, x := range a.Args {
-		if dst, err = bus.AppendValueWith(dst, x, ctx); err != nil {
+		if dst, err = codec.AppendValueWith(dst, x, ctx); err != nil {
 			return dst, err
 		}
 	}
@@ -429,7 +431,7 @@ func (t refTask) resolve(raw []byte, remote *bus.RemoteError, err error) {
 		t.Task.resolve(raw, remote, err)
 		return
 	}
-	o, derr := bus.DecodeRef(raw)
+	o, derr := wire.DecodeRef(raw)
 	if derr != nil {
 		t.Task.finish(nil, nil, fmt.Errorf("%w: %s: the worker's reply is not a reference: %v", bus.ErrResultType, t.name, derr))
 		return
@@ -453,7 +455,7 @@ func Wrap[A, R any](ctx context.Context, s *Slave, ctor *bus.Func[A, R], arg A) 
 		return nil, fmt.Errorf("%w: Wrap: a nil or zero Slave: get one from Spawn", ErrBadCall)
 	}
 	t := refTask{newTask[*Ref](ctor.Name()), s.slave, s}
-	s.send(ctx, bus.KindCall, "@wrap", "", &wrapArg{ctor.Name(), ctor.ArgTypeName(), arg}, t, true)
+	s.send(ctx, wire.KindCall, "@wrap", "", &wrapArg{ctor.Name(), typeName[A](), arg}, t, true)
 	runtime.KeepAlive(s)
 	return wait(ctx, t.Task)
 }
@@ -475,15 +477,15 @@ func (r *Ref) callable(name string, args []any) error {
 	if err := r.usable(); err != nil {
 		return err
 	}
-	if len(args) > bus.MaxArgs {
-		return fmt.Errorf("%w: %s.%s: %d arguments, at most %d", bus.ErrArgumentType, r.e.obj.Type, name, len(args), bus.MaxArgs)
+	if len(args) > wire.MaxArgs {
+		return fmt.Errorf("%w: %s.%s: %d arguments, at most %d", bus.ErrArgumentType, r.e.obj.Type, name, len(args), wire.MaxArgs)
 	}
 	return nil
 }
 
 // op sends the object operation fn with arg, as a task of kind on r's
 // worker, into t.
-func (r *Ref) op(ctx context.Context, kind bus.Kind, fn string, arg any, t pendingCall) {
+func (r *Ref) op(ctx context.Context, kind wire.Kind, fn string, arg any, t pendingCall) {
 	r.e.s.send(ctx, kind, fn, "", arg, t, true)
 	runtime.KeepAlive(r) // dropping the Ref releases the object: not before the call is sent
 }
@@ -497,16 +499,16 @@ func (r *Ref) op(ctx context.Context, kind bus.Kind, fn string, arg any, t pendi
 // (two results or more arrive as a []any, or any struct tagged
 // `msgpack:",as_array"`); a trailing error result is the task's error.
 func Method[T any](ctx context.Context, r *Ref, name string, args ...any) *Task[T] {
-	return method[T](orBackground(ctx), r, bus.KindCall, name, args)
+	return method[T](orBackground(ctx), r, wire.KindCall, name, args)
 }
 
 // ThreadMethod is [Method] for a call that runs concurrently with the
 // worker's other calls, as [Thread] does.
 func ThreadMethod[T any](ctx context.Context, r *Ref, name string, args ...any) *Task[T] {
-	return method[T](orBackground(ctx), r, bus.KindThread, name, args)
+	return method[T](orBackground(ctx), r, wire.KindThread, name, args)
 }
 
-func method[T any](ctx context.Context, r *Ref, kind bus.Kind, name string, args []any) *Task[T] {
+func method[T any](ctx context.Context, r *Ref, kind wire.Kind, name string, args []any) *Task[T] {
 	if err := r.callable(name, args); err != nil {
 		return failed[T](name, err)
 	}
@@ -526,7 +528,7 @@ func orEmpty(args []any) []any {
 // for its result, as [Method] does with [Invoke]'s blocking.
 func (r *Ref) Call(ctx context.Context, name string, args ...any) (any, error) {
 	ctx = orBackground(ctx)
-	return wait(ctx, method[any](ctx, r, bus.KindCall, name, args))
+	return wait(ctx, method[any](ctx, r, wire.KindCall, name, args))
 }
 
 // CallRef calls the method name as [Ref.Call] does, but keeps its result
@@ -539,7 +541,7 @@ func (r *Ref) CallRef(ctx context.Context, name string, args ...any) (*Ref, erro
 		return nil, err
 	}
 	t := refTask{newTask[*Ref](r.e.obj.Type + "." + name), r.e.s, r.e.keep}
-	r.op(ctx, bus.KindCall, "@call", &callArg{Target: r, Method: name, WantRef: true, Args: orEmpty(args)}, t)
+	r.op(ctx, wire.KindCall, "@call", &callArg{Target: r, Method: name, WantRef: true, Args: orEmpty(args)}, t)
 	return wait(ctx, t.Task)
 }
 
@@ -551,7 +553,7 @@ func member[T any](ctx context.Context, r *Ref, fn string, key any) (T, error) {
 		return zero, err
 	}
 	t := newTask[T](memberName(r, fn, key))
-	r.op(ctx, bus.KindCall, fn, &memberArg{Target: r, Key: key}, t)
+	r.op(ctx, wire.KindCall, fn, &memberArg{Target: r, Key: key}, t)
 	return wait(ctx, t)
 }
 
@@ -561,7 +563,7 @@ func memberRef(ctx context.Context, r *Ref, fn string, key any) (*Ref, error) {
 		return nil, err
 	}
 	t := refTask{newTask[*Ref](memberName(r, fn, key)), r.e.s, r.e.keep}
-	r.op(ctx, bus.KindCall, fn, &memberArg{Target: r, Key: key, WantRef: true}, t)
+	r.op(ctx, wire.KindCall, fn, &memberArg{Target: r, Key: key, WantRef: true}, t)
 	return wait(ctx, t.Task)
 }
 
@@ -571,7 +573,7 @@ func setMember(ctx context.Context, r *Ref, fn string, key, value any) error {
 		return err
 	}
 	t := newTask[struct{}](memberName(r, fn, key))
-	r.op(ctx, bus.KindCall, fn, &setArg{Target: r, Key: key, Value: value}, t)
+	r.op(ctx, wire.KindCall, fn, &setArg{Target: r, Key: key, Value: value}, t)
 	_, err := wait(ctx, t)
 	return err
 }
@@ -639,7 +641,7 @@ func Unwrap[T any](ctx context.Context, r *Ref) (T, error) {
 		return zero, err
 	}
 	t := newTask[T](r.e.obj.Type)
-	r.op(ctx, bus.KindCall, "@unwrap", targetArgRef{r}, t)
+	r.op(ctx, wire.KindCall, "@unwrap", targetArgRef{r}, t)
 	return wait(ctx, t)
 }
 
@@ -661,9 +663,9 @@ func (r *Ref) Close() error {
 }
 
 // Object is how the Ref travels: its worker, id and type.
-func (r *Ref) Object() bus.ObjectRef {
+func (r *Ref) Object() wire.ObjectRef {
 	if r == nil || r.ref == nil {
-		return bus.ObjectRef{}
+		return wire.ObjectRef{}
 	}
 	return r.e.obj
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nats-io/nats.go"
 	"os"
 	"runtime"
 	"slices"
@@ -15,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/worker"
 )
@@ -166,7 +169,7 @@ var (
 // refsOf asks worker id, over the bus, for the objects it holds.
 func refsOf(t *testing.T, m *master.Master, id string) []worker.ObjectInfo {
 	t.Helper()
-	msg, err := m.Conn().Request(bus.ControlSubject(id, "refs"), nil, 5*time.Second)
+	msg, err := m.Conn().Request(wire.ControlSubject(id, "refs"), nil, 5*time.Second)
 	if err != nil {
 		t.Fatalf("refs of %s: %v", id, err)
 	}
@@ -488,9 +491,9 @@ func TestRefReleasesAreBatched(t *testing.T) {
 		refs = append(refs, r)
 	}
 	var releases atomic.Int64
-	sub, err := m.Conn().Subscribe(bus.CallSubject(s.ID()), func(msg *nats.Msg) {
-		var c bus.Call
-		if bus.DecodeCall(msg.Data, &c) == nil && c.Function == "@release" {
+	sub, err := m.Conn().Subscribe(wire.CallSubject(s.ID()), func(msg *nats.Msg) {
+		var c wire.Call
+		if wire.DecodeCall(msg.Data, &c) == nil && c.Function == "@release" {
 			releases.Add(1)
 		}
 	})
@@ -602,16 +605,16 @@ func runtimeGC() { runtime.GC() }
 // got; nil stays nil.
 func TestRefDecodeErrors(t *testing.T) {
 	var r *master.Ref
-	if err := bus.Unmarshal([]byte{0xd4, 5, 0}, &r); !errors.Is(err, bus.ErrBadPayload) || !strings.Contains(err.Error(), "got extension 5") {
+	if err := codec.Unmarshal([]byte{0xd4, 5, 0}, &r); !errors.Is(err, bus.ErrBadPayload) || !strings.Contains(err.Error(), "got extension 5") {
 		t.Errorf("extension 5 into a *Ref: %v, want %v naming the extension", err, bus.ErrBadPayload)
 	}
 	r = &master.Ref{}
-	if err := bus.Unmarshal([]byte{0xc0}, &r); err != nil || r != nil {
+	if err := codec.Unmarshal([]byte{0xc0}, &r); err != nil || r != nil {
 		t.Errorf("nil into a *Ref: %v, %v; want nil", r, err)
 	}
 	var x any
-	ref := bus.AppendRef(nil, bus.ObjectRef{Worker: "w-1", ID: 1, Type: "T", Secret: 2})
-	if err := bus.Unmarshal(ref, &x); !errors.Is(err, master.ErrBadCall) {
+	ref := wire.AppendRef(nil, wire.ObjectRef{Worker: "w-1", ID: 1, Type: "T", Secret: 2})
+	if err := codec.Unmarshal(ref, &x); !errors.Is(err, master.ErrBadCall) {
 		t.Errorf("a reference into an any outside a call: %v, want %v", err, master.ErrBadCall)
 	}
 }

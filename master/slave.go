@@ -19,6 +19,8 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
 )
 
@@ -140,8 +142,8 @@ func (s *slave) handle() *Slave {
 func newSlave(m *Master, id string) *slave {
 	return &slave{
 		m: m, id: id,
-		subject:      bus.CallSubject(id),
-		replySubject: bus.ReplySubject(m.id, id),
+		subject:      wire.CallSubject(id),
+		replySubject: wire.ReplySubject(m.id, id),
 		exited:       make(chan struct{}),
 	}
 }
@@ -155,7 +157,7 @@ func (*slave) executor() {}
 // it said hello in: 0, its connection as fresh as its hello. Left to the
 // first heartbeat's answer, a reconnect before that answer went unseen,
 // and the calls it lost waited for ever.
-func (s *slave) sameMemory(h *bus.Hello) {
+func (s *slave) sameMemory(h *wire.Hello) {
 	if d := shm.Domain(); d != "" && h.ShmDomain == d && h.PID > 0 {
 		s.shmPID, s.selfPID = h.PID, uint32(os.Getpid())
 	}
@@ -221,7 +223,7 @@ func (s *slave) onReply(msg *nats.Msg) {
 		}
 		return
 	}
-	if bus.IsReplyChunk(msg.Data) {
+	if wire.IsReplyChunk(msg.Data) {
 		s.replyChunk(msg)
 		return
 	}
@@ -231,7 +233,7 @@ func (s *slave) onReply(msg *nats.Msg) {
 // handleReply handles one reply envelope, sent whole or joined from
 // chunks.
 func (s *slave) handleReply(data []byte) {
-	id, raw, remote, err := bus.DecodeReply(data)
+	id, raw, remote, err := wire.DecodeReply(data)
 	if id == 0 {
 		return // not an answer to a call of ours
 	}
@@ -246,14 +248,14 @@ func (s *slave) handleReply(data []byte) {
 	p := s.takeLocked(id)
 	s.mu.Unlock()
 	if p == nil {
-		if raw != nil && bus.IsRef(raw) {
-			if o, err := bus.DecodeRef(raw); err == nil {
+		if raw != nil && wire.IsRef(raw) {
+			if o, err := wire.DecodeRef(raw); err == nil {
 				s.releaseGrant(o) // nobody waits for this reference
 			}
 		}
 		return // cancelled, or answered already
 	}
-	if s.shmPID != 0 && raw != nil && bus.HasShm(raw) {
+	if s.shmPID != 0 && raw != nil && codec.HasShm(raw) {
 		p.guardShm(raw)
 	}
 	p.resolve(raw, remote, err)
@@ -263,8 +265,8 @@ var codecs = sync.Pool{New: func() any { return new(callCodec) }}
 
 // send publishes one call and registers t for its reply; when watch is
 // set, t is aborted when ctx ends. It fails t when the call cannot be sent.
-func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg any, t pendingCall, watch bool) {
-	c := bus.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
+func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, arg any, t pendingCall, watch bool) {
+	c := wire.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
 	if d, ok := ctx.Deadline(); ok {
 		c.Timeout = time.Until(d)
 		if c.Timeout <= 0 {
@@ -296,7 +298,7 @@ func (s *slave) send(ctx context.Context, kind bus.Kind, fn, argType string, arg
 	c.PID = s.selfPID
 	cc := codecs.Get().(*callCodec)
 	cc.shmPID = s.shmPID
-	data, err := bus.AppendCallWith((*bp)[:0], &c, arg, cc)
+	data, err := wire.AppendCallWith((*bp)[:0], &c, arg, cc)
 	if len(cc.pins) > 0 {
 		t.setPins(cc.pins) // before the call goes: its reply may come at once
 		cc.pins = nil
@@ -423,12 +425,12 @@ func (s *slave) cancelCall(id uint64) {
 	p := s.takeLocked(id)
 	s.mu.Unlock()
 	if p != nil {
-		s.control(bus.KindCancel, id)
+		s.control(wire.KindCancel, id)
 	}
 }
 
-func (s *slave) control(kind bus.Kind, id uint64) error {
-	data, err := bus.AppendCall(nil, &bus.Call{Kind: kind, Master: s.m.id, ID: id}, nil)
+func (s *slave) control(kind wire.Kind, id uint64) error {
+	data, err := wire.AppendCall(nil, &wire.Call{Kind: kind, Master: s.m.id, ID: id}, nil)
 	if err != nil {
 		return err
 	}
@@ -560,9 +562,9 @@ func (s *slave) Close() error {
 // forgets the master. A spawned worker exits.
 func (s *slave) sendClose() error {
 	if s.cmd != nil {
-		return s.control(bus.KindClose, 0)
+		return s.control(wire.KindClose, 0)
 	}
-	data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindClose, Master: s.m.id, ID: closeID}, nil)
+	data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindClose, Master: s.m.id, ID: closeID}, nil)
 	if err != nil {
 		return err
 	}
@@ -622,7 +624,7 @@ func (s *slave) lose(why error) {
 	s.mu.Unlock()
 	if s.cmd == nil {
 		// Not ours to kill: tell it we are gone, and let go.
-		s.control(bus.KindClose, 0)
+		s.control(wire.KindClose, 0)
 		s.end()
 		return
 	}
@@ -669,7 +671,7 @@ func (s *slave) settle() {
 // those still pending with [bus.ErrClosed]). It is for a worker the master
 // spawned.
 func (s *slave) Detach(ctx context.Context) error {
-	if err := s.ownerRequest(ctx, bus.KindDetach); err != nil {
+	if err := s.ownerRequest(ctx, wire.KindDetach); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -689,7 +691,7 @@ func (s *slave) Detach(ctx context.Context) error {
 // other masters then reach the worker with [Connect] and [WithServerID].
 // It is for a worker the master spawned.
 func (s *slave) Persist(ctx context.Context) error {
-	if err := s.ownerRequest(ctx, bus.KindPersist); err != nil {
+	if err := s.ownerRequest(ctx, wire.KindPersist); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -700,7 +702,7 @@ func (s *slave) Persist(ctx context.Context) error {
 
 // ownerRequest sends the worker a request only its owner may, and waits
 // for its acknowledgement.
-func (s *slave) ownerRequest(ctx context.Context, kind bus.Kind) error {
+func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
 	if s == nil || s.m == nil {
 		return fmt.Errorf("%w: %s on a nil or zero Slave", ErrBadCall, kind)
 	}
@@ -717,7 +719,7 @@ func (s *slave) ownerRequest(ctx context.Context, kind bus.Kind) error {
 	// and then it must not be killed as ours.
 	s.outlives = true
 	s.mu.Unlock()
-	data, err := bus.AppendCall(nil, &bus.Call{Kind: kind, Master: s.m.id}, nil)
+	data, err := wire.AppendCall(nil, &wire.Call{Kind: kind, Master: s.m.id}, nil)
 	if err != nil {
 		return err
 	}
@@ -725,7 +727,7 @@ func (s *slave) ownerRequest(ctx context.Context, kind bus.Kind) error {
 	if err != nil {
 		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
 	}
-	_, _, remote, err := bus.DecodeReply(msg.Data)
+	_, _, remote, err := wire.DecodeReply(msg.Data)
 	if err != nil {
 		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
 	}

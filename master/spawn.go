@@ -15,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/natsauth"
+	"github.com/processional/processional/internal/wire"
 )
 
 // SpawnOption configures [Master.Spawn]. An option refuses a bad value
@@ -40,7 +42,7 @@ type spawnOptions struct {
 // calls.
 func InPool(name string) SpawnOption {
 	return func(o *spawnOptions) error {
-		if !bus.ValidID(name) {
+		if !wire.ValidID(name) {
 			return fmt.Errorf("%w: pool name %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, name)
 		}
 		o.pool = name
@@ -119,7 +121,7 @@ func WithEnv(env ...string) SpawnOption {
 // (proc.<id>.…). The default is a random "w-…" id.
 func WithID(id string) SpawnOption {
 	return func(o *spawnOptions) error {
-		if !bus.ValidID(id) {
+		if !wire.ValidID(id) {
 			return fmt.Errorf("%w: worker id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
 		}
 		o.id = id
@@ -184,7 +186,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		o.binary, o.args = exe, os.Args[1:]
 	}
 	if o.id == "" {
-		o.id = bus.NewID("w")
+		o.id = wire.NewID("w")
 	}
 	if err := m.startSpawn(o.id); err != nil {
 		return nil, err
@@ -193,7 +195,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 
 	s := newSlave(m, o.id)
 	hello := make(chan *nats.Msg, 1)
-	hsub, err := m.nc.ChanSubscribe(bus.HelloSubject(m.id, o.id), hello)
+	hsub, err := m.nc.ChanSubscribe(wire.HelloSubject(m.id, o.id), hello)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
 	}
@@ -206,8 +208,8 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
 	}
 
-	cfg := bus.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
-		Hello: bus.HelloSubject(m.id, o.id), Version: bus.Version(), PID: os.Getpid(), MaxValue: m.maxValue, Pool: o.pool, MaxPending: o.maxPending,
+	cfg := wire.WorkerConfig{URL: m.url, Token: m.token, Worker: o.id, Master: m.id,
+		Hello: wire.HelloSubject(m.id, o.id), Version: wire.Version(), PID: os.Getpid(), MaxValue: m.maxValue, Pool: o.pool, MaxPending: o.maxPending,
 		User: m.files.User, Password: m.files.Password, Creds: m.files.Creds, TLSCert: m.files.Cert, TLSKey: m.files.Key, TLSCA: m.files.CA}
 	if o.auth != nil {
 		cfg.User, cfg.Password, cfg.Creds = o.auth.User, o.auth.Password, o.auth.Creds
@@ -227,7 +229,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	// A signal worker.Main catches, not SIGKILL, on the master's death: the
 	// worker then kills its whole process group, so that its own children
 	// go too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: bus.ParentDeathSignal}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: wire.ParentDeathSignal}
 	var startErr error
 	m.onSpawner(func() { startErr = cmd.Start() })
 	outW.Close() // the child's now
@@ -248,8 +250,8 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	var fail error
 	select {
 	case msg := <-hello:
-		var h bus.Hello
-		if err := bus.Unmarshal(msg.Data, &h); err != nil {
+		var h wire.Hello
+		if err := codec.Unmarshal(msg.Data, &h); err != nil {
 			fail = fmt.Errorf("%w: worker %s said an undecodable hello: %v", bus.ErrBadPayload, o.id, err)
 		} else if err := h.Check(); err != nil {
 			fail = err
@@ -300,7 +302,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 // whose main did not call worker.Main: left to go on, it would spawn
 // itself again and again.
 func refuseNestedSpawn() {
-	if _, ok := os.LookupEnv(bus.EnvWorker); ok {
+	if _, ok := os.LookupEnv(wire.EnvWorker); ok {
 		fmt.Fprintf(os.Stderr, "processional: this process was spawned as a worker, but its main did not call worker.Main() first thing: refusing to spawn a worker of its own\n")
 		os.Exit(3)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/lazyctx"
 )
 
@@ -60,7 +61,7 @@ type shmGuard struct {
 
 func dropUndecoded(g *shmGuard) {
 	if !g.decoded.Load() {
-		bus.DropTransits(g.raw)
+		codec.DropTransits(g.raw)
 	}
 }
 
@@ -143,7 +144,7 @@ func (t *Task[T]) outcome() (T, error) {
 		if t.raw == nil {
 			return
 		}
-		if err := bus.Unmarshal(t.raw, &t.val); err != nil {
+		if err := codec.Unmarshal(t.raw, &t.val); err != nil {
 			t.err = fmt.Errorf("%w: %s: result does not decode into %T: %v", bus.ErrResultType, t.name, t.val, err)
 		}
 		t.raw = nil
@@ -154,7 +155,7 @@ func (t *Task[T]) outcome() (T, error) {
 		if t.shm != nil {
 			t.shm.decoded.Store(true)
 			if t.err != nil {
-				bus.DropTransits(t.shm.raw)
+				codec.DropTransits(t.shm.raw)
 			}
 		}
 	})

@@ -13,6 +13,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
 	"github.com/processional/processional/worker"
 )
@@ -27,7 +29,7 @@ func shmRef(t *testing.T, name string, off, n uint64) msgpack.RawMessage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]byte{0xc7, byte(len(body)), byte(bus.ShmExtType)}, body...)
+	return append([]byte{0xc7, byte(len(body)), byte(codec.ShmExtType)}, body...)
 }
 
 func TestCraftedShmReferences(t *testing.T) {
@@ -50,11 +52,11 @@ func TestCraftedShmReferences(t *testing.T) {
 		{"a length past the end", shmRef(t, name, 8, 57), shm.ErrRange, []string{"which has 64"}},
 		{"a huge length", shmRef(t, name, 0, 1<<62), shm.ErrRange, nil},
 		{"an offset over an int", shmRef(t, name, 1<<63, 1), shm.ErrRange, nil},
-		{"a truncated extension", msgpack.RawMessage{0xc7, 40, byte(bus.ShmExtType), 0x94}, bus.ErrArgumentType, []string{"EOF"}},
+		{"a truncated extension", msgpack.RawMessage{0xc7, 40, byte(codec.ShmExtType), 0x94}, bus.ErrArgumentType, []string{"EOF"}},
 		{"another extension", msgpack.RawMessage{0xd4, 9, 0}, bus.ErrArgumentType, nil},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			_, re := h.call(t, bus.Call{ID: 1, Function: "worker_test.shmLen"}, tc.arg)
+			_, re := h.call(t, wire.Call{ID: 1, Function: "worker_test.shmLen"}, tc.arg)
 			if re == nil || !errors.Is(re, tc.want) {
 				t.Fatalf("reply %v, want %v", re, tc.want)
 			}
@@ -66,9 +68,9 @@ func TestCraftedShmReferences(t *testing.T) {
 		})
 	}
 	// A well-formed reference works, and the worker survived the rest.
-	raw, re := h.call(t, bus.Call{ID: 2, Function: "worker_test.shmLen"}, shmRef(t, name, 8, 16))
+	raw, re := h.call(t, wire.Call{ID: 2, Function: "worker_test.shmLen"}, shmRef(t, name, 8, 16))
 	var n int
-	if re != nil || bus.Unmarshal(raw, &n) != nil || n != 16 {
+	if re != nil || codec.Unmarshal(raw, &n) != nil || n != 16 {
 		t.Fatalf("a good reference: %v, %v", n, re)
 	}
 }
@@ -76,12 +78,12 @@ func TestCraftedShmReferences(t *testing.T) {
 // chunk builds the envelope of chunk index of count of a call of total
 // bytes from master.
 func chunk(id uint64, index, count uint32, total uint64, data []byte) []byte {
-	return bus.AppendCallChunk(nil, &bus.Chunk{Master: master, ID: id, Index: index, Count: count, Total: total, Data: data})
+	return wire.AppendCallChunk(nil, &wire.Chunk{Master: master, ID: id, Index: index, Count: count, Total: total, Data: data})
 }
 
 func TestBadChunkStreams(t *testing.T) {
 	h := start(t, worker.WithMaxValue(1<<20))
-	whole := encodeCall(t, bus.Call{Kind: bus.KindCall, Master: master, ID: 9, Function: "worker_test.echo", ArgType: "string"}, strings.Repeat("x", 300))
+	whole := encodeCall(t, wire.Call{Kind: wire.KindCall, Master: master, ID: 9, Function: "worker_test.echo", ArgType: "string"}, strings.Repeat("x", 300))
 	third := len(whole) / 3
 	parts := [][]byte{whole[:third], whole[third : 2*third], whole[2*third:]}
 	total := uint64(len(whole))
@@ -94,7 +96,7 @@ func TestBadChunkStreams(t *testing.T) {
 		if len(msg.Data) == 0 {
 			return nil
 		}
-		_, _, re, err := bus.DecodeReply(msg.Data)
+		_, _, re, err := wire.DecodeReply(msg.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +146,7 @@ func TestBadChunkStreams(t *testing.T) {
 	})
 	t.Run("a good stream", func(t *testing.T) {
 		replies := make(chan *nats.Msg, 1)
-		sub, err := h.nc.ChanSubscribe(bus.ReplySubject(master, h.id), replies)
+		sub, err := h.nc.ChanSubscribe(wire.ReplySubject(master, h.id), replies)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,9 +163,9 @@ func TestBadChunkStreams(t *testing.T) {
 		}
 		select {
 		case msg := <-replies:
-			id, raw, re, err := bus.DecodeReply(msg.Data)
+			id, raw, re, err := wire.DecodeReply(msg.Data)
 			var got string
-			if err != nil || re != nil || id != 9 || bus.Unmarshal(raw, &got) != nil || got != strings.Repeat("x", 300) {
+			if err != nil || re != nil || id != 9 || codec.Unmarshal(raw, &got) != nil || got != strings.Repeat("x", 300) {
 				t.Fatalf("the joined call's reply: id %d, %v, %v", id, re, err)
 			}
 		case <-time.After(timeout):

@@ -11,6 +11,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/wire"
 )
 
 // joining is a call arriving in chunks, or the error that ended it, kept
@@ -25,8 +26,8 @@ type joining struct {
 // runs on the call subscription's goroutine, so the joined call keeps its
 // place among the master's calls.
 func (w *Worker) chunk(req micro.Request) {
-	var c bus.Chunk
-	if err := bus.DecodeCallChunk(req.Data(), &c); err != nil {
+	var c wire.Chunk
+	if err := wire.DecodeCallChunk(req.Data(), &c); err != nil {
 		w.ackChunk(req, 0, err)
 		return
 	}
@@ -68,7 +69,7 @@ func (w *Worker) chunk(req micro.Request) {
 		return
 	}
 	if done {
-		w.handleJoined(jn.j.Bytes(), bus.ReplySubject(c.Master, w.id))
+		w.handleJoined(jn.j.Bytes(), wire.ReplySubject(c.Master, w.id))
 	}
 	w.ackChunk(req, c.ID, nil)
 }
@@ -80,7 +81,7 @@ func (w *Worker) ackChunk(req micro.Request, id uint64, err error) {
 		return
 	}
 	if err != nil {
-		req.Respond(bus.AppendErrorReply(nil, id, bus.NewRemoteError(w.id, "", err)))
+		req.Respond(wire.AppendErrorReply(nil, id, wire.NewRemoteError(w.id, "", err)))
 		return
 	}
 	req.Respond(nil)
@@ -96,13 +97,13 @@ const chunkAckTimeout = 10 * time.Second
 func (w *Worker) sendChunked(reply string, id uint64, function string, out []byte) []byte {
 	if uint64(len(out)) > w.maxValue {
 		err := fmt.Errorf("%w: the result of %s is %d bytes, over the limit of %d (worker.WithMaxValue)", bus.ErrTooBig, function, len(out), w.maxValue)
-		out = bus.AppendErrorReply(out[:0], id, bus.NewRemoteError(w.id, function, err))
+		out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
 		w.nc.Publish(reply, out)
 		return out
 	}
-	err := chunks.Send(context.Background(), w.nc, reply, out, chunkAckTimeout, nil, func(dst []byte, c *bus.Chunk) []byte {
+	err := chunks.Send(context.Background(), w.nc, reply, out, chunkAckTimeout, nil, func(dst []byte, c *wire.Chunk) []byte {
 		c.ID = id
-		return bus.AppendReplyChunk(dst, c)
+		return wire.AppendReplyChunk(dst, c)
 	})
 	var re *bus.RemoteError
 	if errors.As(err, &re) || errors.Is(err, nats.ErrConnectionClosed) {
@@ -112,7 +113,7 @@ func (w *Worker) sendChunked(reply string, id uint64, function string, out []byt
 		// The master stopped acknowledging (or no longer listens): a lost
 		// peer, not a size problem. Tell it, should it listen again.
 		err = fmt.Errorf("%w: master stopped taking the chunks of the result of %s (%d bytes): %v", bus.ErrWorkerLost, function, len(out), err)
-		w.nc.Publish(reply, bus.AppendErrorReply(out[:0], id, bus.NewRemoteError(w.id, function, err)))
+		w.nc.Publish(reply, wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err)))
 	}
 	return out
 }

@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
-
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // PendingCall describes a call the worker has queued or is running, for
@@ -39,7 +38,7 @@ func (w *Worker) Pending() []PendingCall {
 		}
 		for _, list := range [][]*call{q.batch, q.items} {
 			for _, cl := range list {
-				if cl != nil && cl != q.current && cl.kind != bus.KindClose {
+				if cl != nil && cl != q.current && cl.kind != wire.KindClose {
 					add(cl, "queued")
 				}
 			}

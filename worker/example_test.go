@@ -7,6 +7,8 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -45,27 +47,27 @@ func ExampleServe() {
 		return
 	}
 	defer mc.Close()
-	req, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindCall, Master: "m-example", ID: 1,
-		Function: Double.Name(), ArgType: Double.ArgTypeName()}, 21)
+	req, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindCall, Master: "m-example", ID: 1,
+		Function: Double.Name(), ArgType: "int"}, 21)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	msg, err := mc.Request(bus.CallSubject(w.ID()), req, 5*time.Second)
+	msg, err := mc.Request(wire.CallSubject(w.ID()), req, 5*time.Second)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	_, raw, remote, err := bus.DecodeReply(msg.Data)
+	_, raw, remote, err := wire.DecodeReply(msg.Data)
 	if err != nil || remote != nil {
 		fmt.Println(remote, err)
 		return
 	}
 	var n int
-	if err := bus.Unmarshal(raw, &n); err != nil {
+	if err := codec.Unmarshal(raw, &n); err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(bus.CallSubject(w.ID()), n)
+	fmt.Println(wire.CallSubject(w.ID()), n)
 	// Output: proc.w-example.call 42
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // FuzzOperations sends crafted arguments to every object operation, on a
@@ -19,7 +20,7 @@ func FuzzOperations(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	target := bus.AppendRef(nil, ref)
+	target := wire.AppendRef(nil, ref)
 	seed := func(v any) {
 		b, err := msgpack.Marshal(v)
 		if err != nil {

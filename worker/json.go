@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/registry"
+	"github.com/processional/processional/internal/wire"
 )
 
 // JSON calls. Every registered function is an endpoint of the worker's
@@ -33,7 +35,7 @@ var badEndpointChar = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 // queue group.
 func (w *Worker) addJSONEndpoints(pool string) error {
 	used := map[string]bool{}
-	for _, fn := range bus.Functions() {
+	for _, fn := range registry.Functions() {
 		name := "json-" + badEndpointChar.ReplaceAllString(fn.Name(), "_")
 		for base, i := name, 2; used[name]; i++ {
 			name = fmt.Sprintf("%s-%d", base, i)
@@ -41,17 +43,17 @@ func (w *Worker) addJSONEndpoints(pool string) error {
 		used[name] = true
 		fn := fn
 		err := w.svc.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) { w.jsonCall(fn, req) }),
-			micro.WithEndpointSubject(bus.JSONSubject(w.id, fn.Name())),
+			micro.WithEndpointSubject(wire.JSONSubject(w.id, fn.Name())),
 			micro.WithEndpointMetadata(map[string]string{
 				"format":   "json",
 				"function": fn.Name(),
 				"argument": fn.ArgType().String(),
 				"result":   fn.ResultType().String(),
-				"protocol": fmt.Sprint(bus.Version()),
+				"protocol": fmt.Sprint(wire.Version()),
 			}))
 		if err == nil && pool != "" {
 			err = w.svc.AddEndpoint("pool-"+name, micro.HandlerFunc(func(req micro.Request) { w.jsonCall(fn, req) }),
-				micro.WithEndpointSubject(bus.PoolJSONSubject(pool, fn.Name())),
+				micro.WithEndpointSubject(wire.PoolJSONSubject(pool, fn.Name())),
 				micro.WithEndpointQueueGroup("pool-"+pool),
 				micro.WithEndpointMetadata(map[string]string{"format": "json", "function": fn.Name(), "pool": pool}))
 		}
@@ -63,7 +65,7 @@ func (w *Worker) addJSONEndpoints(pool string) error {
 }
 
 // jsonCall runs one JSON call, in its endpoint's goroutine.
-func (w *Worker) jsonCall(fn *bus.Function, req micro.Request) {
+func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
@@ -94,10 +96,10 @@ func (w *Worker) jsonCall(fn *bus.Function, req micro.Request) {
 	req.Respond(body)
 }
 
-func invokeJSON(ctx context.Context, fn *bus.Function, body []byte) (res any, err error) {
+func invokeJSON(ctx context.Context, fn *registry.Function, body []byte) (res any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = bus.NewPanicError(r)
+			err = wire.NewPanicError(r)
 		}
 	}()
 	return fn.InvokeJSON(ctx, body)
@@ -105,8 +107,8 @@ func invokeJSON(ctx context.Context, fn *bus.Function, body []byte) (res any, er
 
 // jsonError answers err: the micro error headers, and the error envelope's
 // fields as a JSON body.
-func (w *Worker) jsonError(req micro.Request, fn *bus.Function, code string, err error) {
-	re := bus.NewRemoteError(w.id, fn.Name(), err)
+func (w *Worker) jsonError(req micro.Request, fn *registry.Function, code string, err error) {
+	re := wire.NewRemoteError(w.id, fn.Name(), err)
 	body, _ := json.Marshal(re) // strings only
 	req.Error(code, re.Message, body)
 }

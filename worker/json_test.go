@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -16,7 +17,7 @@ func TestJSONCalls(t *testing.T) {
 	h := start(t)
 	req := func(function, body string) (string, string, string) {
 		t.Helper()
-		msg, err := h.nc.Request(bus.JSONSubject(h.id, function), []byte(body), timeout)
+		msg, err := h.nc.Request(wire.JSONSubject(h.id, function), []byte(body), timeout)
 		if err != nil {
 			t.Fatalf("%s %s: %v", function, body, err)
 		}
@@ -63,18 +64,18 @@ func TestDiagnosisVerbs(t *testing.T) {
 	// A call running, one queued behind it, and a concurrent one.
 	k1, g1 := newGate(t)
 	k3, g3 := newGate(t)
-	send := func(kind bus.Kind, id uint64, function string, arg any) {
-		h.nc.Publish(h.subject(), encodeCall(t, bus.Call{Kind: kind, Master: master, ID: id, Function: function, ArgType: "string"}, arg))
+	send := func(kind wire.Kind, id uint64, function string, arg any) {
+		h.nc.Publish(h.subject(), encodeCall(t, wire.Call{Kind: kind, Master: master, ID: id, Function: function, ArgType: "string"}, arg))
 	}
-	send(bus.KindCall, 1, "worker_test.block", k1)
-	send(bus.KindCall, 2, "worker_test.echo", "queued")
-	send(bus.KindThread, 3, "worker_test.block", k3)
+	send(wire.KindCall, 1, "worker_test.block", k1)
+	send(wire.KindCall, 2, "worker_test.echo", "queued")
+	send(wire.KindThread, 3, "worker_test.block", k3)
 	g1.waitStarted(t)
 	g3.waitStarted(t)
 	var pending []worker.PendingCall
 	deadline := time.Now().Add(timeout)
 	for {
-		msg, err := h.nc.Request(bus.ControlSubject(h.id, "pending"), nil, timeout)
+		msg, err := h.nc.Request(wire.ControlSubject(h.id, "pending"), nil, timeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +103,7 @@ func TestDiagnosisVerbs(t *testing.T) {
 			t.Errorf("call %d: %q, want %q", id, states[id], w)
 		}
 	}
-	msg, err := h.nc.Request(bus.ControlSubject(h.id, "stack"), nil, timeout)
+	msg, err := h.nc.Request(wire.ControlSubject(h.id, "stack"), nil, timeout)
 	if err != nil || !strings.Contains(string(msg.Data), "goroutine ") || !strings.Contains(string(msg.Data), "worker_test") {
 		t.Fatalf("stack: %v\n%.400s", err, msg.Data)
 	}
@@ -113,9 +114,9 @@ func TestDiagnosisVerbs(t *testing.T) {
 func TestFunctionStats(t *testing.T) {
 	h := start(t)
 	for i := range 3 {
-		h.call(t, bus.Call{ID: uint64(i + 1), Function: "worker_test.sum"}, []int{1, 2})
+		h.call(t, wire.Call{ID: uint64(i + 1), Function: "worker_test.sum"}, []int{1, 2})
 	}
-	h.call(t, bus.Call{ID: 9, Function: "worker_test.fail"}, 1)
+	h.call(t, wire.Call{ID: 9, Function: "worker_test.fail"}, 1)
 	msg, err := h.nc.Request("$SRV.STATS.processional", nil, timeout) // the only worker on this server
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 )
 
 // leaseTick is how often the worker looks for lapsed leases: a lapse is
@@ -40,7 +42,7 @@ type leaseStats struct {
 // of calls never delays it.
 func (w *Worker) heartbeat(req micro.Request) {
 	c := &w.hbScratch // heartbeat runs on its one subscription's goroutine
-	if err := bus.DecodeCall(req.Data(), c); err != nil || c.Kind != bus.KindHeartbeat || c.Timeout <= 0 || c.Master == "" {
+	if err := wire.DecodeCall(req.Data(), c); err != nil || c.Kind != wire.KindHeartbeat || c.Timeout <= 0 || c.Master == "" {
 		w.stats.ignored.Add(1)
 		return
 	}
@@ -66,7 +68,7 @@ func (w *Worker) heartbeat(req micro.Request) {
 		bp := buffers.Get().(*[]byte)
 		// The reply's id is the worker's connection epoch: a master that
 		// sees it change knows calls in flight may have been lost.
-		out, _ := bus.AppendReply((*bp)[:0], w.epoch.Load(), w.id) // a string always encodes
+		out, _ := wire.AppendReply((*bp)[:0], w.epoch.Load(), w.id) // a string always encodes
 		w.nc.Publish(reply, out)
 		*bp = out
 		buffers.Put(bp)
@@ -157,7 +159,7 @@ func (w *Worker) Leases() map[string]time.Duration {
 // hello answers the worker's Hello, for a master that connects to a
 // worker it did not spawn.
 func (w *Worker) hello(req micro.Request) {
-	data, err := bus.Marshal(bus.NewHello(w.id))
+	data, err := codec.Marshal(wire.NewHello(w.id))
 	if err != nil {
 		req.Error("500", err.Error(), nil)
 		return

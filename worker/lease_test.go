@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -17,17 +19,17 @@ import (
 // for the worker's acknowledgement.
 func (h *harness) beat(t *testing.T, master string, length time.Duration) {
 	t.Helper()
-	data := encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: master, Timeout: length}, nil)
-	msg, err := h.nc.Request(bus.HeartbeatSubject(h.id), data, timeout)
+	data := encodeCall(t, wire.Call{Kind: wire.KindHeartbeat, Master: master, Timeout: length}, nil)
+	msg, err := h.nc.Request(wire.HeartbeatSubject(h.id), data, timeout)
 	if err != nil {
 		t.Fatalf("heartbeat: %v", err)
 	}
-	id, raw, re, err := bus.DecodeReply(msg.Data)
+	id, raw, re, err := wire.DecodeReply(msg.Data)
 	if err != nil || re != nil || id != 0 {
 		t.Fatalf("heartbeat ack: %d, %v, %v", id, re, err)
 	}
 	var worker string
-	if err := bus.Unmarshal(raw, &worker); err != nil || worker != h.id {
+	if err := codec.Unmarshal(raw, &worker); err != nil || worker != h.id {
 		t.Fatalf("heartbeat ack names %q, %v; want %q", worker, err, h.id)
 	}
 }
@@ -43,10 +45,10 @@ func TestLeaseLapses(t *testing.T) {
 	queued, gq := newGate(t)
 	concurrent, gc := newGate(t)
 	otherKey, gOther := newGate(t)
-	in.send(t, bus.Call{Kind: bus.KindCall, Master: owner, ID: 1, Function: "worker_test.block"}, running)
-	in.send(t, bus.Call{Kind: bus.KindCall, Master: owner, ID: 2, Function: "worker_test.block"}, queued)
-	in.send(t, bus.Call{Kind: bus.KindThread, Master: owner, ID: 3, Function: "worker_test.block"}, concurrent)
-	in.send(t, bus.Call{Kind: bus.KindCall, Master: other, ID: 4, Function: "worker_test.block"}, otherKey)
+	in.send(t, wire.Call{Kind: wire.KindCall, Master: owner, ID: 1, Function: "worker_test.block"}, running)
+	in.send(t, wire.Call{Kind: wire.KindCall, Master: owner, ID: 2, Function: "worker_test.block"}, queued)
+	in.send(t, wire.Call{Kind: wire.KindThread, Master: owner, ID: 3, Function: "worker_test.block"}, concurrent)
+	in.send(t, wire.Call{Kind: wire.KindCall, Master: other, ID: 4, Function: "worker_test.block"}, otherKey)
 	g.waitStarted(t)
 	gc.waitStarted(t)
 	gOther.waitStarted(t)
@@ -98,10 +100,10 @@ func TestHeartbeatNeverWaitsBehindCalls(t *testing.T) {
 	h := start(t)
 	in := h.inbox(t)
 	key, g := newGate(t)
-	in.send(t, bus.Call{Kind: bus.KindCall, ID: 1, Function: "worker_test.block"}, key)
+	in.send(t, wire.Call{Kind: wire.KindCall, ID: 1, Function: "worker_test.block"}, key)
 	g.waitStarted(t)
 	for i := range 1000 {
-		in.send(t, bus.Call{Kind: bus.KindCall, ID: uint64(i + 2), Function: "worker_test.echo"}, "x")
+		in.send(t, wire.Call{Kind: wire.KindCall, ID: uint64(i + 2), Function: "worker_test.echo"}, "x")
 	}
 	h.beat(t, master, time.Second) // fails after `timeout` if it waits for the gate
 	if _, ok := h.w.Leases()[master]; !ok {
@@ -114,10 +116,10 @@ func TestBadHeartbeatsAreIgnored(t *testing.T) {
 	h := start(t)
 	for _, data := range [][]byte{
 		[]byte("garbage"),
-		encodeCall(t, bus.Call{Kind: bus.KindCall, Master: master}, nil),                  // not a heartbeat
-		encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: master, Timeout: 0}, nil), // no lease length
+		encodeCall(t, wire.Call{Kind: wire.KindCall, Master: master}, nil),                  // not a heartbeat
+		encodeCall(t, wire.Call{Kind: wire.KindHeartbeat, Master: master, Timeout: 0}, nil), // no lease length
 	} {
-		if _, err := h.nc.Request(bus.HeartbeatSubject(h.id), data, 100*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
+		if _, err := h.nc.Request(wire.HeartbeatSubject(h.id), data, 100*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
 			t.Fatalf("a bad heartbeat was answered: %v", err)
 		}
 	}
@@ -160,24 +162,24 @@ func TestLapsedMasterIsToldAndClosedOneIgnored(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Its next heartbeat is answered with ErrLeaseLapsed, not a new lease.
-	data := encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: "m-lapsing", Timeout: time.Second}, nil)
-	msg, err := h.nc.Request(bus.HeartbeatSubject(h.id), data, timeout)
+	data := encodeCall(t, wire.Call{Kind: wire.KindHeartbeat, Master: "m-lapsing", Timeout: time.Second}, nil)
+	msg, err := h.nc.Request(wire.HeartbeatSubject(h.id), data, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, re, err := bus.DecodeReply(msg.Data); err != nil || !is(re, bus.ErrLeaseLapsed) {
+	if _, _, re, err := wire.DecodeReply(msg.Data); err != nil || !is(re, bus.ErrLeaseLapsed) {
 		t.Fatalf("heartbeat after the lapse: %v, %v; want ErrLeaseLapsed", re, err)
 	}
 	if _, ok := h.w.Leases()["m-lapsing"]; ok {
 		t.Fatal("a lapsed master got its lease back")
 	}
 	// Nor do its calls run, leaseless.
-	if _, re := h.call(t, bus.Call{Master: "m-lapsing", ID: 3, Function: "worker_test.echo"}, "x"); !is(re, bus.ErrLeaseLapsed) {
+	if _, re := h.call(t, wire.Call{Master: "m-lapsing", ID: 3, Function: "worker_test.echo"}, "x"); !is(re, bus.ErrLeaseLapsed) {
 		t.Fatalf("a call from a lapsed master: %v, want ErrLeaseLapsed", re)
 	}
 	// Only the owner detaches or persists its worker.
-	for _, kind := range []bus.Kind{bus.KindDetach, bus.KindPersist} {
-		if _, re := h.call(t, bus.Call{Kind: kind, Master: "m-intruder", ID: 4}, nil); !is(re, bus.ErrNotOwner) {
+	for _, kind := range []wire.Kind{wire.KindDetach, wire.KindPersist} {
+		if _, re := h.call(t, wire.Call{Kind: kind, Master: "m-intruder", ID: 4}, nil); !is(re, bus.ErrNotOwner) {
 			t.Fatalf("%s from another master: %v, want ErrNotOwner", kind, re)
 		}
 	}
@@ -186,9 +188,9 @@ func TestLapsedMasterIsToldAndClosedOneIgnored(t *testing.T) {
 	}
 	// A master that closed: its late heartbeats give it no lease.
 	h.beat(t, master, time.Second)
-	h.call(t, bus.Call{Kind: bus.KindClose, ID: 9}, nil)
-	data = encodeCall(t, bus.Call{Kind: bus.KindHeartbeat, Master: master, Timeout: time.Second}, nil)
-	if err := h.nc.Publish(bus.HeartbeatSubject(h.id), data); err != nil {
+	h.call(t, wire.Call{Kind: wire.KindClose, ID: 9}, nil)
+	data = encodeCall(t, wire.Call{Kind: wire.KindHeartbeat, Master: master, Timeout: time.Second}, nil)
+	if err := h.nc.Publish(wire.HeartbeatSubject(h.id), data); err != nil {
 		t.Fatal(err)
 	}
 	h.beat(t, "m-other", time.Second) // after the stray heartbeat, in order

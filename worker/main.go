@@ -14,8 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/natsauth"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
 )
 
@@ -32,7 +33,7 @@ import (
 // replied. The worker also stops when its connection to the master's server
 // is lost for good, when its master's lease lapses, and on SIGTERM (after
 // its running calls). The parent-death signal its master armed
-// ([bus.ParentDeathSignal]) kills the worker's process group at once: the
+// ([wire.ParentDeathSignal]) kills the worker's process group at once: the
 // worker and whatever it started. When the worker cannot
 // start, Main reports why on stderr and exits the process with status 2.
 //
@@ -41,12 +42,12 @@ import (
 // followed by "." and its id (`processional bench --cpuprofile F` sets it
 // to F.worker); a worker killed outright writes none.
 func Main() bool {
-	cfg, ok, err := bus.WorkerConfigFromEnv()
+	cfg, ok, err := wire.WorkerConfigFromEnv()
 	if !ok {
 		return false
 	}
 	// A worker may spawn workers of its own: they get their own config.
-	os.Unsetenv(bus.EnvWorker)
+	os.Unsetenv(wire.EnvWorker)
 	stopProfile := func() {}
 	if path := os.Getenv(EnvCPUProfile); path != "" && cfg != nil {
 		stop, perr := startCPUProfile(path + "." + cfg.Worker)
@@ -85,7 +86,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
+func serveMain(cfg *wire.WorkerConfig, cfgErr error) error {
 	if cfg == nil {
 		return cfgErr
 	}
@@ -96,7 +97,7 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	// unless the master made the worker outlive it. A broken stdout (the
 	// master's end of the pipe gone) must not kill such a worker either.
 	pdeath := make(chan os.Signal, 1)
-	signal.Notify(pdeath, bus.ParentDeathSignal)
+	signal.Notify(pdeath, wire.ParentDeathSignal)
 	defer signal.Stop(pdeath)
 	brokenPipe := make(chan os.Signal, 1) // caught, so that it kills no one
 	signal.Notify(brokenPipe, syscall.SIGPIPE)
@@ -150,7 +151,7 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	defer nc.Close()
 	if cfgErr != nil {
 		// Tell the master why, in the hello it waits for, then give up.
-		h := bus.NewHello(cfg.Worker)
+		h := wire.NewHello(cfg.Worker)
 		h.Error = cfgErr.Error()
 		sayHello(nc, cfg.Hello, h)
 		return cfgErr
@@ -173,7 +174,7 @@ func serveMain(cfg *bus.WorkerConfig, cfgErr error) error {
 	outlivesMu.Lock()
 	outlives = w.Persistent
 	outlivesMu.Unlock()
-	if err := sayHello(nc, cfg.Hello, bus.NewHello(cfg.Worker)); err != nil {
+	if err := sayHello(nc, cfg.Hello, wire.NewHello(cfg.Worker)); err != nil {
 		w.Abort()
 		return fmt.Errorf("worker %s: hello: %w", cfg.Worker, err)
 	}
@@ -204,7 +205,7 @@ const giveUpAttempts = 20
 // run by a wrapper script that did not exec is not the master's child
 // either, but its master lives.) A wrapper must exec the worker binary:
 // the parent-death signal reaches the master's direct child only.
-func orphaned(cfg *bus.WorkerConfig) bool {
+func orphaned(cfg *wire.WorkerConfig) bool {
 	if cfg.PID == 0 || os.Getppid() == cfg.PID {
 		return false
 	}
@@ -224,8 +225,8 @@ func killGroup() {
 	os.Exit(1)
 }
 
-func sayHello(nc *nats.Conn, subject string, h *bus.Hello) error {
-	data, err := bus.Marshal(h)
+func sayHello(nc *nats.Conn, subject string, h *wire.Hello) error {
+	data, err := codec.Marshal(h)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -76,7 +78,7 @@ type gate struct {
 var gates sync.Map // key → *gate
 
 func newGate(t *testing.T) (key string, g *gate) {
-	key = bus.NewID("gate")
+	key = wire.NewID("gate")
 	g = &gate{started: make(chan struct{}), release: make(chan struct{}), ended: make(chan error, 1)}
 	gates.Store(key, g)
 	// Registered after the worker's cleanup, so it runs first: a failed
@@ -138,7 +140,7 @@ type callLog struct {
 var logs sync.Map // key → *callLog
 
 func newLog(t *testing.T) (string, *callLog) {
-	key := bus.NewID("log")
+	key := wire.NewID("log")
 	l := new(callLog)
 	logs.Store(key, l)
 	t.Cleanup(func() { logs.Delete(key) })
@@ -188,7 +190,7 @@ type barrierState struct {
 var barriers sync.Map // key → *barrierState
 
 func newBarrier(t *testing.T, n int) string {
-	key := bus.NewID("barrier")
+	key := wire.NewID("barrier")
 	barriers.Store(key, &barrierState{n: n, all: make(chan struct{})})
 	t.Cleanup(func() { barriers.Delete(key) })
 	return key
@@ -248,7 +250,7 @@ func start(t *testing.T, opts ...worker.Option) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	id := bus.NewID("wt")
+	id := wire.NewID("wt")
 	w, err := worker.Serve(wc, append([]worker.Option{worker.WithID(id), worker.WithOwner(owner)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -261,11 +263,11 @@ func start(t *testing.T, opts ...worker.Option) *harness {
 	return &harness{srv: srv, wc: wc, nc: nc, w: w, id: id}
 }
 
-func (h *harness) subject() string { return bus.CallSubject(h.id) }
+func (h *harness) subject() string { return wire.CallSubject(h.id) }
 
-func encodeCall(t *testing.T, c bus.Call, arg any) []byte {
+func encodeCall(t *testing.T, c wire.Call, arg any) []byte {
 	t.Helper()
-	data, err := bus.AppendCall(nil, &c, arg)
+	data, err := wire.AppendCall(nil, &c, arg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +281,7 @@ func (h *harness) request(t *testing.T, data []byte) (raw []byte, re *bus.Remote
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
-	_, raw, re, err = bus.DecodeReply(msg.Data)
+	_, raw, re, err = wire.DecodeReply(msg.Data)
 	if err != nil {
 		t.Fatalf("the worker's reply does not decode: %v", err)
 	}
@@ -287,7 +289,7 @@ func (h *harness) request(t *testing.T, data []byte) (raw []byte, re *bus.Remote
 }
 
 // call sends one call and waits for its reply.
-func (h *harness) call(t *testing.T, c bus.Call, arg any) (raw []byte, re *bus.RemoteError) {
+func (h *harness) call(t *testing.T, c wire.Call, arg any) (raw []byte, re *bus.RemoteError) {
 	t.Helper()
 	if c.Master == "" {
 		c.Master = master
@@ -304,14 +306,14 @@ func decode[T any](t *testing.T, raw []byte, re *bus.RemoteError) T {
 	if re != nil {
 		t.Fatalf("remote error: %v", re)
 	}
-	if err := bus.Unmarshal(raw, &v); err != nil {
+	if err := codec.Unmarshal(raw, &v); err != nil {
 		t.Fatalf("result does not decode into %T: %v", v, err)
 	}
 	return v
 }
 
 // callAs sends one call and decodes its result.
-func callAs[T any](t *testing.T, h *harness, c bus.Call, arg any) T {
+func callAs[T any](t *testing.T, h *harness, c wire.Call, arg any) T {
 	t.Helper()
 	raw, re := h.call(t, c, arg)
 	return decode[T](t, raw, re)
@@ -353,7 +355,7 @@ func (h *harness) inbox(t *testing.T) *inbox {
 }
 
 // send publishes a call whose reply comes to the inbox.
-func (in *inbox) send(t *testing.T, c bus.Call, arg any) {
+func (in *inbox) send(t *testing.T, c wire.Call, arg any) {
 	t.Helper()
 	if c.Master == "" {
 		c.Master = master
@@ -373,7 +375,7 @@ func (in *inbox) next(t *testing.T) reply {
 			t.Fatalf("reply subject %q: %v", msg.Subject, err)
 		}
 		var err error
-		_, r.raw, r.re, err = bus.DecodeReply(msg.Data)
+		_, r.raw, r.re, err = wire.DecodeReply(msg.Data)
 		if err != nil {
 			t.Fatalf("reply %d does not decode: %v", r.id, err)
 		}
@@ -396,9 +398,9 @@ func (in *inbox) none(t *testing.T, d time.Duration) {
 
 // control publishes a cancel or close without a reply subject, as a master
 // does.
-func (h *harness) control(t *testing.T, kind bus.Kind, from string, id uint64) {
+func (h *harness) control(t *testing.T, kind wire.Kind, from string, id uint64) {
 	t.Helper()
-	if err := h.nc.Publish(h.subject(), encodeCall(t, bus.Call{Kind: kind, Master: from, ID: id}, nil)); err != nil {
+	if err := h.nc.Publish(h.subject(), encodeCall(t, wire.Call{Kind: kind, Master: from, ID: id}, nil)); err != nil {
 		t.Fatal(err)
 	}
 }

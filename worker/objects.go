@@ -14,10 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/processional/processional/internal/wire"
+
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/peer"
+	"github.com/processional/processional/internal/registry"
 )
 
 // Remote objects. A worker holds the objects its masters made on it (by a
@@ -44,7 +48,7 @@ type object struct {
 	inflight int64            // operations running on it
 	dropped  bool             // out of the table: close it once inflight is 0
 	owned    bool             // made for the table (a constructor's or a method's result): closed when released
-	secret   uint64           // drawn at random: a reference must carry it (bus.ObjectRef.Secret)
+	secret   uint64           // drawn at random: a reference must carry it (wire.ObjectRef.Secret)
 }
 
 type ptrKey struct {
@@ -84,11 +88,11 @@ func (w *Worker) Objects() []ObjectInfo {
 // one reference to it, and returns the reference. The same pointer kept
 // twice is one object with two grants. A master exports its own objects
 // with it; a nil obj is refused.
-func (w *Worker) Keep(obj any, holder string) (bus.ObjectRef, error) {
+func (w *Worker) Keep(obj any, holder string) (wire.ObjectRef, error) {
 	return w.keep(reflect.ValueOf(obj), holder)
 }
 
-func (w *Worker) keep(v reflect.Value, holder string) (bus.ObjectRef, error) {
+func (w *Worker) keep(v reflect.Value, holder string) (wire.ObjectRef, error) {
 	return w.keepOwned(v, holder, false)
 }
 
@@ -96,9 +100,9 @@ func (w *Worker) keep(v reflect.Value, holder string) (bus.ObjectRef, error) {
 // constructor's or a method's result, which it closes (io.Closer) when it
 // drops it. A field's or an item's value, an exported object, an object
 // received back belong to someone else, and are never closed.
-func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (bus.ObjectRef, error) {
+func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (wire.ObjectRef, error) {
 	if !v.IsValid() {
-		return bus.ObjectRef{}, fmt.Errorf("%w: nil: there is no object to refer to", bus.ErrObjectGone)
+		return wire.ObjectRef{}, fmt.Errorf("%w: nil: there is no object to refer to", bus.ErrObjectGone)
 	}
 	for v.Kind() == reflect.Interface && !v.IsNil() {
 		v = v.Elem()
@@ -106,11 +110,11 @@ func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (bus.Obje
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface, reflect.Func, reflect.Chan:
 		if v.IsNil() {
-			return bus.ObjectRef{}, fmt.Errorf("%w: a nil %s: there is no object to refer to", bus.ErrObjectGone, v.Type())
+			return wire.ObjectRef{}, fmt.Errorf("%w: a nil %s: there is no object to refer to", bus.ErrObjectGone, v.Type())
 		}
 	}
 	if err := w.lockForGrant(holder); err != nil {
-		return bus.ObjectRef{}, err
+		return wire.ObjectRef{}, err
 	}
 	defer w.objMu.Unlock()
 	var key ptrKey
@@ -147,8 +151,8 @@ func (w *Worker) keepOwned(v reflect.Value, holder string, owned bool) (bus.Obje
 }
 
 // ref is the reference to o that the worker hands out.
-func (o *object) ref(worker string) bus.ObjectRef {
-	return bus.ObjectRef{Worker: worker, ID: o.id, Type: o.typ, Secret: o.secret}
+func (o *object) ref(worker string) wire.ObjectRef {
+	return wire.ObjectRef{Worker: worker, ID: o.id, Type: o.typ, Secret: o.secret}
 }
 
 // newSecret draws an object's secret.
@@ -192,7 +196,7 @@ func (w *Worker) grant(o *object, holder string) error {
 
 // pin finds the object ref names and counts one more operation on it.
 func (w *Worker) pin(raw []byte, master string) (*object, error) {
-	id, secret, err := bus.RefID(raw, w.id)
+	id, secret, err := wire.RefID(raw, w.id)
 	if err != nil {
 		return nil, fmt.Errorf("the target of an object operation: %w", err)
 	}
@@ -200,7 +204,7 @@ func (w *Worker) pin(raw []byte, master string) (*object, error) {
 	defer w.objMu.Unlock()
 	o := w.objects[id]
 	if o == nil {
-		r, _ := bus.DecodeRef(raw)
+		r, _ := wire.DecodeRef(raw)
 		return nil, fmt.Errorf("%w: %s was released", bus.ErrObjectGone, r)
 	}
 	if o.secret != secret {
@@ -321,7 +325,7 @@ func (w *Worker) forgetPtrLocked(o *object) {
 
 // pinArg pins an object passed as an argument of cl, until cl ends. cl's
 // master must hold a reference to it.
-func (w *Worker) pinArg(cl *call, r bus.ObjectRef) (any, error) {
+func (w *Worker) pinArg(cl *call, r wire.ObjectRef) (any, error) {
 	w.objMu.Lock()
 	defer w.objMu.Unlock()
 	o := w.objects[r.ID]
@@ -477,7 +481,7 @@ func (w *Worker) decodeOp(cl *call, v any) error {
 	if a, ok := v.(opArg); ok {
 		var buf [4][]byte
 		var parts [][]byte
-		parts, err = bus.SplitArray(cl.arg, buf[:0])
+		parts, err = codec.SplitArray(cl.arg, buf[:0])
 		if err == nil && len(parts) != a.n() {
 			err = fmt.Errorf("want an array of %d values, got %d", a.n(), len(parts))
 		}
@@ -485,7 +489,7 @@ func (w *Worker) decodeOp(cl *call, v any) error {
 			err = a.parse(parts)
 		}
 	} else {
-		err = bus.Unmarshal(cl.arg, v)
+		err = codec.Unmarshal(cl.arg, v)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", bus.ErrBadPayload, cl.name, err)
@@ -502,10 +506,10 @@ func decodeBool(raw []byte) (bool, error) {
 
 func (*wrapArg) n() int { return 3 }
 func (a *wrapArg) parse(p [][]byte) (err error) {
-	if a.Function, err = bus.DecodeString(p[0]); err != nil {
+	if a.Function, err = codec.DecodeString(p[0]); err != nil {
 		return err
 	}
-	if a.ArgType, err = bus.DecodeString(p[1]); err != nil {
+	if a.ArgType, err = codec.DecodeString(p[1]); err != nil {
 		return err
 	}
 	a.Arg = p[2]
@@ -515,7 +519,7 @@ func (a *wrapArg) parse(p [][]byte) (err error) {
 func (*callArg) n() int { return 4 }
 func (a *callArg) parse(p [][]byte) (err error) {
 	a.Target = p[0]
-	if a.Method, err = bus.DecodeString(p[1]); err != nil {
+	if a.Method, err = codec.DecodeString(p[1]); err != nil {
 		return err
 	}
 	if a.WantRef, err = decodeBool(p[2]); err != nil {
@@ -527,7 +531,7 @@ func (a *callArg) parse(p [][]byte) (err error) {
 	if n, ok := arrayLen(p[3]); !ok || n > maxArgs {
 		return fmt.Errorf("want an array of at most %d arguments", maxArgs)
 	}
-	args, err := bus.SplitArray(p[3], make([][]byte, 0, 4))
+	args, err := codec.SplitArray(p[3], make([][]byte, 0, 4))
 	for _, r := range args {
 		a.Args = append(a.Args, r)
 	}
@@ -535,7 +539,7 @@ func (a *callArg) parse(p [][]byte) (err error) {
 }
 
 // maxArgs bounds a method call's arguments, before they are split.
-const maxArgs = bus.MaxArgs
+const maxArgs = wire.MaxArgs
 
 // arrayLen reads the length of the msgpack array at the start of raw.
 func arrayLen(raw []byte) (int, bool) {
@@ -587,7 +591,7 @@ func (w *Worker) opWrap(cl *call) (any, error) {
 		return nil, err
 	}
 	cl.name = a.Function
-	fn, ok := bus.Lookup(a.Function)
+	fn, ok := registry.Lookup(a.Function)
 	if !ok {
 		return nil, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, a.Function, w.id)
 	}
@@ -752,8 +756,8 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 	if len(raw) == 0 {
 		raw = msgpackNil // a nil RawMessage: the value was nil
 	}
-	if bus.IsRef(raw) {
-		r, err := bus.DecodeRef(raw)
+	if wire.IsRef(raw) {
+		r, err := wire.DecodeRef(raw)
 		if err != nil {
 			return reflect.Value{}, err
 		}
@@ -777,10 +781,10 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 		// binds as it decodes, below.
 	}
 	p := reflect.New(t)
-	if t.PkgPath() == "" && bus.DecodeScalar(raw, p.Elem()) { // a predeclared type: no decoder of its own
+	if t.PkgPath() == "" && codec.DecodeScalar(raw, p.Elem()) { // a predeclared type: no decoder of its own
 		return p.Elem(), nil
 	}
-	if err := bus.UnmarshalWith(raw, p.Interface(), w.peer); err != nil {
+	if err := codec.UnmarshalWith(raw, p.Interface(), w.peer); err != nil {
 		return reflect.Value{}, err
 	}
 	return p.Elem(), nil
@@ -805,7 +809,7 @@ func structOf(o *object) (reflect.Value, error) {
 
 func field(o *object, raw []byte) (reflect.Value, string, error) {
 	var name string
-	if err := bus.Unmarshal(raw, &name); err != nil {
+	if err := codec.Unmarshal(raw, &name); err != nil {
 		return reflect.Value{}, "", fmt.Errorf("%w: a field name: %v", bus.ErrBadPayload, err)
 	}
 	v, err := structOf(o)
@@ -907,7 +911,7 @@ func (w *Worker) item(cl *call, o *object, c reflect.Value, raw []byte) (elem, k
 		return elem, key, nil
 	}
 	var i int
-	if err := bus.Unmarshal(raw, &i); err != nil {
+	if err := codec.Unmarshal(raw, &i); err != nil {
 		return elem, key, fmt.Errorf("%w: %s is indexed by an int: %w", bus.ErrArgumentType, o.typ, err)
 	}
 	if i < 0 || i >= c.Len() {
@@ -988,7 +992,7 @@ func (w *Worker) opUnwrap(cl *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bus.CheckTravel(o.v.Type()); err != nil {
+	if err := codec.CheckTravel(o.v.Type()); err != nil {
 		return nil, fmt.Errorf("%w: %s cannot be copied to the master: %v", bus.ErrEncode, o.typ, err)
 	}
 	return o.v.Interface(), nil
@@ -1003,7 +1007,7 @@ func (w *Worker) opAcquire(cl *call) (any, error) {
 		return nil, err
 	}
 	from := cl.key.master
-	if r, err := bus.DecodeRef(a.Target); err == nil && r.Holder != "" {
+	if r, err := wire.DecodeRef(a.Target); err == nil && r.Holder != "" {
 		from = r.Holder
 	}
 	o, err := w.pinHeld(cl, a.Target, from)

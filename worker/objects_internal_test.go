@@ -19,6 +19,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 )
 
 const (
@@ -137,7 +139,7 @@ func newTestWorker() *Worker { return &Worker{id: tWorker, gone: map[string]gone
 // copied as it is.
 func enc(t testing.TB, v any) msgpack.RawMessage {
 	t.Helper()
-	b, err := bus.Marshal(v)
+	b, err := codec.Marshal(v)
 	if err != nil {
 		t.Fatalf("encode %#v: %v", v, err)
 	}
@@ -148,7 +150,7 @@ func enc(t testing.TB, v any) msgpack.RawMessage {
 // refTo is a reference to object id of w, with its secret (none for an
 // object w does not hold).
 func refTo(w *Worker, id uint64) msgpack.RawMessage {
-	return bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Secret: secretOf(w, id)})
+	return wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Secret: secretOf(w, id)})
 }
 
 func secretOf(w *Worker, id uint64) uint64 {
@@ -251,14 +253,14 @@ func wantResult(t testing.TB, res any, err error, want any) {
 	}
 }
 
-func wantRef(t testing.TB, w *Worker, res any, err error, typ string) bus.ObjectRef {
+func wantRef(t testing.TB, w *Worker, res any, err error, typ string) wire.ObjectRef {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("err = %v, want a reference", err)
 	}
-	r, ok := res.(bus.ObjectRef)
+	r, ok := res.(wire.ObjectRef)
 	if !ok {
-		t.Fatalf("result = %#v (%T), want a bus.ObjectRef", res, res)
+		t.Fatalf("result = %#v (%T), want a wire.ObjectRef", res, res)
 	}
 	if r.Worker != w.id || r.Type != typ {
 		t.Fatalf("reference %+v, want worker %s, type %s", r, w.id, typ)
@@ -696,7 +698,7 @@ func TestObjectsReferenceArguments(t *testing.T) {
 	other := keepT(t, w, gadget{N: 3}, tMaster)
 	gone := keepT(t, w, &gadget{}, tMaster)
 	w.release(tMaster, gone, 1)
-	foreign := msgpack.RawMessage(bus.AppendRef(nil, bus.ObjectRef{Worker: "w-other", ID: id, Type: "*worker.gadget"}))
+	foreign := msgpack.RawMessage(wire.AppendRef(nil, wire.ObjectRef{Worker: "w-other", ID: id, Type: "*worker.gadget"}))
 
 	res, err := callM(t, w, id, "Same", refTo(w, id))
 	wantResult(t, res, err, true)
@@ -736,7 +738,7 @@ func TestObjectsReferenceArguments(t *testing.T) {
 	wantErr(t, err, bus.ErrArgumentType, "Show argument 1 (fmt.Stringer)", "*master.Ref")
 	_, err = callM(t, w, id, "Add", foreign)
 	wantErr(t, err, bus.ErrArgumentType, "Add argument 1 (int)")
-	_, err = callM(t, w, id, "Same", msgpack.RawMessage{0xd4, byte(bus.RefExtType), 0}) // a reference with no body
+	_, err = callM(t, w, id, "Same", msgpack.RawMessage{0xd4, byte(wire.RefExtType), 0}) // a reference with no body
 	wantErr(t, err, bus.ErrArgumentType, "Same argument 1")
 
 	// Plain values decode with no peer at all.
@@ -961,7 +963,7 @@ func TestObjectsAcquire(t *testing.T) {
 		_, err := w.invoke(opCall(t, master, "@acquire", struct {
 			_msgpack struct{} `msgpack:",as_array"`
 			Target   msgpack.RawMessage
-		}{Target: bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Secret: secretOf(w, id), Holder: from})}))
+		}{Target: wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: id, Type: "test-type", Secret: secretOf(w, id), Holder: from})}))
 		return err
 	}
 	acquire := func(master string, id uint64) error { return acquireFrom(master, tMaster, id) }
@@ -1051,9 +1053,9 @@ func TestObjectsCraftedTargets(t *testing.T) {
 		{"nil", enc(t, nil)},
 		{"an array", enc(t, []any{w.id, id, "*worker.gadget"})},
 		{"another extension", []byte{0xd4, 2, 0}},
-		{"a reference with no body", []byte{0xd4, byte(bus.RefExtType), 0}},
-		{"a reference to a bad worker id", bus.AppendRef(nil, bus.ObjectRef{Worker: "w test!", ID: id})},
-		{"a reference to another worker", bus.AppendRef(nil, bus.ObjectRef{Worker: "w-other", ID: id})},
+		{"a reference with no body", []byte{0xd4, byte(wire.RefExtType), 0}},
+		{"a reference to a bad worker id", wire.AppendRef(nil, wire.ObjectRef{Worker: "w test!", ID: id})},
+		{"a reference to another worker", wire.AppendRef(nil, wire.ObjectRef{Worker: "w-other", ID: id})},
 	} {
 		for _, op := range []struct {
 			name string
@@ -1082,7 +1084,7 @@ func TestObjectsCraftedTargets(t *testing.T) {
 			})
 		}
 	}
-	_, err := run(t, w, "@get", memberArg{Target: bus.AppendRef(nil, bus.ObjectRef{Worker: "w-other", ID: id}), Key: enc(t, "N")})
+	_, err := run(t, w, "@get", memberArg{Target: wire.AppendRef(nil, wire.ObjectRef{Worker: "w-other", ID: id}), Key: enc(t, "N")})
 	wantErr(t, err, bus.ErrBadPayload, "on worker w-other was sent to worker w-test")
 
 	// An argument that is not the operation's array.
@@ -1211,7 +1213,7 @@ func TestObjectsReleasedArgumentLosesSentinel(t *testing.T) {
 	wantErr(t, err, bus.ErrArgumentType, "was released")
 	if !errors.Is(err, bus.ErrObjectGone) {
 		t.Fatalf("objects.go args wraps decodeArg's error with %%v, so a released reference passed as an argument "+
-			"is not ErrObjectGone (sentinels on the wire: %v)", bus.NewRemoteError(w.id, "@call", err).Sentinels)
+			"is not ErrObjectGone (sentinels on the wire: %v)", wire.NewRemoteError(w.id, "@call", err).Sentinels)
 	}
 }
 
@@ -1285,7 +1287,7 @@ func TestObjectsNilArgument(t *testing.T) {
 
 // keepOwned keeps obj as a constructor's result: the table owns it, and
 // closes it when it drops it.
-func keepOwned(w *Worker, obj any, holder string) (bus.ObjectRef, error) {
+func keepOwned(w *Worker, obj any, holder string) (wire.ObjectRef, error) {
 	return w.keepOwned(reflect.ValueOf(obj), holder, true)
 }
 
@@ -1326,12 +1328,12 @@ func TestObjectsNotHeld(t *testing.T) {
 	}
 	// A reference that does not carry the object's secret, from a holder
 	// or from someone naming one: made up, or listed by the refs verb.
-	guessed := msgpack.RawMessage(bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Secret: secretOf(w, theirs) + 1}))
+	guessed := msgpack.RawMessage(wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Secret: secretOf(w, theirs) + 1}))
 	_, err = w.invoke(opCall(t, "m-other", "@get", memberArg{Target: guessed, Key: enc(t, "N")}))
 	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
 	_, err = callM(t, w, mine, "Same", guessed)
 	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
-	passed := bus.AppendRef(nil, bus.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Holder: "m-other"})
+	passed := wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Holder: "m-other"})
 	_, err = w.invoke(opCall(t, intruder, "@acquire", targetArg{Target: passed}))
 	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
 	wantHolders(t, w, theirs, map[string]int64{"m-other": 1})

@@ -17,6 +17,8 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -37,7 +39,7 @@ var (
 	// its configuration, which Main must remove for the worker's own
 	// children.
 	_ = bus.Register("worker_test.env", func(ctx context.Context, _ struct{}) (bool, error) {
-		_, ok := os.LookupEnv(bus.EnvWorker)
+		_, ok := os.LookupEnv(wire.EnvWorker)
 		return ok, nil
 	})
 )
@@ -54,8 +56,8 @@ func TestHelperWorkerMain(t *testing.T) {
 }
 
 func TestMainNotAWorker(t *testing.T) {
-	t.Setenv(bus.EnvWorker, "") // restored after the test
-	os.Unsetenv(bus.EnvWorker)
+	t.Setenv(wire.EnvWorker, "") // restored after the test
+	os.Unsetenv(wire.EnvWorker)
 	if worker.Main() {
 		t.Fatal("worker.Main returned true in a process that is no worker")
 	}
@@ -120,7 +122,7 @@ type masterSide struct {
 	srv   *embedded.Server
 	nc    *nats.Conn
 	hello chan *nats.Msg
-	cfg   bus.WorkerConfig
+	cfg   wire.WorkerConfig
 }
 
 func newMasterSide(t *testing.T) *masterSide {
@@ -136,8 +138,8 @@ func newMasterSide(t *testing.T) *masterSide {
 	}
 	t.Cleanup(nc.Close)
 	m := &masterSide{srv: srv, nc: nc}
-	m.cfg = bus.WorkerConfig{URL: srv.URL(), Token: srv.Token(), Worker: bus.NewID("wp"), Master: "m-proc", Version: bus.Version()}
-	m.cfg.Hello = bus.HelloSubject(m.cfg.Master, m.cfg.Worker)
+	m.cfg = wire.WorkerConfig{URL: srv.URL(), Token: srv.Token(), Worker: wire.NewID("wp"), Master: "m-proc", Version: wire.Version()}
+	m.cfg.Hello = wire.HelloSubject(m.cfg.Master, m.cfg.Worker)
 	m.hello = make(chan *nats.Msg, 8)
 	if _, err := nc.ChanSubscribe(m.cfg.Hello, m.hello); err != nil {
 		t.Fatal(err)
@@ -148,7 +150,7 @@ func newMasterSide(t *testing.T) *masterSide {
 	return m
 }
 
-func (m *masterSide) waitHello(t *testing.T, c *child) *bus.Hello {
+func (m *masterSide) waitHello(t *testing.T, c *child) *wire.Hello {
 	t.Helper()
 	var msg *nats.Msg
 	select {
@@ -166,21 +168,21 @@ func (m *masterSide) waitHello(t *testing.T, c *child) *bus.Hello {
 		c.kill()
 		t.Fatalf("no hello; the worker's output:\n%s", c.out.String())
 	}
-	var h bus.Hello
-	if err := bus.Unmarshal(msg.Data, &h); err != nil {
+	var h wire.Hello
+	if err := codec.Unmarshal(msg.Data, &h); err != nil {
 		t.Fatalf("the hello does not decode: %v", err)
 	}
 	return &h
 }
 
-func (m *masterSide) call(t *testing.T, c bus.Call, arg any) ([]byte, *bus.RemoteError) {
+func (m *masterSide) call(t *testing.T, c wire.Call, arg any) ([]byte, *bus.RemoteError) {
 	t.Helper()
 	c.Master = m.cfg.Master
-	msg, err := m.nc.Request(bus.CallSubject(m.cfg.Worker), encodeCall(t, c, arg), timeout)
+	msg, err := m.nc.Request(wire.CallSubject(m.cfg.Worker), encodeCall(t, c, arg), timeout)
 	if err != nil {
 		t.Fatalf("call %s: %v", c.Function, err)
 	}
-	_, raw, re, err := bus.DecodeReply(msg.Data)
+	_, raw, re, err := wire.DecodeReply(msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +200,7 @@ func TestMainServes(t *testing.T) {
 		end  func(t *testing.T, m *masterSide, c *child)
 	}{
 		{"closed by its master", func(t *testing.T, m *masterSide, c *child) {
-			raw, re := m.call(t, bus.Call{Kind: bus.KindClose, ID: 0}, nil)
+			raw, re := m.call(t, wire.Call{Kind: wire.KindClose, ID: 0}, nil)
 			if re != nil || len(raw) == 0 {
 				t.Fatalf("close reply %v", re)
 			}
@@ -210,8 +212,8 @@ func TestMainServes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sub.Unsubscribe()
-			data := encodeCall(t, bus.Call{Kind: bus.KindCall, Master: m.cfg.Master, ID: 9, Function: "worker_test.sleep"}, 300*time.Millisecond)
-			if err := m.nc.PublishRequest(bus.CallSubject(m.cfg.Worker), m.cfg.Hello+".reply", data); err != nil {
+			data := encodeCall(t, wire.Call{Kind: wire.KindCall, Master: m.cfg.Master, ID: 9, Function: "worker_test.sleep"}, 300*time.Millisecond)
+			if err := m.nc.PublishRequest(wire.CallSubject(m.cfg.Worker), m.cfg.Hello+".reply", data); err != nil {
 				t.Fatal(err)
 			}
 			m.nc.Flush()
@@ -221,10 +223,10 @@ func TestMainServes(t *testing.T) {
 			}
 			select {
 			case msg := <-in:
-				_, raw, re, err := bus.DecodeReply(msg.Data)
+				_, raw, re, err := wire.DecodeReply(msg.Data)
 				var s string
 				if err == nil && re == nil {
-					err = bus.Unmarshal(raw, &s)
+					err = codec.Unmarshal(raw, &s)
 				}
 				if err != nil || re != nil || s != "slept" {
 					t.Fatalf("the running call replied %q, %v, %v, want \"slept\"", s, re, err)
@@ -248,13 +250,13 @@ func TestMainServes(t *testing.T) {
 			if h.Worker != m.cfg.Worker || h.PID != c.cmd.Process.Pid || !slices.Contains(h.Functions, "worker_test.echo") {
 				t.Errorf("hello %+v", h)
 			}
-			raw, re := m.call(t, bus.Call{ID: 1, Function: "worker_test.echo"}, "from the child")
+			raw, re := m.call(t, wire.Call{ID: 1, Function: "worker_test.echo"}, "from the child")
 			if got := decode[string](t, raw, re); got != "from the child" {
 				t.Errorf("echo = %q", got)
 			}
-			raw, re = m.call(t, bus.Call{ID: 2, Function: "worker_test.env"}, struct{}{})
+			raw, re = m.call(t, wire.Call{ID: 2, Function: "worker_test.env"}, struct{}{})
 			if decode[bool](t, raw, re) {
-				t.Errorf("the worker's environment still holds $%s: its own children would take themselves for workers", bus.EnvWorker)
+				t.Errorf("the worker's environment still holds $%s: its own children would take themselves for workers", wire.EnvWorker)
 			}
 			tc.end(t, m, c)
 			if code := c.wait(t); code != 0 {
@@ -275,18 +277,18 @@ func TestMainRefuses(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name      string
-		env       func(cfg bus.WorkerConfig) string
+		env       func(cfg wire.WorkerConfig) string
 		wantHello bool
 		subs      []string
 	}{
-		{"master of another protocol", func(cfg bus.WorkerConfig) string {
-			cfg.Version = bus.Version() + 1
+		{"master of another protocol", func(cfg wire.WorkerConfig) string {
+			cfg.Version = wire.Version() + 1
 			return cfg.Env()
-		}, true, []string{fmt.Sprintf("master speaks protocol %d", bus.Version()+1), fmt.Sprintf("this worker binary speaks %d", bus.Version())}},
-		{"malformed configuration", func(bus.WorkerConfig) string {
-			return bus.EnvWorker + "={not json"
+		}, true, []string{fmt.Sprintf("master speaks protocol %d", wire.Version()+1), fmt.Sprintf("this worker binary speaks %d", wire.Version())}},
+		{"malformed configuration", func(wire.WorkerConfig) string {
+			return wire.EnvWorker + "={not json"
 		}, false, []string{"not a worker configuration"}},
-		{"incomplete configuration", func(cfg bus.WorkerConfig) string {
+		{"incomplete configuration", func(cfg wire.WorkerConfig) string {
 			cfg.URL = ""
 			return cfg.Env()
 		}, false, []string{"lacks url"}},

@@ -11,7 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -34,12 +35,12 @@ func TestServerSocketOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	msg, err := nc.Request(bus.ControlSubject(s.ID(), "hello"), nil, timeout)
+	msg, err := nc.Request(wire.ControlSubject(s.ID(), "hello"), nil, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h bus.Hello
-	if err := bus.Unmarshal(msg.Data, &h); err != nil || h.Worker != worker.DefaultServerID || h.Check() != nil {
+	var h wire.Hello
+	if err := codec.Unmarshal(msg.Data, &h); err != nil || h.Worker != worker.DefaultServerID || h.Check() != nil {
 		t.Fatalf("hello %+v, %v", h, err)
 	}
 	// A second server does not take a live server's socket.
@@ -47,7 +48,7 @@ func TestServerSocketOnly(t *testing.T) {
 		t.Fatalf("second server on %s: %v, want ErrConfig saying it is in use", path, err)
 	}
 	// A stop request stops it.
-	if _, err := nc.Request(bus.ControlSubject(s.ID(), "stop"), nil, timeout); err != nil {
+	if _, err := nc.Request(wire.ControlSubject(s.ID(), "stop"), nil, timeout); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -15,9 +15,12 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/lazyctx"
 	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/internal/peer"
+	"github.com/processional/processional/internal/registry"
+	"github.com/processional/processional/internal/wire"
 )
 
 // ServiceName is the NATS micro service name every worker registers.
@@ -67,7 +70,7 @@ func WithMaxPending(n int) Option {
 // proc.pool.<name>.json.<function> goes to one member (a NATS queue group).
 func WithPool(name string) Option {
 	return func(o *options) error {
-		if !bus.ValidID(name) {
+		if !wire.ValidID(name) {
 			return fmt.Errorf("%w: pool name %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, name)
 		}
 		o.pool = name
@@ -92,7 +95,7 @@ func WithMaxValue(n int64) Option {
 // default is a random id.
 func WithID(id string) Option {
 	return func(o *options) error {
-		if !bus.ValidID(id) {
+		if !wire.ValidID(id) {
 			return fmt.Errorf("%w: worker id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
 		}
 		o.id = id
@@ -104,7 +107,7 @@ func WithID(id string) Option {
 // closes the worker, the worker stops (see [Worker.Stopping]).
 func WithOwner(master string) Option {
 	return func(o *options) error {
-		if !bus.ValidID(master) {
+		if !wire.ValidID(master) {
 			return fmt.Errorf("%w: owner id %q", ErrConfig, master)
 		}
 		o.owner = master
@@ -120,9 +123,9 @@ type Worker struct {
 	nc    *nats.Conn
 	svc   micro.Service
 
-	scratch   bus.Call // the envelope handle decodes into, for its strings
-	joined    []byte   // the buffer of the call handleJoined hands handleCall
-	hbScratch bus.Call // the same for heartbeat
+	scratch   wire.Call // the envelope handle decodes into, for its strings
+	joined    []byte    // the buffer of the call handleJoined hands handleCall
+	hbScratch wire.Call // the same for heartbeat
 
 	mu         sync.Mutex
 	masters    map[string]*queue
@@ -175,14 +178,14 @@ type callKey struct {
 
 type call struct {
 	key     callKey
-	kind    bus.Kind
-	fn      *bus.Function // the function called, or nil for an object operation
-	op      opFunc        // the object operation called, or nil
-	name    string        // the function's or operation's name
-	pinned  []*object     // objects of this worker an operation works on: its target and arguments
-	pid     int           // the caller's pid when it shares our /dev/shm, else 0
-	joined  []byte        // the buffer the call was joined in from chunks, to give back once it ran
-	since   time.Time     // when the call arrived
+	kind    wire.Kind
+	fn      *registry.Function // the function called, or nil for an object operation
+	op      opFunc             // the object operation called, or nil
+	name    string             // the function's or operation's name
+	pinned  []*object          // objects of this worker an operation works on: its target and arguments
+	pid     int                // the caller's pid when it shares our /dev/shm, else 0
+	joined  []byte             // the buffer the call was joined in from chunks, to give back once it ran
+	since   time.Time          // when the call arrived
 	argType string
 	arg     []byte
 	reply   string
@@ -192,7 +195,7 @@ type call struct {
 }
 
 // ShmReceiver is the pid the call's result sends shared-memory buffers
-// to by reference (bus.ShmReceiver).
+// to by reference (codec.ShmReceiver).
 func (cl *call) ShmReceiver() int { return cl.pid }
 
 // cancel ends the call's context with err.
@@ -228,7 +231,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		return nil, fmt.Errorf("%w: nil connection", ErrConfig)
 	}
 	if o.id == "" {
-		o.id = bus.NewID("w")
+		o.id = wire.NewID("w")
 	}
 	w := &Worker{
 		id: o.id, owner: o.owner, nc: nc,
@@ -301,7 +304,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 		Description: "processional worker " + o.id,
 		Metadata: map[string]string{
 			"worker":   o.id,
-			"protocol": fmt.Sprint(bus.Version()),
+			"protocol": fmt.Sprint(wire.Version()),
 			"pid":      fmt.Sprint(os.Getpid()),
 			"pool":     o.pool,
 		},
@@ -321,13 +324,13 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 	}
 	w.svc = svc
 	err = svc.AddEndpoint("call", micro.HandlerFunc(w.handle),
-		micro.WithEndpointSubject(bus.CallSubject(o.id)),
+		micro.WithEndpointSubject(wire.CallSubject(o.id)),
 		micro.WithEndpointPendingLimits(-1, -1),
 		micro.WithEndpointMetadata(map[string]string{"format": "msgpack", "carries": "call, thread, cancel, close"}),
 	)
 	if err == nil {
 		err = svc.AddEndpoint("heartbeat", micro.HandlerFunc(w.heartbeat),
-			micro.WithEndpointSubject(bus.HeartbeatSubject(o.id)),
+			micro.WithEndpointSubject(wire.HeartbeatSubject(o.id)),
 			micro.WithEndpointPendingLimits(-1, -1),
 			micro.WithEndpointMetadata(map[string]string{"format": "msgpack", "carries": "heartbeat"}),
 		)
@@ -348,7 +351,7 @@ func Serve(nc *nats.Conn, opts ...Option) (*Worker, error) {
 			break
 		}
 		err = svc.AddEndpoint(verb.name, verb.handler,
-			micro.WithEndpointSubject(bus.ControlSubject(o.id, verb.name)),
+			micro.WithEndpointSubject(wire.ControlSubject(o.id, verb.name)),
 			micro.WithEndpointMetadata(map[string]string{"carries": verb.carries}))
 	}
 	if err == nil {
@@ -377,7 +380,7 @@ func (w *Worker) Stopping() <-chan struct{} { return w.stopping }
 // and hands the call on, and never runs user code itself.
 func (w *Worker) handle(req micro.Request) {
 	data := req.Data()
-	if bus.IsCallChunk(data) {
+	if wire.IsCallChunk(data) {
 		w.chunk(req)
 		return
 	}
@@ -401,7 +404,7 @@ func (w *Worker) handleJoined(data []byte, reply string) {
 func (w *Worker) refuse(cl *call, err error) {
 	cl.cancel(context.Canceled)
 	if cl.pid != 0 {
-		bus.DropTransits(cl.arg)
+		codec.DropTransits(cl.arg)
 	}
 	if cl.joined != nil {
 		chunks.PutBuffer(cl.joined)
@@ -413,7 +416,7 @@ func (w *Worker) refuse(cl *call, err error) {
 // handleCall handles one call envelope, sent whole or joined from chunks.
 func (w *Worker) handleCall(data []byte, reply string) {
 	c := &w.scratch // handle runs on the one subscription's goroutine
-	if err := bus.DecodeCall(data, c); err != nil {
+	if err := wire.DecodeCall(data, c); err != nil {
 		w.replyError(reply, 0, "", err)
 		return
 	}
@@ -423,17 +426,17 @@ func (w *Worker) handleCall(data []byte, reply string) {
 	}
 	key := callKey{c.Master, c.ID}
 	switch c.Kind {
-	case bus.KindCancel:
+	case wire.KindCancel:
 		w.cancelCall(key)
 		return
-	case bus.KindDetach, bus.KindPersist:
+	case wire.KindDetach, wire.KindPersist:
 		if w.owner == "" || c.Master != w.owner {
 			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrNotOwner, c.Kind, c.Master, w.id))
 			return
 		}
 		w.persistent.Store(true) // the owner's lease and death no longer matter
 		w.publishReply(reply, c.ID, "", struct{}{}, nil)
-		if c.Kind == bus.KindPersist {
+		if c.Kind == wire.KindPersist {
 			return
 		}
 		// Detach: the owner stops heartbeating, and its queued calls run
@@ -442,14 +445,14 @@ func (w *Worker) handleCall(data []byte, reply string) {
 		delete(w.leases, c.Master)
 		w.gone[c.Master] = goneMaster{until: time.Now().Add(24 * time.Hour)}
 		w.mu.Unlock()
-		c.Kind, reply = bus.KindClose, "" // acknowledged already
+		c.Kind, reply = wire.KindClose, "" // acknowledged already
 		fallthrough
-	case bus.KindClose:
+	case wire.KindClose:
 		w.mu.Lock()
 		if w.closing {
 			// No new drainer may start now, but the master's calls may
 			// still run: the close waits for them all the same.
-			cl := &call{key: key, kind: bus.KindClose, reply: reply}
+			cl := &call{key: key, kind: wire.KindClose, reply: reply}
 			if q := w.masters[c.Master]; q != nil && q.running {
 				w.enqueueLocked(cl) // its drainer is running: it takes this too
 				w.mu.Unlock()
@@ -468,7 +471,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 			w.publishReply(reply, key.id, "", struct{}{}, nil)
 			return
 		}
-		start := w.enqueueLocked(&call{key: key, kind: bus.KindClose, reply: reply})
+		start := w.enqueueLocked(&call{key: key, kind: wire.KindClose, reply: reply})
 		w.mu.Unlock()
 		if start {
 			w.startDrain(c.Master)
@@ -476,14 +479,14 @@ func (w *Worker) handleCall(data []byte, reply string) {
 		return
 	}
 	var (
-		fn *bus.Function
+		fn *registry.Function
 		op opFunc
 		ok bool
 	)
 	if len(c.Function) > 0 && c.Function[0] == '@' {
 		op, ok = ops[c.Function]
 	} else {
-		fn, ok = bus.Lookup(c.Function)
+		fn, ok = registry.Lookup(c.Function)
 	}
 	if !ok {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
@@ -500,7 +503,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 	}
 	// A call that wants no answer (a release): nobody cancels it or waits
 	// for it, and its id is not unique.
-	noAnswer := c.Kind == bus.KindThread && reply == "" && c.ID == 0
+	noAnswer := c.Kind == wire.KindThread && reply == "" && c.ID == 0
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
@@ -531,7 +534,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 		}()
 		return
 	}
-	if c.Kind == bus.KindThread {
+	if c.Kind == wire.KindThread {
 		cl.done = make(chan struct{})
 		w.threads[key] = cl
 		w.tasks.Add(1)
@@ -649,7 +652,7 @@ func (w *Worker) drain(master string) {
 		q.batch = batch // for Pending: the calls of batch not run yet are queued
 		w.mu.Unlock()
 		for i, cl := range batch {
-			if cl.kind == bus.KindClose {
+			if cl.kind == wire.KindClose {
 				w.closeMaster(master, cl)
 			} else {
 				w.mu.Lock()
@@ -730,7 +733,7 @@ func (w *Worker) run(cl *call) {
 		res, err = w.invoke(cl)
 		w.count(cl.name, time.Since(start), err)
 	} else if cl.pid != 0 {
-		bus.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
+		codec.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
 	}
 	if cl.joined != nil { // the argument is decoded: its chunks' buffer can serve again
 		chunks.PutBuffer(cl.joined)
@@ -739,7 +742,7 @@ func (w *Worker) run(cl *call) {
 	if err != nil && cl.lapsed.Load() {
 		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
 	}
-	if cl.kind == bus.KindThread {
+	if cl.kind == wire.KindThread {
 		w.mu.Lock()
 		delete(w.threads, cl.key)
 		w.mu.Unlock()
@@ -759,7 +762,7 @@ func (w *Worker) run(cl *call) {
 func (w *Worker) invoke(cl *call) (res any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = bus.NewPanicError(r)
+			err = wire.NewPanicError(r)
 		}
 	}()
 	if cl.op != nil {
@@ -778,14 +781,14 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 	if cl != nil && cl.pid != 0 {
 		codec = cl // the caller shares our /dev/shm: buffers go by reference
 	}
-	out, err := bus.AppendReplyWith((*bp)[:0], id, res, codec)
+	out, err := wire.AppendReplyWith((*bp)[:0], id, res, codec)
 	if err != nil {
 		if len(function) > 0 && function[0] == '@' {
 			err = fmt.Errorf("result of %s: %w; ask for it as a reference (CallRef, FieldRef, ItemRef), which keeps it on the worker", function, err)
 		} else {
 			err = fmt.Errorf("result of %s: %w; return a type that can travel, or keep the value on the worker (master.Wrap)", function, err)
 		}
-		out = bus.AppendErrorReply((*bp)[:0], id, bus.NewRemoteError(w.id, function, err))
+		out = wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
 	}
 	if len(out) > int(w.nc.MaxPayload()) {
 		out = w.sendChunked(reply, id, function, out)
@@ -793,7 +796,7 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 		// Say so rather than leave the caller waiting for a reply that
 		// the server refused.
 		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.nc.MaxPayload())
-		out = bus.AppendErrorReply(out[:0], id, bus.NewRemoteError(w.id, function, err))
+		out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
 		w.nc.Publish(reply, out)
 	}
 	// Any other failure is a closed connection: the master sees the
@@ -806,7 +809,7 @@ func (w *Worker) replyError(reply string, id uint64, function string, err error)
 		return
 	}
 	bp := buffers.Get().(*[]byte)
-	out := bus.AppendErrorReply((*bp)[:0], id, bus.NewRemoteError(w.id, function, err))
+	out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
 	w.nc.Publish(reply, out)
 	*bp = out
 	buffers.Put(bp)

@@ -18,6 +18,9 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/registry"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -64,7 +67,7 @@ func TestServeOptions(t *testing.T) {
 			opts   []worker.Option
 			wantID func(string) bool
 		}{
-			{"default", nil, func(id string) bool { return strings.HasPrefix(id, "w-") && bus.ValidID(id) }},
+			{"default", nil, func(id string) bool { return strings.HasPrefix(id, "w-") && wire.ValidID(id) }},
 			{"given", []worker.Option{worker.WithID("w_given-1")}, func(id string) bool { return id == "w_given-1" }},
 			{"last wins", []worker.Option{worker.WithID("w-a"), worker.WithID("w-b")}, func(id string) bool { return id == "w-b" }},
 		} {
@@ -84,7 +87,7 @@ func TestServeOptions(t *testing.T) {
 
 func TestCallResults(t *testing.T) {
 	h := start(t)
-	for _, kind := range []bus.Kind{bus.KindCall, bus.KindThread} {
+	for _, kind := range []wire.Kind{wire.KindCall, wire.KindThread} {
 		t.Run(kind.String(), func(t *testing.T) {
 			for _, tc := range []struct {
 				name     string
@@ -100,11 +103,11 @@ func TestCallResults(t *testing.T) {
 				{"no deadline", "worker_test.deadline", struct{}{}, time.Duration(-1)},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					raw, re := h.call(t, bus.Call{Kind: kind, ID: 1, Function: tc.function}, tc.arg)
+					raw, re := h.call(t, wire.Call{Kind: kind, ID: 1, Function: tc.function}, tc.arg)
 					if re != nil {
 						t.Fatalf("remote error: %v", re)
 					}
-					want, err := bus.Marshal(tc.want)
+					want, err := codec.Marshal(tc.want)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -119,7 +122,7 @@ func TestCallResults(t *testing.T) {
 
 func TestCallErrors(t *testing.T) {
 	h := start(t)
-	for _, kind := range []bus.Kind{bus.KindCall, bus.KindThread} {
+	for _, kind := range []wire.Kind{wire.KindCall, wire.KindThread} {
 		t.Run(kind.String(), func(t *testing.T) {
 			for _, tc := range []struct {
 				name      string
@@ -161,7 +164,7 @@ func TestCallErrors(t *testing.T) {
 					[]string{"result of worker_test.badResult", "func()", "return a type that can travel"}, "", false},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					raw, re := h.call(t, bus.Call{Kind: kind, ID: 2, Function: tc.function, ArgType: tc.argType}, tc.arg)
+					raw, re := h.call(t, wire.Call{Kind: kind, ID: 2, Function: tc.function, ArgType: tc.argType}, tc.arg)
 					if re == nil {
 						t.Fatalf("result % x, want a remote error", raw)
 					}
@@ -203,21 +206,21 @@ func TestCallErrors(t *testing.T) {
 		})
 	}
 	// The worker survived all that.
-	if got := callAs[string](t, h, bus.Call{ID: 3, Function: "worker_test.echo"}, "still here"); got != "still here" {
+	if got := callAs[string](t, h, wire.Call{ID: 3, Function: "worker_test.echo"}, "still here"); got != "still here" {
 		t.Fatalf("echo after errors = %q", got)
 	}
 }
 
 func TestBadEnvelopes(t *testing.T) {
 	h := start(t)
-	good := encodeCall(t, bus.Call{Kind: bus.KindCall, Master: master, ID: 1, Function: "worker_test.echo", ArgType: "string"}, "x")
-	if good[1] != bus.ProtocolVersion {
+	good := encodeCall(t, wire.Call{Kind: wire.KindCall, Master: master, ID: 1, Function: "worker_test.echo", ArgType: "string"}, "x")
+	if good[1] != wire.ProtocolVersion {
 		t.Fatalf("byte 1 of % x is not the version", good[:4])
 	}
 	withVersion := func(v ...byte) []byte {
 		return append(append([]byte{good[0]}, v...), good[2:]...)
 	}
-	reply, err := bus.AppendReply(nil, 0, "a reply")
+	reply, err := wire.AppendReply(nil, 0, "a reply")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +237,8 @@ func TestBadEnvelopes(t *testing.T) {
 		{"cut short", good[:5], bus.ErrBadPayload, []string{"truncated"}},
 		{"no argument", good[:len(good)-2], bus.ErrBadPayload, []string{"no argument"}},
 		{"unknown kind", append([]byte{good[0], good[1], 9}, good[3:]...), bus.ErrBadPayload, []string{"unknown kind 9"}},
-		{"newer protocol", withVersion(bus.ProtocolVersion + 1), bus.ErrProtocolVersion,
-			[]string{fmt.Sprintf("speaks protocol %d", bus.ProtocolVersion+1), fmt.Sprintf("this binary speaks %d", bus.ProtocolVersion)}},
+		{"newer protocol", withVersion(wire.ProtocolVersion + 1), bus.ErrProtocolVersion,
+			[]string{fmt.Sprintf("speaks protocol %d", wire.ProtocolVersion+1), fmt.Sprintf("this binary speaks %d", wire.ProtocolVersion)}},
 		{"older protocol", withVersion(0), bus.ErrProtocolVersion, []string{"speaks protocol 0"}},
 		{"far protocol", withVersion(0xcf, 1, 0, 0, 0, 0, 0, 0, 0), bus.ErrProtocolVersion, []string{"speaks protocol 72057594037927936"}},
 		{"other protocol, other layout", []byte{0x92, 0x05, 0xc0}, bus.ErrProtocolVersion, []string{"speaks protocol 5"}},
@@ -276,10 +279,10 @@ func TestOrder(t *testing.T) {
 	in := h.inbox(t)
 	const n = 50
 	for i := range n {
-		c := bus.Call{Kind: bus.KindCall, ID: uint64(i), Function: "worker_test.record", ArgType: "worker_test.recordArg"}
+		c := wire.Call{Kind: wire.KindCall, ID: uint64(i), Function: "worker_test.record", ArgType: "worker_test.recordArg"}
 		if i == n/2 {
 			// A call that wants no reply keeps its place all the same.
-			if err := h.nc.Publish(h.subject(), encodeCall(t, bus.Call{Kind: bus.KindCall, Master: master, ID: 1000, Function: "worker_test.record"},
+			if err := h.nc.Publish(h.subject(), encodeCall(t, wire.Call{Kind: wire.KindCall, Master: master, ID: 1000, Function: "worker_test.record"},
 				recordArg{Key: key, I: -1})); err != nil {
 				t.Fatal(err)
 			}
@@ -316,24 +319,24 @@ func TestOrder(t *testing.T) {
 // fail at their deadline otherwise.
 func TestConcurrent(t *testing.T) {
 	type send struct {
-		kind   bus.Kind
+		kind   wire.Kind
 		master string
 	}
 	for _, tc := range []struct {
 		name  string
 		calls []send
 	}{
-		{"threads", []send{{bus.KindThread, master}, {bus.KindThread, master}, {bus.KindThread, master}, {bus.KindThread, master}, {bus.KindThread, master}}},
-		{"threads beside a blocking call", []send{{bus.KindCall, master}, {bus.KindThread, master}, {bus.KindThread, master}, {bus.KindThread, master}}},
-		{"blocking calls of several masters", []send{{bus.KindCall, "m-a"}, {bus.KindCall, "m-b"}, {bus.KindCall, "m-c"}}},
-		{"threads of several masters", []send{{bus.KindThread, "m-a"}, {bus.KindThread, "m-b"}, {bus.KindCall, "m-a"}}},
+		{"threads", []send{{wire.KindThread, master}, {wire.KindThread, master}, {wire.KindThread, master}, {wire.KindThread, master}, {wire.KindThread, master}}},
+		{"threads beside a blocking call", []send{{wire.KindCall, master}, {wire.KindThread, master}, {wire.KindThread, master}, {wire.KindThread, master}}},
+		{"blocking calls of several masters", []send{{wire.KindCall, "m-a"}, {wire.KindCall, "m-b"}, {wire.KindCall, "m-c"}}},
+		{"threads of several masters", []send{{wire.KindThread, "m-a"}, {wire.KindThread, "m-b"}, {wire.KindCall, "m-a"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t)
 			in := h.inbox(t)
 			key := newBarrier(t, len(tc.calls))
 			for i, s := range tc.calls {
-				in.send(t, bus.Call{Kind: s.kind, Master: s.master, ID: uint64(i), Function: "worker_test.barrier", Timeout: 5 * time.Second}, key)
+				in.send(t, wire.Call{Kind: s.kind, Master: s.master, ID: uint64(i), Function: "worker_test.barrier", Timeout: 5 * time.Second}, key)
 			}
 			for range tc.calls {
 				r := in.next(t)
@@ -352,7 +355,7 @@ func TestConcurrent(t *testing.T) {
 		in := h.inbox(t)
 		key := newBarrier(t, 2)
 		for i := range 2 {
-			in.send(t, bus.Call{Kind: bus.KindCall, ID: uint64(i), Function: "worker_test.barrier", Timeout: 200 * time.Millisecond}, key)
+			in.send(t, wire.Call{Kind: wire.KindCall, ID: uint64(i), Function: "worker_test.barrier", Timeout: 200 * time.Millisecond}, key)
 		}
 		for range 2 {
 			if r := in.next(t); !is(r.re, context.DeadlineExceeded) {
@@ -369,11 +372,11 @@ func TestManyCalls(t *testing.T) {
 	const n = 400
 	masters := []string{"m-1", "m-2", "m-3", "m-4"}
 	for i := range n {
-		kind := bus.KindCall
+		kind := wire.KindCall
 		if i%3 == 0 {
-			kind = bus.KindThread
+			kind = wire.KindThread
 		}
-		in.send(t, bus.Call{Kind: kind, Master: masters[i%len(masters)], ID: uint64(i), Function: "worker_test.sum"}, []int{i, i})
+		in.send(t, wire.Call{Kind: kind, Master: masters[i%len(masters)], ID: uint64(i), Function: "worker_test.sum"}, []int{i, i})
 	}
 	seen := make(map[uint64]bool)
 	for range n {
@@ -390,19 +393,19 @@ func TestManyCalls(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	for _, kind := range []bus.Kind{bus.KindCall, bus.KindThread} {
+	for _, kind := range []wire.Kind{wire.KindCall, wire.KindThread} {
 		t.Run("running "+kind.String(), func(t *testing.T) {
 			h := start(t)
 			in := h.inbox(t)
 			key, g := newGate(t)
-			in.send(t, bus.Call{Kind: kind, ID: 7, Function: "worker_test.block"}, key)
+			in.send(t, wire.Call{Kind: kind, ID: 7, Function: "worker_test.block"}, key)
 			g.waitStarted(t)
 			// A cancel of another master's call of the same id, or of an
 			// id that does not run, changes nothing.
-			h.control(t, bus.KindCancel, "m-other", 7)
-			h.control(t, bus.KindCancel, master, 8)
+			h.control(t, wire.KindCancel, "m-other", 7)
+			h.control(t, wire.KindCancel, master, 8)
 			in.none(t, 50*time.Millisecond)
-			h.control(t, bus.KindCancel, master, 7)
+			h.control(t, wire.KindCancel, master, 7)
 			r := in.next(t)
 			if r.id != 7 || !is(r.re, context.Canceled) {
 				t.Fatalf("reply %d: %v, want context.Canceled", r.id, r.re)
@@ -423,10 +426,10 @@ func TestCancel(t *testing.T) {
 		in := h.inbox(t)
 		key1, g1 := newGate(t)
 		key2, g2 := newGate(t)
-		in.send(t, bus.Call{Kind: bus.KindCall, ID: 1, Function: "worker_test.block"}, key1)
-		in.send(t, bus.Call{Kind: bus.KindCall, ID: 2, Function: "worker_test.block"}, key2)
+		in.send(t, wire.Call{Kind: wire.KindCall, ID: 1, Function: "worker_test.block"}, key1)
+		in.send(t, wire.Call{Kind: wire.KindCall, ID: 2, Function: "worker_test.block"}, key2)
 		g1.waitStarted(t)
-		h.control(t, bus.KindCancel, master, 2)
+		h.control(t, wire.KindCancel, master, 2)
 		if err := h.nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
@@ -446,9 +449,9 @@ func TestCancel(t *testing.T) {
 
 	t.Run("cancel after the reply", func(t *testing.T) {
 		h := start(t)
-		h.call(t, bus.Call{ID: 5, Function: "worker_test.echo"}, "x")
-		h.control(t, bus.KindCancel, master, 5)
-		if got := callAs[string](t, h, bus.Call{ID: 5, Function: "worker_test.echo"}, "again"); got != "again" {
+		h.call(t, wire.Call{ID: 5, Function: "worker_test.echo"}, "x")
+		h.control(t, wire.KindCancel, master, 5)
+		if got := callAs[string](t, h, wire.Call{ID: 5, Function: "worker_test.echo"}, "again"); got != "again" {
 			t.Fatalf("echo after a late cancel = %q", got)
 		}
 	})
@@ -456,7 +459,7 @@ func TestCancel(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	h := start(t)
-	for _, kind := range []bus.Kind{bus.KindCall, bus.KindThread} {
+	for _, kind := range []wire.Kind{wire.KindCall, wire.KindThread} {
 		for _, tc := range []struct {
 			timeout time.Duration
 			min     time.Duration // the deadline is at least this far when the function runs
@@ -466,7 +469,7 @@ func TestTimeout(t *testing.T) {
 			{365 * 24 * time.Hour, 365*24*time.Hour - 5*time.Second},
 		} {
 			t.Run(fmt.Sprint(kind, "/", tc.timeout), func(t *testing.T) {
-				got := callAs[time.Duration](t, h, bus.Call{Kind: kind, ID: 1, Function: "worker_test.deadline", Timeout: tc.timeout}, struct{}{})
+				got := callAs[time.Duration](t, h, wire.Call{Kind: kind, ID: 1, Function: "worker_test.deadline", Timeout: tc.timeout}, struct{}{})
 				if got > tc.timeout || got < tc.min {
 					t.Fatalf("time left before the deadline = %v, want in [%v, %v]", got, tc.min, tc.timeout)
 				}
@@ -475,7 +478,7 @@ func TestTimeout(t *testing.T) {
 		t.Run(fmt.Sprint(kind, "/expires"), func(t *testing.T) {
 			key, g := newGate(t)
 			start := time.Now()
-			_, re := h.call(t, bus.Call{Kind: kind, ID: 2, Function: "worker_test.block", Timeout: 50 * time.Millisecond}, key)
+			_, re := h.call(t, wire.Call{Kind: kind, ID: 2, Function: "worker_test.block", Timeout: 50 * time.Millisecond}, key)
 			if !is(re, context.DeadlineExceeded) {
 				t.Fatalf("reply %v, want context.DeadlineExceeded", re)
 			}
@@ -506,16 +509,16 @@ func TestCloseFromOwner(t *testing.T) {
 			in := h.inbox(t)
 			const n = 5
 			for i := range n {
-				in.send(t, bus.Call{Kind: bus.KindCall, Master: tc.from, ID: uint64(i), Function: "worker_test.record"},
+				in.send(t, wire.Call{Kind: wire.KindCall, Master: tc.from, ID: uint64(i), Function: "worker_test.record"},
 					recordArg{Key: key, I: i, Sleep: 10 * time.Millisecond})
 			}
 			if closed(h.w.Stopping()) {
 				t.Fatal("Stopping closed before any close")
 			}
 			if tc.withReply {
-				in.send(t, bus.Call{Kind: bus.KindClose, Master: tc.from, ID: 99}, nil)
+				in.send(t, wire.Call{Kind: wire.KindClose, Master: tc.from, ID: 99}, nil)
 			} else {
-				h.control(t, bus.KindClose, tc.from, 0)
+				h.control(t, wire.KindClose, tc.from, 0)
 			}
 			for i := range n {
 				r := in.next(t)
@@ -536,7 +539,7 @@ func TestCloseFromOwner(t *testing.T) {
 					t.Fatalf("close reply %d: %v", r.id, r.re)
 				}
 				var v map[string]any
-				if err := bus.Unmarshal(r.raw, &v); err != nil || len(v) != 0 {
+				if err := codec.Unmarshal(r.raw, &v); err != nil || len(v) != 0 {
 					t.Fatalf("close reply = %v, %v, want an empty struct", v, err)
 				}
 			}
@@ -548,7 +551,7 @@ func TestCloseFromOwner(t *testing.T) {
 					t.Fatal("Stopping closed on the close of a master that is not the owner")
 				}
 				// The worker still serves.
-				if got := callAs[string](t, h, bus.Call{ID: 100, Function: "worker_test.echo"}, "on"); got != "on" {
+				if got := callAs[string](t, h, wire.Call{ID: 100, Function: "worker_test.echo"}, "on"); got != "on" {
 					t.Fatalf("echo = %q", got)
 				}
 			}
@@ -560,16 +563,16 @@ func TestCloseFromOwner(t *testing.T) {
 }
 
 func TestCloseWaitsForRunningCalls(t *testing.T) {
-	for _, kind := range []bus.Kind{bus.KindCall, bus.KindThread} {
+	for _, kind := range []wire.Kind{wire.KindCall, wire.KindThread} {
 		t.Run(kind.String(), func(t *testing.T) {
 			h := start(t)
 			in := h.inbox(t)
 			key, g := newGate(t)
 			logKey, log := newLog(t)
-			in.send(t, bus.Call{Kind: kind, ID: 1, Function: "worker_test.block"}, key)
+			in.send(t, wire.Call{Kind: kind, ID: 1, Function: "worker_test.block"}, key)
 			g.waitStarted(t)
 			// A blocking call queued when Close begins still runs.
-			in.send(t, bus.Call{Kind: bus.KindCall, ID: 2, Function: "worker_test.record"}, recordArg{Key: logKey, I: 2})
+			in.send(t, wire.Call{Kind: wire.KindCall, ID: 2, Function: "worker_test.record"}, recordArg{Key: logKey, I: 2})
 			if err := h.nc.Flush(); err != nil {
 				t.Fatal(err)
 			}
@@ -581,7 +584,7 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 			// Calls that arrive while the worker closes fail with ErrClosed.
 			deadline := time.Now().Add(timeout)
 			for i := uint64(100); ; i++ {
-				raw, re := h.call(t, bus.Call{Kind: bus.KindThread, Master: "m-probe", ID: i, Function: "worker_test.echo"}, "probe")
+				raw, re := h.call(t, wire.Call{Kind: wire.KindThread, Master: "m-probe", ID: i, Function: "worker_test.echo"}, "probe")
 				if is(re, bus.ErrClosed) {
 					if !strings.Contains(re.Message, h.id) || re.Function != "worker_test.echo" {
 						t.Errorf("closed error %+v does not name the worker and function", re)
@@ -593,7 +596,7 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			if _, re := h.call(t, bus.Call{Kind: bus.KindCall, ID: 3, Function: "worker_test.echo"}, "late"); !is(re, bus.ErrClosed) {
+			if _, re := h.call(t, wire.Call{Kind: wire.KindCall, ID: 3, Function: "worker_test.echo"}, "late"); !is(re, bus.ErrClosed) {
 				t.Fatalf("blocking call while closing: %v, want ErrClosed", re)
 			}
 
@@ -612,7 +615,7 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 			for i := range 2 {
 				r := in.next(t)
 				replies[r.id] = r
-				if kind == bus.KindCall && r.id != uint64(i+1) {
+				if kind == wire.KindCall && r.id != uint64(i+1) {
 					t.Fatalf("reply %d arrived as number %d", r.id, i+1)
 				}
 			}
@@ -643,14 +646,14 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 			// responder.
 			deadline = time.Now().Add(timeout)
 			for {
-				msg, err := h.nc.Request(h.subject(), encodeCall(t, bus.Call{Master: master, ID: 4, Function: "worker_test.echo"}, "after"), timeout)
+				msg, err := h.nc.Request(h.subject(), encodeCall(t, wire.Call{Master: master, ID: 4, Function: "worker_test.echo"}, "after"), timeout)
 				if errors.Is(err, nats.ErrNoResponders) {
 					break
 				}
 				if err != nil {
 					t.Fatalf("call after Close: %v", err)
 				}
-				if _, _, re, _ := bus.DecodeReply(msg.Data); !is(re, bus.ErrClosed) {
+				if _, _, re, _ := wire.DecodeReply(msg.Data); !is(re, bus.ErrClosed) {
 					t.Fatalf("call after Close: %v, want ErrClosed or no responders", re)
 				}
 				if time.Now().After(deadline) {
@@ -664,7 +667,7 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 
 func TestCloseIdempotent(t *testing.T) {
 	h := start(t)
-	h.call(t, bus.Call{ID: 1, Function: "worker_test.echo"}, "x")
+	h.call(t, wire.Call{ID: 1, Function: "worker_test.echo"}, "x")
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
@@ -694,7 +697,7 @@ func TestCloseIdempotent(t *testing.T) {
 
 func TestCloseOnClosedConnection(t *testing.T) {
 	h := start(t)
-	h.call(t, bus.Call{ID: 1, Function: "worker_test.echo"}, "x")
+	h.call(t, wire.Call{ID: 1, Function: "worker_test.echo"}, "x")
 	h.wc.Close()
 	done := make(chan error, 1)
 	go func() { done <- h.w.Close() }()
@@ -709,12 +712,12 @@ func TestCloseOnClosedConnection(t *testing.T) {
 }
 
 func TestAbortCancelsRunningCalls(t *testing.T) {
-	for _, kind := range []bus.Kind{bus.KindCall, bus.KindThread} {
+	for _, kind := range []wire.Kind{wire.KindCall, wire.KindThread} {
 		t.Run(kind.String(), func(t *testing.T) {
 			h := start(t)
 			in := h.inbox(t)
 			key, g := newGate(t)
-			in.send(t, bus.Call{Kind: kind, ID: 1, Function: "worker_test.block"}, key)
+			in.send(t, wire.Call{Kind: kind, ID: 1, Function: "worker_test.block"}, key)
 			g.waitStarted(t)
 			done := make(chan error, 1)
 			go func() { done <- h.w.Abort() }()
@@ -739,7 +742,7 @@ func TestAbortCancelsRunningCalls(t *testing.T) {
 
 func TestMicroService(t *testing.T) {
 	h := start(t)
-	h.call(t, bus.Call{ID: 1, Function: "worker_test.echo"}, "count me")
+	h.call(t, wire.Call{ID: 1, Function: "worker_test.echo"}, "count me")
 
 	subject, err := micro.ControlSubject(micro.InfoVerb, worker.ServiceName, "")
 	if err != nil {
@@ -760,7 +763,7 @@ func TestMicroService(t *testing.T) {
 		{"name", info.Name, worker.ServiceName},
 		{"version", info.Version, worker.ServiceVersion},
 		{"worker", info.Metadata["worker"], h.id},
-		{"protocol", info.Metadata["protocol"], fmt.Sprint(bus.Version())},
+		{"protocol", info.Metadata["protocol"], fmt.Sprint(wire.Version())},
 		{"pid", info.Metadata["pid"], fmt.Sprint(os.Getpid())},
 	} {
 		if c.got != c.want {
@@ -782,20 +785,20 @@ func TestMicroService(t *testing.T) {
 	for _, ep := range info.Endpoints[8:] {
 		if ep.Metadata["function"] == "worker_test.sum" {
 			found = true
-			if ep.Subject != bus.JSONSubject(h.id, "worker_test.sum") || ep.Metadata["argument"] != "[]int" || ep.Metadata["result"] != "int" || ep.Metadata["format"] != "json" {
+			if ep.Subject != wire.JSONSubject(h.id, "worker_test.sum") || ep.Metadata["argument"] != "[]int" || ep.Metadata["result"] != "int" || ep.Metadata["format"] != "json" {
 				t.Errorf("the JSON endpoint of worker_test.sum: %+v", ep)
 			}
 		}
 	}
-	if !found || len(info.Endpoints)-8 != len(bus.Functions()) {
-		t.Fatalf("%d JSON endpoints for %d functions; worker_test.sum among them: %v", len(info.Endpoints)-8, len(bus.Functions()), found)
+	if !found || len(info.Endpoints)-8 != len(registry.Functions()) {
+		t.Fatalf("%d JSON endpoints for %d functions; worker_test.sum among them: %v", len(info.Endpoints)-8, len(registry.Functions()), found)
 	}
 	ep := info.Endpoints[0]
-	if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) || ep.Metadata["format"] != "msgpack" {
-		t.Errorf("endpoint %+v, want call on %s", ep, bus.CallSubject(h.id))
+	if ep.Name != "call" || ep.Subject != wire.CallSubject(h.id) || ep.Metadata["format"] != "msgpack" {
+		t.Errorf("endpoint %+v, want call on %s", ep, wire.CallSubject(h.id))
 	}
-	if hb := info.Endpoints[1]; hb.Name != "heartbeat" || hb.Subject != bus.HeartbeatSubject(h.id) {
-		t.Errorf("endpoint %+v, want heartbeat on %s", hb, bus.HeartbeatSubject(h.id))
+	if hb := info.Endpoints[1]; hb.Name != "heartbeat" || hb.Subject != wire.HeartbeatSubject(h.id) {
+		t.Errorf("endpoint %+v, want heartbeat on %s", hb, wire.HeartbeatSubject(h.id))
 	}
 
 	// The instance answers on its own subjects too, with its counters.
@@ -815,11 +818,11 @@ func TestMicroService(t *testing.T) {
 		if err := json.Unmarshal(msg.Data, &stats); err != nil {
 			t.Fatal(err)
 		}
-		if len(stats.Endpoints) != 8+len(bus.Functions()) {
+		if len(stats.Endpoints) != 8+len(registry.Functions()) {
 			t.Fatalf("stats of %d endpoints, want 8 and one per function", len(stats.Endpoints))
 		}
 		if ep := stats.Endpoints[0]; ep.NumRequests >= 1 {
-			if ep.Name != "call" || ep.Subject != bus.CallSubject(h.id) {
+			if ep.Name != "call" || ep.Subject != wire.CallSubject(h.id) {
 				t.Errorf("stats endpoint %s on %s", ep.Name, ep.Subject)
 			}
 			break

@@ -20,7 +20,9 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/natsauth"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
@@ -247,15 +249,15 @@ func callCmd(args []string) int {
 	defer nc.Close()
 	// The worker's hello says whether it has the function: an unknown one
 	// is named, not a timeout.
-	msg, err := nc.Request(bus.ControlSubject(*id, "hello"), nil, 5*time.Second)
+	msg, err := nc.Request(wire.ControlSubject(*id, "hello"), nil, 5*time.Second)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return fail("call", fmt.Errorf("no worker %q answers on %s", *id, conn.url))
 	}
 	if err != nil {
 		return fail("call", err)
 	}
-	var h bus.Hello
-	if err := bus.Unmarshal(msg.Data, &h); err != nil {
+	var h wire.Hello
+	if err := codec.Unmarshal(msg.Data, &h); err != nil {
 		return fail("call", fmt.Errorf("worker %s said an undecodable hello: %v", *id, err))
 	}
 	known := false
@@ -267,7 +269,7 @@ func callCmd(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	msg, err = nc.RequestWithContext(ctx, bus.JSONSubject(*id, function), []byte(body))
+	msg, err = nc.RequestWithContext(ctx, wire.JSONSubject(*id, function), []byte(body))
 	if err != nil {
 		return fail("call", err)
 	}
@@ -306,7 +308,7 @@ func verbCmd(verb, summary string) func(args []string) int {
 			return fail(verb, err)
 		}
 		defer nc.Close()
-		msg, err := nc.Request(bus.ControlSubject(*id, verb), nil, 10*time.Second)
+		msg, err := nc.Request(wire.ControlSubject(*id, verb), nil, 10*time.Second)
 		if errors.Is(err, nats.ErrNoResponders) {
 			return fail(verb, fmt.Errorf("no worker %q answers on %s", *id, conn.url))
 		}

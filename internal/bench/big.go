@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/shm"
 )
@@ -79,7 +80,7 @@ func (e *Env) bigSetup(ctx context.Context) error {
 		e.bigShm = b
 	}
 	if e.acker == nil {
-		e.ackSubject = "bench.chunks." + bus.NewID("b")
+		e.ackSubject = "bench.chunks." + wire.NewID("b")
 		c, _, err := e.startEcho(ctx, e.ackSubject, "PROCESSIONAL_BENCH_ACK=1")
 		if err != nil {
 			return err

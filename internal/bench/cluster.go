@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -59,20 +59,20 @@ func (e *Env) startCluster(ctx context.Context) (err error) {
 			c.close()
 		}
 	}()
-	var token = bus.NewID("t")
+	var token = wire.NewID("t")
 	if c.a, err = embedded.Start(embedded.Options{Token: token, Cluster: embedded.Cluster{Name: "bench", Port: -1}}); err != nil {
 		return err
 	}
 	if c.b, err = embedded.Start(embedded.Options{Token: token, Cluster: embedded.Cluster{Name: "bench", Port: -1, Routes: []string{c.a.ClusterURL()}}}); err != nil {
 		return err
 	}
-	id := bus.NewID("wc")
+	id := wire.NewID("wc")
 	cmd := exec.Command(e.binary, "worker", "--nats", c.a.URL(), "--token", token, "--id", id)
 	cmd.Stdout, cmd.Stderr = nil, os.Stderr
 	if c.worker, err = startProc(cmd); err != nil {
 		return err
 	}
-	c.subject = "bench.cluster." + bus.NewID("b")
+	c.subject = "bench.cluster." + wire.NewID("b")
 	if c.echo, err = startChild(e.binary, envChild+"="+modeNATS, "PROCESSIONAL_BENCH_URL="+c.a.URL(),
 		"PROCESSIONAL_BENCH_TOKEN="+token, "PROCESSIONAL_BENCH_SUBJECT="+c.subject, "PROCESSIONAL_BENCH_READY=bench.cluster.ready"); err != nil {
 		return err

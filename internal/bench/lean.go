@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -45,7 +45,7 @@ func workerPair() *Pair {
 				}
 			}()
 			for range n {
-				c, d, err := e.startEcho(ctx, "bench.start."+bus.NewID("b"))
+				c, d, err := e.startEcho(ctx, "bench.start."+wire.NewID("b"))
 				if err != nil {
 					return 0, err
 				}

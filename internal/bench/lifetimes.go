@@ -22,6 +22,7 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/internal/serveraddr"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -267,7 +268,7 @@ func leaseTeardown(ctx context.Context, e *Env) (time.Duration, error) {
 	start := time.Now()
 	stop()
 	for {
-		msg, err := nc.Request(bus.ControlSubject("server", "leases"), nil, 5*time.Second)
+		msg, err := nc.Request(wire.ControlSubject("server", "leases"), nil, 5*time.Second)
 		if err != nil {
 			return 0, err
 		}

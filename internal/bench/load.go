@@ -19,7 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -490,7 +490,7 @@ func loadPair() *Pair {
 					return err
 				}
 				defer nc.Close()
-				e.loadRawTo = "bench.load." + bus.NewID("b")
+				e.loadRawTo = "bench.load." + wire.NewID("b")
 				c, _, err := e.startResponder(ctx, nc, e.server.url, e.server.token, e.loadRawTo)
 				if err != nil {
 					return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/shm"
 )
@@ -299,7 +300,7 @@ func rttPair() *Pair {
 				return err
 			}
 			if e.echo == nil {
-				e.subject = "bench.echo." + bus.NewID("b")
+				e.subject = "bench.echo." + wire.NewID("b")
 				c, _, err := e.startEcho(ctx, e.subject)
 				if err != nil {
 					return err
@@ -433,7 +434,7 @@ func spawnPair() *Pair {
 		base: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			var total time.Duration
 			for range n {
-				c, d, err := e.startEcho(ctx, "bench.start."+bus.NewID("b"))
+				c, d, err := e.startEcho(ctx, "bench.start."+wire.NewID("b"))
 				if err != nil {
 					return 0, err
 				}

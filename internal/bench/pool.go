@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -21,7 +21,7 @@ func (e *Env) startPool(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	name := bus.NewID("pool")
+	name := wire.NewID("pool")
 	for range 2 {
 		cmd := exec.Command(e.binary, "worker", "--nats", m.URL(), "--token", m.Token(), "--pool", name)
 		cmd.Stdout, cmd.Stderr = nil, os.Stderr

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 // DefaultLimit is the largest value a call or a reply may carry, chunked,
@@ -43,10 +44,10 @@ var ErrAckTimeout = errors.New("chunks: no acknowledgement")
 // timeout each), calling alive, if not nil, on each answer: a receiver
 // busy taking a large transfer may answer its heartbeats late, and this is
 // a sign of life as good. It gives up when ctx ends.
-func Send(ctx context.Context, nc *nats.Conn, subject string, msg []byte, timeout time.Duration, alive func(), envelope func(dst []byte, c *bus.Chunk) []byte) error {
+func Send(ctx context.Context, nc *nats.Conn, subject string, msg []byte, timeout time.Duration, alive func(), envelope func(dst []byte, c *wire.Chunk) []byte) error {
 	size := Size(nc)
 	count := (len(msg) + size - 1) / size
-	c := bus.Chunk{Count: uint32(count), Total: uint64(len(msg))}
+	c := wire.Chunk{Count: uint32(count), Total: uint64(len(msg))}
 	buf := GetBuffer()
 	defer func() { PutBuffer(buf) }()
 	for i := range count {
@@ -71,7 +72,7 @@ func Send(ctx context.Context, nc *nats.Conn, subject string, msg []byte, timeou
 			alive()
 		case len(reply.Data) > 0:
 			// The receiver refused the transfer; it says why.
-			_, _, remote, derr := bus.DecodeReply(reply.Data)
+			_, _, remote, derr := wire.DecodeReply(reply.Data)
 			if remote != nil {
 				return remote
 			}
@@ -93,7 +94,7 @@ type Joiner struct {
 
 // Start checks the first chunk of a message against limit, and returns
 // the joiner for the rest.
-func Start(c *bus.Chunk, limit uint64) (*Joiner, error) {
+func Start(c *wire.Chunk, limit uint64) (*Joiner, error) {
 	if c.Index != 0 {
 		return nil, fmt.Errorf("%w: chunk %d of call %d arrived first: chunk 0 missing", bus.ErrBadPayload, c.Index, c.ID)
 	}
@@ -112,7 +113,7 @@ func Start(c *bus.Chunk, limit uint64) (*Joiner, error) {
 }
 
 // Add appends chunk c; done reports that the message is whole, in Bytes.
-func (j *Joiner) Add(c *bus.Chunk) (done bool, err error) {
+func (j *Joiner) Add(c *wire.Chunk) (done bool, err error) {
 	switch {
 	case c.Count != j.count || c.Total != j.total:
 		return false, fmt.Errorf("%w: chunk %d of call %d says %d chunks of %d bytes, the first said %d of %d", bus.ErrBadPayload, c.Index, c.ID, c.Count, c.Total, j.count, j.total)

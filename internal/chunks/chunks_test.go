@@ -10,15 +10,16 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func split(msg []byte, size int) []bus.Chunk {
+func split(msg []byte, size int) []wire.Chunk {
 	count := (len(msg) + size - 1) / size
-	var out []bus.Chunk
+	var out []wire.Chunk
 	for i := range count {
-		out = append(out, bus.Chunk{ID: 7, Index: uint32(i), Count: uint32(count), Total: uint64(len(msg)), Data: msg[i*size : min((i+1)*size, len(msg))]})
+		out = append(out, wire.Chunk{ID: 7, Index: uint32(i), Count: uint32(count), Total: uint64(len(msg)), Data: msg[i*size : min((i+1)*size, len(msg))]})
 	}
 	return out
 }
@@ -49,14 +50,14 @@ func TestJoinRefusals(t *testing.T) {
 		name  string
 		limit uint64
 		feed  func(j *chunks.Joiner) error
-		start *bus.Chunk
+		start *wire.Chunk
 		want  error
 		sub   string
 	}{
 		{name: "over the limit", limit: 299, start: &cs[0], want: bus.ErrTooBig, sub: "over the limit of 299"},
 		{name: "not the first", limit: 1 << 20, start: &cs[1], want: bus.ErrBadPayload, sub: "chunk 0 missing"},
-		{name: "more chunks than bytes", limit: 1 << 20, start: &bus.Chunk{Count: 10, Total: 3}, want: bus.ErrBadPayload, sub: "10 chunks for 3 bytes"},
-		{name: "a single chunk", limit: 1 << 20, start: &bus.Chunk{Count: 1, Total: 3}, want: bus.ErrBadPayload},
+		{name: "more chunks than bytes", limit: 1 << 20, start: &wire.Chunk{Count: 10, Total: 3}, want: bus.ErrBadPayload, sub: "10 chunks for 3 bytes"},
+		{name: "a single chunk", limit: 1 << 20, start: &wire.Chunk{Count: 1, Total: 3}, want: bus.ErrBadPayload},
 		{name: "a gap", limit: 1 << 20, start: &cs[0], feed: func(j *chunks.Joiner) error {
 			j.Add(&cs[0])
 			_, err := j.Add(&cs[2])
@@ -110,12 +111,12 @@ func TestBuffers(t *testing.T) {
 // FuzzJoin feeds crafted chunk envelopes to a joiner: errors, never a
 // panic nor an allocation past the limit.
 func FuzzJoin(f *testing.F) {
-	f.Add(bus.AppendCallChunk(nil, &bus.Chunk{Master: "m", ID: 1, Index: 0, Count: 2, Total: 6, Data: []byte("abc")}),
-		bus.AppendCallChunk(nil, &bus.Chunk{Master: "m", ID: 1, Index: 1, Count: 2, Total: 6, Data: []byte("def")}))
+	f.Add(wire.AppendCallChunk(nil, &wire.Chunk{Master: "m", ID: 1, Index: 0, Count: 2, Total: 6, Data: []byte("abc")}),
+		wire.AppendCallChunk(nil, &wire.Chunk{Master: "m", ID: 1, Index: 1, Count: 2, Total: 6, Data: []byte("def")}))
 	f.Add([]byte{0x98, 0x02, 0xcc, 0xff}, []byte{})
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		var a, b bus.Chunk
-		if bus.DecodeCallChunk(first, &a) != nil {
+		var a, b wire.Chunk
+		if wire.DecodeCallChunk(first, &a) != nil {
 			return
 		}
 		j, err := chunks.Start(&a, 1<<20)
@@ -125,7 +126,7 @@ func FuzzJoin(f *testing.F) {
 		if done, err := j.Add(&a); err != nil || done {
 			return
 		}
-		if bus.DecodeCallChunk(second, &b) == nil {
+		if wire.DecodeCallChunk(second, &b) == nil {
 			if done, err := j.Add(&b); done && err == nil && uint64(len(j.Bytes())) != a.Total {
 				t.Fatalf("joined %d bytes of %d announced", len(j.Bytes()), a.Total)
 			}

@@ -1,6 +1,6 @@
 // Package peer is what a process that decodes a call knows of itself: its
 // NATS connection, its id, and the objects it holds. A worker hands its
-// Context to the decoding of every argument (bus.UnmarshalWith); a
+// Context to the decoding of every argument (codec.UnmarshalWith); a
 // reference that arrives (master.Ref) binds itself through it, so that it
 // calls the object's owner directly.
 //

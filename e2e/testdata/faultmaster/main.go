@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/processional/processional/builtin"
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/worker"
 )
@@ -51,7 +51,7 @@ func main() {
 	// The worker holds our lease once our first heartbeat has come: only
 	// then can it lapse.
 	for {
-		msg, err := m.Conn().Request(bus.ControlSubject(s.ID(), "leases"), nil, 5*time.Second)
+		msg, err := m.Conn().Request(wire.ControlSubject(s.ID(), "leases"), nil, 5*time.Second)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
 
@@ -116,7 +117,7 @@ func main() {
 				held = master.Schedule(ctx, s, builtin.Sleep, time.Hour)
 				return "held", nil
 			case "leases":
-				msg, err := m.Conn().RequestWithContext(cctx, bus.ControlSubject(f[1], "leases"), nil)
+				msg, err := m.Conn().RequestWithContext(cctx, wire.ControlSubject(f[1], "leases"), nil)
 				if err != nil {
 					return "", err
 				}

@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/processional/processional/internal/registry"
 	"github.com/processional/processional/shm"
 )
 
@@ -74,13 +75,13 @@ func WorkerConfigFromEnv() (c *WorkerConfig, ok bool, err error) {
 	}
 	c = new(WorkerConfig)
 	if err := json.Unmarshal([]byte(v), c); err != nil {
-		return nil, true, fmt.Errorf("%w: $%s is not a worker configuration: %v", ErrBadPayload, EnvWorker, err)
+		return nil, true, fmt.Errorf("%w: $%s is not a worker configuration: %v", registry.ErrBadPayload, EnvWorker, err)
 	}
 	if !ValidID(c.Worker) || !ValidID(c.Master) || c.URL == "" || c.Hello == "" {
-		return nil, true, fmt.Errorf("%w: $%s lacks url, worker, master or hello", ErrBadPayload, EnvWorker)
+		return nil, true, fmt.Errorf("%w: $%s lacks url, worker, master or hello", registry.ErrBadPayload, EnvWorker)
 	}
 	if c.Version != wireVersion {
-		return c, true, fmt.Errorf("%w: the master speaks protocol %d, this worker binary speaks %d: build both from the same processional version", ErrProtocolVersion, c.Version, wireVersion)
+		return c, true, fmt.Errorf("%w: the master speaks protocol %d, this worker binary speaks %d: build both from the same processional version", registry.ErrProtocolVersion, c.Version, wireVersion)
 	}
 	return c, true, nil
 }
@@ -100,7 +101,7 @@ type Hello struct {
 
 // NewHello describes this process as worker id.
 func NewHello(worker string) *Hello {
-	fs := Functions()
+	fs := registry.Functions()
 	names := make([]string, len(fs))
 	for i, f := range fs {
 		names[i] = f.Name()
@@ -112,7 +113,7 @@ func NewHello(worker string) *Hello {
 // worker that speaks another protocol, or the error the worker reported.
 func (h *Hello) Check() error {
 	if h.Version != wireVersion {
-		return fmt.Errorf("%w: worker %s speaks protocol %d, this master speaks %d: build both from the same processional version", ErrProtocolVersion, h.Worker, h.Version, wireVersion)
+		return fmt.Errorf("%w: worker %s speaks protocol %d, this master speaks %d: build both from the same processional version", registry.ErrProtocolVersion, h.Worker, h.Version, wireVersion)
 	}
 	if h.Error != "" {
 		return fmt.Errorf("worker %s cannot serve: %s", h.Worker, h.Error)

@@ -1,4 +1,4 @@
-package bus
+package codec
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/processional/processional/internal/registry"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -152,7 +153,10 @@ func TestValueLenAgreesWithSkip(t *testing.T) {
 	}
 	for _, v := range []any{
 		map[string]any{"a": []any{1, "b", nil, 2.5, []byte{1}}, "c": map[string]int{"d": 1}},
-		&RemoteError{Type: "T", Message: "m", Worker: "w", Sentinels: []string{"x", "y"}},
+		struct {
+			Type, Message, Worker string
+			Sentinels             []string
+		}{Type: "T", Message: "m", Worker: "w", Sentinels: []string{"x", "y"}},
 		[]any{[]any{[]any{}}, map[string]any{}},
 	} {
 		b, err := Marshal(v)
@@ -239,8 +243,8 @@ func TestCyclesAndDepth(t *testing.T) {
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v", tc.name, err)
-		case tc.want != "" && (!errors.Is(err, ErrEncode) || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: %v, want ErrEncode saying %q", tc.name, err, tc.want)
+		case tc.want != "" && (!errors.Is(err, registry.ErrEncode) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want registry.ErrEncode saying %q", tc.name, err, tc.want)
 		}
 	}
 	deep := append(bytes.Repeat([]byte{0x91}, MaxDepth+1), 0x01)

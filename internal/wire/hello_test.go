@@ -1,4 +1,4 @@
-package bus_test
+package wire_test
 
 import (
 	"encoding/json"
@@ -10,16 +10,19 @@ import (
 	"testing"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/registry"
+	"github.com/processional/processional/internal/wire"
 )
 
-func validConfig() bus.WorkerConfig {
-	return bus.WorkerConfig{
+func validConfig() wire.WorkerConfig {
+	return wire.WorkerConfig{
 		URL:     "nats://127.0.0.1:4222",
 		Token:   "s3cr=t \"quoted\"",
 		Worker:  "w-abc",
 		Master:  "m-def",
-		Hello:   bus.HelloSubject("m-def", "w-abc"),
-		Version: bus.Version(),
+		Hello:   wire.HelloSubject("m-def", "w-abc"),
+		Version: wire.Version(),
 	}
 }
 
@@ -27,8 +30,8 @@ func validConfig() bus.WorkerConfig {
 func setEnvEntry(t *testing.T, entry string) {
 	t.Helper()
 	key, value, ok := strings.Cut(entry, "=")
-	if !ok || key != bus.EnvWorker {
-		t.Fatalf("Env() = %q, want %s=…", entry, bus.EnvWorker)
+	if !ok || key != wire.EnvWorker {
+		t.Fatalf("Env() = %q, want %s=…", entry, wire.EnvWorker)
 	}
 	t.Setenv(key, value)
 }
@@ -36,12 +39,12 @@ func setEnvEntry(t *testing.T, entry string) {
 func TestWorkerConfigEnvRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		modify func(*bus.WorkerConfig)
+		modify func(*wire.WorkerConfig)
 	}{
-		{"full", func(*bus.WorkerConfig) {}},
-		{"no token", func(c *bus.WorkerConfig) { c.Token = "" }},
-		{"unicode token", func(c *bus.WorkerConfig) { c.Token = "jéton\n✓" }},
-		{"64-byte ids", func(c *bus.WorkerConfig) {
+		{"full", func(*wire.WorkerConfig) {}},
+		{"no token", func(c *wire.WorkerConfig) { c.Token = "" }},
+		{"unicode token", func(c *wire.WorkerConfig) { c.Token = "jéton\n✓" }},
+		{"64-byte ids", func(c *wire.WorkerConfig) {
 			c.Worker, c.Master = strings.Repeat("w", 64), strings.Repeat("M", 64)
 		}},
 	} {
@@ -49,7 +52,7 @@ func TestWorkerConfigEnvRoundTrip(t *testing.T) {
 			want := validConfig()
 			tc.modify(&want)
 			setEnvEntry(t, want.Env())
-			got, ok, err := bus.WorkerConfigFromEnv()
+			got, ok, err := wire.WorkerConfigFromEnv()
 			if err != nil || !ok {
 				t.Fatalf("WorkerConfigFromEnv = %v, %v, %v", got, ok, err)
 			}
@@ -61,16 +64,16 @@ func TestWorkerConfigEnvRoundTrip(t *testing.T) {
 }
 
 func TestWorkerConfigFromEnvAbsent(t *testing.T) {
-	t.Setenv(bus.EnvWorker, "") // restored after the test
-	os.Unsetenv(bus.EnvWorker)
-	c, ok, err := bus.WorkerConfigFromEnv()
+	t.Setenv(wire.EnvWorker, "") // restored after the test
+	os.Unsetenv(wire.EnvWorker)
+	c, ok, err := wire.WorkerConfigFromEnv()
 	if c != nil || ok || err != nil {
 		t.Fatalf("WorkerConfigFromEnv without the variable = %v, %v, %v, want nil, false, nil", c, ok, err)
 	}
 }
 
 func TestWorkerConfigFromEnvErrors(t *testing.T) {
-	entry := func(modify func(*bus.WorkerConfig)) string {
+	entry := func(modify func(*wire.WorkerConfig)) string {
 		c := validConfig()
 		modify(&c)
 		_, v, _ := strings.Cut(c.Env(), "=")
@@ -82,24 +85,24 @@ func TestWorkerConfigFromEnvErrors(t *testing.T) {
 		want  error
 		subs  []string
 	}{
-		{"empty", "", bus.ErrBadPayload, []string{bus.EnvWorker, "not a worker configuration"}},
+		{"empty", "", bus.ErrBadPayload, []string{wire.EnvWorker, "not a worker configuration"}},
 		{"malformed JSON", `{"url": "nats://x",`, bus.ErrBadPayload, []string{"not a worker configuration"}},
 		{"not an object", `[1, 2]`, bus.ErrBadPayload, []string{"not a worker configuration"}},
 		{"wrong field type", `{"url": 1}`, bus.ErrBadPayload, []string{"not a worker configuration"}},
 		{"negative version", `{"version": -1}`, bus.ErrBadPayload, []string{"not a worker configuration"}},
 		{"empty object", `{}`, bus.ErrBadPayload, []string{"lacks url, worker, master or hello"}},
-		{"no url", entry(func(c *bus.WorkerConfig) { c.URL = "" }), bus.ErrBadPayload, []string{"lacks"}},
-		{"no hello", entry(func(c *bus.WorkerConfig) { c.Hello = "" }), bus.ErrBadPayload, []string{"lacks"}},
-		{"bad worker id", entry(func(c *bus.WorkerConfig) { c.Worker = "w.1" }), bus.ErrBadPayload, []string{"lacks"}},
-		{"bad master id", entry(func(c *bus.WorkerConfig) { c.Master = "" }), bus.ErrBadPayload, []string{"lacks"}},
-		{"older version", entry(func(c *bus.WorkerConfig) { c.Version = bus.Version() - 1 }), bus.ErrProtocolVersion,
-			[]string{fmt.Sprintf("master speaks protocol %d", bus.Version()-1), fmt.Sprintf("speaks %d", bus.Version())}},
-		{"newer version", entry(func(c *bus.WorkerConfig) { c.Version = bus.Version() + 1 }), bus.ErrProtocolVersion,
-			[]string{fmt.Sprintf("master speaks protocol %d", bus.Version()+1), fmt.Sprintf("speaks %d", bus.Version()), "same processional version"}},
+		{"no url", entry(func(c *wire.WorkerConfig) { c.URL = "" }), bus.ErrBadPayload, []string{"lacks"}},
+		{"no hello", entry(func(c *wire.WorkerConfig) { c.Hello = "" }), bus.ErrBadPayload, []string{"lacks"}},
+		{"bad worker id", entry(func(c *wire.WorkerConfig) { c.Worker = "w.1" }), bus.ErrBadPayload, []string{"lacks"}},
+		{"bad master id", entry(func(c *wire.WorkerConfig) { c.Master = "" }), bus.ErrBadPayload, []string{"lacks"}},
+		{"older version", entry(func(c *wire.WorkerConfig) { c.Version = wire.Version() - 1 }), bus.ErrProtocolVersion,
+			[]string{fmt.Sprintf("master speaks protocol %d", wire.Version()-1), fmt.Sprintf("speaks %d", wire.Version())}},
+		{"newer version", entry(func(c *wire.WorkerConfig) { c.Version = wire.Version() + 1 }), bus.ErrProtocolVersion,
+			[]string{fmt.Sprintf("master speaks protocol %d", wire.Version()+1), fmt.Sprintf("speaks %d", wire.Version()), "same processional version"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(bus.EnvWorker, tc.value)
-			c, ok, err := bus.WorkerConfigFromEnv()
+			t.Setenv(wire.EnvWorker, tc.value)
+			c, ok, err := wire.WorkerConfigFromEnv()
 			if !ok {
 				t.Error("ok = false with the variable set: the process is a worker, and must say why it cannot start")
 			}
@@ -109,7 +112,7 @@ func TestWorkerConfigFromEnvErrors(t *testing.T) {
 			// With another protocol, the worker still gets the config, to
 			// tell its master why in its hello; otherwise it gets none.
 			if tc.want == bus.ErrProtocolVersion {
-				var want bus.WorkerConfig
+				var want wire.WorkerConfig
 				if err := json.Unmarshal([]byte(tc.value), &want); err != nil {
 					t.Fatal(err)
 				}
@@ -139,11 +142,11 @@ func TestWorkerConfigEnvIsJSON(t *testing.T) {
 }
 
 func TestHello(t *testing.T) {
-	h := bus.NewHello("w-1")
-	if h.Worker != "w-1" || h.Version != bus.Version() || h.PID != os.Getpid() || h.Error != "" {
+	h := wire.NewHello("w-1")
+	if h.Worker != "w-1" || h.Version != wire.Version() || h.PID != os.Getpid() || h.Error != "" {
 		t.Fatalf("NewHello = %+v", h)
 	}
-	fs := bus.Functions()
+	fs := registry.Functions()
 	if len(h.Functions) != len(fs) {
 		t.Fatalf("hello lists %d functions, %d are registered", len(h.Functions), len(fs))
 	}
@@ -153,22 +156,22 @@ func TestHello(t *testing.T) {
 		}
 	}
 	// It travels.
-	var back bus.Hello
-	if err := bus.Unmarshal(mustMarshal(t, h), &back); err != nil || !reflect.DeepEqual(&back, h) {
+	var back wire.Hello
+	if err := codec.Unmarshal(mustMarshal(t, h), &back); err != nil || !reflect.DeepEqual(&back, h) {
 		t.Fatalf("hello after the codec = %+v, %v", back, err)
 	}
 
 	for _, tc := range []struct {
 		name string
-		h    bus.Hello
+		h    wire.Hello
 		want error
 		subs []string
 	}{
-		{"ok", bus.Hello{Version: bus.Version(), Worker: "w-1"}, nil, nil},
-		{"other version", bus.Hello{Version: bus.Version() + 1, Worker: "w-1"}, bus.ErrProtocolVersion,
-			[]string{fmt.Sprintf("worker w-1 speaks protocol %d", bus.Version()+1), fmt.Sprintf("this master speaks %d", bus.Version())}},
-		{"version and error", bus.Hello{Version: 0, Worker: "w-1", Error: "bad config"}, bus.ErrProtocolVersion, nil},
-		{"error", bus.Hello{Version: bus.Version(), Worker: "w-1", Error: "bad config"}, nil,
+		{"ok", wire.Hello{Version: wire.Version(), Worker: "w-1"}, nil, nil},
+		{"other version", wire.Hello{Version: wire.Version() + 1, Worker: "w-1"}, bus.ErrProtocolVersion,
+			[]string{fmt.Sprintf("worker w-1 speaks protocol %d", wire.Version()+1), fmt.Sprintf("this master speaks %d", wire.Version())}},
+		{"version and error", wire.Hello{Version: 0, Worker: "w-1", Error: "bad config"}, bus.ErrProtocolVersion, nil},
+		{"error", wire.Hello{Version: wire.Version(), Worker: "w-1", Error: "bad config"}, nil,
 			[]string{"worker w-1 cannot serve: bad config"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

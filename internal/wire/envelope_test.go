@@ -1,4 +1,4 @@
-package bus_test
+package wire_test
 
 import (
 	"bytes"
@@ -15,28 +15,30 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 )
 
 func TestVersion(t *testing.T) {
-	if bus.Version() != bus.ProtocolVersion {
-		t.Fatalf("Version() = %d, want ProtocolVersion %d (no link-time override in tests)", bus.Version(), bus.ProtocolVersion)
+	if wire.Version() != wire.ProtocolVersion {
+		t.Fatalf("Version() = %d, want ProtocolVersion %d (no link-time override in tests)", wire.Version(), wire.ProtocolVersion)
 	}
 }
 
 func TestKindString(t *testing.T) {
 	for _, tc := range []struct {
-		k    bus.Kind
+		k    wire.Kind
 		want string
 	}{
-		{bus.KindCall, "call"},
-		{bus.KindThread, "thread"},
-		{bus.KindCancel, "cancel"},
-		{bus.KindClose, "close"},
-		{bus.KindHeartbeat, "heartbeat"},
-		{bus.KindDetach, "detach"},
-		{bus.KindPersist, "persist"},
-		{bus.Kind(7), "kind(7)"},
-		{bus.Kind(255), "kind(255)"},
+		{wire.KindCall, "call"},
+		{wire.KindThread, "thread"},
+		{wire.KindCancel, "cancel"},
+		{wire.KindClose, "close"},
+		{wire.KindHeartbeat, "heartbeat"},
+		{wire.KindDetach, "detach"},
+		{wire.KindPersist, "persist"},
+		{wire.Kind(7), "kind(7)"},
+		{wire.Kind(255), "kind(255)"},
 	} {
 		if got := tc.k.String(); got != tc.want {
 			t.Errorf("Kind(%d).String() = %q, want %q", uint8(tc.k), got, tc.want)
@@ -44,7 +46,7 @@ func TestKindString(t *testing.T) {
 	}
 }
 
-var kinds = []bus.Kind{bus.KindCall, bus.KindThread, bus.KindCancel, bus.KindClose, bus.KindHeartbeat, bus.KindDetach, bus.KindPersist}
+var kinds = []wire.Kind{wire.KindCall, wire.KindThread, wire.KindCancel, wire.KindClose, wire.KindHeartbeat, wire.KindDetach, wire.KindPersist}
 
 // ids cross every msgpack integer width.
 var ids = []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64, math.MaxUint64 - 1, math.MaxUint64}
@@ -52,9 +54,9 @@ var ids = []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.
 // strLens cross every msgpack string width.
 var strLens = []int{0, 1, 31, 32, 255, 256, 65535, 65536, 70000}
 
-func appendCall(t testing.TB, c *bus.Call, arg any) []byte {
+func appendCall(t testing.TB, c *wire.Call, arg any) []byte {
 	t.Helper()
-	data, err := bus.AppendCall(nil, c, arg)
+	data, err := wire.AppendCall(nil, c, arg)
 	if err != nil {
 		t.Fatalf("AppendCall(%+v, %v): %v", c, arg, err)
 	}
@@ -63,7 +65,7 @@ func appendCall(t testing.TB, c *bus.Call, arg any) []byte {
 
 // sameCall compares the header fields of two calls and their argument
 // bytes.
-func sameCall(a, b *bus.Call) bool {
+func sameCall(a, b *wire.Call) bool {
 	return a.Kind == b.Kind && a.Master == b.Master && a.ID == b.ID && a.Function == b.Function &&
 		a.Timeout == b.Timeout && a.ArgType == b.ArgType && bytes.Equal(a.Arg, b.Arg)
 }
@@ -71,34 +73,34 @@ func sameCall(a, b *bus.Call) bool {
 func TestCallRoundTrip(t *testing.T) {
 	type tcase struct {
 		name string
-		call bus.Call
+		call wire.Call
 		arg  any
 	}
 	var cases []tcase
 	for _, k := range kinds {
 		for _, id := range ids {
-			cases = append(cases, tcase{k.String() + "/id", bus.Call{Kind: k, Master: "m-1", ID: id, Function: "f", ArgType: "int"}, int(id % 1000)})
+			cases = append(cases, tcase{k.String() + "/id", wire.Call{Kind: k, Master: "m-1", ID: id, Function: "f", ArgType: "int"}, int(id % 1000)})
 		}
 		for _, n := range strLens {
 			s := strings.Repeat("s", n)
 			cases = append(cases,
-				tcase{k.String() + "/master", bus.Call{Kind: k, Master: s, ID: 9, Function: "f"}, "x"},
-				tcase{k.String() + "/function", bus.Call{Kind: k, Master: "m", ID: 9, Function: s}, "x"},
-				tcase{k.String() + "/argType", bus.Call{Kind: k, Master: "m", ID: 9, Function: "f", ArgType: s}, s},
+				tcase{k.String() + "/master", wire.Call{Kind: k, Master: s, ID: 9, Function: "f"}, "x"},
+				tcase{k.String() + "/function", wire.Call{Kind: k, Master: "m", ID: 9, Function: s}, "x"},
+				tcase{k.String() + "/argType", wire.Call{Kind: k, Master: "m", ID: 9, Function: "f", ArgType: s}, s},
 			)
 		}
 	}
 	for _, d := range []time.Duration{0, 1, time.Millisecond, 5 * time.Second, 365 * 24 * time.Hour, math.MaxInt64} {
-		cases = append(cases, tcase{"timeout", bus.Call{Kind: bus.KindCall, Master: "m", ID: 1, Function: "f", Timeout: d}, nil})
+		cases = append(cases, tcase{"timeout", wire.Call{Kind: wire.KindCall, Master: "m", ID: 1, Function: "f", Timeout: d}, nil})
 	}
 	for _, arg := range []any{nil, true, 0, -1, math.MaxInt64, 3.5, "", "héllo", []byte{0, 1, 2}, []int{1, 2, 3},
 		map[string]any{"a": int8(1)}, point{1, 2, "p"}, &point{3, 4, "q"}, make([]byte, 1<<20)} {
-		cases = append(cases, tcase{"arg", bus.Call{Kind: bus.KindThread, Master: "m", ID: 1, Function: "f", ArgType: fmt.Sprintf("%T", arg)}, arg})
+		cases = append(cases, tcase{"arg", wire.Call{Kind: wire.KindThread, Master: "m", ID: 1, Function: "f", ArgType: fmt.Sprintf("%T", arg)}, arg})
 	}
 	for _, tc := range cases {
 		data := appendCall(t, &tc.call, tc.arg)
-		var got bus.Call
-		if err := bus.DecodeCall(data, &got); err != nil {
+		var got wire.Call
+		if err := wire.DecodeCall(data, &got); err != nil {
 			t.Fatalf("%s: DecodeCall(AppendCall(%v)): %v", tc.name, tc.call.ID, err)
 		}
 		want := tc.call
@@ -110,7 +112,7 @@ func TestCallRoundTrip(t *testing.T) {
 		}
 		if tc.arg != nil {
 			back := reflect.New(reflect.TypeOf(tc.arg))
-			if err := bus.Unmarshal(got.Arg, back.Interface()); err != nil {
+			if err := codec.Unmarshal(got.Arg, back.Interface()); err != nil {
 				t.Fatalf("%s: the argument does not decode: %v", tc.name, err)
 			}
 			if !reflect.DeepEqual(back.Elem().Interface(), tc.arg) {
@@ -130,46 +132,46 @@ func trunc(s string) string {
 func TestAppendCallDetails(t *testing.T) {
 	t.Run("appends to dst", func(t *testing.T) {
 		prefix := []byte("prefix")
-		c := bus.Call{Kind: bus.KindCall, Master: "m", ID: 3, Function: "f"}
-		data, err := bus.AppendCall(append([]byte(nil), prefix...), &c, 1)
+		c := wire.Call{Kind: wire.KindCall, Master: "m", ID: 3, Function: "f"}
+		data, err := wire.AppendCall(append([]byte(nil), prefix...), &c, 1)
 		if err != nil || !bytes.HasPrefix(data, prefix) {
 			t.Fatalf("AppendCall = %q, %v: lost the prefix", data, err)
 		}
-		var got bus.Call
-		if err := bus.DecodeCall(data[len(prefix):], &got); err != nil || got.ID != 3 {
+		var got wire.Call
+		if err := wire.DecodeCall(data[len(prefix):], &got); err != nil || got.ID != 3 {
 			t.Fatalf("DecodeCall after the prefix = %+v, %v", got, err)
 		}
 	})
 	t.Run("ignores c.Arg", func(t *testing.T) {
-		c := bus.Call{Kind: bus.KindCall, Master: "m", ID: 3, Function: "f", Arg: []byte{0xc1, 0xc1}}
-		var got bus.Call
-		if err := bus.DecodeCall(appendCall(t, &c, "real"), &got); err != nil || !bytes.Equal(got.Arg, mustMarshal(t, "real")) {
+		c := wire.Call{Kind: wire.KindCall, Master: "m", ID: 3, Function: "f", Arg: []byte{0xc1, 0xc1}}
+		var got wire.Call
+		if err := wire.DecodeCall(appendCall(t, &c, "real"), &got); err != nil || !bytes.Equal(got.Arg, mustMarshal(t, "real")) {
 			t.Fatalf("DecodeCall = %+v, %v", got, err)
 		}
 	})
 	t.Run("negative timeout is none", func(t *testing.T) {
-		c := bus.Call{Kind: bus.KindCall, Master: "m", ID: 3, Function: "f", Timeout: -time.Second}
-		var got bus.Call
-		if err := bus.DecodeCall(appendCall(t, &c, 1), &got); err != nil || got.Timeout != 0 {
+		c := wire.Call{Kind: wire.KindCall, Master: "m", ID: 3, Function: "f", Timeout: -time.Second}
+		var got wire.Call
+		if err := wire.DecodeCall(appendCall(t, &c, 1), &got); err != nil || got.Timeout != 0 {
 			t.Fatalf("DecodeCall = %+v, %v, want Timeout 0", got, err)
 		}
 	})
 	t.Run("timeout beyond MaxInt64 saturates", func(t *testing.T) {
-		data := appendCall(t, &bus.Call{Kind: bus.KindCall, Master: "m", ID: 3, Function: "f", Timeout: 7}, 1)
+		data := appendCall(t, &wire.Call{Kind: wire.KindCall, Master: "m", ID: 3, Function: "f", Timeout: 7}, 1)
 		// The timeout is the byte after the function "f" (0xa1 'f').
 		i := bytes.Index(data, []byte{0xa1, 'f', 0x07})
 		if i < 0 {
 			t.Fatalf("timeout not found in % x", data)
 		}
 		big := append(append(append([]byte(nil), data[:i+2]...), 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), data[i+3:]...)
-		var got bus.Call
-		if err := bus.DecodeCall(big, &got); err != nil || got.Timeout != math.MaxInt64 {
+		var got wire.Call
+		if err := wire.DecodeCall(big, &got); err != nil || got.Timeout != math.MaxInt64 {
 			t.Fatalf("DecodeCall = %v, %v, want Timeout MaxInt64", got.Timeout, err)
 		}
 	})
 	t.Run("argument that cannot be encoded", func(t *testing.T) {
 		for _, arg := range []any{func() {}, make(chan int), complex(1, 2), struct{ F func() }{func() {}}} {
-			_, err := bus.AppendCall(nil, &bus.Call{Master: "m", Function: "f"}, arg)
+			_, err := wire.AppendCall(nil, &wire.Call{Master: "m", Function: "f"}, arg)
 			if !errors.Is(err, bus.ErrEncode) {
 				t.Errorf("AppendCall(%T) err = %v, want ErrEncode", arg, err)
 			} else if !strings.Contains(err.Error(), reflect.TypeOf(arg).String()) {
@@ -178,9 +180,9 @@ func TestAppendCallDetails(t *testing.T) {
 		}
 	})
 	t.Run("argument aliases the message", func(t *testing.T) {
-		data := appendCall(t, &bus.Call{Master: "m", Function: "f"}, "abc")
-		var got bus.Call
-		if err := bus.DecodeCall(data, &got); err != nil {
+		data := appendCall(t, &wire.Call{Master: "m", Function: "f"}, "abc")
+		var got wire.Call
+		if err := wire.DecodeCall(data, &got); err != nil {
 			t.Fatal(err)
 		}
 		if &got.Arg[len(got.Arg)-1] != &data[len(data)-1] {
@@ -194,11 +196,11 @@ func TestAppendCallDetails(t *testing.T) {
 func TestDecodeCallTruncated(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		call bus.Call
+		call wire.Call
 	}{
-		{"short strings", bus.Call{Kind: bus.KindCall, Master: "m-1", ID: 1, Function: "f", ArgType: "int"}},
-		{"str8 and str16", bus.Call{Kind: bus.KindThread, Master: strings.Repeat("m", 40), ID: 300, Function: strings.Repeat("f", 300), Timeout: time.Hour, ArgType: "int"}},
-		{"str32 and uint64", bus.Call{Kind: bus.KindCancel, Master: "m", ID: math.MaxUint64, Function: "f", Timeout: math.MaxInt64, ArgType: strings.Repeat("t", 70000)}},
+		{"short strings", wire.Call{Kind: wire.KindCall, Master: "m-1", ID: 1, Function: "f", ArgType: "int"}},
+		{"str8 and str16", wire.Call{Kind: wire.KindThread, Master: strings.Repeat("m", 40), ID: 300, Function: strings.Repeat("f", 300), Timeout: time.Hour, ArgType: "int"}},
+		{"str32 and uint64", wire.Call{Kind: wire.KindCancel, Master: "m", ID: math.MaxUint64, Function: "f", Timeout: math.MaxInt64, ArgType: strings.Repeat("t", 70000)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := appendCall(t, &tc.call, 7)
@@ -206,8 +208,8 @@ func TestDecodeCallTruncated(t *testing.T) {
 				t.Fatalf("argument 7 is not one byte: % x", data[len(data)-4:])
 			}
 			for n := range len(data) {
-				var c bus.Call
-				err := bus.DecodeCall(data[:n:n], &c)
+				var c wire.Call
+				err := wire.DecodeCall(data[:n:n], &c)
 				if !errors.Is(err, bus.ErrBadPayload) {
 					t.Fatalf("DecodeCall of the first %d of %d bytes: %v, want ErrBadPayload", n, len(data), err)
 				}
@@ -228,7 +230,7 @@ func callHeader(fields byte, parts ...[]byte) []byte {
 func fixstr(s string) []byte { return append([]byte{0xa0 | byte(len(s))}, s...) }
 
 func TestDecodeCallGarbage(t *testing.T) {
-	v := []byte{bus.ProtocolVersion}
+	v := []byte{wire.ProtocolVersion}
 	okHeader := [][]byte{v, {0}, fixstr("m"), {1}, fixstr("f"), {0}, fixstr("int"), {0}}
 	with := func(i int, field []byte) [][]byte {
 		h := append([][]byte(nil), okHeader...)
@@ -272,8 +274,8 @@ func TestDecodeCallGarbage(t *testing.T) {
 		{"string longer than the message", callHeader(9, v, []byte{0}, []byte{0xdb, 0xff, 0xff, 0xff, 0xff, 'm'}), "truncated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var c bus.Call
-			err := bus.DecodeCall(tc.data, &c)
+			var c wire.Call
+			err := wire.DecodeCall(tc.data, &c)
 			if !errors.Is(err, bus.ErrBadPayload) {
 				t.Fatalf("DecodeCall(% x) = %v, want ErrBadPayload", tc.data, err)
 			}
@@ -287,7 +289,7 @@ func TestDecodeCallGarbage(t *testing.T) {
 
 func mustReply(t testing.TB, v any) []byte {
 	t.Helper()
-	data, err := bus.AppendReply(nil, 0, v)
+	data, err := wire.AppendReply(nil, 0, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,16 +300,16 @@ func mustReply(t testing.TB, v any) []byte {
 // AppendReply write as a positive fixint in the second byte.
 func withVersion(t *testing.T, data []byte, version []byte) []byte {
 	t.Helper()
-	if data[1] != bus.ProtocolVersion {
+	if data[1] != wire.ProtocolVersion {
 		t.Fatalf("byte 1 of % x is not the version", data[:4])
 	}
 	return append(append([]byte{data[0]}, version...), data[2:]...)
 }
 
 func TestDecodeProtocolVersion(t *testing.T) {
-	call := appendCall(t, &bus.Call{Kind: bus.KindCall, Master: "m", ID: 1, Function: "f", ArgType: "int"}, 1)
+	call := appendCall(t, &wire.Call{Kind: wire.KindCall, Master: "m", ID: 1, Function: "f", ArgType: "int"}, 1)
 	reply := mustReply(t, "ok")
-	errReply := bus.AppendErrorReply(nil, 0, &bus.RemoteError{Worker: "w", Message: "m"})
+	errReply := wire.AppendErrorReply(nil, 0, &bus.RemoteError{Worker: "w", Message: "m"})
 	for _, tc := range []struct {
 		name    string
 		version []byte
@@ -323,11 +325,11 @@ func TestDecodeProtocolVersion(t *testing.T) {
 		{"max uint64", []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "protocol 18446744073709551615"},
 		// The version that this binary speaks, in a longer encoding, is
 		// not a mismatch.
-		{"same version as uint16", []byte{0xcd, 0, bus.ProtocolVersion}, ""},
+		{"same version as uint16", []byte{0xcd, 0, wire.ProtocolVersion}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var c bus.Call
-			err := bus.DecodeCall(withVersion(t, call, tc.version), &c)
+			var c wire.Call
+			err := wire.DecodeCall(withVersion(t, call, tc.version), &c)
 			if tc.want == "" {
 				if err != nil || c.Function != "f" {
 					t.Fatalf("DecodeCall = %+v, %v", c, err)
@@ -336,10 +338,10 @@ func TestDecodeProtocolVersion(t *testing.T) {
 				if !errors.Is(err, bus.ErrProtocolVersion) || errors.Is(err, bus.ErrBadPayload) {
 					t.Fatalf("DecodeCall = %v, want ErrProtocolVersion alone", err)
 				}
-				wantSubstrings(t, "error", err.Error(), tc.want, fmt.Sprintf("this binary speaks %d", bus.ProtocolVersion))
+				wantSubstrings(t, "error", err.Error(), tc.want, fmt.Sprintf("this binary speaks %d", wire.ProtocolVersion))
 			}
 			for _, r := range [][]byte{reply, errReply} {
-				_, res, re, err := bus.DecodeReply(withVersion(t, r, tc.version))
+				_, res, re, err := wire.DecodeReply(withVersion(t, r, tc.version))
 				if tc.want == "" {
 					if err != nil || (res == nil && re == nil) {
 						t.Fatalf("DecodeReply = %v, %v, %v", res, re, err)
@@ -361,11 +363,11 @@ func TestDecodeProtocolVersion(t *testing.T) {
 			{0x9f, 0x05},
 			callHeader(12, []byte{9}, fixstr("anything")),
 		} {
-			var c bus.Call
-			if err := bus.DecodeCall(data, &c); !errors.Is(err, bus.ErrProtocolVersion) {
+			var c wire.Call
+			if err := wire.DecodeCall(data, &c); !errors.Is(err, bus.ErrProtocolVersion) {
 				t.Errorf("DecodeCall(% x) = %v, want ErrProtocolVersion", data, err)
 			}
-			if _, _, _, err := bus.DecodeReply(data); !errors.Is(err, bus.ErrProtocolVersion) {
+			if _, _, _, err := wire.DecodeReply(data); !errors.Is(err, bus.ErrProtocolVersion) {
 				t.Errorf("DecodeReply(% x) = %v, want ErrProtocolVersion", data, err)
 			}
 		}
@@ -394,14 +396,14 @@ func TestReplyRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := []byte("keep")
-			data, err := bus.AppendReply(append([]byte(nil), prefix...), math.MaxUint64-7, tc.result)
+			data, err := wire.AppendReply(append([]byte(nil), prefix...), math.MaxUint64-7, tc.result)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.HasPrefix(data, prefix) {
 				t.Fatal("AppendReply lost dst")
 			}
-			id, res, re, err := bus.DecodeReply(data[len(prefix):])
+			id, res, re, err := wire.DecodeReply(data[len(prefix):])
 			if id != math.MaxUint64-7 {
 				t.Fatalf("DecodeReply id = %d, want %d", id, uint64(math.MaxUint64-7))
 			}
@@ -415,7 +417,7 @@ func TestReplyRoundTrip(t *testing.T) {
 				return
 			}
 			back := reflect.New(reflect.TypeOf(tc.result))
-			if err := bus.Unmarshal(res, back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), tc.result) {
+			if err := codec.Unmarshal(res, back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), tc.result) {
 				t.Fatalf("result decodes to %v, %v, want %v", back.Elem().Interface(), err, tc.result)
 			}
 		})
@@ -424,7 +426,7 @@ func TestReplyRoundTrip(t *testing.T) {
 
 func TestAppendReplyCannotEncode(t *testing.T) {
 	for _, v := range []any{func() {}, make(chan bool), complex64(1), map[string]any{"f": func() {}}} {
-		if _, err := bus.AppendReply(nil, 0, v); !errors.Is(err, bus.ErrEncode) {
+		if _, err := wire.AppendReply(nil, 0, v); !errors.Is(err, bus.ErrEncode) {
 			t.Errorf("AppendReply(%T) err = %v, want ErrEncode", v, err)
 		}
 	}
@@ -444,11 +446,11 @@ func TestErrorReplyRoundTrip(t *testing.T) {
 		{"unicode", bus.RemoteError{Message: "ça a échoué ✗", Worker: "w"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data := bus.AppendErrorReply([]byte("keep"), 0, &tc.re)
+			data := wire.AppendErrorReply([]byte("keep"), 0, &tc.re)
 			if !bytes.HasPrefix(data, []byte("keep")) {
 				t.Fatal("AppendErrorReply lost dst")
 			}
-			_, res, re, err := bus.DecodeReply(data[4:])
+			_, res, re, err := wire.DecodeReply(data[4:])
 			if err != nil || res != nil || re == nil {
 				t.Fatalf("DecodeReply = %v, %v, %v, want a remote error", res, re, err)
 			}
@@ -466,11 +468,11 @@ func TestDecodeReplyTruncated(t *testing.T) {
 	}{
 		{"one-byte result", mustReply(t, 7)},
 		{"nil result", mustReply(t, nil)},
-		{"error", bus.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "T", Message: strings.Repeat("m", 300), Worker: "w", Sentinels: []string{"bus.ErrPanic"}})},
+		{"error", wire.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "T", Message: strings.Repeat("m", 300), Worker: "w", Sentinels: []string{"bus.ErrPanic"}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for n := range len(tc.data) {
-				_, res, re, err := bus.DecodeReply(tc.data[:n:n])
+				_, res, re, err := wire.DecodeReply(tc.data[:n:n])
 				if !errors.Is(err, bus.ErrBadPayload) || res != nil || re != nil {
 					t.Fatalf("DecodeReply of the first %d of %d bytes = %v, %v, %v, want ErrBadPayload", n, len(tc.data), res, re, err)
 				}
@@ -480,7 +482,7 @@ func TestDecodeReplyTruncated(t *testing.T) {
 }
 
 func TestDecodeReplyGarbage(t *testing.T) {
-	v := byte(bus.ProtocolVersion)
+	v := byte(wire.ProtocolVersion)
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -491,7 +493,7 @@ func TestDecodeReplyGarbage(t *testing.T) {
 		{"msgpack string", mustMarshal(t, "ok"), "not a processional envelope"},
 		{"2 fields", []byte{0x92, v, 0}, "want 4"},
 		{"5 fields", []byte{0x95, v, 0, 9, 1, 2}, "want 4"},
-		{"call as reply", appendCall(t, &bus.Call{Master: "m", Function: "f"}, 1), "want 4"},
+		{"call as reply", appendCall(t, &wire.Call{Master: "m", Function: "f"}, 1), "want 4"},
 		{"status 2", []byte{0x94, v, 2, 9, 1}, "unknown status 2"},
 		{"status 255", []byte{0x94, v, 0xcc, 0xff, 9, 1}, "unknown status 255"},
 		{"status is a string", []byte{0x94, v, 0xa1, '0', 9, 1}, "want an unsigned integer"},
@@ -506,7 +508,7 @@ func TestDecodeReplyGarbage(t *testing.T) {
 		{"error map cut short", append([]byte{0x94, v, 1, 9}, 0x82, 0xa4, 't', 'y', 'p', 'e'), "error envelope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, res, re, err := bus.DecodeReply(tc.data)
+			_, res, re, err := wire.DecodeReply(tc.data)
 			if !errors.Is(err, bus.ErrBadPayload) || res != nil || re != nil {
 				t.Fatalf("DecodeReply(% x) = %v, %v, %v, want ErrBadPayload", tc.data, res, re, err)
 			}
@@ -521,9 +523,9 @@ func TestDecodeReplyGarbage(t *testing.T) {
 func TestDecodeRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	seeds := [][]byte{
-		appendCall(t, &bus.Call{Kind: bus.KindThread, Master: "m-1", ID: 1 << 40, Function: strings.Repeat("f", 40), Timeout: time.Second, ArgType: "[]int"}, []int{1, 2, 3}),
+		appendCall(t, &wire.Call{Kind: wire.KindThread, Master: "m-1", ID: 1 << 40, Function: strings.Repeat("f", 40), Timeout: time.Second, ArgType: "[]int"}, []int{1, 2, 3}),
 		mustReply(t, map[string]int{"a": 1}),
-		bus.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "T", Message: "m", Worker: "w", Sentinels: []string{"x"}}),
+		wire.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "T", Message: "m", Worker: "w", Sentinels: []string{"x"}}),
 	}
 	for i := range 20000 {
 		var data []byte
@@ -535,7 +537,7 @@ func TestDecodeRandom(t *testing.T) {
 			if len(data) > 0 && i%4 == 0 {
 				data[0] = 0x90 | byte(rng.UintN(16)) // look like an envelope
 				if len(data) > 1 {
-					data[1] = bus.ProtocolVersion
+					data[1] = wire.ProtocolVersion
 				}
 			}
 		} else {
@@ -558,29 +560,29 @@ func wrapsDecodeError(err error) bool {
 // decode to the same call, and re-encode to the same bytes.
 func checkDecodeCall(t testing.TB, data []byte) {
 	t.Helper()
-	var c bus.Call
-	err := bus.DecodeCall(data, &c)
+	var c wire.Call
+	err := wire.DecodeCall(data, &c)
 	if err != nil {
 		if !wrapsDecodeError(err) {
 			t.Fatalf("DecodeCall(% x) = %v, wraps neither ErrBadPayload nor ErrProtocolVersion", data, err)
 		}
 		return
 	}
-	if c.Kind > bus.KindPersist || c.Timeout < 0 || len(c.Arg) == 0 {
+	if c.Kind > wire.KindPersist || c.Timeout < 0 || len(c.Arg) == 0 {
 		t.Fatalf("DecodeCall(% x) accepted %+v", data, c)
 	}
-	enc, err := bus.AppendCall(nil, &c, msgpack.RawMessage(c.Arg))
+	enc, err := wire.AppendCall(nil, &c, msgpack.RawMessage(c.Arg))
 	if err != nil {
 		t.Fatalf("AppendCall of a decoded call: %v", err)
 	}
-	var c2 bus.Call
-	if err := bus.DecodeCall(enc, &c2); err != nil {
+	var c2 wire.Call
+	if err := wire.DecodeCall(enc, &c2); err != nil {
 		t.Fatalf("DecodeCall of a re-encoded call (% x): %v", enc, err)
 	}
 	if !sameCall(&c, &c2) {
 		t.Fatalf("re-encoded call decodes to %+v, want %+v", c2, c)
 	}
-	enc2, err := bus.AppendCall(nil, &c2, msgpack.RawMessage(c2.Arg))
+	enc2, err := wire.AppendCall(nil, &c2, msgpack.RawMessage(c2.Arg))
 	if err != nil || !bytes.Equal(enc, enc2) {
 		t.Fatalf("re-encoding is not stable: % x then % x (%v)", enc, enc2, err)
 	}
@@ -590,7 +592,7 @@ func checkDecodeCall(t testing.TB, data []byte) {
 // decode to the same reply, and re-encode to the same bytes.
 func checkDecodeReply(t testing.TB, data []byte) {
 	t.Helper()
-	id, res, re, err := bus.DecodeReply(data)
+	id, res, re, err := wire.DecodeReply(data)
 	switch {
 	case err != nil:
 		if !wrapsDecodeError(err) {
@@ -603,23 +605,23 @@ func checkDecodeReply(t testing.TB, data []byte) {
 		if res != nil {
 			t.Fatalf("DecodeReply(% x) = both a result and an error", data)
 		}
-		enc := bus.AppendErrorReply(nil, id, re)
-		id2, res2, re2, err := bus.DecodeReply(enc)
+		enc := wire.AppendErrorReply(nil, id, re)
+		id2, res2, re2, err := wire.DecodeReply(enc)
 		if err != nil || res2 != nil || re2 == nil || id2 != id {
 			t.Fatalf("DecodeReply of a re-encoded error = %v, %v, %v", res2, re2, err)
 		}
-		if enc2 := bus.AppendErrorReply(nil, id, re2); !bytes.Equal(enc, enc2) {
+		if enc2 := wire.AppendErrorReply(nil, id, re2); !bytes.Equal(enc, enc2) {
 			t.Fatalf("re-encoding is not stable: %+v then %+v", re, re2)
 		}
 	default:
 		if len(res) == 0 {
 			t.Fatalf("DecodeReply(% x) accepted a reply with no result", data)
 		}
-		enc, err := bus.AppendReply(nil, id, msgpack.RawMessage(res))
+		enc, err := wire.AppendReply(nil, id, msgpack.RawMessage(res))
 		if err != nil {
 			t.Fatalf("AppendReply of a decoded result: %v", err)
 		}
-		_, res2, re2, err := bus.DecodeReply(enc)
+		_, res2, re2, err := wire.DecodeReply(enc)
 		if err != nil || re2 != nil || !bytes.Equal(res, res2) {
 			t.Fatalf("DecodeReply of a re-encoded result = % x, %v, %v, want % x", res2, re2, err, res)
 		}
@@ -629,22 +631,22 @@ func checkDecodeReply(t testing.TB, data []byte) {
 func fuzzSeeds(f *testing.F) {
 	for _, k := range kinds {
 		for _, arg := range []any{nil, 1, "s", []int{1, 2}, point{1, 2, "p"}} {
-			c := bus.Call{Kind: k, Master: "m-1", ID: 1, Function: "bus_test.sum", Timeout: time.Second, ArgType: "[]int"}
+			c := wire.Call{Kind: k, Master: "m-1", ID: 1, Function: "bus_test.sum", Timeout: time.Second, ArgType: "[]int"}
 			f.Add(appendCall(f, &c, arg))
 		}
 	}
-	f.Add(appendCall(f, &bus.Call{Master: strings.Repeat("m", 40), ID: math.MaxUint64, Function: strings.Repeat("f", 300), Timeout: math.MaxInt64}, 7))
+	f.Add(appendCall(f, &wire.Call{Master: strings.Repeat("m", 40), ID: math.MaxUint64, Function: strings.Repeat("f", 300), Timeout: math.MaxInt64}, 7))
 	for _, v := range []any{nil, 1, "ok", []byte{1, 2}, map[string]int{"a": 1}, point{}} {
 		f.Add(mustReply(f, v))
 	}
-	f.Add(bus.AppendErrorReply(nil, 0, &bus.RemoteError{}))
-	f.Add(bus.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "*bus.PanicError", Message: "panic: x", Worker: "w-1", Function: "f",
+	f.Add(wire.AppendErrorReply(nil, 0, &bus.RemoteError{}))
+	f.Add(wire.AppendErrorReply(nil, 0, &bus.RemoteError{Type: "*bus.PanicError", Message: "panic: x", Worker: "w-1", Function: "f",
 		Stack: "goroutine 1", Sentinels: []string{"bus.ErrPanic"}}))
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], 0xffffffff)
 	f.Add([]byte{})
-	f.Add([]byte{0x98, bus.ProtocolVersion + 1})
-	f.Add(append([]byte{0x98, bus.ProtocolVersion, 0, 0xdb}, b[:]...))
+	f.Add([]byte{0x98, wire.ProtocolVersion + 1})
+	f.Add(append([]byte{0x98, wire.ProtocolVersion, 0, 0xdb}, b[:]...))
 }
 
 func FuzzDecodeCall(f *testing.F) {

@@ -1,12 +1,15 @@
-package bus
+package wire
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/registry"
 )
 
 // ProtocolVersion is the version of the envelopes below. It is the first
@@ -15,7 +18,7 @@ import (
 const ProtocolVersion = 3
 
 // protocolOverride, when set at link time (-ldflags "-X
-// github.com/processional/processional/bus.protocolOverride=N"), replaces
+// github.com/processional/processional/internal/wire.protocolOverride=N"), replaces
 // the protocol version this binary speaks. It exists so that the e2e tests
 // can build a real binary that speaks another version.
 var protocolOverride string
@@ -110,17 +113,17 @@ func AppendCall(dst []byte, c *Call, arg any) ([]byte, error) {
 
 // AppendCallWith is AppendCall, encoding arg with [AppendValueWith] and
 // codec.
-func AppendCallWith(dst []byte, c *Call, arg any, codec any) ([]byte, error) {
+func AppendCallWith(dst []byte, c *Call, arg any, cctx any) ([]byte, error) {
 	dst = append(dst, 0x90|callFields)
-	dst = appendUint(dst, wireVersion)
-	dst = appendUint(dst, uint64(c.Kind))
-	dst = appendStr(dst, c.Master)
-	dst = appendUint(dst, c.ID)
-	dst = appendStr(dst, c.Function)
-	dst = appendUint(dst, uint64(max(c.Timeout, 0)))
-	dst = appendStr(dst, c.ArgType)
-	dst = appendUint(dst, uint64(c.PID))
-	return AppendValueWith(dst, arg, codec)
+	dst = codec.AppendUint(dst, wireVersion)
+	dst = codec.AppendUint(dst, uint64(c.Kind))
+	dst = codec.AppendStr(dst, c.Master)
+	dst = codec.AppendUint(dst, c.ID)
+	dst = codec.AppendStr(dst, c.Function)
+	dst = codec.AppendUint(dst, uint64(max(c.Timeout, 0)))
+	dst = codec.AppendStr(dst, c.ArgType)
+	dst = codec.AppendUint(dst, uint64(c.PID))
+	return codec.AppendValueWith(dst, arg, cctx)
 }
 
 // DecodeCall reads a call envelope. c.Arg aliases data. A string field
@@ -129,35 +132,35 @@ func AppendCallWith(dst []byte, c *Call, arg any, codec any) ([]byte, error) {
 // strings for a stream of calls from one master to one function. Errors wrap
 // [ErrProtocolVersion] or [ErrBadPayload].
 func DecodeCall(data []byte, c *Call) error {
-	r := reader{b: data}
-	if err := r.header(callFields); err != nil {
+	r := codec.Reader{B: data}
+	if err := header(&r, callFields); err != nil {
 		return err
 	}
-	k := r.uint()
+	k := r.Uint()
 	c.Kind = Kind(k)
-	c.Master = r.str(c.Master)
-	c.ID = r.uint()
-	c.Function = r.str(c.Function)
-	t := r.uint()
-	c.ArgType = r.str(c.ArgType)
-	pid := r.uint()
-	if r.err != nil {
-		return fmt.Errorf("%w: call envelope: %v", ErrBadPayload, r.err)
+	c.Master = r.Str(c.Master)
+	c.ID = r.Uint()
+	c.Function = r.Str(c.Function)
+	t := r.Uint()
+	c.ArgType = r.Str(c.ArgType)
+	pid := r.Uint()
+	if r.Err != nil {
+		return fmt.Errorf("%w: call envelope: %v", registry.ErrBadPayload, r.Err)
 	}
 	if k >= uint64(kindEnd) {
-		return fmt.Errorf("%w: call envelope: unknown kind %d", ErrBadPayload, k)
+		return fmt.Errorf("%w: call envelope: unknown kind %d", registry.ErrBadPayload, k)
 	}
 	if t > math.MaxInt64 {
 		t = math.MaxInt64
 	}
 	c.Timeout = time.Duration(t)
 	if pid > math.MaxUint32 {
-		return fmt.Errorf("%w: call envelope: pid %d", ErrBadPayload, pid)
+		return fmt.Errorf("%w: call envelope: pid %d", registry.ErrBadPayload, pid)
 	}
 	c.PID = uint32(pid)
-	c.Arg = r.b
+	c.Arg = r.B
 	if len(c.Arg) == 0 {
-		return fmt.Errorf("%w: call envelope: no argument", ErrBadPayload)
+		return fmt.Errorf("%w: call envelope: no argument", registry.ErrBadPayload)
 	}
 	return nil
 }
@@ -181,24 +184,24 @@ func AppendReply(dst []byte, id uint64, result any) ([]byte, error) {
 
 // AppendReplyWith is AppendReply, encoding result with [AppendValueWith]
 // and codec.
-func AppendReplyWith(dst []byte, id uint64, result any, codec any) ([]byte, error) {
+func AppendReplyWith(dst []byte, id uint64, result any, cctx any) ([]byte, error) {
 	dst = append(dst, 0x90|replyFields)
-	dst = appendUint(dst, wireVersion)
-	dst = appendUint(dst, statusOK)
-	dst = appendUint(dst, id)
-	return AppendValueWith(dst, result, codec)
+	dst = codec.AppendUint(dst, wireVersion)
+	dst = codec.AppendUint(dst, statusOK)
+	dst = codec.AppendUint(dst, id)
+	return codec.AppendValueWith(dst, result, cctx)
 }
 
 // AppendErrorReply appends a reply to call id carrying e: the msgpack
 // array [version, 1, id, error]. id is 0 when the call's id is unknown
 // (its envelope did not decode).
-func AppendErrorReply(dst []byte, id uint64, e *RemoteError) []byte {
+func AppendErrorReply(dst []byte, id uint64, e *bus.RemoteError) []byte {
 	dst = append(dst, 0x90|replyFields)
-	dst = appendUint(dst, wireVersion)
-	dst = appendUint(dst, statusError)
-	dst = appendUint(dst, id)
-	out, err := AppendValue(dst, e)
-	if err != nil { // a RemoteError is strings only: this cannot fail
+	dst = codec.AppendUint(dst, wireVersion)
+	dst = codec.AppendUint(dst, statusError)
+	dst = codec.AppendUint(dst, id)
+	out, err := codec.AppendValue(dst, e)
+	if err != nil { // a bus.RemoteError is strings only: this cannot fail
 		panic(err)
 	}
 	return out
@@ -208,179 +211,30 @@ func AppendErrorReply(dst []byte, id uint64, e *RemoteError) []byte {
 // answers and either the encoded result (aliasing data) or the remote error
 // the worker sent; or an error wrapping [ErrProtocolVersion] or
 // [ErrBadPayload] when data is not a reply this binary understands.
-func DecodeReply(data []byte) (id uint64, result []byte, remote *RemoteError, err error) {
-	r := reader{b: data}
-	if err := r.header(replyFields); err != nil {
+func DecodeReply(data []byte) (id uint64, result []byte, remote *bus.RemoteError, err error) {
+	r := codec.Reader{B: data}
+	if err := header(&r, replyFields); err != nil {
 		return 0, nil, nil, err
 	}
-	status := r.uint()
-	id = r.uint()
-	if r.err != nil {
-		return 0, nil, nil, fmt.Errorf("%w: reply envelope: %v", ErrBadPayload, r.err)
+	status := r.Uint()
+	id = r.Uint()
+	if r.Err != nil {
+		return 0, nil, nil, fmt.Errorf("%w: reply envelope: %v", registry.ErrBadPayload, r.Err)
 	}
 	switch status {
 	case statusOK:
-		if len(r.b) == 0 {
-			return id, nil, nil, fmt.Errorf("%w: reply envelope: no result", ErrBadPayload)
+		if len(r.B) == 0 {
+			return id, nil, nil, fmt.Errorf("%w: reply envelope: no result", registry.ErrBadPayload)
 		}
-		return id, r.b, nil, nil
+		return id, r.B, nil, nil
 	case statusError:
-		re := new(RemoteError)
-		if err := Unmarshal(r.b, re); err != nil {
-			return id, nil, nil, fmt.Errorf("%w: error envelope: %v", ErrBadPayload, err)
+		re := new(bus.RemoteError)
+		if err := codec.Unmarshal(r.B, re); err != nil {
+			return id, nil, nil, fmt.Errorf("%w: error envelope: %v", registry.ErrBadPayload, err)
 		}
 		return id, nil, re, nil
 	}
-	return id, nil, nil, fmt.Errorf("%w: reply envelope: unknown status %d", ErrBadPayload, status)
-}
-
-// msgpack primitives for envelope headers, written by hand: they are on
-// every call's path and need neither reflection nor allocation.
-
-func appendUint(b []byte, v uint64) []byte {
-	switch {
-	case v < 128:
-		return append(b, byte(v))
-	case v <= math.MaxUint8:
-		return append(b, 0xcc, byte(v))
-	case v <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(v))
-	case v <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
-}
-
-func appendStr(b []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-	}
-	return append(b, s...)
-}
-
-var errShort = errors.New("truncated")
-
-type reader struct {
-	b   []byte
-	err error
-}
-
-// header reads the array header and the version of an envelope of n fields.
-func (r *reader) header(n int) error {
-	if len(r.b) == 0 {
-		return fmt.Errorf("%w: empty message", ErrBadPayload)
-	}
-	c := r.b[0]
-	if c&0xf0 != 0x90 {
-		return fmt.Errorf("%w: not a processional envelope (first byte 0x%02x)", ErrBadPayload, c)
-	}
-	r.b = r.b[1:]
-	v := r.uint()
-	if r.err != nil {
-		return fmt.Errorf("%w: envelope version: %v", ErrBadPayload, r.err)
-	}
-	if v != wireVersion {
-		return fmt.Errorf("%w: the message speaks protocol %d, this binary speaks %d: build both ends from the same processional version", ErrProtocolVersion, v, wireVersion)
-	}
-	if int(c&0x0f) != n {
-		return fmt.Errorf("%w: envelope of %d fields, want %d", ErrBadPayload, c&0x0f, n)
-	}
-	return nil
-}
-
-func (r *reader) uint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) == 0 {
-		r.err = errShort
-		return 0
-	}
-	c := r.b[0]
-	var size int
-	switch {
-	case c < 0x80:
-		r.b = r.b[1:]
-		return uint64(c)
-	case c == 0xcc:
-		size = 1
-	case c == 0xcd:
-		size = 2
-	case c == 0xce:
-		size = 4
-	case c == 0xcf:
-		size = 8
-	default:
-		r.err = fmt.Errorf("want an unsigned integer, got code 0x%02x", c)
-		return 0
-	}
-	if len(r.b) < 1+size {
-		r.err = errShort
-		return 0
-	}
-	var v uint64
-	for _, x := range r.b[1 : 1+size] {
-		v = v<<8 | uint64(x)
-	}
-	r.b = r.b[1+size:]
-	return v
-}
-
-// str reads a string; it returns prev when the bytes spell it, so as not
-// to allocate.
-func (r *reader) str(prev string) string {
-	b := r.strBytes()
-	if b == nil {
-		return ""
-	}
-	if string(b) == prev {
-		return prev
-	}
-	return string(b)
-}
-
-// skipStr passes over a string.
-func (r *reader) skipStr() { r.strBytes() }
-
-// strBytes reads a string's bytes, in place; nil after an error.
-func (r *reader) strBytes() []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) == 0 {
-		r.err = errShort
-		return nil
-	}
-	c := r.b[0]
-	var n, hdr int
-	switch {
-	case c&0xe0 == 0xa0:
-		n, hdr = int(c&0x1f), 1
-	case c == 0xd9 && len(r.b) >= 2:
-		n, hdr = int(r.b[1]), 2
-	case c == 0xda && len(r.b) >= 3:
-		n, hdr = int(binary.BigEndian.Uint16(r.b[1:])), 3
-	case c == 0xdb && len(r.b) >= 5:
-		n, hdr = int(binary.BigEndian.Uint32(r.b[1:])), 5
-	default:
-		r.err = fmt.Errorf("want a string, got code 0x%02x", c)
-		return nil
-	}
-	if n < 0 || len(r.b) < hdr+n {
-		r.err = errShort
-		return nil
-	}
-	b := r.b[hdr : hdr+n : hdr+n]
-	r.b = r.b[hdr+n:]
-	return b
+	return id, nil, nil, fmt.Errorf("%w: reply envelope: unknown status %d", registry.ErrBadPayload, status)
 }
 
 // Chunks. A call or a reply larger than the server's max payload travels
@@ -415,25 +269,25 @@ const (
 // AppendCallChunk appends the envelope of a call's chunk.
 func AppendCallChunk(dst []byte, c *Chunk) []byte {
 	dst = append(dst, 0x90|callChunkFields)
-	dst = appendUint(dst, wireVersion)
-	dst = appendUint(dst, chunkMark)
-	dst = appendStr(dst, c.Master)
+	dst = codec.AppendUint(dst, wireVersion)
+	dst = codec.AppendUint(dst, chunkMark)
+	dst = codec.AppendStr(dst, c.Master)
 	return appendChunkTail(dst, c)
 }
 
 // AppendReplyChunk appends the envelope of a reply's chunk.
 func AppendReplyChunk(dst []byte, c *Chunk) []byte {
 	dst = append(dst, 0x90|replyChunkFields)
-	dst = appendUint(dst, wireVersion)
-	dst = appendUint(dst, chunkMark)
+	dst = codec.AppendUint(dst, wireVersion)
+	dst = codec.AppendUint(dst, chunkMark)
 	return appendChunkTail(dst, c)
 }
 
 func appendChunkTail(dst []byte, c *Chunk) []byte {
-	dst = appendUint(dst, c.ID)
-	dst = appendUint(dst, uint64(c.Index))
-	dst = appendUint(dst, uint64(c.Count))
-	dst = appendUint(dst, c.Total)
+	dst = codec.AppendUint(dst, c.ID)
+	dst = codec.AppendUint(dst, uint64(c.Index))
+	dst = codec.AppendUint(dst, uint64(c.Count))
+	dst = codec.AppendUint(dst, c.Total)
 	n := len(c.Data)
 	dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
 	return append(dst, c.Data...)
@@ -450,54 +304,54 @@ func isChunk(data []byte, fields byte) bool {
 	if len(data) < 4 || data[0] != 0x90|fields {
 		return false
 	}
-	r := reader{b: data[1:]}
-	r.uint() // the version
-	return r.err == nil && len(r.b) >= 2 && r.b[0] == 0xcc && r.b[1] == chunkMark
+	r := codec.Reader{B: data[1:]}
+	r.Uint() // the version
+	return r.Err == nil && len(r.B) >= 2 && r.B[0] == 0xcc && r.B[1] == chunkMark
 }
 
 // DecodeCallChunk reads a call's chunk envelope; c.Data aliases data.
 func DecodeCallChunk(data []byte, c *Chunk) error {
-	r := reader{b: data}
-	if err := r.header(callChunkFields); err != nil {
+	r := codec.Reader{B: data}
+	if err := header(&r, callChunkFields); err != nil {
 		return err
 	}
-	if r.uint() != chunkMark {
-		return fmt.Errorf("%w: not a chunk", ErrBadPayload)
+	if r.Uint() != chunkMark {
+		return fmt.Errorf("%w: not a chunk", registry.ErrBadPayload)
 	}
-	c.Master = r.str(c.Master)
+	c.Master = r.Str(c.Master)
 	return decodeChunkTail(&r, c)
 }
 
 // DecodeReplyChunk reads a reply's chunk envelope; c.Data aliases data.
 func DecodeReplyChunk(data []byte, c *Chunk) error {
-	r := reader{b: data}
-	if err := r.header(replyChunkFields); err != nil {
+	r := codec.Reader{B: data}
+	if err := header(&r, replyChunkFields); err != nil {
 		return err
 	}
-	if r.uint() != chunkMark {
-		return fmt.Errorf("%w: not a chunk", ErrBadPayload)
+	if r.Uint() != chunkMark {
+		return fmt.Errorf("%w: not a chunk", registry.ErrBadPayload)
 	}
 	c.Master = ""
 	return decodeChunkTail(&r, c)
 }
 
-func decodeChunkTail(r *reader, c *Chunk) error {
-	c.ID = r.uint()
-	index, count := r.uint(), r.uint()
-	c.Total = r.uint()
-	if r.err == nil && (len(r.b) < 5 || r.b[0] != 0xc6) {
-		r.err = fmt.Errorf("want a bin32 of data")
+func decodeChunkTail(r *codec.Reader, c *Chunk) error {
+	c.ID = r.Uint()
+	index, count := r.Uint(), r.Uint()
+	c.Total = r.Uint()
+	if r.Err == nil && (len(r.B) < 5 || r.B[0] != 0xc6) {
+		r.Err = fmt.Errorf("want a bin32 of data")
 	}
-	if r.err != nil {
-		return fmt.Errorf("%w: chunk envelope: %v", ErrBadPayload, r.err)
+	if r.Err != nil {
+		return fmt.Errorf("%w: chunk envelope: %v", registry.ErrBadPayload, r.Err)
 	}
-	n := binary.BigEndian.Uint32(r.b[1:])
-	if uint64(len(r.b)-5) != uint64(n) {
-		return fmt.Errorf("%w: chunk envelope: %d bytes of data announced, %d sent", ErrBadPayload, n, len(r.b)-5)
+	n := binary.BigEndian.Uint32(r.B[1:])
+	if uint64(len(r.B)-5) != uint64(n) {
+		return fmt.Errorf("%w: chunk envelope: %d bytes of data announced, %d sent", registry.ErrBadPayload, n, len(r.B)-5)
 	}
 	if count == 0 || index >= count || count > math.MaxUint32 {
-		return fmt.Errorf("%w: chunk %d of %d", ErrBadPayload, index, count)
+		return fmt.Errorf("%w: chunk %d of %d", registry.ErrBadPayload, index, count)
 	}
-	c.Index, c.Count, c.Data = uint32(index), uint32(count), r.b[5:]
+	c.Index, c.Count, c.Data = uint32(index), uint32(count), r.B[5:]
 	return nil
 }

@@ -1,4 +1,4 @@
-package bus_test
+package wire_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
 )
 
@@ -16,43 +18,43 @@ import (
 
 func seedCalls(f *testing.F) {
 	for _, arg := range []any{1, "x", []int{1, 2, 3}, map[string]any{"a": 1.5}, nil, []byte("bytes")} {
-		data, err := bus.AppendCall(nil, &bus.Call{Kind: bus.KindCall, Master: "m-1", ID: 7, Function: "sum", ArgType: "[]int", PID: 42}, arg)
+		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindCall, Master: "m-1", ID: 7, Function: "sum", ArgType: "[]int", PID: 42}, arg)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(data)
 	}
-	f.Add(bus.AppendCallChunk(nil, &bus.Chunk{Master: "m-1", ID: 3, Index: 0, Count: 2, Total: 10, Data: []byte("01234")}))
-	f.Add(bus.AppendRef(nil, bus.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T"}))
+	f.Add(wire.AppendCallChunk(nil, &wire.Chunk{Master: "m-1", ID: 3, Index: 0, Count: 2, Total: 10, Data: []byte("01234")}))
+	f.Add(wire.AppendRef(nil, wire.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T"}))
 	f.Add([]byte{0x99, 0x02, 0xcc, 0xff})
 }
 
 func FuzzCallRoundTrip(f *testing.F) {
 	seedCalls(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var c bus.Call
-		if err := bus.DecodeCall(data, &c); err != nil {
+		var c wire.Call
+		if err := wire.DecodeCall(data, &c); err != nil {
 			if !errors.Is(err, bus.ErrBadPayload) && !errors.Is(err, bus.ErrProtocolVersion) {
 				t.Fatalf("an error with no sentinel: %v", err)
 			}
 			return
 		}
 		// What decodes encodes again to the same header.
-		var back bus.Call
-		again, err := bus.AppendCall(nil, &c, nil)
-		if err != nil || bus.DecodeCall(again, &back) != nil || back.Master != c.Master || back.ID != c.ID || back.Function != c.Function || back.PID != c.PID {
+		var back wire.Call
+		again, err := wire.AppendCall(nil, &c, nil)
+		if err != nil || wire.DecodeCall(again, &back) != nil || back.Master != c.Master || back.ID != c.ID || back.Function != c.Function || back.PID != c.PID {
 			t.Fatalf("round trip of %+v: %+v, %v", c, back, err)
 		}
 	})
 }
 
 func FuzzReplyAndChunks(f *testing.F) {
-	ok, _ := bus.AppendReply(nil, 5, []int{1, 2})
+	ok, _ := wire.AppendReply(nil, 5, []int{1, 2})
 	f.Add(ok)
-	f.Add(bus.AppendErrorReply(nil, 6, &bus.RemoteError{Type: "*errors.errorString", Message: "m", Worker: "w", Sentinels: []string{"bus.ErrPanic"}}))
-	f.Add(bus.AppendReplyChunk(nil, &bus.Chunk{ID: 3, Index: 1, Count: 2, Total: 10, Data: []byte("56789")}))
+	f.Add(wire.AppendErrorReply(nil, 6, &bus.RemoteError{Type: "*errors.errorString", Message: "m", Worker: "w", Sentinels: []string{"bus.ErrPanic"}}))
+	f.Add(wire.AppendReplyChunk(nil, &wire.Chunk{ID: 3, Index: 1, Count: 2, Total: 10, Data: []byte("56789")}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, raw, remote, err := bus.DecodeReply(data)
+		_, raw, remote, err := wire.DecodeReply(data)
 		if err == nil && raw == nil && remote == nil {
 			t.Fatal("a reply with neither result nor error")
 		}
@@ -60,8 +62,8 @@ func FuzzReplyAndChunks(f *testing.F) {
 			_ = remote.Error()
 			_ = errors.Is(remote, bus.ErrPanic)
 		}
-		var c bus.Chunk
-		bus.DecodeReplyChunk(data, &c)
+		var c wire.Chunk
+		wire.DecodeReplyChunk(data, &c)
 	})
 }
 
@@ -71,64 +73,64 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{0xdf, 0x7f, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a any
-		bus.Unmarshal(data, &a)
+		codec.Unmarshal(data, &a)
 		var xs []int
-		bus.Unmarshal(data, &xs)
+		codec.Unmarshal(data, &xs)
 		var m map[string][]string
-		bus.Unmarshal(data, &m)
+		codec.Unmarshal(data, &m)
 		var s struct {
 			A []byte
 			B map[int]float64
 			C *struct{ D []string }
 		}
-		bus.Unmarshal(data, &s)
-		bus.SplitArray(data, nil)
-		bus.DecodeString(data)
+		codec.Unmarshal(data, &s)
+		codec.SplitArray(data, nil)
+		codec.DecodeString(data)
 		var x int64
-		bus.DecodeScalar(data, reflect.ValueOf(&x).Elem())
+		codec.DecodeScalar(data, reflect.ValueOf(&x).Elem())
 	})
 }
 
 func FuzzReference(f *testing.F) {
-	f.Add(bus.AppendRef(nil, bus.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T"}))
+	f.Add(wire.AppendRef(nil, wire.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T"}))
 	f.Add([]byte{0xd4, 0x01, 0x00})
 	f.Add([]byte{0xc7, 0x20, 0x01, 0x93})
-	f.Add(bus.AppendRef(nil, bus.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T", Holder: "m-1"}))
+	f.Add(wire.AppendRef(nil, wire.ObjectRef{Worker: "w-1", ID: 9, Type: "*main.T", Holder: "m-1"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := bus.DecodeRef(data)
-		if err == nil && !bus.ValidID(r.Worker) {
+		r, err := wire.DecodeRef(data)
+		if err == nil && !wire.ValidID(r.Worker) {
 			t.Fatalf("a reference to worker %q", r.Worker)
 		}
-		if err == nil && r.Holder != "" && !bus.ValidID(r.Holder) {
+		if err == nil && r.Holder != "" && !wire.ValidID(r.Holder) {
 			t.Fatalf("a reference passed on by %q", r.Holder)
 		}
 		if err == nil {
-			back, err := bus.DecodeRef(bus.AppendRef(nil, r))
+			back, err := wire.DecodeRef(wire.AppendRef(nil, r))
 			if err != nil || back != r {
 				t.Fatalf("%+v round-trips to %+v, %v", r, back, err)
 			}
 		}
-		bus.RefID(data, "w-1")
-		bus.IsRef(data)
+		wire.RefID(data, "w-1")
+		wire.IsRef(data)
 	})
 }
 
 // FuzzShmReference decodes crafted shared-memory references: none may map
 // anything outside a segment, nor anything that is not one of ours.
 func FuzzShmReference(f *testing.F) {
-	f.Add([]byte{0xc7, 0x05, byte(bus.ShmExtType), 0x94, 0xa1, 'x', 0, 0})
+	f.Add([]byte{0xc7, 0x05, byte(codec.ShmExtType), 0x94, 0xa1, 'x', 0, 0})
 	f.Add([]byte{0xc4, 0x03, 1, 2, 3})
 	f.Add([]byte{0xc0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b *shm.Buffer
-		if err := bus.Unmarshal(data, &b); err == nil && b != nil {
+		if err := codec.Unmarshal(data, &b); err == nil && b != nil {
 			if b.Shared() {
 				t.Fatalf("a crafted reference mapped %s", b)
 			}
 			b.Close()
 		}
-		bus.DropTransits(data)
-		bus.HasShm(data)
+		codec.DropTransits(data)
+		codec.HasShm(data)
 	})
 }
 
@@ -149,7 +151,7 @@ func FuzzJSONCall(f *testing.F) {
 	f.Add([]byte(`[`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		n, err := fuzzJSON.Function().InvokeJSON(context.Background(), body)
+		n, err := lookup(fuzzJSON.Name()).InvokeJSON(context.Background(), body)
 		if err != nil && !errors.Is(err, bus.ErrArgumentType) {
 			t.Fatalf("%q: an error with no sentinel: %v", body, err)
 		}

@@ -1,4 +1,4 @@
-package bus
+package codec
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/processional/processional/internal/registry"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -57,7 +58,7 @@ var decoders = sync.Pool{New: func() any {
 }}
 
 // AppendValue appends the msgpack encoding of v to dst. A value that cannot
-// be encoded gives an error wrapping [ErrEncode] that names its type.
+// be encoded gives an error wrapping [registry.ErrEncode] that names its type.
 func AppendValue(dst []byte, v any) (out []byte, err error) {
 	return AppendValueWith(dst, v, nil)
 }
@@ -76,13 +77,13 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 	e.w.b, e.w.ctx = dst, ctx
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %T: %v", ErrEncode, v, r)
+			err = fmt.Errorf("%w: %T: %v", registry.ErrEncode, v, r)
 		}
 		e.w.b, e.w.ctx = nil, nil
 		encoders.Put(e)
 	}()
 	if err := e.enc.Encode(v); err != nil {
-		return dst, fmt.Errorf("%w: %T: %w", ErrEncode, v, err)
+		return dst, fmt.Errorf("%w: %T: %w", registry.ErrEncode, v, err)
 	}
 	return e.w.b, nil
 }
@@ -107,7 +108,7 @@ func AppendArrayHeader(dst []byte, n int) []byte {
 }
 
 // AppendString appends the msgpack string s.
-func AppendString(dst []byte, s string) []byte { return appendStr(dst, s) }
+func AppendString(dst []byte, s string) []byte { return AppendStr(dst, s) }
 
 // AppendBool appends the msgpack bool b.
 func AppendBool(dst []byte, b bool) []byte {
@@ -381,13 +382,13 @@ func SplitArray(data []byte, dst [][]byte) ([][]byte, error) {
 
 // DecodeString decodes the msgpack string that is the whole of raw.
 func DecodeString(raw []byte) (string, error) {
-	r := reader{b: raw}
-	s := r.str("")
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d bytes after the string", len(r.b))
+	r := Reader{B: raw}
+	s := r.Str("")
+	if r.Err == nil && len(r.B) != 0 {
+		r.Err = fmt.Errorf("%d bytes after the string", len(r.B))
 	}
-	if r.err != nil {
-		return "", fmt.Errorf("msgpack: %v", r.err)
+	if r.Err != nil {
+		return "", fmt.Errorf("msgpack: %v", r.Err)
 	}
 	return s, nil
 }
@@ -424,9 +425,9 @@ func DecodeScalar(raw []byte, v reflect.Value) bool {
 			return true
 		}
 	case reflect.String:
-		r := reader{b: raw}
-		s := r.str("")
-		if r.err == nil && len(r.b) == 0 {
+		r := Reader{B: raw}
+		s := r.Str("")
+		if r.Err == nil && len(r.B) == 0 {
 			v.SetString(s)
 			return true
 		}

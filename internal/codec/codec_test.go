@@ -1,4 +1,4 @@
-package bus_test
+package codec_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
 )
 
 // versioned stands for a struct that gained a field in a newer binary.
@@ -47,23 +48,23 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"array", [3]int{1, 2, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data, err := bus.Marshal(tc.v)
+			data, err := codec.Marshal(tc.v)
 			if err != nil {
 				t.Fatal(err)
 			}
 			back := reflect.New(reflect.TypeOf(tc.v))
-			if err := bus.Unmarshal(data, back.Interface()); err != nil {
+			if err := codec.Unmarshal(data, back.Interface()); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(back.Elem().Interface(), tc.v) {
 				t.Fatalf("round trip = %#v, want %#v", back.Elem().Interface(), tc.v)
 			}
-			app, err := bus.AppendValue([]byte("pre"), tc.v)
+			app, err := codec.AppendValue([]byte("pre"), tc.v)
 			if err != nil || !bytes.HasPrefix(app, []byte("pre")) || len(app) != 3+len(data) {
 				t.Fatalf("AppendValue = %q…, %v, want the prefix and as many bytes as Marshal", app[:min(len(app), 8)], err)
 			}
 			back = reflect.New(reflect.TypeOf(tc.v))
-			if err := bus.Unmarshal(app[3:], back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), tc.v) {
+			if err := codec.Unmarshal(app[3:], back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), tc.v) {
 				t.Fatalf("AppendValue's value decodes to %#v, %v", back.Elem().Interface(), err)
 			}
 		})
@@ -74,15 +75,15 @@ func TestCodecStructsEvolve(t *testing.T) {
 	// A struct travels as a map keyed by field name: a binary with one more
 	// field still understands one without, and the other way round.
 	var n newPoint
-	if err := bus.Unmarshal(mustMarshal(t, oldPoint{1, 2}), &n); err != nil || n != (newPoint{1, 2, 0}) {
+	if err := codec.Unmarshal(mustMarshal(t, oldPoint{1, 2}), &n); err != nil || n != (newPoint{1, 2, 0}) {
 		t.Errorf("old into new = %+v, %v", n, err)
 	}
 	var o oldPoint
-	if err := bus.Unmarshal(mustMarshal(t, newPoint{1, 2, 3}), &o); err != nil || o != (oldPoint{1, 2}) {
+	if err := codec.Unmarshal(mustMarshal(t, newPoint{1, 2, 3}), &o); err != nil || o != (oldPoint{1, 2}) {
 		t.Errorf("new into old = %+v, %v", o, err)
 	}
 	var m map[string]any
-	if err := bus.Unmarshal(mustMarshal(t, point{1, 2, "l"}), &m); err != nil || m["label"] != "l" {
+	if err := codec.Unmarshal(mustMarshal(t, point{1, 2, "l"}), &m); err != nil || m["label"] != "l" {
 		t.Errorf("the msgpack tag does not rename the field: %v, %v", m, err)
 	}
 }
@@ -101,13 +102,13 @@ func TestMarshalErrors(t *testing.T) {
 		{"chan", make(chan int), []string{"chan int"}},
 		{"complex", complex(1, 2), []string{"complex128"}},
 		{"func in a map", map[string]any{"f": func() {}}, []string{"map[string]interface {}"}},
-		{"pointer-receiver encoder by value", ptrEncoded{}, []string{"bus_test.ptrEncoded", "non-addressable"}},
-		{"encoder that panics", panicEncoder{}, []string{"bus_test.panicEncoder", "encoder panics"}},
+		{"pointer-receiver encoder by value", ptrEncoded{}, []string{"codec_test.ptrEncoded", "non-addressable"}},
+		{"encoder that panics", panicEncoder{}, []string{"codec_test.panicEncoder", "encoder panics"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data, err := bus.Marshal(tc.v)
+			data, err := codec.Marshal(tc.v)
 			if !errors.Is(err, bus.ErrEncode) {
-				t.Fatalf("Marshal(%T) = % x, %v, want ErrEncode", tc.v, data, err)
+				t.Fatalf("Marshal(%T) = % x, %v, want registry.ErrEncode", tc.v, data, err)
 			}
 			wantSubstrings(t, "error", err.Error(), tc.subs...)
 		})
@@ -115,7 +116,7 @@ func TestMarshalErrors(t *testing.T) {
 	// The encoder that panicked goes back to its pool: the next values
 	// encode as usual.
 	for range 10 {
-		if data, err := bus.Marshal([]int{1, 2}); err != nil || !bytes.Equal(data, []byte{0x92, 1, 2}) {
+		if data, err := codec.Marshal([]int{1, 2}); err != nil || !bytes.Equal(data, []byte{0x92, 1, 2}) {
 			t.Fatalf("Marshal after a panic = % x, %v", data, err)
 		}
 	}
@@ -156,7 +157,7 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"nil", mustMarshal(t, 7), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := bus.Unmarshal(tc.data, tc.into); err == nil {
+			if err := codec.Unmarshal(tc.data, tc.into); err == nil {
 				t.Fatalf("Unmarshal(% x) into %T = nil, want an error", tc.data, tc.into)
 			}
 		})
@@ -206,7 +207,7 @@ func TestUnmarshalAcceptsEveryEncoding(t *testing.T) {
 	}
 	data := mustMarshal(t, v)
 	var back everyEncoding
-	if err := bus.Unmarshal(data, &back); err != nil {
+	if err := codec.Unmarshal(data, &back); err != nil {
 		t.Fatalf("Unmarshal of the encoding of every format: %v", err)
 	}
 	for _, pair := range [][2]time.Time{{back.TimeSec, v.TimeSec}, {back.TimeNano, v.TimeNano}, {back.TimeFarOut, v.TimeFarOut}} {
@@ -221,7 +222,7 @@ func TestUnmarshalAcceptsEveryEncoding(t *testing.T) {
 	// A value followed by other bytes decodes as before: the envelope's
 	// argument is the end of the message, and the check leaves that alone.
 	var n int
-	if err := bus.Unmarshal([]byte{0x07, 0xc1, 0xc1}, &n); err != nil || n != 7 {
+	if err := codec.Unmarshal([]byte{0x07, 0xc1, 0xc1}, &n); err != nil || n != 7 {
 		t.Errorf("Unmarshal of a value with bytes after it = %d, %v", n, err)
 	}
 }
@@ -245,6 +246,6 @@ func TestUnmarshalNeverPanics(t *testing.T) {
 			data[rng.IntN(len(data))] = byte(rng.UintN(256))
 		}
 		data = data[:rng.IntN(len(data)+1)]
-		bus.Unmarshal(data, targets[rng.IntN(len(targets))]()) // must not panic
+		codec.Unmarshal(data, targets[rng.IntN(len(targets))]()) // must not panic
 	}
 }

@@ -1,9 +1,10 @@
-package bus
+package wire
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/registry"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -15,25 +16,6 @@ import (
 
 // RefExtType is the msgpack extension type of an [ObjectRef].
 const RefExtType int8 = 1
-
-// Sentinel errors of remote objects.
-var (
-	// ErrObjectGone: the object was released on its worker, or the
-	// reference used to reach it was closed.
-	ErrObjectGone = RegisterError("bus.ErrObjectGone", errors.New("processional: object gone"))
-	// ErrNoMember: the object has no exported method or field of that
-	// name; the error lists those it has.
-	ErrNoMember = RegisterError("bus.ErrNoMember", errors.New("processional: no such method or field"))
-	// ErrNoItem: the object has no item of that key or index.
-	ErrNoItem = RegisterError("bus.ErrNoItem", errors.New("processional: no such item"))
-	// ErrNotHolder: a master used a reference it does not hold (it never
-	// received it, or released it), or passed on one it does not hold.
-	ErrNotHolder = RegisterError("bus.ErrNotHolder", errors.New("processional: reference not held"))
-)
-
-// MaxArgs is the most arguments a method call through a reference may
-// have: a call with more is refused before it is sent, and by the worker.
-const MaxArgs = 1024
 
 // ObjectRef names an object a worker holds: the worker's id, the object's
 // id in the worker's table, and the object's Go type for messages. It is
@@ -65,12 +47,12 @@ func AppendRef(dst []byte, r ObjectRef) []byte {
 	if r.Holder != "" {
 		b[0] = 0x95
 	}
-	b = appendStr(b, r.Worker)
-	b = appendUint(b, r.ID)
-	b = appendStr(b, r.Type)
-	b = appendUint(b, r.Secret)
+	b = codec.AppendStr(b, r.Worker)
+	b = codec.AppendUint(b, r.ID)
+	b = codec.AppendStr(b, r.Type)
+	b = codec.AppendUint(b, r.Secret)
 	if r.Holder != "" {
-		b = appendStr(b, r.Holder)
+		b = codec.AppendStr(b, r.Holder)
 	}
 	switch n := len(b); {
 	case n <= 0xff:
@@ -96,7 +78,7 @@ func (r *ObjectRef) DecodeMsgpack(dec *msgpack.Decoder) error {
 		return err
 	}
 	if id != RefExtType {
-		return fmt.Errorf("%w: want a reference (extension %d), got extension %d", ErrBadPayload, RefExtType, id)
+		return fmt.Errorf("%w: want a reference (extension %d), got extension %d", registry.ErrBadPayload, RefExtType, id)
 	}
 	*r, err = ReadRefBody(dec, n)
 	return err
@@ -107,7 +89,7 @@ func (r *ObjectRef) DecodeMsgpack(dec *msgpack.Decoder) error {
 func ReadRefBody(dec *msgpack.Decoder, n int) (ObjectRef, error) {
 	var r ObjectRef
 	if n > 1<<16 {
-		return r, fmt.Errorf("%w: reference of %d bytes", ErrBadPayload, n)
+		return r, fmt.Errorf("%w: reference of %d bytes", registry.ErrBadPayload, n)
 	}
 	body := make([]byte, n)
 	if err := dec.ReadFull(body); err != nil {
@@ -117,28 +99,28 @@ func ReadRefBody(dec *msgpack.Decoder, n int) (ObjectRef, error) {
 }
 
 func (r *ObjectRef) decodeBody(body []byte) error {
-	rd := reader{b: body}
-	if len(rd.b) == 0 || rd.b[0] != 0x94 && rd.b[0] != 0x95 {
-		return fmt.Errorf("%w: reference: not a 4- or 5-element array", ErrBadPayload)
+	rd := codec.Reader{B: body}
+	if len(rd.B) == 0 || rd.B[0] != 0x94 && rd.B[0] != 0x95 {
+		return fmt.Errorf("%w: reference: not a 4- or 5-element array", registry.ErrBadPayload)
 	}
-	withHolder := rd.b[0] == 0x95
-	rd.b = rd.b[1:]
-	r.Worker = rd.str(r.Worker)
-	r.ID = rd.uint()
-	r.Type = rd.str(r.Type)
-	r.Secret = rd.uint()
+	withHolder := rd.B[0] == 0x95
+	rd.B = rd.B[1:]
+	r.Worker = rd.Str(r.Worker)
+	r.ID = rd.Uint()
+	r.Type = rd.Str(r.Type)
+	r.Secret = rd.Uint()
 	r.Holder = ""
 	if withHolder {
-		r.Holder = rd.str(r.Holder)
+		r.Holder = rd.Str(r.Holder)
 	}
-	if rd.err != nil {
-		return fmt.Errorf("%w: reference: %v", ErrBadPayload, rd.err)
+	if rd.Err != nil {
+		return fmt.Errorf("%w: reference: %v", registry.ErrBadPayload, rd.Err)
 	}
 	if !ValidID(r.Worker) {
-		return fmt.Errorf("%w: reference: worker id %q", ErrBadPayload, r.Worker)
+		return fmt.Errorf("%w: reference: worker id %q", registry.ErrBadPayload, r.Worker)
 	}
 	if withHolder && !ValidID(r.Holder) {
-		return fmt.Errorf("%w: reference: holder id %q", ErrBadPayload, r.Holder)
+		return fmt.Errorf("%w: reference: holder id %q", registry.ErrBadPayload, r.Holder)
 	}
 	return nil
 }
@@ -163,7 +145,7 @@ func IsRef(raw []byte) bool {
 func DecodeRef(raw []byte) (ObjectRef, error) {
 	var r ObjectRef
 	if !IsRef(raw) {
-		return r, fmt.Errorf("%w: not a reference", ErrBadPayload)
+		return r, fmt.Errorf("%w: not a reference", registry.ErrBadPayload)
 	}
 	var hdr, n int
 	switch raw[0] {
@@ -177,7 +159,7 @@ func DecodeRef(raw []byte) (ObjectRef, error) {
 		hdr, n = 6, int(raw[1])<<24|int(raw[2])<<16|int(raw[3])<<8|int(raw[4])
 	}
 	if n < 0 || len(raw)-hdr < n {
-		return r, fmt.Errorf("%w: reference cut short", ErrBadPayload)
+		return r, fmt.Errorf("%w: reference cut short", registry.ErrBadPayload)
 	}
 	return r, r.decodeBody(raw[hdr : hdr+n])
 }
@@ -189,7 +171,7 @@ func RefID(raw []byte, worker string) (id, secret uint64, err error) {
 	var hdr, n int
 	switch {
 	case !IsRef(raw):
-		return 0, 0, fmt.Errorf("%w: not a reference", ErrBadPayload)
+		return 0, 0, fmt.Errorf("%w: not a reference", registry.ErrBadPayload)
 	case raw[0] >= 0xd4 && raw[0] <= 0xd8:
 		hdr, n = 2, 1<<(raw[0]-0xd4)
 	case raw[0] == 0xc7:
@@ -200,22 +182,26 @@ func RefID(raw []byte, worker string) (id, secret uint64, err error) {
 		hdr, n = 6, int(raw[1])<<24|int(raw[2])<<16|int(raw[3])<<8|int(raw[4])
 	}
 	if n < 0 || len(raw)-hdr < n {
-		return 0, 0, fmt.Errorf("%w: reference cut short", ErrBadPayload)
+		return 0, 0, fmt.Errorf("%w: reference cut short", registry.ErrBadPayload)
 	}
-	rd := reader{b: raw[hdr : hdr+n]}
-	if len(rd.b) == 0 || rd.b[0] != 0x94 && rd.b[0] != 0x95 {
-		return 0, 0, fmt.Errorf("%w: reference: not a 4- or 5-element array", ErrBadPayload)
+	rd := codec.Reader{B: raw[hdr : hdr+n]}
+	if len(rd.B) == 0 || rd.B[0] != 0x94 && rd.B[0] != 0x95 {
+		return 0, 0, fmt.Errorf("%w: reference: not a 4- or 5-element array", registry.ErrBadPayload)
 	}
-	rd.b = rd.b[1:]
-	w := rd.str(worker)
-	id = rd.uint()
-	rd.skipStr() // the type
-	secret = rd.uint()
-	if rd.err != nil {
-		return 0, 0, fmt.Errorf("%w: reference: %v", ErrBadPayload, rd.err)
+	rd.B = rd.B[1:]
+	w := rd.Str(worker)
+	id = rd.Uint()
+	rd.SkipStr() // the type
+	secret = rd.Uint()
+	if rd.Err != nil {
+		return 0, 0, fmt.Errorf("%w: reference: %v", registry.ErrBadPayload, rd.Err)
 	}
 	if w != worker {
-		return 0, 0, fmt.Errorf("%w: object %d on worker %s was sent to worker %s", ErrBadPayload, id, w, worker)
+		return 0, 0, fmt.Errorf("%w: object %d on worker %s was sent to worker %s", registry.ErrBadPayload, id, w, worker)
 	}
 	return id, secret, nil
 }
+
+// MaxArgs is the most arguments a method call through a reference may
+// have: a call with more is refused before it is sent, and by the worker.
+const MaxArgs = 1024

@@ -1,17 +1,19 @@
-package bus
+package codec
 
 import (
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/processional/processional/internal/registry"
 )
 
 // The msgpack encoder follows pointers, maps, slices and interfaces with
 // no memory of where it has been: a value that holds itself would recurse
 // until the goroutine's stack limit kills the process, which no recover
 // catches. Before encoding a value whose type allows a cycle, the codec
-// walks it and refuses a cycle, or nesting past MaxDepth, with ErrEncode.
+// walks it and refuses a cycle, or nesting past MaxDepth, with registry.ErrEncode.
 
 // mayCycle caches, by type, whether a value of the type can hold itself.
 var mayCycle sync.Map // reflect.Type → bool
@@ -133,7 +135,7 @@ func encoded(f reflect.StructField) bool {
 
 func (w *cycleWalk) walk(v reflect.Value, depth int) error {
 	if depth > MaxDepth {
-		return fmt.Errorf("%w: %s: nested deeper than %d levels at %s", ErrEncode, v.Type(), MaxDepth, w.where())
+		return fmt.Errorf("%w: %s: nested deeper than %d levels at %s", registry.ErrEncode, v.Type(), MaxDepth, w.where())
 	}
 	if !v.IsValid() || !canCycle(v.Type()) { // cached: no walk below a value that cannot hold itself
 		return nil
@@ -153,7 +155,7 @@ func (w *cycleWalk) walk(v reflect.Value, depth int) error {
 			w.onPath = map[cycleKey]bool{}
 		}
 		if w.onPath[k] {
-			return fmt.Errorf("%w: %s holds itself (a cycle) at %s", ErrEncode, v.Type(), w.where())
+			return fmt.Errorf("%w: %s holds itself (a cycle) at %s", registry.ErrEncode, v.Type(), w.where())
 		}
 		w.onPath[k] = true
 		defer delete(w.onPath, k)

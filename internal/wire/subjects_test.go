@@ -1,18 +1,18 @@
-package bus_test
+package wire_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
 )
 
 func TestSubjects(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
-		{bus.CallSubject("w-1"), "proc.w-1.call"},
-		{bus.HelloSubject("m-1", "w-1"), "proc.master.m-1.hello.w-1"},
-		{bus.ReplySubject("m-1", "w-1"), "_INBOX.m-1.w-1"},
-		{bus.SubjectPrefix, "proc"},
+		{wire.CallSubject("w-1"), "proc.w-1.call"},
+		{wire.HelloSubject("m-1", "w-1"), "proc.master.m-1.hello.w-1"},
+		{wire.ReplySubject("m-1", "w-1"), "_INBOX.m-1.w-1"},
+		{wire.SubjectPrefix, "proc"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("subject %q, want %q", tc.got, tc.want)
@@ -43,7 +43,7 @@ func TestValidID(t *testing.T) {
 		{"w\x00", false},
 		{"$SRV", false},
 	} {
-		if got := bus.ValidID(tc.id); got != tc.want {
+		if got := wire.ValidID(tc.id); got != tc.want {
 			t.Errorf("ValidID(%q) = %v, want %v", tc.id, got, tc.want)
 		}
 	}
@@ -54,12 +54,12 @@ func TestNewID(t *testing.T) {
 	seen := make(map[string]bool)
 	for _, prefix := range []string{"w", "m", "pool_1", ""} {
 		for range 1000 {
-			id := bus.NewID(prefix)
+			id := wire.NewID(prefix)
 			rest, ok := strings.CutPrefix(id, prefix+"-")
 			if !ok || len(rest) != 10 || strings.Trim(rest, alphabet) != "" {
 				t.Fatalf("NewID(%q) = %q, want %q-<10 lowercase letters and digits>", prefix, id, prefix)
 			}
-			if !bus.ValidID(id) {
+			if !wire.ValidID(id) {
 				t.Fatalf("NewID(%q) = %q is not a valid id", prefix, id)
 			}
 			if seen[id] {

@@ -1,4 +1,4 @@
-package bus
+package codec
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/processional/processional/internal/registry"
 	"github.com/processional/processional/shm"
 )
 
@@ -32,10 +33,10 @@ var bufferType = reflect.TypeFor[*shm.Buffer]()
 func init() {
 	msgpack.Register((*shm.Buffer)(nil), encodeBuffer, decodeBuffer)
 	// The shared-memory errors survive the trip, for errors.Is.
-	RegisterError("shm.ErrClosed", shm.ErrClosed)
-	RegisterError("shm.ErrNoSegment", shm.ErrNoSegment)
-	RegisterError("shm.ErrRange", shm.ErrRange)
-	RegisterError("shm.ErrFull", shm.ErrFull)
+	registry.RegisterError("shm.ErrClosed", shm.ErrClosed)
+	registry.RegisterError("shm.ErrNoSegment", shm.ErrNoSegment)
+	registry.RegisterError("shm.ErrRange", shm.ErrRange)
+	registry.RegisterError("shm.ErrFull", shm.ErrFull)
 }
 
 func encodeBuffer(enc *msgpack.Encoder, v reflect.Value) error {
@@ -56,10 +57,10 @@ func encodeBuffer(enc *msgpack.Encoder, v reflect.Value) error {
 		if err == nil {
 			var buf [96]byte
 			body := append(buf[:0], 0x94)
-			body = appendStr(body, name)
-			body = appendUint(body, uint64(off))
-			body = appendUint(body, uint64(n))
-			body = appendUint(body, nonce)
+			body = AppendStr(body, name)
+			body = AppendUint(body, uint64(off))
+			body = AppendUint(body, uint64(n))
+			body = AppendUint(body, nonce)
 			if err := enc.EncodeExtHeader(ShmExtType, len(body)); err != nil {
 				return err
 			}
@@ -102,22 +103,22 @@ func decodeBuffer(dec *msgpack.Decoder, v reflect.Value) error {
 		return fmt.Errorf("a shared-memory buffer: %w", err)
 	}
 	if id != ShmExtType || n > 256 {
-		return fmt.Errorf("%w: want a shared-memory buffer (extension %d), got extension %d of %d bytes", ErrBadPayload, ShmExtType, id, n)
+		return fmt.Errorf("%w: want a shared-memory buffer (extension %d), got extension %d of %d bytes", registry.ErrBadPayload, ShmExtType, id, n)
 	}
 	var buf [256]byte
 	body := buf[:n]
 	if err := dec.ReadFull(body); err != nil {
 		return err
 	}
-	r := reader{b: body}
-	if len(r.b) == 0 || r.b[0] != 0x94 {
-		return fmt.Errorf("%w: a shared-memory buffer: not a 4-element array", ErrBadPayload)
+	r := Reader{B: body}
+	if len(r.B) == 0 || r.B[0] != 0x94 {
+		return fmt.Errorf("%w: a shared-memory buffer: not a 4-element array", registry.ErrBadPayload)
 	}
-	r.b = r.b[1:]
-	name := r.str("")
-	off, length, nonce := r.uint(), r.uint(), r.uint()
-	if r.err != nil {
-		return fmt.Errorf("%w: a shared-memory buffer: %v", ErrBadPayload, r.err)
+	r.B = r.B[1:]
+	name := r.Str("")
+	off, length, nonce := r.Uint(), r.Uint(), r.Uint()
+	if r.Err != nil {
+		return fmt.Errorf("%w: a shared-memory buffer: %v", registry.ErrBadPayload, r.Err)
 	}
 	const maxInt = int(^uint(0) >> 1)
 	if off > uint64(maxInt) || length > uint64(maxInt) {
@@ -140,16 +141,16 @@ func DropTransits(raw []byte) {
 		if typ != ShmExtType {
 			return
 		}
-		r := reader{b: body}
-		if len(r.b) == 0 || r.b[0] != 0x94 {
+		r := Reader{B: body}
+		if len(r.B) == 0 || r.B[0] != 0x94 {
 			return
 		}
-		r.b = r.b[1:]
-		name := r.str("")
-		r.uint()
-		r.uint()
-		nonce := r.uint()
-		if r.err == nil {
+		r.B = r.B[1:]
+		name := r.Str("")
+		r.Uint()
+		r.Uint()
+		nonce := r.Uint()
+		if r.Err == nil {
 			shm.DropTransit(name, nonce)
 		}
 	})

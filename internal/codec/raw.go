@@ -1,0 +1,139 @@
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// msgpack primitives for envelope headers, written by hand: they are on
+// every call's path and need neither reflection nor allocation.
+
+// AppendUint appends the msgpack unsigned integer v, in its shortest form.
+func AppendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 128:
+		return append(b, byte(v))
+	case v <= math.MaxUint8:
+		return append(b, 0xcc, byte(v))
+	case v <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(v))
+	case v <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
+}
+
+// AppendStr appends the msgpack string s.
+func AppendStr(b []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, s...)
+}
+
+// ErrShort is a Reader's error when the data ends within a value.
+var ErrShort = errors.New("truncated")
+
+// Reader reads msgpack primitives from B, in place; the first error
+// sticks in Err and makes later reads return zero values.
+type Reader struct {
+	B   []byte
+	Err error
+}
+
+func (r *Reader) Uint() uint64 {
+	if r.Err != nil {
+		return 0
+	}
+	if len(r.B) == 0 {
+		r.Err = ErrShort
+		return 0
+	}
+	c := r.B[0]
+	var size int
+	switch {
+	case c < 0x80:
+		r.B = r.B[1:]
+		return uint64(c)
+	case c == 0xcc:
+		size = 1
+	case c == 0xcd:
+		size = 2
+	case c == 0xce:
+		size = 4
+	case c == 0xcf:
+		size = 8
+	default:
+		r.Err = fmt.Errorf("want an unsigned integer, got code 0x%02x", c)
+		return 0
+	}
+	if len(r.B) < 1+size {
+		r.Err = ErrShort
+		return 0
+	}
+	var v uint64
+	for _, x := range r.B[1 : 1+size] {
+		v = v<<8 | uint64(x)
+	}
+	r.B = r.B[1+size:]
+	return v
+}
+
+// str reads a string; it returns prev when the bytes spell it, so as not
+// to allocate.
+func (r *Reader) Str(prev string) string {
+	b := r.StrBytes()
+	if b == nil {
+		return ""
+	}
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
+}
+
+// skipStr passes over a string.
+func (r *Reader) SkipStr() { r.StrBytes() }
+
+// strBytes reads a string's bytes, in place; nil after an error.
+func (r *Reader) StrBytes() []byte {
+	if r.Err != nil {
+		return nil
+	}
+	if len(r.B) == 0 {
+		r.Err = ErrShort
+		return nil
+	}
+	c := r.B[0]
+	var n, hdr int
+	switch {
+	case c&0xe0 == 0xa0:
+		n, hdr = int(c&0x1f), 1
+	case c == 0xd9 && len(r.B) >= 2:
+		n, hdr = int(r.B[1]), 2
+	case c == 0xda && len(r.B) >= 3:
+		n, hdr = int(binary.BigEndian.Uint16(r.B[1:])), 3
+	case c == 0xdb && len(r.B) >= 5:
+		n, hdr = int(binary.BigEndian.Uint32(r.B[1:])), 5
+	default:
+		r.Err = fmt.Errorf("want a string, got code 0x%02x", c)
+		return nil
+	}
+	if n < 0 || len(r.B) < hdr+n {
+		r.Err = ErrShort
+		return nil
+	}
+	b := r.B[hdr : hdr+n : hdr+n]
+	r.B = r.B[hdr+n:]
+	return b
+}
