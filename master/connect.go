@@ -18,7 +18,7 @@ import (
 )
 
 // Connect connects to a persistent worker (a `processional server`, or a
-// worker.Server) at addr and returns it as a [Slave], like one from
+// server.Server) at addr and returns it as a [Slave], like one from
 // [Spawn]: the same calls, the same tasks. addr is the server's TCP NATS
 // URL ("nats://127.0.0.1:4222", or "127.0.0.1:4222") or its Unix socket
 // ("unix:///path/to/socket"); give its token with [WithToken].

@@ -13,12 +13,12 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/master"
-	"github.com/processional/processional/worker"
+	"github.com/processional/processional/server"
 )
 
-func startServer(t *testing.T) *worker.Server {
+func startServer(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := worker.StartServer(worker.ServerOptions{Socket: filepath.Join(t.TempDir(), "s")})
+	s, err := server.Start(server.Options{Socket: filepath.Join(t.TempDir(), "s")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/natsauth"
+	"github.com/processional/processional/internal/serve"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
-	"github.com/processional/processional/worker"
 )
 
 // Option configures [New]. An option refuses a bad value with an error
@@ -99,7 +99,7 @@ func WithToken(token string) Option {
 }
 
 // WithServerID names the worker id of the server [Connect] connects to;
-// the default is worker.DefaultServerID, "server".
+// the default is server.DefaultID, "server".
 func WithServerID(id string) Option {
 	return func(o *options) error {
 		if !wire.ValidID(id) {
@@ -131,7 +131,7 @@ type Master struct {
 	reconnects atomic.Uint64 // nc's reconnects handled already: see sawReconnect
 
 	exportMu sync.Mutex
-	exports  *worker.Worker // serves the objects the master exports; nil until the first Export
+	exports  *serve.Worker // serves the objects the master exports; nil until the first Export
 
 	spawnJobs chan func()   // run on the spawner thread
 	spawnDone chan struct{} // closed when the spawner thread has exited

@@ -11,7 +11,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/wire"
-	"github.com/processional/processional/worker"
+	"github.com/processional/processional/server"
 )
 
 // block runs until its context ends.
@@ -23,9 +23,9 @@ var block = bus.Register("test.review.block", func(ctx context.Context, _ struct
 // givenConnSlave starts a worker server, and a master on a connection
 // the test made (WithConn) connected to it. Everything is closed when the
 // test ends.
-func givenConnSlave(t *testing.T, ctx context.Context) (*worker.Server, *nats.Conn, *Master, *Slave) {
+func givenConnSlave(t *testing.T, ctx context.Context) (*server.Server, *nats.Conn, *Master, *Slave) {
 	t.Helper()
-	srv, err := worker.StartServer(worker.ServerOptions{Socket: filepath.Join(t.TempDir(), "s")})
+	srv, err := server.Start(server.Options{Socket: filepath.Join(t.TempDir(), "s")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func givenConnSlave(t *testing.T, ctx context.Context) (*worker.Server, *nats.Co
 }
 
 // waitRunning waits until the worker of srv runs a call of function.
-func waitRunning(t *testing.T, ctx context.Context, srv *worker.Server, function string) {
+func waitRunning(t *testing.T, ctx context.Context, srv *server.Server, function string) {
 	t.Helper()
 	for {
 		for _, p := range srv.Worker().Pending() {

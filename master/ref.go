@@ -15,8 +15,8 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/peer"
+	"github.com/processional/processional/internal/serve"
 	"github.com/processional/processional/internal/wire"
-	"github.com/processional/processional/worker"
 )
 
 // Ref is a reference to an object that lives on a worker: made there by a
@@ -251,7 +251,6 @@ func init() {
 		}
 		return v.Interface().(*Ref).DecodeMsgpack(dec)
 	})
-	peer.RefType = reflect.TypeOf((*Ref)(nil))
 }
 
 // bindArg binds r to o, a reference that arrived in a call's argument.
@@ -712,14 +711,14 @@ func (m *Master) Export(ctx context.Context, obj any) (*Ref, error) {
 
 // exportServer returns the worker that serves the master's exports,
 // starting it the first time.
-func (m *Master) exportServer() (*worker.Worker, error) {
+func (m *Master) exportServer() (*serve.Worker, error) {
 	m.exportMu.Lock()
 	defer m.exportMu.Unlock()
 	if m.isClosed() {
 		return nil, fmt.Errorf("%w: master %s is closed", bus.ErrClosed, m.id)
 	}
 	if m.exports == nil {
-		w, err := worker.Serve(m.nc, worker.WithID(m.id+"-exports"))
+		w, err := serve.Serve(m.nc, serve.Config{ID: m.id + "-exports"})
 		if err != nil {
 			return nil, err
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/internal/wire"
+	"github.com/processional/processional/server"
 	"github.com/processional/processional/worker"
 )
 
@@ -222,7 +223,7 @@ func discover(nc *nats.Conn, wait time.Duration) ([]micro.Info, error) {
 func callCmd(args []string) int {
 	fs := flag.NewFlagSet("call", flag.ContinueOnError)
 	conn := addConnFlags(fs)
-	id := fs.String("worker", worker.DefaultServerID, "the worker's id")
+	id := fs.String("worker", server.DefaultID, "the worker's id")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the result")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: processional call [--nats URL] [--worker ID] FUNCTION [JSON]\n\nCalls FUNCTION on the worker with the JSON argument (none: its zero value)\nand prints its JSON result.\n\nFlags:")
@@ -294,7 +295,7 @@ func verbCmd(verb, summary string) func(args []string) int {
 	return func(args []string) int {
 		fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 		conn := addConnFlags(fs)
-		id := fs.String("worker", worker.DefaultServerID, "the worker's id")
+		id := fs.String("worker", server.DefaultID, "the worker's id")
 		asJSON := fs.Bool("json", false, "print the worker's JSON answer as it is")
 		fs.Usage = func() {
 			fmt.Fprintf(fs.Output(), "usage: processional %s [--nats URL] [--worker ID]\n\n%s\n\nFlags:\n", verb, summary)

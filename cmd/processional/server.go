@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/internal/serveraddr"
-	"github.com/processional/processional/worker"
+	"github.com/processional/processional/server"
 )
 
 func serverCmd(args []string) int {
@@ -18,7 +18,7 @@ func serverCmd(args []string) int {
 	listen := fs.String("listen", "127.0.0.1:0", "TCP address to listen on (host:port; port 0 for a free one; - for none)")
 	socket := fs.String("socket", "", "path of a Unix socket (mode 0600) to listen on too")
 	token := fs.String("token", "", "token clients must present (default: $PROCESSIONAL_TOKEN, else a random one)")
-	id := fs.String("id", worker.DefaultServerID, "the server's worker id: its subjects are proc.<id>.…")
+	id := fs.String("id", server.DefaultID, "the server's worker id: its subjects are proc.<id>.…")
 	logging := fs.Bool("log", false, "turn the NATS server's log on")
 	sec := addServerSecurityFlags(fs)
 	creds := fs.String("creds", os.Getenv("PROCESSIONAL_CREDS"), "with --config: the credentials file the server's own worker presents, JWT and nkey ($PROCESSIONAL_CREDS)")
@@ -40,7 +40,7 @@ func serverCmd(args []string) int {
 	if sec.config != "" && !flagSet(fs, "listen") {
 		*listen = "" // the file's listen, if any
 	}
-	o := worker.ServerOptions{Listen: *listen, Socket: *socket, Token: *token, ID: *id, Logging: *logging, ConfigFile: sec.config}
+	o := server.Options{Listen: *listen, Socket: *socket, Token: *token, ID: *id, Logging: *logging, ConfigFile: sec.config}
 	var err error
 	if o.TLS, err = sec.tls(); err != nil {
 		return fail("server", err)
@@ -54,7 +54,7 @@ func serverCmd(args []string) int {
 	case *user != "":
 		o.Conn = append(o.Conn, nats.UserInfo(*user, *password))
 	}
-	s, err := worker.StartServer(o)
+	s, err := server.Start(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "processional server: %v\n", err)
 		return 1

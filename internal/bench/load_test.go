@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/processional/processional/master"
-	"github.com/processional/processional/worker"
+	"github.com/processional/processional/server"
 )
 
 func TestHistogram(t *testing.T) {
@@ -76,7 +76,7 @@ func TestRunLoadCounts(t *testing.T) {
 // The load's calls through master and worker code, in one process under
 // the race detector: two masters, many calls in flight each, one server.
 func TestRunLoadInProcess(t *testing.T) {
-	srv, err := worker.StartServer(worker.ServerOptions{})
+	srv, err := server.Start(server.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

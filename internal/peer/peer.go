@@ -12,16 +12,10 @@ package peer
 import (
 	"errors"
 	"io"
-	"reflect"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 )
-
-// RefType is the type a reference decodes to in an interface value (the
-// master package's *Ref, which sets it as it initializes), or nil where
-// no package binds references.
-var RefType reflect.Type
 
 // ErrClosed is returned by Client once the Context is closed.
 var ErrClosed = errors.New("peer: closed")

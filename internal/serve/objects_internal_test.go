@@ -1,4 +1,4 @@
-package worker
+package serve
 
 // Unit tests of the remote objects layer (objects.go) that need no NATS
 // server: the operations are called as the worker's call loop calls them,
@@ -300,7 +300,7 @@ func TestObjectsPointerMethods(t *testing.T) {
 	}
 	res, err = callM(t, w, id, "Get") // a value receiver, through the pointer
 	wantResult(t, res, err, 3)
-	if o, _ := info(w, id); o.Type != "*worker.gadget" || o.InFlight != 0 {
+	if o, _ := info(w, id); o.Type != "*serve.gadget" || o.InFlight != 0 {
 		t.Fatalf("info = %+v", o)
 	}
 }
@@ -309,8 +309,8 @@ func TestObjectsKeptValueIsAddressable(t *testing.T) {
 	w := newTestWorker()
 	v := gadget{N: 1}
 	id := keepT(t, w, v, tMaster)
-	if o, _ := info(w, id); o.Type != "worker.gadget" {
-		t.Fatalf("type %q, want worker.gadget", o.Type)
+	if o, _ := info(w, id); o.Type != "serve.gadget" {
+		t.Fatalf("type %q, want serve.gadget", o.Type)
 	}
 	res, err := callM(t, w, id, "Add", 2) // a pointer method on a value
 	wantResult(t, res, err, 3)
@@ -344,16 +344,16 @@ func TestObjectsMethodErrors(t *testing.T) {
 		sentinel error
 		words    []string
 	}{
-		{"unknown", g, "Nope", nil, bus.ErrNoMember, []string{`"Nope"`, "*worker.gadget", "its methods: Add, Boom, Check", "Sum", "Take"}},
-		{"unexported", g, "add", []any{1}, bus.ErrNoMember, []string{`"add"`, "*worker.gadget", "not exported"}},
+		{"unknown", g, "Nope", nil, bus.ErrNoMember, []string{`"Nope"`, "*serve.gadget", "its methods: Add, Boom, Check", "Sum", "Take"}},
+		{"unexported", g, "add", []any{1}, bus.ErrNoMember, []string{`"add"`, "*serve.gadget", "not exported"}},
 		{"empty name", g, "", nil, bus.ErrNoMember, []string{"not exported"}},
-		{"no methods at all", bare, "Add", nil, bus.ErrNoMember, []string{"*worker.part", `"Add"`, "it has no exported methods"}},
-		{"too few", g, "Add", nil, bus.ErrArgumentType, []string{"(*worker.gadget).Add takes 1 arguments (int), got 0"}},
+		{"no methods at all", bare, "Add", nil, bus.ErrNoMember, []string{"*serve.part", `"Add"`, "it has no exported methods"}},
+		{"too few", g, "Add", nil, bus.ErrArgumentType, []string{"(*serve.gadget).Add takes 1 arguments (int), got 0"}},
 		{"too many", g, "Add", []any{1, 2}, bus.ErrArgumentType, []string{"takes 1 arguments (int), got 2"}},
 		{"none taken", g, "Reset", []any{1}, bus.ErrArgumentType, []string{"Reset takes 0 arguments (none), got 1"}},
 		{"context not counted", g, "Scale", nil, bus.ErrArgumentType, []string{"Scale takes 1 arguments (int), got 0"}},
 		{"variadic too few", g, "Label", nil, bus.ErrArgumentType, []string{"Label takes at least 1 arguments (string, ...int), got 0"}},
-		{"wrong type", g, "Add", []any{"x"}, bus.ErrArgumentType, []string{"(*worker.gadget).Add argument 1 (int)"}},
+		{"wrong type", g, "Add", []any{"x"}, bus.ErrArgumentType, []string{"(*serve.gadget).Add argument 1 (int)"}},
 		{"wrong first type", g, "Label", []any{1}, bus.ErrArgumentType, []string{"Label argument 1 (string)"}},
 		{"wrong variadic type", g, "Label", []any{"p", 1, "x"}, bus.ErrArgumentType, []string{"Label argument 3 (int)"}},
 		{"wrong type after context", g, "Scale", []any{"x"}, bus.ErrArgumentType, []string{"Scale argument 1 (int)"}},
@@ -456,7 +456,7 @@ func TestObjectsResultAsReference(t *testing.T) {
 	keepT(t, w, g, caller) // the caller holds the parent too
 
 	res, err := callRef(t, w, caller, id, "Child", 5)
-	child := wantRef(t, w, res, err, "*worker.gadget")
+	child := wantRef(t, w, res, err, "*serve.gadget")
 	if child.ID == id {
 		t.Fatalf("a new object got the id %d of its parent", id)
 	}
@@ -467,7 +467,7 @@ func TestObjectsResultAsReference(t *testing.T) {
 
 	// The object itself, asked for as a reference, is the same object.
 	res, err = callRef(t, w, caller, id, "Self")
-	if r := wantRef(t, w, res, err, "*worker.gadget"); r.ID != id {
+	if r := wantRef(t, w, res, err, "*serve.gadget"); r.ID != id {
 		t.Fatalf("Self as a reference has id %d, want %d", r.ID, id)
 	}
 	wantHolders(t, w, id, map[string]int64{tMaster: 1, caller: 2})
@@ -481,10 +481,10 @@ func TestObjectsResultAsReference(t *testing.T) {
 
 	// A result of interface type is kept as its dynamic type.
 	res, err = callRef(t, w, caller, id, "Opener", true)
-	wantRef(t, w, res, err, "*worker.resource")
+	wantRef(t, w, res, err, "*serve.resource")
 
 	_, err = callRef(t, w, caller, id, "Pair")
-	wantErr(t, err, bus.ErrResultType, "(*worker.gadget).Pair returns 2 values", "a reference is to one")
+	wantErr(t, err, bus.ErrResultType, "(*serve.gadget).Pair returns 2 values", "a reference is to one")
 	_, err = callRef(t, w, caller, id, "Reset")
 	wantErr(t, err, bus.ErrResultType, "Reset returns 0 values")
 	_, err = callRef(t, w, caller, id, "Check", true)
@@ -529,7 +529,7 @@ func TestObjectsFields(t *testing.T) {
 
 	// A field as a reference is the field itself: a set through it sticks.
 	res, err = getF(t, w, id, "Inner", true)
-	inner := wantRef(t, w, res, err, "worker.part")
+	inner := wantRef(t, w, res, err, "serve.part")
 	if err := setF(t, w, inner.ID, "X", 3); err != nil {
 		t.Fatal(err)
 	}
@@ -544,9 +544,9 @@ func TestObjectsFields(t *testing.T) {
 		words    []string
 	}{
 		{"get unexported", func() error { _, err := getF(t, w, id, "hits", false); return err },
-			bus.ErrNoMember, []string{`"hits"`, "*worker.gadget", "not exported"}},
+			bus.ErrNoMember, []string{`"hits"`, "*serve.gadget", "not exported"}},
 		{"get missing", func() error { _, err := getF(t, w, id, "Nope", false); return err },
-			bus.ErrNoMember, []string{`"Nope"`, "*worker.gadget", "its fields: N, Name, Tags, Inner, Grid, Any"}},
+			bus.ErrNoMember, []string{`"Nope"`, "*serve.gadget", "its fields: N, Name, Tags, Inner, Grid, Any"}},
 		{"get missing, no exported fields", func() error { _, err := getF(t, w, hidden, "Secret", false); return err },
 			bus.ErrNoMember, []string{`"Secret"`, "it has no exported fields"}},
 		{"set unexported", func() error { return setF(t, w, id, "hits", 1) },
@@ -554,9 +554,9 @@ func TestObjectsFields(t *testing.T) {
 		{"set missing", func() error { return setF(t, w, id, "Nope", 1) },
 			bus.ErrNoMember, []string{`"Nope"`, "its fields"}},
 		{"set wrong type", func() error { return setF(t, w, id, "N", "x") },
-			bus.ErrArgumentType, []string{"field N of *worker.gadget is a int"}},
+			bus.ErrArgumentType, []string{"field N of *serve.gadget is a int"}},
 		{"set wrong slice type", func() error { return setF(t, w, id, "Tags", 3) },
-			bus.ErrArgumentType, []string{"field Tags of *worker.gadget is a []string"}},
+			bus.ErrArgumentType, []string{"field Tags of *serve.gadget is a []string"}},
 		{"name not a string", func() error { _, err := getF(t, w, id, 3, false); return err },
 			bus.ErrBadPayload, []string{"a field name"}},
 		{"field of a slice", func() error { _, err := getF(t, w, slice, "X", false); return err },
@@ -564,7 +564,7 @@ func TestObjectsFields(t *testing.T) {
 		{"field of a map", func() error { return setF(t, w, mp, "X", 1) },
 			bus.ErrNoMember, []string{"map[string]int is a map, not a struct"}},
 		{"field through a nil pointer", func() error { _, err := getF(t, w, pnil, "N", false); return err },
-			bus.ErrNoMember, []string{"**worker.gadget is nil"}},
+			bus.ErrNoMember, []string{"**serve.gadget is nil"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantErr(t, tc.do(), tc.sentinel, tc.words...)
@@ -626,7 +626,7 @@ func TestObjectsItems(t *testing.T) {
 	gs := []gadget{{N: 1}, {N: 2}}
 	gsid := keepT(t, w, gs, tMaster)
 	res, err = index(t, w, gsid, 1, true)
-	item := wantRef(t, w, res, err, "worker.gadget")
+	item := wantRef(t, w, res, err, "serve.gadget")
 	res, err = callM(t, w, item.ID, "Add", 5)
 	wantResult(t, res, err, 7)
 	if gs[1].N != 7 {
@@ -676,7 +676,7 @@ func TestObjectsItems(t *testing.T) {
 		{"string out of range", func() error { _, err := index(t, w, str, 3, false); return err },
 			bus.ErrNoItem, []string{"[0, 3) of string"}},
 		{"no items", func() error { _, err := index(t, w, none, 0, false); return err },
-			bus.ErrNoMember, []string{"*worker.gadget is a struct: it has no items"}},
+			bus.ErrNoMember, []string{"*serve.gadget is a struct: it has no items"}},
 		{"set no items", func() error { return setIndex(t, w, none, 0, 1) },
 			bus.ErrNoMember, []string{"it has no items"}},
 		{"through a nil pointer", func() error { _, err := index(t, w, pnil, 0, false); return err },
@@ -698,7 +698,7 @@ func TestObjectsReferenceArguments(t *testing.T) {
 	other := keepT(t, w, gadget{N: 3}, tMaster)
 	gone := keepT(t, w, &gadget{}, tMaster)
 	w.release(tMaster, gone, 1)
-	foreign := msgpack.RawMessage(wire.AppendRef(nil, wire.ObjectRef{Worker: "w-other", ID: id, Type: "*worker.gadget"}))
+	foreign := msgpack.RawMessage(wire.AppendRef(nil, wire.ObjectRef{Worker: "w-other", ID: id, Type: "*serve.gadget"}))
 
 	res, err := callM(t, w, id, "Same", refTo(w, id))
 	wantResult(t, res, err, true)
@@ -728,7 +728,7 @@ func TestObjectsReferenceArguments(t *testing.T) {
 	}
 
 	_, err = callM(t, w, id, "Same", refTo(w, gone))
-	wantErr(t, err, bus.ErrArgumentType, "Same argument 1 (*worker.gadget)", fmt.Sprintf("%d on worker %s was released", gone, w.id))
+	wantErr(t, err, bus.ErrArgumentType, "Same argument 1 (*serve.gadget)", fmt.Sprintf("%d on worker %s was released", gone, w.id))
 	_, err = w.decodeArg(nil, refTo(w, gone), reflect.TypeFor[*gadget]())
 	wantErr(t, err, bus.ErrObjectGone, "was released")
 
@@ -899,10 +899,10 @@ func TestObjectsList(t *testing.T) {
 
 	got := w.Objects()
 	want := []ObjectInfo{
-		{ID: g, Type: "*worker.gadget", Holders: map[string]int64{tMaster: 1}},
-		{ID: v, Type: "worker.gadget", Holders: map[string]int64{"m-b": 1}},
-		{ID: r, Type: "*worker.resource", Holders: map[string]int64{tMaster: 1}, InFlight: 1},
-		{ID: twice, Type: "*worker.resource", Holders: map[string]int64{tMaster: 2}},
+		{ID: g, Type: "*serve.gadget", Holders: map[string]int64{tMaster: 1}},
+		{ID: v, Type: "serve.gadget", Holders: map[string]int64{"m-b": 1}},
+		{ID: r, Type: "*serve.resource", Holders: map[string]int64{tMaster: 1}, InFlight: 1},
+		{ID: twice, Type: "*serve.resource", Holders: map[string]int64{tMaster: 2}},
 		{ID: s, Type: "string", Holders: map[string]int64{tMaster: 1}},
 	}
 	if len(got) != len(want) {
@@ -929,7 +929,7 @@ func TestObjectsKeepRefused(t *testing.T) {
 		words []string
 	}{
 		{"nil", nil, []string{"nil: there is no object"}},
-		{"nil pointer", (*gadget)(nil), []string{"a nil *worker.gadget"}},
+		{"nil pointer", (*gadget)(nil), []string{"a nil *serve.gadget"}},
 		{"nil map", map[string]int(nil), []string{"a nil map[string]int"}},
 		{"nil slice", []int(nil), []string{"a nil []int"}},
 		{"nil func", (func())(nil), []string{"a nil func()"}},
@@ -969,7 +969,7 @@ func TestObjectsAcquire(t *testing.T) {
 	acquire := func(master string, id uint64) error { return acquireFrom(master, tMaster, id) }
 	// Only from a holder: not from one who does not hold it, nor with no
 	// holder named, nor by naming oneself.
-	wantErr(t, acquireFrom("m-b", "m-nobody", id), bus.ErrNotHolder, "master m-nobody holds no reference to *worker.gadget")
+	wantErr(t, acquireFrom("m-b", "m-nobody", id), bus.ErrNotHolder, "master m-nobody holds no reference to *serve.gadget")
 	wantErr(t, acquireFrom("m-b", "", id), bus.ErrNotHolder, "master m-b holds no reference")
 	wantErr(t, acquireFrom("m-b", "m-b", id), bus.ErrNotHolder, "master m-b holds no reference")
 	wantHolders(t, w, id, map[string]int64{tMaster: 1})
@@ -1051,7 +1051,7 @@ func TestObjectsCraftedTargets(t *testing.T) {
 		{"an int", enc(t, 42)},
 		{"a string", enc(t, w.id)},
 		{"nil", enc(t, nil)},
-		{"an array", enc(t, []any{w.id, id, "*worker.gadget"})},
+		{"an array", enc(t, []any{w.id, id, "*serve.gadget"})},
 		{"another extension", []byte{0xd4, 2, 0}},
 		{"a reference with no body", []byte{0xd4, byte(wire.RefExtType), 0}},
 		{"a reference to a bad worker id", wire.AppendRef(nil, wire.ObjectRef{Worker: "w test!", ID: id})},
@@ -1132,7 +1132,7 @@ func TestObjectsUnwrap(t *testing.T) {
 	res, err = unwrap(keepT(t, w, part{X: 2}, tMaster))
 	wantResult(t, res, err, part{X: 2})
 	_, err = unwrap(keepT(t, w, &withFunc{F: func() {}}, tMaster))
-	wantErr(t, err, bus.ErrEncode, "*worker.withFunc cannot be copied to the master", "func")
+	wantErr(t, err, bus.ErrEncode, "*serve.withFunc cannot be copied to the master", "func")
 	_, err = unwrap(keepT(t, w, make(chan int), tMaster))
 	wantErr(t, err, bus.ErrEncode, "chan int cannot be copied")
 }
@@ -1143,7 +1143,7 @@ func TestObjectsWrap(t *testing.T) {
 		return run(t, w, "@wrap", wrapArg{Function: fn, ArgType: argType, Arg: enc(t, arg)})
 	}
 	res, err := wrap("worker_internal_test.newGadget", "int", 4)
-	r := wantRef(t, w, res, err, "*worker.gadget")
+	r := wantRef(t, w, res, err, "*serve.gadget")
 	wantHolders(t, w, r.ID, map[string]int64{tMaster: 1})
 	if obj, _ := w.Object(r.ID); obj.(*gadget).N != 4 {
 		t.Fatalf("wrapped object = %#v", obj)
@@ -1153,7 +1153,7 @@ func TestObjectsWrap(t *testing.T) {
 	_, err = wrap("worker_internal_test.newGadget", "string", "x")
 	wantErr(t, err, bus.ErrArgumentType, "expects int, got string")
 	_, err = wrap("worker_internal_test.newGadget", "int", -1)
-	wantErr(t, err, bus.ErrObjectGone, "a nil *worker.gadget")
+	wantErr(t, err, bus.ErrObjectGone, "a nil *serve.gadget")
 }
 
 func TestObjectsPanic(t *testing.T) {
@@ -1314,7 +1314,7 @@ func TestObjectsNotHeld(t *testing.T) {
 	theirs := keepT(t, w, &gadget{N: 2}, "m-other")
 	const intruder = "m-intruder"
 	_, err := callRef(t, w, intruder, theirs, "Add", 1)
-	wantErr(t, err, bus.ErrNotHolder, "master m-intruder holds no reference to *worker.gadget", "w-test")
+	wantErr(t, err, bus.ErrNotHolder, "master m-intruder holds no reference to *serve.gadget", "w-test")
 	_, err = w.invoke(opCall(t, intruder, "@get", memberArg{Target: refTo(w, theirs), Key: enc(t, "N")}))
 	wantErr(t, err, bus.ErrNotHolder, "m-intruder")
 	_, err = w.invoke(opCall(t, intruder, "@unwrap", targetArg{Target: refTo(w, theirs)}))
@@ -1328,12 +1328,12 @@ func TestObjectsNotHeld(t *testing.T) {
 	}
 	// A reference that does not carry the object's secret, from a holder
 	// or from someone naming one: made up, or listed by the refs verb.
-	guessed := msgpack.RawMessage(wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Secret: secretOf(w, theirs) + 1}))
+	guessed := msgpack.RawMessage(wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: theirs, Type: "*serve.gadget", Secret: secretOf(w, theirs) + 1}))
 	_, err = w.invoke(opCall(t, "m-other", "@get", memberArg{Target: guessed, Key: enc(t, "N")}))
 	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
 	_, err = callM(t, w, mine, "Same", guessed)
 	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
-	passed := wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: theirs, Type: "*worker.gadget", Holder: "m-other"})
+	passed := wire.AppendRef(nil, wire.ObjectRef{Worker: w.id, ID: theirs, Type: "*serve.gadget", Holder: "m-other"})
 	_, err = w.invoke(opCall(t, intruder, "@acquire", targetArg{Target: passed}))
 	wantErr(t, err, bus.ErrNotHolder, "does not carry the object's secret")
 	wantHolders(t, w, theirs, map[string]int64{"m-other": 1})

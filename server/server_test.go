@@ -1,4 +1,4 @@
-package worker_test
+package server_test
 
 import (
 	"errors"
@@ -13,12 +13,12 @@ import (
 
 	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/wire"
-	"github.com/processional/processional/worker"
+	"github.com/processional/processional/server"
 )
 
 func TestServerSocketOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s")
-	s, err := worker.StartServer(worker.ServerOptions{Listen: "-", Socket: path})
+	s, err := server.Start(server.Options{Listen: "-", Socket: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +40,11 @@ func TestServerSocketOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	var h wire.Hello
-	if err := codec.Unmarshal(msg.Data, &h); err != nil || h.Worker != worker.DefaultServerID || h.Check() != nil {
+	if err := codec.Unmarshal(msg.Data, &h); err != nil || h.Worker != server.DefaultID || h.Check() != nil {
 		t.Fatalf("hello %+v, %v", h, err)
 	}
 	// A second server does not take a live server's socket.
-	if _, err := worker.StartServer(worker.ServerOptions{Socket: path}); !errors.Is(err, worker.ErrConfig) || !strings.Contains(err.Error(), "in use") {
+	if _, err := server.Start(server.Options{Socket: path}); !errors.Is(err, server.ErrConfig) || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second server on %s: %v, want ErrConfig saying it is in use", path, err)
 	}
 	// A stop request stops it.
@@ -68,17 +68,17 @@ func TestServerSocketOnly(t *testing.T) {
 func TestServerBadOptions(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)
-	for _, o := range []worker.ServerOptions{
+	for _, o := range []server.Options{
 		{Listen: "-"},
 		{Listen: "nonsense"},
 		{Listen: "127.0.0.1:99999"},
 		{Socket: file},
 	} {
-		if s, err := worker.StartServer(o); !errors.Is(err, worker.ErrConfig) {
+		if s, err := server.Start(o); !errors.Is(err, server.ErrConfig) {
 			if s != nil {
 				s.Close()
 			}
-			t.Errorf("StartServer(%+v): %v, want ErrConfig", o, err)
+			t.Errorf("Start(%+v): %v, want ErrConfig", o, err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package worker
+package serve
 
 import (
 	"context"
@@ -20,7 +20,6 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/codec"
-	"github.com/processional/processional/internal/peer"
 	"github.com/processional/processional/internal/registry"
 )
 
@@ -774,11 +773,9 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 				return v.Elem(), nil
 			}
 		}
-		if t.Kind() == reflect.Interface && (peer.RefType == nil || !peer.RefType.Implements(t)) {
-			return reflect.Value{}, fmt.Errorf("got a reference to %s, which a %s cannot hold: declare the parameter as *master.Ref to receive a working reference", r, t)
+		if t.Kind() == reflect.Interface {
+			return w.bindInterface(r, raw, t)
 		}
-		// An interface a *master.Ref satisfies (an any): the reference
-		// binds as it decodes, below.
 	}
 	p := reflect.New(t)
 	if t.PkgPath() == "" && codec.DecodeScalar(raw, p.Elem()) { // a predeclared type: no decoder of its own
@@ -791,6 +788,30 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 }
 
 var msgpackNil = []byte{0xc0}
+
+// bindInterface decodes r, a reference to another worker's object (or to
+// one of ours that t cannot hold), for a parameter of interface type t.
+// It binds to whatever the program makes of a reference in an interface:
+// a *master.Ref where the program links package master, whose decoder
+// msgpack then holds. A binding that t cannot hold is let go of.
+func (w *Worker) bindInterface(r wire.ObjectRef, raw []byte, t reflect.Type) (reflect.Value, error) {
+	refuse := fmt.Errorf("got a reference to %s, which a %s cannot hold: declare the parameter as *master.Ref to receive a working reference", r, t)
+	var v any
+	if err := codec.UnmarshalWith(raw, &v, w.peer); err != nil || v == nil {
+		if err != nil && !strings.Contains(err.Error(), "unknown ext") {
+			return reflect.Value{}, err
+		}
+		return reflect.Value{}, refuse
+	}
+	rv := reflect.ValueOf(v)
+	if !rv.Type().Implements(t) {
+		if c, ok := v.(io.Closer); ok {
+			c.Close()
+		}
+		return reflect.Value{}, refuse
+	}
+	return rv, nil
+}
 
 // structOf returns the struct o is or points to.
 func structOf(o *object) (reflect.Value, error) {

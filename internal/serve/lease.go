@@ -1,4 +1,4 @@
-package worker
+package serve
 
 import (
 	"context"
@@ -140,7 +140,7 @@ func (w *Worker) dropMasterLocked(master string) {
 	w.dropHolder(master)
 }
 
-// Lapsed is closed when the lease of the worker's owner (see [WithOwner])
+// Lapsed is closed when the lease of the worker's owner (Config.Owner)
 // lapsed: its master is gone. The caller then calls [Worker.Abort].
 func (w *Worker) Lapsed() <-chan struct{} { return w.lapsed }
 

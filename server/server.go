@@ -1,4 +1,4 @@
-package worker
+package server
 
 import (
 	"crypto/tls"
@@ -16,15 +16,19 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/worker"
 )
 
-// DefaultServerID is the worker id of a server unless told otherwise:
-// masters connect to proc.server.…
-const DefaultServerID = "server"
+// DefaultID is the worker id of a server unless told otherwise: masters
+// connect to proc.server.…
+const DefaultID = "server"
 
-// ServerOptions configure [StartServer]. The zero value is a server
+// ErrConfig wraps every invalid option given to [Start].
+var ErrConfig = errors.New("server: invalid configuration")
+
+// Options configure [Start]. The zero value is a server
 // listening on a free loopback TCP port with a random token.
-type ServerOptions struct {
+type Options struct {
 	// Listen is the TCP address ("127.0.0.1:4222") to listen on; empty
 	// means a free loopback port, "-" none (then Socket must be set).
 	Listen string
@@ -33,7 +37,7 @@ type ServerOptions struct {
 	Socket string
 	// Token is required of every client; empty means a random one.
 	Token string
-	// ID is the server's worker id; empty means [DefaultServerID].
+	// ID is the server's worker id; empty means [DefaultID].
 	ID string
 	// Logging turns the NATS server's log on.
 	Logging bool
@@ -54,7 +58,8 @@ type ServerOptions struct {
 // touches no other. It outlives them all, until [Server.Close].
 type Server struct {
 	srv    *embedded.Server
-	w      *Worker
+	w      *worker.Worker
+	nc     *nats.Conn   // the worker's in-process connection
 	socket net.Listener // nil without a socket
 	path   string
 
@@ -65,10 +70,10 @@ type Server struct {
 	once   sync.Once
 }
 
-// StartServer starts a server and returns once it serves.
-func StartServer(o ServerOptions) (*Server, error) {
+// Start starts a server and returns once it serves.
+func Start(o Options) (*Server, error) {
 	if o.ID == "" {
-		o.ID = DefaultServerID
+		o.ID = DefaultID
 	}
 	eo := embedded.Options{Token: o.Token, Logging: o.Logging, TLS: o.TLS, ConfigFile: o.ConfigFile}
 	switch o.Listen {
@@ -99,13 +104,13 @@ func StartServer(o ServerOptions) (*Server, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("server %s: connect: %w", o.ID, err)
 	}
-	w, err := Serve(nc, WithID(o.ID))
+	w, err := worker.Serve(nc, worker.WithID(o.ID))
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
 		return nil, err
 	}
-	s.w = w
+	s.w, s.nc = w, nc
 	if o.Socket != "" {
 		if err := s.listenSocket(o.Socket); err != nil {
 			s.Close()
@@ -237,7 +242,7 @@ func (s *Server) Addr() string {
 }
 
 // Worker is the server's worker.
-func (s *Server) Worker() *Worker { return s.w }
+func (s *Server) Worker() *worker.Worker { return s.w }
 
 // Stopping is closed when a client asked the server to stop (the "stop"
 // control verb); the caller then calls Close.
@@ -250,8 +255,8 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		if s.w != nil {
 			err = s.w.Close()
-			s.w.nc.Flush() // the server has every reply of the worker's now
-			s.w.nc.Close()
+			s.nc.Flush() // the server has every reply of the worker's now
+			s.nc.Close()
 			s.drainClients(time.Second)
 		}
 		if s.socket != nil {
