@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -41,5 +42,32 @@ func TestTour(t *testing.T) {
 	}
 	if left := proctest.Under(dir); len(left) > 0 {
 		t.Errorf("the tour's worker outlived it: pids %v", left)
+	}
+}
+
+// TestTourInREADME checks that the README's tour is an excerpt of
+// examples/tour, unchanged: the code a newcomer reads is the code that runs.
+func TestTourInREADME(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../examples/tour/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tour, ok := strings.Cut(string(readme), "## A tour in code")
+	if !ok {
+		t.Fatal("README: no section \"A tour in code\"")
+	}
+	_, block, ok := strings.Cut(tour, "```go\n")
+	if ok {
+		block, _, ok = strings.Cut(block, "```")
+	}
+	if !ok {
+		t.Fatal("README: no go block in the tour")
+	}
+	if !strings.Contains(string(src), block) {
+		t.Errorf("README's tour is not an excerpt of examples/tour/main.go:\n%s", block)
 	}
 }
