@@ -31,7 +31,8 @@ import (
 // Faults of the bus (issue 8, part 6): a NATS server killed and restarted
 // under load, a master's own reconnect, a slow consumer cut off by the
 // server, and a flood past a worker's pending limit. Each test logs the
-// delays it saw (go test -v), for the README's table of failure behaviour.
+// delays it saw (go test -v), for the table of failure behaviour in
+// docs/lifetimes.md.
 
 // The functions the fault tests call on workers made from this test
 // binary (spawned, or served in this process).

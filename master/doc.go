@@ -14,5 +14,5 @@
 // are resources: a [Master] heartbeats each one it holds, a worker whose
 // master dies or stops heartbeating tears down, and a worker that dies or
 // stops answering fails every pending task with bus.ErrWorkerLost. See
-// the README's Lifetimes section for each case and its timing.
+// docs/lifetimes.md for each case and its timing.
 package master

@@ -194,8 +194,7 @@ type mapOptions struct {
 	idempotent bool
 }
 
-// InFlight bounds the items in flight at once; the default is 4096 (from
-// 1024: the pool_map bench row went from 0.46-0.54 to 0.52-0.61).
+// InFlight bounds the items in flight at once; the default is 4096.
 func InFlight(n int) MapOption {
 	return func(o *mapOptions) {
 		if n > 0 {
