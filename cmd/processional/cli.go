@@ -7,12 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -20,66 +17,12 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/cli"
 	"github.com/processional/processional/internal/codec"
-	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/server"
 	"github.com/processional/processional/worker"
 )
-
-// connFlags are the connection flags every command that joins a NATS
-// server takes.
-type connFlags struct {
-	url, token, user, password string
-	creds, cert, key, ca       string
-	retries                    int
-}
-
-func addConnFlags(fs *flag.FlagSet) *connFlags {
-	c := &connFlags{}
-	fs.StringVar(&c.url, "nats", envOr("PROCESSIONAL_NATS", "nats://127.0.0.1:4222"), "the NATS server's URL ($PROCESSIONAL_NATS)")
-	fs.StringVar(&c.token, "token", os.Getenv("PROCESSIONAL_TOKEN"), "the server's token ($PROCESSIONAL_TOKEN)")
-	fs.StringVar(&c.user, "user", os.Getenv("PROCESSIONAL_USER"), "the NATS user ($PROCESSIONAL_USER)")
-	fs.StringVar(&c.password, "password", os.Getenv("PROCESSIONAL_PASSWORD"), "the NATS user's password ($PROCESSIONAL_PASSWORD)")
-	fs.StringVar(&c.creds, "creds", os.Getenv("PROCESSIONAL_CREDS"), "a NATS credentials file: JWT and nkey ($PROCESSIONAL_CREDS)")
-	fs.StringVar(&c.cert, "tlscert", "", "the client's TLS certificate file")
-	fs.StringVar(&c.key, "tlskey", "", "the client's TLS key file")
-	fs.StringVar(&c.ca, "tlsca", "", "the TLS certificate authority file that signed the server's certificate")
-	fs.IntVar(&c.retries, "retries", 5, "connection attempts before giving up, a second apart")
-	return c
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-// connect connects to the server, retrying with a visible message.
-func (c *connFlags) connect(name string) (*nats.Conn, error) {
-	creds, err := natsauth.Files{Token: c.token, User: c.user, Password: c.password, Creds: c.creds, Cert: c.cert, Key: c.key, CA: c.ca}.Options()
-	if err != nil {
-		return nil, err
-	}
-	opts := append([]nats.Option{nats.Name(name), nats.Timeout(2 * time.Second),
-		// A permissions violation or a slow consumer is said, not swallowed.
-		nats.ErrorHandler(natsauth.ErrorHandler(slog.Warn, "client", name))}, creds...)
-	// A worker rejoins within a lease of its server coming back, and keeps
-	// trying while its server is away: it is a service.
-	opts = append(opts, natsauth.Reconnect()...)
-	for attempt := 1; attempt <= max(c.retries, 1); attempt++ {
-		var nc *nats.Conn
-		if nc, err = nats.Connect(c.url, opts...); err == nil {
-			return nc, nil
-		}
-		if attempt < c.retries {
-			fmt.Fprintf(os.Stderr, "processional: cannot reach %s (%v); retrying (%d/%d)\n", c.url, err, attempt, c.retries)
-			time.Sleep(time.Second)
-		}
-	}
-	return nil, fmt.Errorf("cannot reach the NATS server at %s after %d attempts: %w", c.url, max(c.retries, 1), err)
-}
 
 func fail(cmd string, err error) int {
 	fmt.Fprintf(os.Stderr, "processional %s: %v\n", cmd, err)
@@ -88,60 +31,12 @@ func fail(cmd string, err error) int {
 
 // workerCmd joins a NATS server as a worker serving the binary's
 // registered functions, until SIGTERM or SIGINT (after its running calls).
-func workerCmd(args []string) int {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	conn := addConnFlags(fs)
-	id := fs.String("id", "", "the worker's id, the token its subjects start with (default: a random one)")
-	pool := fs.String("pool", "", "join this pool: masters share their calls among its members (master.Pool)")
-	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "calls held at once, queued or running; more are refused with ErrOverloaded")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: processional worker [--nats URL] [--token T | --creds F] [--id ID] [--pool NAME]\n\nJoins a NATS server (or cluster) as a worker serving this binary's\nregistered functions, msgpack for masters and JSON for the nats CLI.\nStops after its running calls on SIGTERM or SIGINT, or a request on\nproc.<id>.ctl.stop.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	var opts []worker.Option
-	if *id != "" {
-		opts = append(opts, worker.WithID(*id))
-	}
-	if *maxPending <= 0 {
-		return fail("worker", fmt.Errorf("--max-pending %d: want a positive count", *maxPending))
-	}
-	opts = append(opts, worker.WithMaxPending(*maxPending))
-	if *pool != "" {
-		opts = append(opts, worker.WithPool(*pool))
-	}
-	nc, err := conn.connect("processional worker")
-	if err != nil {
-		return fail("worker", err)
-	}
-	defer nc.Close()
-	nc.SetErrorHandler(nil) // the worker logs the connection's errors itself: once is enough
-	w, err := worker.Serve(nc, opts...)
-	if err != nil {
-		return fail("worker", err)
-	}
-	fmt.Printf("worker %s serving on %s\n", w.ID(), nc.ConnectedUrl())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
-	select {
-	case s := <-sig:
-		fmt.Fprintf(os.Stderr, "processional worker: %s: finishing the running calls\n", s)
-	case <-w.Stopping():
-		fmt.Fprintln(os.Stderr, "processional worker: stop requested: finishing the running calls")
-	}
-	if err := w.Close(); err != nil {
-		return fail("worker", err)
-	}
-	return 0
-}
+func workerCmd(args []string) int { return cli.Worker("processional worker", args) }
 
 // lsCmd lists the workers the server knows, with their functions.
 func lsCmd(args []string) int {
 	fs := flag.NewFlagSet("ls", flag.ContinueOnError)
-	conn := addConnFlags(fs)
+	conn := cli.AddConnFlags(fs)
 	asJSON := fs.Bool("json", false, "print the workers' micro service info as JSON, one per line")
 	wait := fs.Duration("wait", 500*time.Millisecond, "how long to gather answers")
 	fs.Usage = func() {
@@ -151,7 +46,7 @@ func lsCmd(args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	nc, err := conn.connect("processional ls")
+	nc, err := conn.Connect("processional ls")
 	if err != nil {
 		return fail("ls", err)
 	}
@@ -222,7 +117,7 @@ func discover(nc *nats.Conn, wait time.Duration) ([]micro.Info, error) {
 // its JSON result.
 func callCmd(args []string) int {
 	fs := flag.NewFlagSet("call", flag.ContinueOnError)
-	conn := addConnFlags(fs)
+	conn := cli.AddConnFlags(fs)
 	id := fs.String("worker", server.DefaultID, "the worker's id")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the result")
 	fs.Usage = func() {
@@ -243,7 +138,7 @@ func callCmd(args []string) int {
 	if fs.NArg() == 2 {
 		body = fs.Arg(1)
 	}
-	nc, err := conn.connect("processional call")
+	nc, err := conn.Connect("processional call")
 	if err != nil {
 		return fail("call", err)
 	}
@@ -252,7 +147,7 @@ func callCmd(args []string) int {
 	// is named, not a timeout.
 	msg, err := nc.Request(wire.ControlSubject(*id, "hello"), nil, 5*time.Second)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return fail("call", fmt.Errorf("no worker %q answers on %s", *id, conn.url))
+		return fail("call", fmt.Errorf("no worker %q answers on %s", *id, conn.URL))
 	}
 	if err != nil {
 		return fail("call", err)
@@ -294,7 +189,7 @@ func callCmd(args []string) int {
 func verbCmd(verb, summary string) func(args []string) int {
 	return func(args []string) int {
 		fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-		conn := addConnFlags(fs)
+		conn := cli.AddConnFlags(fs)
 		id := fs.String("worker", server.DefaultID, "the worker's id")
 		asJSON := fs.Bool("json", false, "print the worker's JSON answer as it is")
 		fs.Usage = func() {
@@ -304,14 +199,14 @@ func verbCmd(verb, summary string) func(args []string) int {
 		if code, ok := parseFlags(fs, args); !ok {
 			return code
 		}
-		nc, err := conn.connect("processional " + verb)
+		nc, err := conn.Connect("processional " + verb)
 		if err != nil {
 			return fail(verb, err)
 		}
 		defer nc.Close()
 		msg, err := nc.Request(wire.ControlSubject(*id, verb), nil, 10*time.Second)
 		if errors.Is(err, nats.ErrNoResponders) {
-			return fail(verb, fmt.Errorf("no worker %q answers on %s", *id, conn.url))
+			return fail(verb, fmt.Errorf("no worker %q answers on %s", *id, conn.URL))
 		}
 		if err != nil {
 			return fail(verb, err)
