@@ -19,6 +19,7 @@ import (
 // Binaries built once for the whole package.
 var (
 	binProcessional string // cmd/processional
+	binWorker       string // cmd/processional-worker, beside binProcessional: the bench's lean worker
 	binMismatch     string // cmd/processional speaking protocol 99
 	binForgetful    string // a worker binary whose main forgets worker.Main
 	binHolder       string // a master that spawns a worker and waits to be killed
@@ -46,6 +47,7 @@ func TestMain(m *testing.M) {
 			args []string
 		}{
 			{&binProcessional, "processional", []string{"../cmd/processional"}},
+			{&binWorker, "processional-worker", []string{"../cmd/processional-worker"}},
 			{&binMismatch, "processional-v99", []string{"-ldflags=-X github.com/processional/processional/internal/wire.protocolOverride=99", "../cmd/processional"}},
 			{&binForgetful, "forgetful", []string{"./testdata/forgetful"}},
 			{&binHolder, "holder", []string{"./testdata/holder"}},

@@ -22,9 +22,10 @@ func benchCmd(args []string) int {
 	only := fs.String("only", "", "comma-separated row names to measure (a pair is measured whole)")
 	rounds := fs.Int("rounds", 7, "rounds per side; each figure is the median round")
 	scale := fs.Float64("scale", 1, "multiply the operations per round (smaller is quicker and noisier)")
+	lean := fs.String("lean-worker", "", "the worker-only binary whose workers lean_worker_rss_mb measures (default: processional-worker beside this binary, else built with go build from the source tree)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the master's side) to the file, and one of each spawned worker to the file.worker.<id>")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: processional bench [--json] [--only a,b] [--rounds N] [--scale X]\n\nRows:")
+		fmt.Fprintln(fs.Output(), "usage: processional bench [--json] [--only a,b] [--rounds N] [--scale X] [--lean-worker PATH]\n\nRows:")
 		for _, p := range bench.Pairs() {
 			fmt.Fprintf(fs.Output(), "  %-20s against %s %s\n", p.Name, p.Baseline, strings.Join(p.Extra, " "))
 			for _, f := range p.Also {
@@ -63,7 +64,7 @@ func benchCmd(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Progress goes to stderr in both modes: --json's rows are stdout's.
-	o := bench.Options{Only: names, Rounds: *rounds, Scale: *scale, Progress: os.Stderr}
+	o := bench.Options{Only: names, Rounds: *rounds, Scale: *scale, LeanWorker: *lean, Progress: os.Stderr}
 	rows, err := bench.Run(ctx, o)
 	if *asJSON {
 		if werr := bench.WriteJSON(os.Stdout, rows); werr != nil && err == nil {

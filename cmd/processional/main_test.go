@@ -22,6 +22,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"bench", "--help"}, 0},
 		{[]string{"demo", "--help"}, 0},
 		{[]string{"bench", "--only", "no_such_row"}, 1},
+		{[]string{"bench", "--only", "lean_worker_rss_mb", "--lean-worker", "/no/such/binary"}, 1},
 	} {
 		if got := run(tc.args); got != tc.want {
 			t.Errorf("processional %v: exit %d, want %d", tc.args, got, tc.want)

@@ -72,6 +72,10 @@ type Figure struct {
 	// Unit is "us" or "MB" (lower is better), or "tasks/s" (higher is
 	// better).
 	Unit string
+	// Optional marks a figure the sides may not record
+	// (lean_worker_rss_mb, without a worker-only binary): its row is
+	// then left out, not an error.
+	Optional bool
 }
 
 // HigherIsBetter reports whether the pair's ratio is a throughput.
@@ -117,6 +121,12 @@ type Options struct {
 	// Binary is the executable spawned as worker and baseline child; empty
 	// means the current one. Its main must call worker.Main and ChildMain.
 	Binary string
+	// LeanWorker is the worker-only binary whose workers
+	// lean_worker_rss_mb measures (cmd/processional-worker, or any whose
+	// main calls worker.Main); empty means processional-worker beside
+	// Binary, else one go build makes from the source tree. Without one,
+	// that row is left out, and Progress says why.
+	LeanWorker string
 	// Progress, if set, receives a line per pair as it starts and as it
 	// ends, with the time it took.
 	Progress io.Writer
@@ -157,6 +167,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	}
 	e := NewEnv(binary)
 	defer e.Close()
+	e.lean.given, e.progress = o.LeanWorker, o.Progress
 	var rows []Row
 	for _, p := range Pairs() {
 		if len(o.Only) > 0 && !slices.ContainsFunc(p.rows(), func(x string) bool { return slices.Contains(o.Only, x) }) {
@@ -254,13 +265,17 @@ func (p *Pair) Run(ctx context.Context, e *Env, rounds, n int) ([]Row, error) {
 	for _, f := range p.Also {
 		got, ok := e.recorded[f.Name]
 		bv, bok := e.recorded[f.Baseline]
+		if !ok && f.Optional && bok {
+			continue
+		}
 		if !ok || !bok {
 			return nil, fmt.Errorf("%s: no %s or %s recorded", p.Name, f.Name, f.Baseline)
 		}
 		b, v := median(bv), median(got)
-		rows = append(rows,
-			Row{Name: f.Baseline, Value: b, Unit: f.Unit, Baseline: f.Baseline, BaselineValue: b, Ratio: 1},
-			Row{Name: f.Name, Value: v, Unit: f.Unit, Baseline: f.Baseline, BaselineValue: b, Ratio: v / b})
+		if !slices.ContainsFunc(rows, func(r Row) bool { return r.Name == f.Baseline }) {
+			rows = append(rows, Row{Name: f.Baseline, Value: b, Unit: f.Unit, Baseline: f.Baseline, BaselineValue: b, Ratio: 1})
+		}
+		rows = append(rows, Row{Name: f.Name, Value: v, Unit: f.Unit, Baseline: f.Baseline, BaselineValue: b, Ratio: v / b})
 	}
 	return rows, nil
 }
@@ -307,6 +322,8 @@ var Goals = map[string]float64{
 var ValueGoals = map[string]float64{
 	// An idle spawned worker's resident memory.
 	"worker_rss_mb": 15,
+	// The same, of the worker-only binary's workers.
+	"lean_worker_rss_mb": 11,
 }
 
 // goalPlus names, for a row, a reference row whose ratio its goal adds:

@@ -20,22 +20,18 @@ const settle = 300 * time.Millisecond
 
 // workerPair measures a spawned worker's start, exec to hello, against a
 // bare child of the same binary that connects to the same NATS server and
-// subscribes; and the resident memory of each once idle.
-//
-// What is resident (measured with /proc/<pid>/smaps and pagemap, the
-// processional binary of 31 MB): of a worker's ~15 MB,
-// ~12 MB are the binary's own pages (text 5.5, pclntab 3.4, rodata 2.6),
-// shared with every process that runs it; ~1.3 MB are libc's in a cgo
-// build; ~2 MB are anonymous (heap and stacks). An idle worker never
-// collects (its heap stays under 4 MB): making it collect (GOGC=25,
-// GOMEMLIMIT, debug.FreeOSMemory after the hello) adds 0.6 to 2.4 MB, the
-// collector's own pages. What lowers it: a static build (CGO_ENABLED=0,
-// -1.6 MB), and a binary that does not link nats-server (a worker-only
-// binary: 11.1 MB, 9.4 MB static).
+// subscribes; and the resident memory of each once idle, and that of the
+// worker-only binary's workers spawned alike (lean_worker_rss_mb), which
+// differs from the full binary's by the pages of what it does not link.
+// What those pages are is in docs/benchmark.md.
 func workerPair() *Pair {
 	return &Pair{
 		Name: "worker_start_ms", Baseline: "child_start", Unit: "ms", BaselineUnit: "ns/op", N: 3, Chunks: 3,
-		Also: []Figure{{Name: "worker_rss_mb", Baseline: "child_rss_mb", Unit: "MB"}},
+		Also: []Figure{
+			{Name: "worker_rss_mb", Baseline: "child_rss_mb", Unit: "MB"},
+			{Name: "lean_worker_rss_mb", Baseline: "child_rss_mb", Unit: "MB", Optional: true},
+		},
+		setup: func(ctx context.Context, e *Env) error { return e.findLean(ctx) },
 		base: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			var total time.Duration
 			var children []*child
@@ -85,13 +81,27 @@ func workerPair() *Pair {
 				total += time.Since(start)
 				slaves = append(slaves, s)
 			}
+			// The lean workers start untimed, and settle with the others.
+			if e.lean.path != "" {
+				for range n {
+					s, err := m.Spawn(ctx, master.WithBinary(e.lean.path), master.WithOutput(os.Stderr, os.Stderr))
+					if err != nil {
+						return 0, fmt.Errorf("lean worker %s: %w", e.lean.path, err)
+					}
+					slaves = append(slaves, s)
+				}
+			}
 			time.Sleep(settle)
-			for _, s := range slaves {
+			for i, s := range slaves {
 				mb, err := rssMB(s.PID())
 				if err != nil {
 					return 0, err
 				}
-				e.record("worker_rss_mb", mb)
+				if i < n {
+					e.record("worker_rss_mb", mb)
+				} else {
+					e.record("lean_worker_rss_mb", mb)
+				}
 			}
 			return total, nil
 		},

@@ -65,7 +65,10 @@ type Env struct {
 	loadEcho  *child // raw responder on server's NATS
 	loadRawTo string // its subject
 
+	lean leanWorker // the worker-only binary
+
 	recorded map[string][]float64 // figures the sides record, by row
+	progress io.Writer            // notes on what the pairs found, if set
 
 	release func() // the hold on the fork thread, for the children
 }
@@ -152,6 +155,10 @@ func (e *Env) Close() {
 	if e.m != nil {
 		e.m.Close()
 		e.m = nil
+	}
+	if e.lean.dir != "" {
+		os.RemoveAll(e.lean.dir)
+		e.lean.dir = ""
 	}
 	if e.release != nil {
 		e.release() // last: every child is reaped by now
