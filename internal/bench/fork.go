@@ -11,11 +11,11 @@ import (
 // Linux sends a child its parent-death signal when the *thread* that
 // forked it exits, not the process; and Go ends a thread whenever a
 // goroutine locked to it returns (a master's spawner at Close, a
-// SlaveThread). A child forked from whatever thread the caller ran on was
-// killed, now and then, by the end of a thread that another goroutine
-// had locked since: a worker gone without a word, and a pair waiting on
-// it for ever. So the bench forks every child from one thread of its own,
-// locked for as long as an Env or a Load holds it.
+// SlaveThread). A child forked from whatever thread the caller runs on
+// can be killed by the end of that thread, locked since by another
+// goroutine: a worker gone without a word, and a pair waiting on it for
+// ever. So the bench forks every child from one thread of its own, locked
+// for as long as an Env or a Load holds it.
 var fork struct {
 	sync.Mutex
 	holds int
