@@ -1,0 +1,49 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+)
+
+func TestSharedMaster(t *testing.T) {
+	ctx := context.Background()
+	a, err := master.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := master.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both share the process's master; it stops with the last slave
+	// (goleak checks), and the next Spawn starts a new one.
+	if a.Master() != b.Master() {
+		t.Fatal("two package-level spawns got different masters")
+	}
+	first := a.Master()
+	for _, s := range []*master.Slave{a, b} {
+		if n, err := master.Invoke(ctx, s, Sum, []int{1, 1}); n != 2 || err != nil {
+			t.Fatalf("%v: %d, %v", s, n, err)
+		}
+	}
+	a.Close()
+	if n, err := master.Invoke(ctx, b, Sum, []int{2, 2}); n != 4 || err != nil {
+		t.Fatalf("after the first slave closed: %d, %v", n, err)
+	}
+	b.Close()
+	c, err := master.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Master() == first {
+		t.Fatal("the shared master outlived its last slave")
+	}
+	if _, err := first.Spawn(ctx); !errors.Is(err, bus.ErrClosed) {
+		t.Fatalf("the old shared master still spawns: %v", err)
+	}
+}

@@ -1,0 +1,335 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/wire"
+	"github.com/processional/processional/shm"
+)
+
+// reap waits for the process to exit, kills what is left of its process
+// group, reaps it, lets the replies it sent before exiting arrive, then
+// fails every call still pending.
+func (s *slave) reap() {
+	pid := s.cmd.Process.Pid
+	if !s.proc.waitExit(pid) {
+		// The master let go of a detached or persistent worker: it lives
+		// on without us.
+		s.proc.closeOutput()
+		s.stdout.flush()
+		s.stderr.flush()
+		s.mu.Lock()
+		s.reaped = true // not ours to signal any more
+		if s.lost == nil {
+			s.lost = fmt.Errorf("%w: the master let go of worker %s, which lives on", bus.ErrClosed, s.id)
+		}
+		s.mu.Unlock()
+		s.end()
+		// Still our child: when it exits, take its group along and reap
+		// it. The goroutine lives as long as the worker, no longer.
+		go func() {
+			var info unix.Siginfo
+			for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+			}
+			syscall.Kill(-pid, syscall.SIGKILL)
+			s.cmd.Wait()
+		}()
+		return
+	}
+	s.proc.letGo() // nobody will: close its pipe
+	s.mu.Lock()
+	// The exited process still holds its pid until reaped: the group id
+	// names no one else yet.
+	syscall.Kill(-pid, syscall.SIGKILL)
+	s.reaped = true
+	s.mu.Unlock()
+	s.cmd.Wait()
+	// The shared memory the worker held and no one else does: a worker
+	// killed could not release it.
+	shm.Exited(pid)
+	shm.Sweep()
+	s.proc.drainOutput()
+	s.stdout.flush()
+	s.stderr.flush()
+	s.settle()
+	s.mu.Lock()
+	switch {
+	case s.lost != nil:
+	case s.state == slaveClosing && s.cmd.ProcessState.Success():
+		s.lost = fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+	default:
+		s.lost = fmt.Errorf("%w: worker %s (pid %d) exited: %s", bus.ErrWorkerLost, s.id, s.cmd.Process.Pid, s.cmd.ProcessState)
+	}
+	s.mu.Unlock()
+	s.end()
+}
+
+// end is the end of the worker for this master: every call still pending
+// fails with s.lost (or ErrClosed), and Exited closes. Only its first call
+// counts.
+func (s *slave) end() {
+	s.mu.Lock()
+	if s.state == slaveGone {
+		s.mu.Unlock()
+		return
+	}
+	if s.lost == nil {
+		s.lost = fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+	}
+	s.state = slaveGone
+	pending, _ := s.takeAllLocked()
+	err := s.lost
+	s.mu.Unlock()
+	close(s.exited)
+	for _, p := range pending {
+		p.resolve(nil, nil, err)
+	}
+}
+
+// exitStatus describes how the process ended; call it after exited.
+func (s *slave) exitStatus() string { return s.cmd.ProcessState.String() }
+
+// Close asks the worker to finish the calls it was sent and exit, and
+// waits until it has: calls sent before Close still reply, calls made
+// after it fail with [bus.ErrClosed]. It blocks as long as the queued calls
+// run; see [Slave.Terminate] to stop at once. It is idempotent.
+func (s *slave) Close() error {
+	if s == nil || s.m == nil { // a nil or zero handle
+		return fmt.Errorf("%w: Close on a nil or zero Slave", ErrBadCall)
+	}
+	s.mu.Lock()
+	if s.state == slaveOpen {
+		s.state = slaveClosing
+		s.mu.Unlock()
+		if err := s.sendClose(); err != nil {
+			if s.cmd == nil {
+				s.end()
+			} else {
+				s.kill()
+			}
+		}
+	} else {
+		s.mu.Unlock()
+	}
+	<-s.exited
+	s.finish()
+	return nil
+}
+
+// sendClose sends the worker Close's request. A connected worker lives
+// on: it acknowledges the close once this master's calls are done, and
+// forgets the master. A spawned worker exits.
+func (s *slave) sendClose() error {
+	if s.cmd != nil {
+		return s.control(wire.KindClose, 0)
+	}
+	data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindClose, Master: s.m.id, ID: closeID}, nil)
+	if err != nil {
+		return err
+	}
+	return s.m.nc.PublishRequest(s.subject, s.replySubject, data)
+}
+
+// closeAgain sends Close's request again, when Close waits for the worker
+// and the master's or the worker's connection dropped and came back: NATS
+// delivers at most once, so the request may have been lost, and then the
+// worker would go on answering heartbeats and Close wait for ever. A
+// worker takes a second close as it took the first: one that already
+// forgot the master answers it again.
+func (s *slave) closeAgain() {
+	s.mu.Lock()
+	waiting := s.state == slaveClosing && s.lost == nil && !s.detached // in Close, not lost nor detached
+	s.mu.Unlock()
+	if waiting {
+		s.sendClose()
+	}
+}
+
+// closeID is the id of a connected worker's close request: its
+// acknowledgement ends the slave. pendingSet never hands it out.
+const closeID = math.MaxUint64
+
+// Terminate kills the worker and its process group with SIGKILL and waits
+// until it is reaped. Pending calls fail with [bus.ErrWorkerLost]. It is
+// idempotent.
+func (s *slave) Terminate() error {
+	if s == nil || s.m == nil {
+		return fmt.Errorf("%w: Terminate on a nil or zero Slave", ErrBadCall)
+	}
+	s.lose(fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id))
+	<-s.exited
+	s.finish()
+	return nil
+}
+
+// lose kills the worker, giving why as the error of its pending calls
+// (unless it is gone already). It does not wait: the reaper fails the
+// pending calls once the process is gone.
+func (s *slave) lose(why error) {
+	s.mu.Lock()
+	if s.state != slaveGone && s.lost == nil {
+		s.lost = why
+	}
+	if s.outlives && s.cmd != nil {
+		// Detached or persistent: not ours to kill. Let go of it: its
+		// pending calls fail with why.
+		s.mu.Unlock()
+		s.proc.letGo()
+		return
+	}
+	if s.state == slaveOpen {
+		s.state = slaveClosing
+	}
+	s.mu.Unlock()
+	if s.cmd == nil {
+		// Not ours to kill: tell it we are gone, and let go.
+		s.control(wire.KindClose, 0)
+		s.end()
+		return
+	}
+	s.kill()
+}
+
+func (s *slave) kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil && !s.reaped {
+		// The negative pid names the process group: the worker and
+		// whatever it started.
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// settle waits until onReply has handled every reply the server delivered
+// before now: a worker that closed flushed its replies before it exited,
+// and they must not be failed as lost. It sends a marker on the reply
+// subject, which arrives after them, and waits for it a bounded time.
+func (s *slave) settle() {
+	if !s.m.nc.IsConnected() {
+		// Cut off from the server: what the worker sent is lost, and the
+		// marker would wait in the reconnect buffer, not come back.
+		return
+	}
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.settled = ch
+	s.mu.Unlock()
+	if s.m.nc.Publish(s.replySubject, nil) != nil {
+		return // the connection is closed: nothing more will arrive
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// Detach lets the worker run the calls it was sent, then exit on its own:
+// the master stops heartbeating it and Master.Close does not wait for it.
+// Calls made after Detach fail with [bus.ErrClosed]; the tasks sent before
+// it still get their results while the master lives (Master.Close fails
+// those still pending with [bus.ErrClosed]). It is for a worker the master
+// spawned.
+func (s *slave) Detach(ctx context.Context) error {
+	if err := s.ownerRequest(ctx, wire.KindDetach); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.outlives, s.detached = true, true
+	if s.state == slaveOpen {
+		s.state = slaveClosing
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Persist makes the worker outlive its master: it no longer heeds the
+// master's lease or death, and serves until it is closed ([Slave.Close]
+// still closes it) or stopped (its stop control verb). Master.Close lets
+// go of it instead of closing it. It outlives the master only if its NATS
+// server does: use it with a master on a server of its own ([WithNATS]);
+// other masters then reach the worker with [Connect] and [WithServerID].
+// It is for a worker the master spawned.
+func (s *slave) Persist(ctx context.Context) error {
+	if err := s.ownerRequest(ctx, wire.KindPersist); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.outlives = true
+	s.mu.Unlock()
+	return nil
+}
+
+// ownerRequest sends the worker a request only its owner may, and waits
+// for its acknowledgement.
+func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
+	if s == nil || s.m == nil {
+		return fmt.Errorf("%w: %s on a nil or zero Slave", ErrBadCall, kind)
+	}
+	if s.cmd == nil {
+		return fmt.Errorf("%w: %s: worker %s was not spawned by this master", ErrBadCall, kind, s.id)
+	}
+	s.mu.Lock()
+	if s.state != slaveOpen {
+		err := s.closedErr()
+		s.mu.Unlock()
+		return err
+	}
+	// Before asking: should the answer be lost, the worker may have acted,
+	// and then it must not be killed as ours.
+	s.outlives = true
+	s.mu.Unlock()
+	data, err := wire.AppendCall(nil, &wire.Call{Kind: kind, Master: s.m.id}, nil)
+	if err != nil {
+		return err
+	}
+	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), s.subject, data)
+	if err != nil {
+		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
+	}
+	_, _, remote, err := wire.DecodeReply(msg.Data)
+	if err != nil {
+		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
+	}
+	if remote != nil {
+		return remote
+	}
+	return nil
+}
+
+// letGo ends the master's hold on a worker that outlives it: the worker
+// runs on, its output is no longer copied, and its calls still pending
+// fail with [bus.ErrClosed].
+func (s *slave) letGo() {
+	s.proc.letGo()
+	<-s.exited
+	s.finish()
+}
+
+// setRelease sets what finish calls to drop the slave's master.
+func (s *slave) setRelease(release func()) {
+	s.mu.Lock()
+	s.release = release
+	s.mu.Unlock()
+}
+
+// finish releases what the slave holds on the master, once.
+func (s *slave) finish() {
+	s.closeOnce.Do(func() {
+		s.unsubscribe()
+		s.m.forget(s)
+		s.mu.Lock()
+		release := s.release
+		s.release = nil
+		s.mu.Unlock()
+		if release != nil {
+			release()
+		}
+	})
+}
