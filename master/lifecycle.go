@@ -14,14 +14,12 @@ import (
 	"github.com/processional/processional/shm"
 )
 
-// reap waits for the process to exit, kills what is left of its process
-// group, reaps it, lets the replies it sent before exiting arrive, then
-// fails every call still pending.
-func (s *slave) reap() {
+// watchProcess waits until the spawned process exits or is abandoned, reaps it, and ends the slave.
+func (s *slave) watchProcess() {
 	pid := s.cmd.Process.Pid
 	if !s.proc.waitExit(pid) {
-		// The master let go of a detached or persistent worker: it lives
-		// on without us.
+		// Abandoned: the master let go of a detached or persistent
+		// worker, which lives on without us.
 		s.proc.closeOutput()
 		s.stdout.flush()
 		s.stderr.flush()
@@ -31,7 +29,7 @@ func (s *slave) reap() {
 			s.lost = fmt.Errorf("%w: the master let go of worker %s, which lives on", bus.ErrClosed, s.id)
 		}
 		s.mu.Unlock()
-		s.end()
+		s.markGone()
 		// Still our child: when it exits, take its group along and reap
 		// it. The goroutine lives as long as the worker, no longer.
 		go func() {
@@ -43,7 +41,7 @@ func (s *slave) reap() {
 		}()
 		return
 	}
-	s.proc.letGo() // nobody will: close its pipe
+	s.proc.abandon() // nobody will now: close its pipe
 	s.mu.Lock()
 	// The exited process still holds its pid until reaped: the group id
 	// names no one else yet.
@@ -58,7 +56,8 @@ func (s *slave) reap() {
 	s.proc.drainOutput()
 	s.stdout.flush()
 	s.stderr.flush()
-	s.settle()
+	// The replies it sent before exiting are answers, not losses.
+	s.drainReplies()
 	s.mu.Lock()
 	switch {
 	case s.lost != nil:
@@ -68,13 +67,11 @@ func (s *slave) reap() {
 		s.lost = fmt.Errorf("%w: worker %s (pid %d) exited: %s", bus.ErrWorkerLost, s.id, s.cmd.Process.Pid, s.cmd.ProcessState)
 	}
 	s.mu.Unlock()
-	s.end()
+	s.markGone()
 }
 
-// end is the end of the worker for this master: every call still pending
-// fails with s.lost (or ErrClosed), and Exited closes. Only its first call
-// counts.
-func (s *slave) end() {
+// markGone ends the slave for this master: pending calls fail with s.lost, Exited closes; the first call counts.
+func (s *slave) markGone() {
 	s.mu.Lock()
 	if s.state == slaveGone {
 		s.mu.Unlock()
@@ -110,16 +107,16 @@ func (s *slave) Close() error {
 		s.mu.Unlock()
 		if err := s.sendClose(); err != nil {
 			if s.cmd == nil {
-				s.end()
+				s.markGone()
 			} else {
-				s.kill()
+				s.killGroup()
 			}
 		}
 	} else {
 		s.mu.Unlock()
 	}
 	<-s.exited
-	s.finish()
+	s.unregister()
 	return nil
 }
 
@@ -163,16 +160,17 @@ func (s *slave) Terminate() error {
 	if s == nil || s.m == nil {
 		return fmt.Errorf("%w: Terminate on a nil or zero Slave", ErrBadCall)
 	}
-	s.lose(fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id))
+	s.declareLost(fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id))
 	<-s.exited
-	s.finish()
+	s.unregister()
 	return nil
 }
 
-// lose kills the worker, giving why as the error of its pending calls
-// (unless it is gone already). It does not wait: the reaper fails the
-// pending calls once the process is gone.
-func (s *slave) lose(why error) {
+// declareLost gives up on the worker, why failing its calls: it kills a spawned one, lets go of any other.
+//
+// It does not wait: for a spawned worker, watchProcess fails the pending
+// calls once the process is gone.
+func (s *slave) declareLost(why error) {
 	s.mu.Lock()
 	if s.state != slaveGone && s.lost == nil {
 		s.lost = why
@@ -181,7 +179,7 @@ func (s *slave) lose(why error) {
 		// Detached or persistent: not ours to kill. Let go of it: its
 		// pending calls fail with why.
 		s.mu.Unlock()
-		s.proc.letGo()
+		s.proc.abandon()
 		return
 	}
 	if s.state == slaveOpen {
@@ -191,13 +189,14 @@ func (s *slave) lose(why error) {
 	if s.cmd == nil {
 		// Not ours to kill: tell it we are gone, and let go.
 		s.control(wire.KindClose, 0)
-		s.end()
+		s.markGone()
 		return
 	}
-	s.kill()
+	s.killGroup()
 }
 
-func (s *slave) kill() {
+// killGroup sends SIGKILL to the spawned worker's process group, unless its process is reaped.
+func (s *slave) killGroup() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil && s.cmd.Process != nil && !s.reaped {
@@ -207,11 +206,12 @@ func (s *slave) kill() {
 	}
 }
 
-// settle waits until onReply has handled every reply the server delivered
-// before now: a worker that closed flushed its replies before it exited,
-// and they must not be failed as lost. It sends a marker on the reply
-// subject, which arrives after them, and waits for it a bounded time.
-func (s *slave) settle() {
+// drainReplies waits, 5 s at most, until onReply has handled every reply delivered before now.
+//
+// A worker that closed flushed its replies before it exited, and they must
+// not be failed as lost. A marker sent on the reply subject arrives after
+// them.
+func (s *slave) drainReplies() {
 	if !s.m.nc.IsConnected() {
 		// Cut off from the server: what the worker sent is lost, and the
 		// marker would wait in the reconnect buffer, not come back.
@@ -219,7 +219,7 @@ func (s *slave) settle() {
 	}
 	ch := make(chan struct{})
 	s.mu.Lock()
-	s.settled = ch
+	s.drained = ch
 	s.mu.Unlock()
 	if s.m.nc.Publish(s.replySubject, nil) != nil {
 		return // the connection is closed: nothing more will arrive
@@ -303,24 +303,25 @@ func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
 	return nil
 }
 
-// letGo ends the master's hold on a worker that outlives it: the worker
-// runs on, its output is no longer copied, and its calls still pending
-// fail with [bus.ErrClosed].
-func (s *slave) letGo() {
-	s.proc.letGo()
+// abandon ends the master's hold on a worker that outlives it, and waits until the slave is gone.
+//
+// The worker runs on, its output no longer copied; its calls still
+// pending fail with [bus.ErrClosed].
+func (s *slave) abandon() {
+	s.proc.abandon()
 	<-s.exited
-	s.finish()
+	s.unregister()
 }
 
-// setRelease sets what finish calls to drop the slave's master.
+// setRelease sets what unregister calls to drop the slave's master.
 func (s *slave) setRelease(release func()) {
 	s.mu.Lock()
 	s.release = release
 	s.mu.Unlock()
 }
 
-// finish releases what the slave holds on the master, once.
-func (s *slave) finish() {
+// unregister detaches a gone slave from its master, once: reply subscription, table entry, release.
+func (s *slave) unregister() {
 	s.closeOnce.Do(func() {
 		s.unsubscribe()
 		s.m.forget(s)
@@ -333,3 +334,7 @@ func (s *slave) finish() {
 		}
 	})
 }
+
+// finish is unregister's old name, kept only for ref.go until its split
+// (on another branch) calls unregister; remove it then.
+func (s *slave) finish() { s.unregister() }

@@ -238,7 +238,7 @@ func (m *Master) Close() error {
 		outlives := s.outlives
 		s.mu.Unlock()
 		if outlives {
-			s.letGo()
+			s.abandon()
 		} else {
 			s.Close()
 		}

@@ -48,10 +48,10 @@ type ctxGroup struct {
 }
 
 func (s *slave) onReply(msg *nats.Msg) {
-	if len(msg.Data) == 0 { // the marker settle sent itself
+	if len(msg.Data) == 0 { // the marker drainReplies sent itself
 		s.mu.Lock()
-		ch := s.settled
-		s.settled = nil
+		ch := s.drained
+		s.drained = nil
 		s.mu.Unlock()
 		if ch != nil {
 			close(ch)
@@ -73,7 +73,7 @@ func (s *slave) handleReply(data []byte) {
 		return // not an answer to a call of ours
 	}
 	if id == closeID {
-		s.end() // the worker ran our calls and forgot us
+		s.markGone() // the worker ran our calls and forgot us
 		return
 	}
 	if err != nil {

@@ -50,7 +50,7 @@ type slave struct {
 	reaped   bool          // the process is reaped: its pid may name another process now
 	outlives bool          // Detach or Persist: Master.Close lets go of it
 	detached bool          // Detach: no new calls, no heartbeats
-	settled  chan struct{} // closed when onReply meets the settle marker
+	drained  chan struct{} // closed when onReply meets drainReplies' marker
 
 	refs          map[uint64]*refEntry      // the objects of the worker this master holds Refs to
 	releases      []uint64                  // releases to send: id, count, id, count…
@@ -90,7 +90,7 @@ func (s *slave) handle() *Slave {
 			outlives := s.outlives
 			s.mu.Unlock()
 			if outlives {
-				s.letGo()
+				s.abandon()
 			} else {
 				s.Close()
 			}

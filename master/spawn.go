@@ -93,14 +93,14 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	errW.Close()
 	if startErr != nil {
 		proc.closeOutput()
-		proc.letGo()
-		proc.letGoR.Close()
+		proc.abandon()
+		proc.abandonR.Close()
 		s.unsubscribe()
 		return nil, fmt.Errorf("%w: %s: %v", ErrSpawn, o.binary, startErr)
 	}
 	proc.copyOutput(s.stdout, s.stderr)
 	s.cmd, s.proc = cmd, proc
-	go s.reap()
+	go s.watchProcess()
 
 	timer := time.NewTimer(o.startTimeout)
 	defer timer.Stop()
