@@ -63,8 +63,8 @@ func WithMaxValue(n int64) Option {
 // worker's id, under which it holds references.
 func withID(id string) Option {
 	return func(o *options) error {
-		if !wire.ValidID(id) {
-			return fmt.Errorf("%w: master id %q", ErrConfig, id)
+		if err := wire.CheckID("master id", id); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		o.id = id
 		return nil
@@ -93,8 +93,8 @@ func WithToken(token string) Option {
 // the default is server.DefaultID, "server".
 func WithServerID(id string) Option {
 	return func(o *options) error {
-		if !wire.ValidID(id) {
-			return fmt.Errorf("%w: server id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
+		if err := wire.CheckID("server id", id); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		o.serverID = id
 		return nil

@@ -52,8 +52,8 @@ const discoverWait = 300 * time.Millisecond
 // [ErrNoMembers]; a member of another protocol version is left out, and
 // logged.
 func (m *Master) Pool(ctx context.Context, name string) (*Pool, error) {
-	if !wire.ValidID(name) {
-		return nil, fmt.Errorf("%w: pool name %q", ErrConfig, name)
+	if err := wire.CheckID("pool name", name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	p := &Pool{m: m, name: name}
 	if err := p.Refresh(orBackground(ctx)); err != nil {

@@ -32,8 +32,8 @@ type spawnOptions struct {
 // calls.
 func InPool(name string) SpawnOption {
 	return func(o *spawnOptions) error {
-		if !wire.ValidID(name) {
-			return fmt.Errorf("%w: pool name %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, name)
+		if err := wire.CheckID("pool name", name); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		o.pool = name
 		return nil
@@ -111,8 +111,8 @@ func WithEnv(env ...string) SpawnOption {
 // (proc.<id>.…). The default is a random "w-…" id.
 func WithID(id string) SpawnOption {
 	return func(o *spawnOptions) error {
-		if !wire.ValidID(id) {
-			return fmt.Errorf("%w: worker id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
+		if err := wire.CheckID("worker id", id); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		o.id = id
 		return nil
