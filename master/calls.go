@@ -142,7 +142,7 @@ const IdempotentAttempts = 4
 //
 // The executor holds s: s is not closed for being unreachable while the
 // executor is reachable.
-func (s *Slave) Idempotent() Executor { return &idempotentSlave{h: s} }
+func (h *Slave) Idempotent() Executor { return &idempotentSlave{h: h} }
 
 // idempotentSlave is the executor of [Slave.Idempotent].
 type idempotentSlave struct{ h *Slave }

@@ -191,14 +191,8 @@ func (m *Master) askHello(ctx context.Context, id string) (*nats.Msg, error) {
 	}
 }
 
-// StopServer asks the worker, a server the master connected to or a
-// persistent one, to stop once its running calls have finished; it
-// returns once the worker has agreed. A spawned worker refuses: close it
-// with [Slave.Close].
-func (s *slave) StopServer(ctx context.Context) error {
-	if s == nil || s.m == nil {
-		return fmt.Errorf("%w: StopServer on a nil or zero Slave", ErrBadCall)
-	}
+// stopServer is [Slave.StopServer]: it asks the worker's stop verb and waits for its answer.
+func (s *slave) stopServer(ctx context.Context) error {
 	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), wire.ControlSubject(s.id, "stop"), nil)
 	if err != nil {
 		return fmt.Errorf("worker %s: stop: %w", s.id, err)

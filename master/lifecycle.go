@@ -93,14 +93,8 @@ func (s *slave) markGone() {
 // exitStatus describes how the process ended; call it after exited.
 func (s *slave) exitStatus() string { return s.cmd.ProcessState.String() }
 
-// Close asks the worker to finish the calls it was sent and exit, and
-// waits until it has: calls sent before Close still reply, calls made
-// after it fail with [bus.ErrClosed]. It blocks as long as the queued calls
-// run; see [Slave.Terminate] to stop at once. It is idempotent.
-func (s *slave) Close() error {
-	if s == nil || s.m == nil { // a nil or zero handle
-		return fmt.Errorf("%w: Close on a nil or zero Slave", ErrBadCall)
-	}
+// close is [Slave.Close]: it asks the worker to close and waits until the slave is gone.
+func (s *slave) close() {
 	s.mu.Lock()
 	if s.state == slaveOpen {
 		s.state = slaveClosing
@@ -117,7 +111,6 @@ func (s *slave) Close() error {
 	}
 	<-s.exited
 	s.unregister()
-	return nil
 }
 
 // sendClose sends the worker Close's request. A connected worker lives
@@ -153,17 +146,11 @@ func (s *slave) closeAgain() {
 // acknowledgement ends the slave. pendingSet never hands it out.
 const closeID = math.MaxUint64
 
-// Terminate kills the worker and its process group with SIGKILL and waits
-// until it is reaped. Pending calls fail with [bus.ErrWorkerLost]. It is
-// idempotent.
-func (s *slave) Terminate() error {
-	if s == nil || s.m == nil {
-		return fmt.Errorf("%w: Terminate on a nil or zero Slave", ErrBadCall)
-	}
+// terminate is [Slave.Terminate]: it declares the worker lost and waits until the slave is gone.
+func (s *slave) terminate() {
 	s.declareLost(fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id))
 	<-s.exited
 	s.unregister()
-	return nil
 }
 
 // declareLost gives up on the worker, why failing its calls: it kills a spawned one, lets go of any other.
@@ -230,13 +217,8 @@ func (s *slave) drainReplies() {
 	}
 }
 
-// Detach lets the worker run the calls it was sent, then exit on its own:
-// the master stops heartbeating it and Master.Close does not wait for it.
-// Calls made after Detach fail with [bus.ErrClosed]; the tasks sent before
-// it still get their results while the master lives (Master.Close fails
-// those still pending with [bus.ErrClosed]). It is for a worker the master
-// spawned.
-func (s *slave) Detach(ctx context.Context) error {
+// detach is [Slave.Detach]: once the worker agrees, the slave takes no more calls and gets no heartbeats.
+func (s *slave) detach(ctx context.Context) error {
 	if err := s.ownerRequest(ctx, wire.KindDetach); err != nil {
 		return err
 	}
@@ -249,14 +231,8 @@ func (s *slave) Detach(ctx context.Context) error {
 	return nil
 }
 
-// Persist makes the worker outlive its master: it no longer heeds the
-// master's lease or death, and serves until it is closed ([Slave.Close]
-// still closes it) or stopped (its stop control verb). Master.Close lets
-// go of it instead of closing it. It outlives the master only if its NATS
-// server does: use it with a master on a server of its own ([WithNATS]);
-// other masters then reach the worker with [Connect] and [WithServerID].
-// It is for a worker the master spawned.
-func (s *slave) Persist(ctx context.Context) error {
+// persist is [Slave.Persist]: once the worker agrees, Master.Close abandons it instead of closing it.
+func (s *slave) persist(ctx context.Context) error {
 	if err := s.ownerRequest(ctx, wire.KindPersist); err != nil {
 		return err
 	}
@@ -269,9 +245,6 @@ func (s *slave) Persist(ctx context.Context) error {
 // ownerRequest sends the worker a request only its owner may, and waits
 // for its acknowledgement.
 func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
-	if s == nil || s.m == nil {
-		return fmt.Errorf("%w: %s on a nil or zero Slave", ErrBadCall, kind)
-	}
 	if s.cmd == nil {
 		return fmt.Errorf("%w: %s: worker %s was not spawned by this master", ErrBadCall, kind, s.id)
 	}

@@ -240,7 +240,7 @@ func (m *Master) Close() error {
 		if outlives {
 			s.abandon()
 		} else {
-			s.Close()
+			s.close()
 		}
 	}
 	close(m.hbStop)

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -92,7 +93,7 @@ func (s *slave) handle() *Slave {
 			if outlives {
 				s.abandon()
 			} else {
-				s.Close()
+				s.close()
 			}
 		}()
 	}, s)
@@ -130,17 +131,51 @@ func (s *slave) sameMemory(h *wire.Hello) {
 	}
 }
 
-// ID is the worker's id: its subjects start with proc.<id>.
-func (s *slave) ID() string { return s.id }
+// inner returns the slave behind h, or an error wrapping [ErrBadCall]
+// naming verb when h is nil or zero.
+func (h *Slave) inner(verb string) (*slave, error) {
+	if h == nil || h.slave == nil || h.m == nil {
+		return nil, fmt.Errorf("%w: %s on a nil or zero Slave: get one from Master.Spawn, Spawn or Connect", ErrBadCall, verb)
+	}
+	return h.slave, nil
+}
 
-// Master is the master that spawned the worker.
-func (s *slave) Master() *Master { return s.m }
+// ID is the worker's id: its subjects start with proc.<id>. It is empty
+// for a nil or zero Slave.
+func (h *Slave) ID() string {
+	if s, err := h.inner("ID"); err == nil {
+		return s.id
+	}
+	return ""
+}
+
+// Master is the master that spawned the worker, or connected to it; nil
+// for a nil or zero Slave.
+func (h *Slave) Master() *Master {
+	if s, err := h.inner("Master"); err == nil {
+		return s.m
+	}
+	return nil
+}
+
+// String describes the slave for messages.
+func (h *Slave) String() string {
+	if s, err := h.inner("String"); err == nil {
+		return s.String()
+	}
+	return "nil Slave"
+}
 
 // String describes the slave for messages.
 func (s *slave) String() string { return "worker " + s.id }
 
-// PID is the worker's process id.
-func (s *slave) PID() int {
+// PID is the worker's process id: for a worker the master connected to,
+// the one its hello gave. It is 0 for a nil or zero Slave.
+func (h *Slave) PID() int {
+	s, err := h.inner("PID")
+	if err != nil {
+		return 0
+	}
 	if s.cmd == nil {
 		return s.pid
 	}
@@ -149,8 +184,85 @@ func (s *slave) PID() int {
 
 // Exited is closed once the worker's process has exited and been reaped,
 // or, for a worker the master connected to ([Connect]), once the master
-// has let go of it.
-func (s *slave) Exited() <-chan struct{} { return s.exited }
+// has let go of it. For a nil or zero Slave, which has no worker, it is
+// closed already.
+func (h *Slave) Exited() <-chan struct{} {
+	s, err := h.inner("Exited")
+	if err != nil {
+		none := make(chan struct{})
+		close(none)
+		return none
+	}
+	return s.exited
+}
+
+// Close asks the worker to finish the calls it was sent and exit, and
+// waits until it has: calls sent before Close still reply, calls made
+// after it fail with [bus.ErrClosed]. It blocks as long as the queued calls
+// run; see [Slave.Terminate] to stop at once. It is idempotent. On a nil
+// or zero Slave it fails with [ErrBadCall].
+func (h *Slave) Close() error {
+	s, err := h.inner("Close")
+	if err != nil {
+		return err
+	}
+	s.close()
+	return nil
+}
+
+// Terminate kills the worker and its process group with SIGKILL and waits
+// until it is reaped. Pending calls fail with [bus.ErrWorkerLost]. It is
+// idempotent. On a nil or zero Slave it fails with [ErrBadCall].
+func (h *Slave) Terminate() error {
+	s, err := h.inner("Terminate")
+	if err != nil {
+		return err
+	}
+	s.terminate()
+	return nil
+}
+
+// Detach lets the worker run the calls it was sent, then exit on its own:
+// the master stops heartbeating it and Master.Close does not wait for it.
+// Calls made after Detach fail with [bus.ErrClosed]; the tasks sent before
+// it still get their results while the master lives (Master.Close fails
+// those still pending with [bus.ErrClosed]). It is for a worker the master
+// spawned: on another, or a nil or zero Slave, it fails with [ErrBadCall].
+func (h *Slave) Detach(ctx context.Context) error {
+	s, err := h.inner("Detach")
+	if err != nil {
+		return err
+	}
+	return s.detach(ctx)
+}
+
+// Persist makes the worker outlive its master: it no longer heeds the
+// master's lease or death, and serves until it is closed ([Slave.Close]
+// still closes it) or stopped (its stop control verb). Master.Close lets
+// go of it instead of closing it. It outlives the master only if its NATS
+// server does: use it with a master on a server of its own ([WithNATS]);
+// other masters then reach the worker with [Connect] and [WithServerID].
+// It is for a worker the master spawned: on another, or a nil or zero
+// Slave, it fails with [ErrBadCall].
+func (h *Slave) Persist(ctx context.Context) error {
+	s, err := h.inner("Persist")
+	if err != nil {
+		return err
+	}
+	return s.persist(ctx)
+}
+
+// StopServer asks the worker, a server the master connected to or a
+// persistent one, to stop once its running calls have finished; it
+// returns once the worker has agreed. A spawned worker refuses: close it
+// with [Slave.Close]. On a nil or zero Slave it fails with [ErrBadCall].
+func (h *Slave) StopServer(ctx context.Context) error {
+	s, err := h.inner("StopServer")
+	if err != nil {
+		return err
+	}
+	return s.stopServer(ctx)
+}
 
 func (s *slave) subscribe() error {
 	sub, err := s.m.nc.Subscribe(s.replySubject, s.onReply)

@@ -141,7 +141,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	default:
 	}
 	if fail != nil {
-		s.Terminate()
+		s.terminate()
 		return nil, fail
 	}
 	// A lease from the start, rather than after the first tick: a worker
