@@ -165,7 +165,7 @@ func TestPersist(t *testing.T) {
 	defer srv.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := master.New(ctx, master.WithNATS(srv.URL(), srv.Token()), master.WithLease(500*time.Millisecond, 50*time.Millisecond))
+	m, err := master.New(ctx, master.WithNATS(srv.URL()), master.WithToken(srv.Token()), master.WithLease(500*time.Millisecond, 50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,14 +60,23 @@ type Master struct {
 
 // New starts a master: with no option, an embedded nats-server on a free
 // loopback port with a fresh token, and an in-process connection to it.
-// Close it when done.
+// An option that does not apply is refused with [ErrConfig]: WithServerID
+// (for [Connect]); WithToken, WithUserInfo, WithCredentials and WithTLS
+// without WithNATS or WithConn; WithServerLogging with either; WithNATS
+// with WithConn. Close the master when done.
 func New(ctx context.Context, opts ...Option) (*Master, error) {
-	o := options{lease: DefaultLease, interval: DefaultLease / 4}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+	o, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
+	if err := o.checkNew(); err != nil {
+		return nil, err
+	}
+	return start(ctx, o)
+}
+
+// start starts the master that o describes; New and Connect checked o.
+func start(ctx context.Context, o options) (*Master, error) {
 	if o.id == "" {
 		o.id = wire.NewID("m")
 	}
@@ -100,9 +109,6 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		}
 		m.token, m.files = o.token, o.files
 	case o.url == "":
-		if o.files != (natsauth.Files{}) {
-			return nil, fmt.Errorf("%w: credentials or TLS files without WithNATS: the embedded server takes its own token", ErrConfig)
-		}
 		srv, err := embedded.Start(embedded.Options{Logging: o.logging})
 		if err != nil {
 			return nil, err

@@ -139,7 +139,7 @@ func TestExternalServerAndClosedMaster(t *testing.T) {
 	}
 	defer srv.Shutdown()
 	ctx := context.Background()
-	m, err := master.New(ctx, master.WithNATS(srv.URL(), srv.Token()))
+	m, err := master.New(ctx, master.WithNATS(srv.URL()), master.WithToken(srv.Token()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestExternalServerAndClosedMaster(t *testing.T) {
 		t.Fatalf("Spawn on a closed master: %v, want ErrClosed", err)
 	}
 	m.Close() // idempotent
-	if _, err := master.New(ctx, master.WithNATS(srv.URL(), "wrong-token")); !errors.Is(err, master.ErrConnect) || !errors.Is(err, nats.ErrAuthorization) {
+	if _, err := master.New(ctx, master.WithNATS(srv.URL()), master.WithToken("wrong-token")); !errors.Is(err, master.ErrConnect) || !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("wrong token: %v, want ErrConnect wrapping nats.ErrAuthorization", err)
 	}
 }

@@ -25,7 +25,8 @@ import (
 // is killed, and the error (wrapping [ErrNoHello]) says to call
 // worker.Main. The worker runs in its own process group; if the master's
 // process dies, the kernel signals the worker, which kills its group. Its
-// output reaches the master's, each line prefixed with its id.
+// output reaches the master's, each line prefixed with its id. An option
+// that does not apply is refused with [ErrConfig], naming it.
 func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
 	refuseNestedSpawn()
 	ctx = orBackground(ctx)
@@ -34,6 +35,9 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
+	}
+	if o.auth != nil && m.srv != nil {
+		return nil, fmt.Errorf("%w: %s on a master with an embedded server: it takes its own token, not a worker's user", ErrConfig, o.authBy)
 	}
 	if o.binary == "" {
 		exe, err := os.Executable()

@@ -25,6 +25,17 @@ type spawnOptions struct {
 	pool         string
 	maxPending   int
 	auth         *natsauth.Files // what the worker presents instead of the master's user or creds
+	authBy       string          // the option that set auth
+}
+
+// setAuth sets what the worker presents, unless the other worker-auth
+// option did already: one would silently undo the other.
+func (o *spawnOptions) setAuth(by string, f natsauth.Files) error {
+	if o.authBy != "" && o.authBy != by {
+		return fmt.Errorf("%w: %s and %s together: the worker presents one, give one", ErrConfig, o.authBy, by)
+	}
+	o.auth, o.authBy = &f, by
+	return nil
 }
 
 // InPool makes the spawned worker a member of pool name (see
@@ -58,27 +69,27 @@ func WithMaxPending(n int) SpawnOption {
 // password to the NATS server instead of the master's credentials: on a
 // server whose permissions give masters and workers users of their own
 // (see deploy/nats.conf), a master need not hold a worker's rights to
-// spawn one.
+// spawn one. It is refused with [WithWorkerCredentials], and by a master
+// on its embedded server, which takes its own token.
 func WithWorkerUserInfo(user, password string) SpawnOption {
 	return func(o *spawnOptions) error {
 		if user == "" {
 			return fmt.Errorf("%w: empty NATS user name for the worker", ErrConfig)
 		}
-		o.auth = &natsauth.Files{User: user, Password: password}
-		return nil
+		return o.setAuth("WithWorkerUserInfo", natsauth.Files{User: user, Password: password})
 	}
 }
 
 // WithWorkerCredentials makes the spawned worker present this NATS
 // credentials file instead of the master's credentials (see
-// [WithWorkerUserInfo]).
+// [WithWorkerUserInfo]). It is refused with WithWorkerUserInfo, and by a
+// master on its embedded server, which takes its own token.
 func WithWorkerCredentials(file string) SpawnOption {
 	return func(o *spawnOptions) error {
 		if file == "" {
 			return fmt.Errorf("%w: empty credentials file name for the worker", ErrConfig)
 		}
-		o.auth = &natsauth.Files{Creds: file}
-		return nil
+		return o.setAuth("WithWorkerCredentials", natsauth.Files{Creds: file})
 	}
 }
 
