@@ -9,7 +9,7 @@ import (
 	"github.com/processional/processional/master"
 )
 
-func TestSharedMaster(t *testing.T) {
+func TestDefaultMaster(t *testing.T) {
 	ctx := context.Background()
 	a, err := master.Spawn(ctx)
 	if err != nil {
@@ -45,5 +45,35 @@ func TestSharedMaster(t *testing.T) {
 	}
 	if _, err := first.Spawn(ctx); !errors.Is(err, bus.ErrClosed) {
 		t.Fatalf("the old shared master still spawns: %v", err)
+	}
+
+	// Closed by hand, through Slave.Master, it closes every slave on it,
+	// and the next Spawn starts a new one.
+	d, err := master.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := d.Master()
+	if second != c.Master() {
+		t.Fatal("two package-level spawns got different masters")
+	}
+	second.Close()
+	for _, s := range []*master.Slave{c, d} {
+		select {
+		case <-s.Exited():
+		default:
+			t.Fatalf("%v outlived its default master's Close", s)
+		}
+		if _, err := master.Invoke(ctx, s, Sum, []int{1}); !errors.Is(err, bus.ErrClosed) {
+			t.Fatalf("%v after its default master's Close: %v, want ErrClosed", s, err)
+		}
+	}
+	e, err := master.Spawn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Master() == second {
+		t.Fatal("Spawn used a default master closed by hand")
 	}
 }
