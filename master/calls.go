@@ -174,6 +174,7 @@ type retrying[R any] struct {
 func (r *retrying[R]) resolve(raw []byte, remote *bus.RemoteError, err error) {
 	if err != nil && remote == nil && errors.Is(err, bus.ErrWorkerLost) && !r.Available() &&
 		r.ctx.Err() == nil && r.s.alive() && r.left.Add(-1) >= 0 {
+		// No owner awaits it: it ends within retryPoll of the slave's close, the task's end or its context's.
 		go r.again()
 		return
 	}

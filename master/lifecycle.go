@@ -16,6 +16,7 @@ import (
 
 // watchProcess waits until the spawned process exits or is abandoned, reaps it, and ends the slave.
 func (s *slave) watchProcess() {
+	defer close(s.watched)
 	pid := s.cmd.Process.Pid
 	if !s.proc.waitExit(pid) {
 		// Abandoned: the master let go of a detached or persistent
@@ -31,7 +32,8 @@ func (s *slave) watchProcess() {
 		s.mu.Unlock()
 		s.markGone()
 		// Still our child: when it exits, take its group along and reap
-		// it. The goroutine lives as long as the worker, no longer.
+		// it. No owner awaits this reaper: it lives as long as the worker
+		// the master let go of, and no longer.
 		go func() {
 			var info unix.Siginfo
 			for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
@@ -109,8 +111,16 @@ func (s *slave) close() {
 	} else {
 		s.mu.Unlock()
 	}
-	<-s.exited
+	s.awaitGone()
 	s.unregister()
+}
+
+// awaitGone waits until the slave is gone and, for a spawned worker, its watchProcess has returned.
+func (s *slave) awaitGone() {
+	<-s.exited
+	if s.watched != nil {
+		<-s.watched
+	}
 }
 
 // sendClose sends the worker Close's request. A connected worker lives
@@ -149,7 +159,7 @@ const closeID = math.MaxUint64
 // terminate is [Slave.Terminate]: it declares the worker lost and waits until the slave is gone.
 func (s *slave) terminate() {
 	s.declareLost(fmt.Errorf("%w: worker %s was terminated by its master", bus.ErrWorkerLost, s.id))
-	<-s.exited
+	s.awaitGone()
 	s.unregister()
 }
 
@@ -282,7 +292,7 @@ func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
 // pending fail with [bus.ErrClosed].
 func (s *slave) abandon() {
 	s.proc.abandon()
-	<-s.exited
+	s.awaitGone()
 	s.unregister()
 }
 

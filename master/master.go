@@ -150,7 +150,7 @@ func start(ctx context.Context, o options) (*Master, error) {
 		return nil, fmt.Errorf("%w: heartbeat inbox: %w", ErrConnect, err)
 	}
 	m.hbSub = sub
-	go m.heartbeats(m.hbStop, m.hbDone)
+	go m.heartbeats(m.hbStop, m.hbDone) // m's: Close stops and awaits it
 	return m, nil
 }
 
@@ -175,7 +175,7 @@ func (m *Master) spawner() {
 // onSpawner runs fn on the spawner thread and waits for it. The caller
 // holds m.spawning, so the thread runs until fn is done.
 func (m *Master) onSpawner(fn func()) {
-	m.spawnOnce.Do(func() { go m.spawner() })
+	m.spawnOnce.Do(func() { go m.spawner() }) // m's: Close ends and awaits it
 	done := make(chan struct{})
 	m.spawnJobs <- func() { fn(); close(done) }
 	<-done

@@ -43,7 +43,7 @@ func newProcess() (p *process, outW, errW *os.File, err error) {
 // copyOutput copies the child's output to the writers until it closes its
 // ends, or until closeOutput.
 func (p *process) copyOutput(stdout, stderr io.Writer) {
-	p.copiers.Add(2)
+	p.copiers.Add(2) // closeOutput awaits them
 	for _, c := range []struct {
 		r *os.File
 		w io.Writer
@@ -70,7 +70,7 @@ func (p *process) closeOutput() {
 // still hold the pipes.
 func (p *process) drainOutput() {
 	done := make(chan struct{})
-	go func() { p.copiers.Wait(); close(done) }()
+	go func() { p.copiers.Wait(); close(done) }() // ends with the copiers, which closeOutput awaits
 	select {
 	case <-done:
 	case <-time.After(time.Second):

@@ -41,6 +41,7 @@ type slave struct {
 	stderr       *prefixWriter
 	proc         *process      // a spawned worker's pipes
 	exited       chan struct{} // closed once the process is reaped
+	watched      chan struct{} // a spawned worker's: closed when watchProcess returns
 	release      func()        // drops the shared master's reference
 
 	mu       sync.Mutex
@@ -86,6 +87,8 @@ func (s *slave) handle() *Slave {
 	runtime.AddCleanup(h, func(s *slave) {
 		// The cleanup goroutine must not block: close on another, which
 		// ends when the worker has exited (or the master let go of it).
+		// No owner awaits it: Master.Close closes the same slave, and
+		// waits for that.
 		go func() {
 			s.mu.Lock()
 			outlives := s.outlives

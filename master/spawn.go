@@ -103,8 +103,8 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		return nil, fmt.Errorf("%w: %s: %v", ErrSpawn, o.binary, startErr)
 	}
 	proc.copyOutput(s.stdout, s.stderr)
-	s.cmd, s.proc = cmd, proc
-	go s.watchProcess()
+	s.cmd, s.proc, s.watched = cmd, proc, make(chan struct{})
+	go s.watchProcess() // the slave's: its close, terminate and abandon await it
 
 	timer := time.NewTimer(o.startTimeout)
 	defer timer.Stop()
