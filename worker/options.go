@@ -19,8 +19,8 @@ type options = serve.Config
 
 // DefaultMaxPending is the number of calls a worker holds, accepted and
 // not finished (queued or running), before it refuses more with
-// [bus.ErrOverloaded]; see [WithMaxPending]. It is above the 100 000
-// calls the pipelined bench row sends at once.
+// [bus.ErrOverloaded]; see [WithMaxPending]. It leaves room for a master
+// that pipelines a hundred thousand calls at once.
 const DefaultMaxPending = serve.DefaultMaxPending
 
 // WithMaxPending sets how many calls the worker holds at once, accepted
