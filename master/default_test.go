@@ -19,7 +19,7 @@ func TestDefaultMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both share the process's master; it stops with the last slave
+	// Both share the default master; it stops with the last slave
 	// (goleak checks), and the next Spawn starts a new one.
 	if a.Master() != b.Master() {
 		t.Fatal("two package-level spawns got different masters")
@@ -41,10 +41,10 @@ func TestDefaultMaster(t *testing.T) {
 	}
 	defer c.Close()
 	if c.Master() == first {
-		t.Fatal("the shared master outlived its last slave")
+		t.Fatal("the default master outlived its last slave")
 	}
 	if _, err := first.Spawn(ctx); !errors.Is(err, bus.ErrClosed) {
-		t.Fatalf("the old shared master still spawns: %v", err)
+		t.Fatalf("the old default master still spawns: %v", err)
 	}
 
 	// Closed by hand, through Slave.Master, it closes every slave on it,

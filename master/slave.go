@@ -16,8 +16,8 @@ import (
 	"github.com/processional/processional/shm"
 )
 
-// Slave is a worker process the master spawned: an [Executor] whose tasks
-// travel over NATS. Blocking calls run on it in the order they were sent;
+// Slave is a worker process the master spawned ([Master.Spawn], [Spawn])
+// or connected to ([Connect]): an [Executor] whose tasks travel over NATS. Blocking calls run on it in the order they were sent;
 // many may be in flight at once. Its methods are safe for concurrent use.
 //
 // A Slave that becomes unreachable without Close or Terminate is closed
@@ -42,7 +42,7 @@ type slave struct {
 	proc         *process      // a spawned worker's pipes
 	exited       chan struct{} // closed once the process is reaped
 	watched      chan struct{} // a spawned worker's: closed when watchProcess returns
-	release      func()        // drops the shared master's reference
+	release      func()        // drops its reference to the default master, or closes Connect's
 
 	mu       sync.Mutex
 	pending  pendingSet
