@@ -143,7 +143,7 @@ func TestBadInputs(t *testing.T) {
 		{"cancelled context", func() error { _, err := master.Invoke(cancelled, s, Sum, []int{1}); return err }, context.Canceled, nil},
 		{"deadline passed", func() error { _, err := master.Invoke(past, s, Sum, []int{1}); return err }, context.DeadlineExceeded, nil},
 		{"too big", func() error {
-			small, err := master.New(ctx, master.WithNATS(m.URL(), m.Token()), master.WithMaxValue(1024))
+			small, err := master.New(ctx, master.WithNATS(m.URL()), master.WithToken(m.Token()), master.WithMaxValue(1024))
 			if err != nil {
 				return err
 			}

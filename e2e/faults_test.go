@@ -163,7 +163,7 @@ func startCLIWorker(t *testing.T, p *natsProc, id string) {
 // cleanup closes it.
 func faultsMaster(t *testing.T, p *natsProc, lease time.Duration) *master.Master {
 	t.Helper()
-	m, err := master.New(testCtx(t), master.WithNATS(p.url, p.token), master.WithLease(lease, 200*time.Millisecond))
+	m, err := master.New(testCtx(t), master.WithNATS(p.url), master.WithToken(p.token), master.WithLease(lease, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -284,7 +284,7 @@ func TestTLSClientVerification(t *testing.T) {
 		t.Fatalf("a call over TLS: %v, %v", got, err)
 	}
 
-	m, err := master.New(ctx, master.WithNATS(url, "tls-token"), master.WithTLS(cert, key, ca.file))
+	m, err := master.New(ctx, master.WithNATS(url), master.WithToken("tls-token"), master.WithTLS(cert, key, ca.file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func TestCredentialsFiles(t *testing.T) {
 	if got, err := master.Invoke(ctx, s, Sum, []int{1, 2, 3}); err != nil || got != 6 {
 		t.Fatalf("a call with credentials files: %v, %v", got, err)
 	}
-	m, err := master.New(ctx, master.WithNATS(url, ""), master.WithCredentials(masterCreds))
+	m, err := master.New(ctx, master.WithNATS(url), master.WithCredentials(masterCreds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +444,7 @@ func TestCredentialsFiles(t *testing.T) {
 		nc.Close()
 		t.Error("a client with no credentials was let in")
 	}
-	if _, err := master.New(ctx, master.WithNATS(url, ""), master.WithCredentials(filepath.Join(dir, "missing.creds"))); !errors.Is(err, master.ErrConfig) || !strings.Contains(err.Error(), "missing.creds") {
+	if _, err := master.New(ctx, master.WithNATS(url), master.WithCredentials(filepath.Join(dir, "missing.creds"))); !errors.Is(err, master.ErrConfig) || !strings.Contains(err.Error(), "missing.creds") {
 		t.Errorf("a missing credentials file: %v, want %v naming it", err, master.ErrConfig)
 	}
 }
@@ -513,7 +513,7 @@ func TestSubjectPermissions(t *testing.T) {
 	}
 	// A master with a master's rights only spawns a worker that presents
 	// a worker's user; with the master's own, the worker cannot serve.
-	m, err := master.New(ctx, master.WithNATS("nats://"+hostport, ""), master.WithUserInfo("master", "master-pw"))
+	m, err := master.New(ctx, master.WithNATS("nats://"+hostport), master.WithUserInfo("master", "master-pw"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ func WithCredentials(file string) Option {
 			return fmt.Errorf("%w: empty credentials file name", ErrConfig)
 		}
 		o.files.Creds = file
+		o.note("WithCredentials")
 		return nil
 	}
 }
@@ -30,6 +31,7 @@ func WithUserInfo(user, password string) Option {
 			return fmt.Errorf("%w: empty NATS user name", ErrConfig)
 		}
 		o.files.User, o.files.Password = user, password
+		o.note("WithUserInfo")
 		return nil
 	}
 }
@@ -49,6 +51,7 @@ func WithTLS(certFile, keyFile, caFile string) Option {
 			return fmt.Errorf("%w: TLS with no certificate and no certificate authority", ErrConfig)
 		}
 		o.files.Cert, o.files.Key, o.files.CA = certFile, keyFile, caFile
+		o.note("WithTLS")
 		return nil
 	}
 }

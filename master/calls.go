@@ -142,7 +142,7 @@ const IdempotentAttempts = 4
 //
 // The executor holds s: s is not closed for being unreachable while the
 // executor is reachable.
-func (s *Slave) Idempotent() Executor { return &idempotentSlave{h: s} }
+func (h *Slave) Idempotent() Executor { return &idempotentSlave{h: h} }
 
 // idempotentSlave is the executor of [Slave.Idempotent].
 type idempotentSlave struct{ h *Slave }
@@ -174,6 +174,7 @@ type retrying[R any] struct {
 func (r *retrying[R]) resolve(raw []byte, remote *bus.RemoteError, err error) {
 	if err != nil && remote == nil && errors.Is(err, bus.ErrWorkerLost) && !r.Available() &&
 		r.ctx.Err() == nil && r.s.alive() && r.left.Add(-1) >= 0 {
+		// No owner awaits it: it ends within retryPoll of the slave's close, the task's end or its context's.
 		go r.again()
 		return
 	}

@@ -21,7 +21,9 @@ import (
 // server.Server) at addr and returns it as a [Slave], like one from
 // [Spawn]: the same calls, the same tasks. addr is the server's TCP NATS
 // URL ("nats://127.0.0.1:4222", or "127.0.0.1:4222") or its Unix socket
-// ("unix:///path/to/socket"); give its token with [WithToken].
+// ("unix:///path/to/socket"); give its token with [WithToken]. WithNATS,
+// WithConn and WithServerLogging do not apply, and are refused with
+// [ErrConfig].
 //
 // The master holds its own lease on the server and its own order of
 // calls; Close lets the calls sent finish and releases the master's state
@@ -32,11 +34,12 @@ import (
 // second until ctx ends, or for 30 s if ctx has no deadline.
 func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
 	ctx = orBackground(ctx)
-	var o options
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+	o, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.checkConnect(); err != nil {
+		return nil, err
 	}
 	natsURL, dial, err := parseAddr(addr)
 	if err != nil {
@@ -50,8 +53,8 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
 	if dial != nil {
 		extra = append(extra, nats.SetCustomDialer(dial))
 	}
-	all := append([]Option{WithNATS(natsURL, o.token), withNATSOptions(extra...)}, opts...)
-	m, err := New(ctx, all...)
+	o.url, o.natsOpt = natsURL, extra
+	m, err := start(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +69,6 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
 	}
 	s.setRelease(m.closeForRelease)
 	return s.handle(), nil
-}
-
-// withNATSOptions adds nats.go options to the master's connection.
-func withNATSOptions(opts ...nats.Option) Option {
-	return func(o *options) error { o.natsOpt = append(o.natsOpt, opts...); return nil }
 }
 
 // parseAddr turns a Connect address into a NATS URL and, for a Unix
@@ -191,14 +189,8 @@ func (m *Master) askHello(ctx context.Context, id string) (*nats.Msg, error) {
 	}
 }
 
-// StopServer asks the worker, a server the master connected to or a
-// persistent one, to stop once its running calls have finished; it
-// returns once the worker has agreed. A spawned worker refuses: close it
-// with [Slave.Close].
-func (s *slave) StopServer(ctx context.Context) error {
-	if s == nil || s.m == nil {
-		return fmt.Errorf("%w: StopServer on a nil or zero Slave", ErrBadCall)
-	}
+// stopServer is [Slave.StopServer]: it asks the worker's stop verb and waits for its answer.
+func (s *slave) stopServer(ctx context.Context) error {
 	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), wire.ControlSubject(s.id, "stop"), nil)
 	if err != nil {
 		return fmt.Errorf("worker %s: stop: %w", s.id, err)

@@ -10,6 +10,10 @@
 //	task := master.Schedule(ctx, s, Sum, xs)             // background, in order
 //	conc := master.Thread(ctx, s, Sum, xs)               // concurrent on the worker
 //
+// The package-level [Spawn] runs on a default master, which the first
+// Spawn starts and the last of its slaves to close closes; [New] makes a
+// master of one's own, with options, closed by its Close.
+//
 // Every executor returns a [Task]: Wait, Done, Available, Cancel. Workers
 // are resources: a [Master] heartbeats each one it holds, a worker whose
 // master dies or stops heartbeating tears down, and a worker that dies or

@@ -71,7 +71,7 @@ func embeddedMaster(t *testing.T) (*embedded.Server, *Master) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	m, err := New(context.Background(), WithNATS(srv.URL(), srv.Token()))
+	m, err := New(context.Background(), WithNATS(srv.URL()), WithToken(srv.Token()))
 	if err != nil {
 		t.Fatal(err)
 	}

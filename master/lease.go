@@ -61,7 +61,7 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 			}
 			for _, s := range m.liveSlaves() {
 				if silent := now.Sub(time.Unix(0, s.lastAck.Load())); silent > m.lease {
-					s.lose(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))
+					s.declareLost(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))
 					continue
 				}
 				m.nc.PublishRequest(wire.HeartbeatSubject(s.id), m.hbInbox, beat)
@@ -116,7 +116,7 @@ func (m *Master) onAck(msg *nats.Msg) {
 		s := m.slaves[remote.Worker]
 		m.mu.Unlock()
 		if s != nil {
-			s.lose(remote)
+			s.declareLost(remote)
 		}
 		return
 	}

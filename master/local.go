@@ -50,7 +50,7 @@ func goLocal[T any](ctx context.Context, name string, fn func(context.Context) (
 		t.finish(zero, nil, fmt.Errorf("%w: nil function", ErrBadCall))
 		return t
 	}
-	go runLocal(t, fn)
+	go runLocal(t, fn) // the task's: Wait awaits it, as the caller of a go statement would
 	return t
 }
 
@@ -91,7 +91,7 @@ type SlaveThread struct {
 // NewThread starts a slave thread. Close it when done.
 func NewThread() *SlaveThread {
 	th := &SlaveThread{wake: make(chan struct{}, 1), exited: make(chan struct{})}
-	go th.loop()
+	go th.loop() // th's: Close stops and awaits it
 	return th
 }
 

@@ -19,102 +19,6 @@ import (
 	"github.com/processional/processional/shm"
 )
 
-// Option configures [New]. An option refuses a bad value with an error
-// wrapping [ErrConfig].
-type Option func(*options) error
-
-type options struct {
-	url      string
-	token    string
-	logging  bool
-	natsOpt  []nats.Option
-	lease    time.Duration
-	interval time.Duration
-	serverID string
-	maxValue int64
-	conn     *nats.Conn     // WithConn
-	files    natsauth.Files // WithCredentials, WithTLS: presented, and handed to workers
-	id       string         // the master's id; random when empty
-}
-
-// WithConn makes the master use nc, a connection the caller made and
-// closes after the master's Close, instead of a connection of its own.
-// Workers it spawns connect to the server nc is connected to. A reconnect
-// of nc fails the calls in flight as one of the master's own connection
-// does (the master notices it at its next heartbeat); nc's reconnect
-// options stay the caller's.
-func WithConn(nc *nats.Conn) Option {
-	return func(o *options) error {
-		if nc == nil {
-			return fmt.Errorf("%w: nil NATS connection", ErrConfig)
-		}
-		o.conn = nc
-		return nil
-	}
-}
-
-// WithMaxValue sets the largest call or result, in bytes, the master
-// sends or takes: a larger call fails with [bus.ErrTooBig], giving its size
-// and the limit, before anything is sent. Values past the NATS server's
-// max payload travel in chunks, with flow control. The default is 1 GiB;
-// spawned workers get the same limit.
-func WithMaxValue(n int64) Option {
-	return func(o *options) error {
-		if n <= 0 {
-			return fmt.Errorf("%w: max value %d: want a positive size", ErrConfig, n)
-		}
-		o.maxValue = n
-		return nil
-	}
-}
-
-// withID sets the master's id: a worker's client master takes the
-// worker's id, under which it holds references.
-func withID(id string) Option {
-	return func(o *options) error {
-		if !wire.ValidID(id) {
-			return fmt.Errorf("%w: master id %q", ErrConfig, id)
-		}
-		o.id = id
-		return nil
-	}
-}
-
-// WithNATS connects the master to the NATS server at url instead of
-// starting an embedded one; token, if not empty, is presented to it and
-// handed to spawned workers.
-func WithNATS(url, token string) Option {
-	return func(o *options) error {
-		if url == "" {
-			return fmt.Errorf("%w: empty NATS URL", ErrConfig)
-		}
-		o.url, o.token = url, token
-		return nil
-	}
-}
-
-// WithToken sets the token presented to the NATS server of [Connect].
-func WithToken(token string) Option {
-	return func(o *options) error { o.token = token; return nil }
-}
-
-// WithServerID names the worker id of the server [Connect] connects to;
-// the default is server.DefaultID, "server".
-func WithServerID(id string) Option {
-	return func(o *options) error {
-		if !wire.ValidID(id) {
-			return fmt.Errorf("%w: server id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
-		}
-		o.serverID = id
-		return nil
-	}
-}
-
-// WithServerLogging turns the embedded server's log on.
-func WithServerLogging() Option {
-	return func(o *options) error { o.logging = true; return nil }
-}
-
 // Master is a process's end of the bus: its NATS connection (to an
 // embedded server it started, or to a server it was given), and the
 // workers it spawned. Its methods are safe for concurrent use.
@@ -156,14 +60,23 @@ type Master struct {
 
 // New starts a master: with no option, an embedded nats-server on a free
 // loopback port with a fresh token, and an in-process connection to it.
-// Close it when done.
+// An option that does not apply is refused with [ErrConfig]: WithServerID
+// (for [Connect]); WithToken, WithUserInfo, WithCredentials and WithTLS
+// without WithNATS or WithConn; WithServerLogging with either; WithNATS
+// with WithConn. Close the master when done.
 func New(ctx context.Context, opts ...Option) (*Master, error) {
-	o := options{lease: DefaultLease, interval: DefaultLease / 4}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+	o, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
+	if err := o.checkNew(); err != nil {
+		return nil, err
+	}
+	return start(ctx, o)
+}
+
+// start starts the master that o describes; New and Connect checked o.
+func start(ctx context.Context, o options) (*Master, error) {
 	if o.id == "" {
 		o.id = wire.NewID("m")
 	}
@@ -196,9 +109,6 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		}
 		m.token, m.files = o.token, o.files
 	case o.url == "":
-		if o.files != (natsauth.Files{}) {
-			return nil, fmt.Errorf("%w: credentials or TLS files without WithNATS: the embedded server takes its own token", ErrConfig)
-		}
 		srv, err := embedded.Start(embedded.Options{Logging: o.logging})
 		if err != nil {
 			return nil, err
@@ -240,7 +150,7 @@ func New(ctx context.Context, opts ...Option) (*Master, error) {
 		return nil, fmt.Errorf("%w: heartbeat inbox: %w", ErrConnect, err)
 	}
 	m.hbSub = sub
-	go m.heartbeats(m.hbStop, m.hbDone)
+	go m.heartbeats(m.hbStop, m.hbDone) // m's: Close stops and awaits it
 	return m, nil
 }
 
@@ -265,7 +175,7 @@ func (m *Master) spawner() {
 // onSpawner runs fn on the spawner thread and waits for it. The caller
 // holds m.spawning, so the thread runs until fn is done.
 func (m *Master) onSpawner(fn func()) {
-	m.spawnOnce.Do(func() { go m.spawner() })
+	m.spawnOnce.Do(func() { go m.spawner() }) // m's: Close ends and awaits it
 	done := make(chan struct{})
 	m.spawnJobs <- func() { fn(); close(done) }
 	<-done
@@ -334,9 +244,9 @@ func (m *Master) Close() error {
 		outlives := s.outlives
 		s.mu.Unlock()
 		if outlives {
-			s.letGo()
+			s.abandon()
 		} else {
-			s.Close()
+			s.close()
 		}
 	}
 	close(m.hbStop)
@@ -383,61 +293,6 @@ func (m *Master) forget(s *slave) {
 		delete(m.slaves, s.id)
 	}
 	m.mu.Unlock()
-}
-
-// The shared master serves the package-level [Spawn]: it starts with the
-// first slave and closes with the last, so a program that closes its
-// slaves leaves nothing running. It is the package's only state.
-var shared struct {
-	sync.Mutex
-	m    *Master
-	refs int
-}
-
-func acquireShared(ctx context.Context) (*Master, error) {
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.m == nil || shared.m.isClosed() { // none yet, or closed by hand
-		m, err := New(ctx)
-		if err != nil {
-			return nil, err
-		}
-		shared.m, shared.refs = m, 0
-	}
-	shared.refs++
-	return shared.m, nil
-}
-
-// releaseShared drops a reference to m, the shared master when it was
-// acquired; the last reference closes it.
-func releaseShared(m *Master) {
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.m != m {
-		return // closed by hand and replaced since
-	}
-	shared.refs--
-	if shared.refs == 0 {
-		shared.m.closeForRelease()
-		shared.m = nil
-	}
-}
-
-// Spawn starts a slave process on the process's shared master, which
-// starts an embedded nats-server with the first slave and stops it with
-// the last. See [Master.Spawn].
-func Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
-	m, err := acquireShared(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s, err := m.Spawn(ctx, opts...)
-	if err != nil {
-		releaseShared(m)
-		return nil, err
-	}
-	s.setRelease(func() { releaseShared(m) })
-	return s, nil
 }
 
 // slaveListLocked returns the master's slaves, for a walk outside m.mu.

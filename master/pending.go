@@ -3,10 +3,10 @@ package master
 // pendingSet holds a slave's calls in flight, by id.
 //
 // Ids are handed out in sequence, so a slice indexed by id-base stands in
-// for a map: at a hundred thousand calls in flight, hashing each id in and
-// out of a map cost a tenth of the master's CPU. A call that stays pending
-// while maxSpan later calls come and go (a long concurrent call) moves to a
-// small overflow map, so that the slice stays bounded.
+// for a map, sparing a hash of each id in and out on every call. A call
+// that stays pending while maxSpan later calls come and go (a long
+// concurrent call) moves to a small overflow map, so that the slice stays
+// bounded.
 type pendingSet struct {
 	base     uint64        // the id of slots[0]
 	slots    []pendingCall // nil once answered

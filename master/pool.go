@@ -52,8 +52,8 @@ const discoverWait = 300 * time.Millisecond
 // [ErrNoMembers]; a member of another protocol version is left out, and
 // logged.
 func (m *Master) Pool(ctx context.Context, name string) (*Pool, error) {
-	if !wire.ValidID(name) {
-		return nil, fmt.Errorf("%w: pool name %q", ErrConfig, name)
+	if err := wire.CheckID("pool name", name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	p := &Pool{m: m, name: name}
 	if err := p.Refresh(orBackground(ctx)); err != nil {
@@ -186,27 +186,33 @@ func (m *Master) discover(ctx context.Context, pool string) ([]string, error) {
 	}
 }
 
-// MapOption configures [Map].
-type MapOption func(*mapOptions)
+// MapOption configures [Map]. An option refuses a bad value with an
+// error wrapping [ErrConfig], which Map gives as every item's error.
+type MapOption func(*mapOptions) error
 
 type mapOptions struct {
 	inFlight   int
 	idempotent bool
 }
 
-// InFlight bounds the items in flight at once; the default is 4096.
+// InFlight bounds the items in flight at once; the default is 4096. It
+// refuses a count that is not positive.
 func InFlight(n int) MapOption {
-	return func(o *mapOptions) {
-		if n > 0 {
-			o.inFlight = n
+	return func(o *mapOptions) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: InFlight(%d): want a positive count", ErrConfig, n)
 		}
+		o.inFlight = n
+		return nil
 	}
 }
 
 // Idempotent says that f may run twice for an item: an item whose member
 // died is sent again to another member, instead of failing with
 // [bus.ErrWorkerLost].
-func Idempotent() MapOption { return func(o *mapOptions) { o.idempotent = true } }
+func Idempotent() MapOption {
+	return func(o *mapOptions) error { o.idempotent = true; return nil }
+}
 
 // Map calls f on every item across the pool's members, with a bounded
 // number in flight, and returns the results in the items' order with each
@@ -214,11 +220,16 @@ func Idempotent() MapOption { return func(o *mapOptions) { o.idempotent = true }
 func Map[A, R any](ctx context.Context, p *Pool, f *bus.Func[A, R], items []A, opts ...MapOption) ([]R, []error) {
 	ctx = orBackground(ctx)
 	o := mapOptions{inFlight: 4096}
-	for _, opt := range opts {
-		opt(&o)
-	}
 	results := make([]R, len(items))
 	errs := make([]error, len(items))
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+			return results, errs
+		}
+	}
 	tasks := make([]*Task[R], len(items))
 	next := 0
 	send := func(i int) { tasks[i] = submit(ctx, p, f, items[i], wire.KindCall, true) }

@@ -12,13 +12,13 @@ import (
 
 // process is what the master holds of a worker process it spawned beyond
 // exec.Cmd: the read ends of its output pipes, copied by goroutines of
-// its own, and a pipe whose closing tells the reaper to let go of the
+// its own, and a pipe whose closing tells watchProcess to let go of the
 // process (a detached or persistent worker outlives the master's Close).
 type process struct {
-	outR, errR         *os.File
-	copiers            sync.WaitGroup
-	letGoR, letGoW     *os.File
-	letGoOnce, outOnce sync.Once
+	outR, errR           *os.File
+	copiers              sync.WaitGroup
+	abandonR, abandonW   *os.File
+	abandonOnce, outOnce sync.Once
 }
 
 // newProcess makes the pipes: give outW and errW to the child as its
@@ -26,7 +26,7 @@ type process struct {
 func newProcess() (p *process, outW, errW *os.File, err error) {
 	p = new(process)
 	var files []*os.File
-	for _, pair := range []struct{ r, w **os.File }{{&p.outR, &outW}, {&p.errR, &errW}, {&p.letGoR, &p.letGoW}} {
+	for _, pair := range []struct{ r, w **os.File }{{&p.outR, &outW}, {&p.errR, &errW}, {&p.abandonR, &p.abandonW}} {
 		r, w, err := os.Pipe()
 		if err != nil {
 			for _, f := range files {
@@ -43,7 +43,7 @@ func newProcess() (p *process, outW, errW *os.File, err error) {
 // copyOutput copies the child's output to the writers until it closes its
 // ends, or until closeOutput.
 func (p *process) copyOutput(stdout, stderr io.Writer) {
-	p.copiers.Add(2)
+	p.copiers.Add(2) // closeOutput awaits them
 	for _, c := range []struct {
 		r *os.File
 		w io.Writer
@@ -70,7 +70,7 @@ func (p *process) closeOutput() {
 // still hold the pipes.
 func (p *process) drainOutput() {
 	done := make(chan struct{})
-	go func() { p.copiers.Wait(); close(done) }()
+	go func() { p.copiers.Wait(); close(done) }() // ends with the copiers, which closeOutput awaits
 	select {
 	case <-done:
 	case <-time.After(time.Second):
@@ -78,15 +78,15 @@ func (p *process) drainOutput() {
 	p.closeOutput()
 }
 
-// letGo tells the reaper to stop waiting for the process.
-func (p *process) letGo() { p.letGoOnce.Do(func() { p.letGoW.Close() }) }
+// abandon tells watchProcess to stop waiting for the process: the master lets go of it.
+func (p *process) abandon() { p.abandonOnce.Do(func() { p.abandonW.Close() }) }
 
 // waitExit blocks until process pid has exited, without reaping it, and
-// reports true; or until letGo, and reports false.
+// reports true; or until abandon, and reports false.
 func (p *process) waitExit(pid int) bool {
-	defer p.letGoR.Close()
+	defer p.abandonR.Close()
 	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.letGoR.Fd()), Events: unix.POLLIN}}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.abandonR.Fd()), Events: unix.POLLIN}}
 		for {
 			_, err := unix.Poll(fds, -1)
 			if errors.Is(err, unix.EINTR) {
@@ -108,7 +108,7 @@ func (p *process) waitExit(pid int) bool {
 	}
 	// No pidfd (an old kernel, no file descriptor left): look for the exit
 	// between short waits on the let-go pipe.
-	fds := []unix.PollFd{{Fd: int32(p.letGoR.Fd()), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(p.abandonR.Fd()), Events: unix.POLLIN}}
 	for {
 		var info unix.Siginfo
 		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err == nil && info.Signo != 0 {

@@ -122,7 +122,7 @@ func TestHalfJoinedReplyDropped(t *testing.T) {
 		"cancelled":      func(s *slave, id uint64) { s.cancelCall(id) },
 		"reconnect":      func(s *slave, _ uint64) { s.failInFlight(bus.ErrWorkerLost) },
 		"worker's epoch": func(s *slave, _ uint64) { s.sawEpoch(1); s.sawEpoch(2) },
-		"worker gone":    func(s *slave, _ uint64) { s.end() },
+		"worker gone":    func(s *slave, _ uint64) { s.markGone() },
 	} {
 		s := newSlave(m, "w-half-"+name)
 		id := pending(s)
@@ -172,7 +172,7 @@ func TestCloseLostToReconnect(t *testing.T) {
 				t.Fatal(err)
 			}
 		case <-ctx.Done():
-			s.end() // for the test's end
+			s.markGone() // for the test's end
 			spawned.Terminate()
 			t.Fatalf("Close of %s still waits for a worker that never heard the close", s)
 		}

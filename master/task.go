@@ -79,10 +79,6 @@ type unreadError struct {
 	read atomic.Bool
 }
 
-// A task makes its done channel only when someone waits for it: most
-// pipelined tasks have finished by the time they are waited on, and the
-// channel was a third of a task's allocations.
-
 func newTask[T any](name string) *Task[T] {
 	return &Task[T]{name: name}
 }
@@ -100,6 +96,8 @@ func newLocalTask[T any](parent context.Context, name string) *Task[T] {
 func (t *Task[T]) Done() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Made on demand: most pipelined tasks have finished before anyone
+	// waits for them, and need no channel.
 	if t.done == nil {
 		t.done = make(chan struct{})
 		if t.fin.Load() {

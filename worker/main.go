@@ -104,9 +104,10 @@ func serveMain(cfg *wire.WorkerConfig, cfgErr error) error {
 	defer signal.Stop(brokenPipe)
 	var outlives func() bool // set once the worker serves
 	var outlivesMu sync.Mutex
-	stopWatch := make(chan struct{})
-	defer close(stopWatch)
+	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopWatch); <-watchDone }()
 	go func() {
+		defer close(watchDone)
 		for {
 			select {
 			case <-pdeath:
@@ -140,7 +141,7 @@ func serveMain(cfg *wire.WorkerConfig, cfgErr error) error {
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { failed.Store(0) }),
 		nats.ReconnectErrHandler(func(c *nats.Conn, _ error) {
 			if w := serving.Load(); (w == nil || len(w.Leases()) == 0) && failed.Add(1) == giveUpAttempts {
-				go c.Close()
+				go c.Close() // not from inside a handler; serveMain awaits the closed handler (lost)
 			}
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(lost) }),

@@ -19,8 +19,8 @@ type options = serve.Config
 
 // DefaultMaxPending is the number of calls a worker holds, accepted and
 // not finished (queued or running), before it refuses more with
-// [bus.ErrOverloaded]; see [WithMaxPending]. It is above the 100 000
-// calls the pipelined bench row sends at once.
+// [bus.ErrOverloaded]; see [WithMaxPending]. It leaves room for a master
+// that pipelines a hundred thousand calls at once.
 const DefaultMaxPending = serve.DefaultMaxPending
 
 // WithMaxPending sets how many calls the worker holds at once, accepted
@@ -43,8 +43,8 @@ func WithMaxPending(n int) Option {
 // proc.pool.<name>.json.<function> goes to one member (a NATS queue group).
 func WithPool(name string) Option {
 	return func(o *options) error {
-		if !wire.ValidID(name) {
-			return fmt.Errorf("%w: pool name %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, name)
+		if err := wire.CheckID("pool name", name); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		o.Pool = name
 		return nil
@@ -68,8 +68,8 @@ func WithMaxValue(n int64) Option {
 // default is a random id.
 func WithID(id string) Option {
 	return func(o *options) error {
-		if !wire.ValidID(id) {
-			return fmt.Errorf("%w: worker id %q: want 1 to 64 letters, digits, '-' or '_'", ErrConfig, id)
+		if err := wire.CheckID("worker id", id); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		o.ID = id
 		return nil
@@ -80,8 +80,8 @@ func WithID(id string) Option {
 // closes the worker, the worker stops (see [Worker.Stopping]).
 func WithOwner(master string) Option {
 	return func(o *options) error {
-		if !wire.ValidID(master) {
-			return fmt.Errorf("%w: owner id %q", ErrConfig, master)
+		if err := wire.CheckID("owner id", master); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		o.Owner = master
 		return nil

@@ -47,7 +47,8 @@ func TestServeOptions(t *testing.T) {
 		{"id with a wildcard", nc, []worker.Option{worker.WithID("w*")}, `worker id "w*"`},
 		{"id too long", nc, []worker.Option{worker.WithID(strings.Repeat("w", 65))}, "worker id"},
 		{"empty owner", nc, []worker.Option{worker.WithOwner("")}, `owner id ""`},
-		{"owner with a space", nc, []worker.Option{worker.WithID("w-1"), worker.WithOwner("m 1")}, `owner id "m 1"`},
+		{"owner with a space", nc, []worker.Option{worker.WithID("w-1"), worker.WithOwner("m 1")}, `owner id "m 1": want 1 to 64 letters, digits, '-' or '_'`},
+		{"pool name with a dot", nc, []worker.Option{worker.WithPool("p.1")}, `pool name "p.1": want 1 to 64 letters, digits, '-' or '_'`},
 		{"nil connection", nil, nil, "nil connection"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"crypto/rand"
+	"fmt"
 	"strings"
 )
 
@@ -76,6 +77,16 @@ func ValidID(id string) bool {
 	return strings.IndexFunc(id, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 	}) < 0
+}
+
+// CheckID returns nil for a valid id (see [ValidID]), or an error that
+// names what the id is for, quotes it and states the rule, for the caller
+// to wrap in its own sentinel.
+func CheckID(what, id string) error {
+	if ValidID(id) {
+		return nil
+	}
+	return fmt.Errorf("%s %q: want 1 to 64 letters, digits, '-' or '_'", what, id)
 }
 
 // NewID returns a fresh random id with the given prefix, fit for a subject

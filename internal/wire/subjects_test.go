@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -45,6 +46,13 @@ func TestValidID(t *testing.T) {
 	} {
 		if got := wire.ValidID(tc.id); got != tc.want {
 			t.Errorf("ValidID(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+		err := wire.CheckID("worker id", tc.id)
+		if tc.want && err != nil {
+			t.Errorf("CheckID(%q) = %v, want nil", tc.id, err)
+		}
+		if !tc.want && (err == nil || !strings.Contains(err.Error(), fmt.Sprintf("worker id %q: want 1 to 64 letters, digits, '-' or '_'", tc.id))) {
+			t.Errorf("CheckID(%q) = %v, want an error naming the worker id and the rule", tc.id, err)
 		}
 	}
 }

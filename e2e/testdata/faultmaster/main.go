@@ -33,7 +33,7 @@ func main() {
 		os.Exit(2)
 	}
 	ctx := context.Background()
-	m, err := master.New(ctx, master.WithNATS(os.Args[1], os.Args[2]), master.WithLease(lease, lease/4))
+	m, err := master.New(ctx, master.WithNATS(os.Args[1]), master.WithToken(os.Args[2]), master.WithLease(lease, lease/4))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

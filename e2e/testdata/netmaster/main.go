@@ -36,7 +36,7 @@ func main() {
 	if len(os.Args) == 6 {
 		opts = append(opts, master.WithTLS(os.Args[3], os.Args[4], os.Args[5]))
 	}
-	m, err := master.New(ctx, append([]master.Option{master.WithNATS(os.Args[1], os.Args[2])}, opts...)...)
+	m, err := master.New(ctx, append([]master.Option{master.WithNATS(os.Args[1])}, opts...)...)
 	if err != nil {
 		fmt.Println("err", err)
 		os.Exit(1)

@@ -1,0 +1,284 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/wire"
+)
+
+// pendingCall is a task waiting for its reply.
+type pendingCall interface {
+	resolve(raw []byte, remote *bus.RemoteError, err error)
+	abort(err error)
+	sent(s *slave, id uint64)
+	watch(ctx context.Context)
+	// setPins hands the task the Refs its argument carries, to let go of
+	// when it ends.
+	setPins(pins []*refEntry)
+	// guardShm notes that the task's result refers to shared-memory
+	// buffers, whose transit must be dropped if it is never decoded.
+	guardShm(raw []byte)
+	// giveBack hands the task the buffer its result was joined in, to give
+	// back to the chunks' buffers once the result is decoded.
+	giveBack(buf []byte)
+	// group is the caller's context the task watches; s.mu guards it.
+	group() *ctxGroup
+	setGroup(g *ctxGroup)
+}
+
+// ctxGroup watches one caller's context for all the tasks sent to a slave
+// under it. Registering a context.AfterFunc per task costs a map insert
+// and delete in the context on every call; one per context and slave
+// costs nothing per call.
+type ctxGroup struct {
+	ctx   context.Context
+	n     int  // tasks in flight under ctx
+	fired bool // ctx ended and its tasks were aborted: take no more
+	stop  func() bool
+}
+
+func (s *slave) onReply(msg *nats.Msg) {
+	if len(msg.Data) == 0 { // the marker drainReplies sent itself
+		s.mu.Lock()
+		ch := s.drained
+		s.drained = nil
+		s.mu.Unlock()
+		if ch != nil {
+			close(ch)
+		}
+		return
+	}
+	if wire.IsReplyChunk(msg.Data) {
+		s.replyChunk(msg)
+		return
+	}
+	s.handleReply(msg.Data)
+}
+
+// handleReply handles one reply envelope, sent whole or joined from
+// chunks.
+func (s *slave) handleReply(data []byte) {
+	id, raw, remote, err := wire.DecodeReply(data)
+	if id == 0 {
+		return // not an answer to a call of ours
+	}
+	if id == closeID {
+		s.markGone() // the worker ran our calls and forgot us
+		return
+	}
+	if err != nil {
+		err = fmt.Errorf("worker %s: %w", s.id, err)
+	}
+	s.mu.Lock()
+	p := s.takeLocked(id)
+	s.mu.Unlock()
+	if p == nil {
+		if raw != nil && wire.IsRef(raw) {
+			if o, err := wire.DecodeRef(raw); err == nil {
+				s.releaseGrant(o) // nobody waits for this reference
+			}
+		}
+		return // cancelled, or answered already
+	}
+	if s.shmPID != 0 && raw != nil && codec.HasShm(raw) {
+		p.guardShm(raw)
+	}
+	p.resolve(raw, remote, err)
+}
+
+var codecs = sync.Pool{New: func() any { return new(callCodec) }}
+
+// send publishes one call and registers t for its reply; when watch is
+// set, t is aborted when ctx ends. It fails t when the call cannot be sent.
+func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, arg any, t pendingCall, watch bool) {
+	c := wire.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
+	if d, ok := ctx.Deadline(); ok {
+		c.Timeout = time.Until(d)
+		if c.Timeout <= 0 {
+			t.resolve(nil, nil, context.DeadlineExceeded)
+			return
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		t.resolve(nil, nil, err)
+		return
+	}
+	watch = watch && ctx.Done() != nil
+	perTask := watch && !reflect.TypeOf(ctx).Comparable() // cannot key a group
+	buf := chunks.GetBuffer()
+	bp := &buf
+	defer func() { chunks.PutBuffer(*bp) }()
+	s.mu.Lock()
+	if s.state != slaveOpen {
+		err := s.closedErr()
+		s.mu.Unlock()
+		t.resolve(nil, nil, err)
+		return
+	}
+	if watch && !perTask {
+		t.setGroup(s.groupLocked(ctx))
+	}
+	c.ID = s.pending.add(t)
+	s.mu.Unlock()
+	c.PID = s.selfPID
+	cc := codecs.Get().(*callCodec)
+	cc.shmPID = s.shmPID
+	data, err := wire.AppendCallWith((*bp)[:0], &c, arg, cc)
+	if len(cc.pins) > 0 {
+		t.setPins(cc.pins) // before the call goes: its reply may come at once
+		cc.pins = nil
+	}
+	codecs.Put(cc)
+	if err != nil {
+		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
+	} else {
+		*bp = data
+		if len(data) > int(s.m.nc.MaxPayload()) || int64(len(data)) > s.m.maxValue {
+			err = s.sendChunked(ctx, c.ID, fn, data) // or refuse it past maxValue
+		} else if err = s.m.nc.PublishRequest(s.subject, s.replySubject, data); errors.Is(err, nats.ErrMaxPayload) {
+			err = fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
+		} else if errors.Is(err, nats.ErrReconnectBufExceeded) {
+			// Not sent: the connection is down, and the calls sent since
+			// it dropped fill its buffer.
+			err = fmt.Errorf("%w: worker %s: %s: the master's connection to NATS is down and its reconnect buffer is full: %w", bus.ErrWorkerLost, s.id, fn, err)
+		} else if err != nil {
+			err = fmt.Errorf("worker %s: %s: send: %w", s.id, fn, err)
+		}
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.takeLocked(c.ID)
+		s.mu.Unlock()
+		t.resolve(nil, nil, err)
+		return
+	}
+	t.sent(s, c.ID)
+	if perTask {
+		t.watch(ctx)
+	}
+}
+
+// groupLocked returns the group watching ctx, counting one more task in
+// it; s.mu held.
+func (s *slave) groupLocked(ctx context.Context) *ctxGroup {
+	g := s.groups[ctx]
+	if g == nil { // none yet, or the last one fired: its AfterFunc is spent
+		if s.groups == nil {
+			s.groups = make(map[context.Context]*ctxGroup)
+		}
+		g = &ctxGroup{ctx: ctx}
+		s.groups[ctx] = g
+		g.stop = context.AfterFunc(ctx, func() { s.abortGroup(g) })
+	}
+	g.n++
+	return g
+}
+
+// takeLocked removes call id from the pending set and from its context
+// group, and drops the part of its reply joined so far; s.mu held.
+func (s *slave) takeLocked(id uint64) pendingCall {
+	p := s.pending.take(id)
+	if p != nil {
+		s.leaveGroupLocked(p)
+	}
+	s.dropJoinLocked(id)
+	return p
+}
+
+// dropJoinLocked forgets the reply to call id arriving in chunks, if one
+// is, and gives its buffer back: the call is answered, failed or
+// cancelled, and the rest of its chunks, should they come, are refused.
+// s.mu held.
+func (s *slave) dropJoinLocked(id uint64) {
+	if j := s.joining[id]; j != nil {
+		delete(s.joining, id)
+		chunks.PutBuffer(j.Bytes())
+	}
+}
+
+// dropJoinsLocked is dropJoinLocked for every reply arriving in chunks;
+// s.mu held.
+func (s *slave) dropJoinsLocked() {
+	for _, j := range s.joining {
+		chunks.PutBuffer(j.Bytes())
+	}
+	s.joining = nil
+}
+
+func (s *slave) leaveGroupLocked(p pendingCall) {
+	g := p.group()
+	if g == nil || g.n == 0 {
+		return
+	}
+	g.n--
+	if g.n == 0 {
+		if s.groups[g.ctx] == g {
+			delete(s.groups, g.ctx)
+		}
+		g.stop()
+	}
+}
+
+// abortGroup aborts every pending call sent under g's context, which has
+// ended.
+func (s *slave) abortGroup(g *ctxGroup) {
+	var victims []pendingCall
+	s.mu.Lock()
+	g.fired = true
+	if s.groups[g.ctx] == g {
+		delete(s.groups, g.ctx) // a task sent from now on starts a new group
+	}
+	for _, p := range s.pending.slots {
+		if p != nil && p.group() == g {
+			victims = append(victims, p)
+		}
+	}
+	for _, p := range s.pending.overflow {
+		if p.group() == g {
+			victims = append(victims, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range victims {
+		p.abort(g.ctx.Err())
+	}
+}
+
+// cancelCall forgets call id and asks the worker to cancel its context.
+func (s *slave) cancelCall(id uint64) {
+	s.mu.Lock()
+	p := s.takeLocked(id)
+	s.mu.Unlock()
+	if p != nil {
+		s.control(wire.KindCancel, id)
+	}
+}
+
+func (s *slave) control(kind wire.Kind, id uint64) error {
+	data, err := wire.AppendCall(nil, &wire.Call{Kind: kind, Master: s.m.id, ID: id}, nil)
+	if err != nil {
+		return err
+	}
+	return s.m.nc.Publish(s.subject, data)
+}
+
+// closedErr is the error of a call on a slave that is not open; s.mu held.
+func (s *slave) closedErr() error {
+	if s.lost != nil {
+		return s.lost
+	}
+	if s.detached {
+		return fmt.Errorf("%w: worker %s is detached", bus.ErrClosed, s.id)
+	}
+	return fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+}
