@@ -166,7 +166,7 @@ func (s *slave) flushReleases() {
 	s.mu.Unlock()
 	for open && len(list) > 0 {
 		n := min(len(list), 2*releaseBatch)
-		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindThread, Master: s.m.id, Function: "@release"}, list[:n])
+		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindThread, Master: s.m.id, Function: wire.OpRelease}, list[:n])
 		if err == nil {
 			s.m.nc.Publish(s.subject, data) // a closed connection: the worker forgets us anyway
 		}
@@ -282,8 +282,8 @@ func (m *Master) bind(h *Ref, o wire.ObjectRef, local func(uint64) (any, bool)) 
 	if err != nil {
 		return fmt.Errorf("%s: %w", o, err)
 	}
-	t := newTask[struct{}]("@acquire")
-	s.send(ctx, wire.KindThread, "@acquire", "", targetArg{o}, t, true)
+	t := newTask[struct{}](wire.OpAcquire)
+	s.send(ctx, wire.KindThread, wire.OpAcquire, "", wire.TargetOp[wire.ObjectRef]{Target: o}, t, true)
 	if _, err := t.Wait(ctx); err != nil {
 		return fmt.Errorf("%s: acquire: %w", o, err)
 	}

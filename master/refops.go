@@ -8,91 +8,26 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/processional/processional/bus"
-	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/wire"
 )
 
-// The arguments of object operations, as the worker decodes them.
+// The arguments of the object operations as a master encodes them: the
+// target a Ref, the values Go values.
 type (
-	targetArg struct {
-		Target wire.ObjectRef
-	}
-	wrapArg struct {
-		Function string
-		ArgType  string
-		Arg      any
-	}
-	callArg struct {
-		Target  *Ref
-		Method  string
-		WantRef bool
-		Args    []any
-	}
-	memberArg struct {
-		Target  *Ref
-		Key     any
-		WantRef bool
-	}
-	setArg struct {
-		Target *Ref
-		Key    any
-		Value  any
-	}
+	wrapOp   = wire.WrapOp[any]
+	callOp   = wire.CallOp[target, any]
+	memberOp = wire.MemberOp[target, any]
+	setOp    = wire.SetOp[target, any]
 )
 
-func (a targetArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(1); err != nil {
-		return err
-	}
-	return a.Target.EncodeMsgpack(enc)
-}
+// target is a Ref as the target of an operation. It appends itself
+// (codec.Appender) in the hand-written array of a method call, and is
+// pinned for the task as a Ref in an argument is.
+type target struct{ r *Ref }
 
-func (a *wrapArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Function, a.ArgType, a.Arg)
-}
+func (t target) AppendMsgpack(dst []byte, ctx any) ([]byte, error) { return t.r.appendRef(dst, ctx) }
 
-func (a *callArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Target, a.Method, a.WantRef, a.Args)
-}
-
-// AppendMsgpack writes the call's array by hand: it is on every method
-// call's path.
-func (a *callArg) AppendMsgpack(dst []byte, ctx any) ([]byte, error) {
-	dst = codec.AppendArrayHeader(dst, 4)
-	dst, err := a.Target.appendRef(dst, ctx)
-	if err != nil {
-		return dst, err
-	}
-	dst = codec.AppendString(dst, a.Method)
-	dst = codec.AppendBool(dst, a.WantRef)
-	dst = codec.AppendArrayHeader(dst, len(a.Args))
-	for _, x := range a.Args {
-		if dst, err = codec.AppendValueWith(dst, x, ctx); err != nil {
-			return dst, err
-		}
-	}
-	return dst, nil
-}
-
-func (a *memberArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Target, a.Key, a.WantRef)
-}
-
-func (a *setArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Target, a.Key, a.Value)
-}
-
-func encodeArray(enc *msgpack.Encoder, vs ...any) error {
-	if err := enc.EncodeArrayLen(len(vs)); err != nil {
-		return err
-	}
-	for _, v := range vs {
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (t target) EncodeMsgpack(enc *msgpack.Encoder) error { return t.r.EncodeMsgpack(enc) }
 
 // refTask is the task of an operation whose result is a reference: the
 // reply's reference becomes a Ref as soon as it arrives, so that it is
@@ -132,7 +67,7 @@ func Wrap[A, R any](ctx context.Context, s *Slave, ctor *bus.Func[A, R], arg A) 
 		return nil, fmt.Errorf("%w: Wrap: a nil or zero Slave: get one from Spawn", ErrBadCall)
 	}
 	t := refTask{newTask[*Ref](ctor.Name()), s.slave, s}
-	s.send(ctx, wire.KindCall, "@wrap", "", &wrapArg{ctor.Name(), typeName[A](), arg}, t, true)
+	s.send(ctx, wire.KindCall, wire.OpWrap, "", &wrapOp{Function: ctor.Name(), ArgType: typeName[A](), Arg: arg}, t, true)
 	runtime.KeepAlive(s)
 	return wait(ctx, t.Task)
 }
@@ -190,7 +125,7 @@ func method[T any](ctx context.Context, r *Ref, kind wire.Kind, name string, arg
 		return failed[T](name, err)
 	}
 	t := newTask[T](r.e.obj.Type + "." + name)
-	r.op(ctx, kind, "@call", &callArg{Target: r, Method: name, Args: orEmpty(args)}, t)
+	r.op(ctx, kind, wire.OpCall, &callOp{Target: target{r}, Method: name, Args: orEmpty(args)}, t)
 	return t
 }
 
@@ -218,11 +153,12 @@ func (r *Ref) CallRef(ctx context.Context, name string, args ...any) (*Ref, erro
 		return nil, err
 	}
 	t := refTask{newTask[*Ref](r.e.obj.Type + "." + name), r.e.s, r.e.keep}
-	r.op(ctx, wire.KindCall, "@call", &callArg{Target: r, Method: name, WantRef: true, Args: orEmpty(args)}, t)
+	r.op(ctx, wire.KindCall, wire.OpCall, &callOp{Target: target{r}, Method: name, WantRef: true, Args: orEmpty(args)}, t)
 	return wait(ctx, t.Task)
 }
 
-// member reads a field (fn "@get") or an item ("@index") of r's object.
+// member reads a field (fn wire.OpGet) or an item (wire.OpIndex) of r's
+// object.
 func member[T any](ctx context.Context, r *Ref, fn string, key any) (T, error) {
 	ctx = orBackground(ctx)
 	if err := r.usable(); err != nil {
@@ -230,7 +166,7 @@ func member[T any](ctx context.Context, r *Ref, fn string, key any) (T, error) {
 		return zero, err
 	}
 	t := newTask[T](memberName(r, fn, key))
-	r.op(ctx, wire.KindCall, fn, &memberArg{Target: r, Key: key}, t)
+	r.op(ctx, wire.KindCall, fn, &memberOp{Target: target{r}, Key: key}, t)
 	return wait(ctx, t)
 }
 
@@ -240,7 +176,7 @@ func memberRef(ctx context.Context, r *Ref, fn string, key any) (*Ref, error) {
 		return nil, err
 	}
 	t := refTask{newTask[*Ref](memberName(r, fn, key)), r.e.s, r.e.keep}
-	r.op(ctx, wire.KindCall, fn, &memberArg{Target: r, Key: key, WantRef: true}, t)
+	r.op(ctx, wire.KindCall, fn, &memberOp{Target: target{r}, Key: key, WantRef: true}, t)
 	return wait(ctx, t.Task)
 }
 
@@ -250,14 +186,14 @@ func setMember(ctx context.Context, r *Ref, fn string, key, value any) error {
 		return err
 	}
 	t := newTask[struct{}](memberName(r, fn, key))
-	r.op(ctx, wire.KindCall, fn, &setArg{Target: r, Key: key, Value: value}, t)
+	r.op(ctx, wire.KindCall, fn, &setOp{Target: target{r}, Key: key, Value: value}, t)
 	_, err := wait(ctx, t)
 	return err
 }
 
 // memberName names a field ("T.Name") or an item ("T[key]") for reports.
 func memberName(r *Ref, fn string, key any) string {
-	if fn == "@get" || fn == "@set" {
+	if fn == wire.OpGet || fn == wire.OpSet {
 		return fmt.Sprintf("%s.%v", r.e.obj.Type, key)
 	}
 	return fmt.Sprintf("%s[%v]", r.e.obj.Type, key)
@@ -266,46 +202,46 @@ func memberName(r *Ref, fn string, key any) string {
 // Get reads the exported field name of r's object (a struct, or a pointer
 // to one).
 func (r *Ref) Get(ctx context.Context, name string) (any, error) {
-	return member[any](ctx, r, "@get", name)
+	return member[any](ctx, r, wire.OpGet, name)
 }
 
 // Field reads the exported field name of r's object into a T.
 func Field[T any](ctx context.Context, r *Ref, name string) (T, error) {
-	return member[T](ctx, r, "@get", name)
+	return member[T](ctx, r, wire.OpGet, name)
 }
 
 // FieldRef returns a Ref to the value of field name, which stays on the
 // worker.
 func (r *Ref) FieldRef(ctx context.Context, name string) (*Ref, error) {
-	return memberRef(ctx, r, "@get", name)
+	return memberRef(ctx, r, wire.OpGet, name)
 }
 
 // Set sets the exported field name of r's object to value, decoded into
 // the field's type.
 func (r *Ref) Set(ctx context.Context, name string, value any) error {
-	return setMember(ctx, r, "@set", name, value)
+	return setMember(ctx, r, wire.OpSet, name, value)
 }
 
 // Index reads the item of r's object (a map, a slice, an array or a
 // string, or a pointer to one) at key: a map's key, or an int index.
 func (r *Ref) Index(ctx context.Context, key any) (any, error) {
-	return member[any](ctx, r, "@index", key)
+	return member[any](ctx, r, wire.OpIndex, key)
 }
 
 // Item reads the item of r's object at key into a T.
 func Item[T any](ctx context.Context, r *Ref, key any) (T, error) {
-	return member[T](ctx, r, "@index", key)
+	return member[T](ctx, r, wire.OpIndex, key)
 }
 
 // ItemRef returns a Ref to the item at key, which stays on the worker.
 func (r *Ref) ItemRef(ctx context.Context, key any) (*Ref, error) {
-	return memberRef(ctx, r, "@index", key)
+	return memberRef(ctx, r, wire.OpIndex, key)
 }
 
 // SetIndex sets the item of r's object at key to value: a map's key is
 // added if absent; a slice's index must be in range.
 func (r *Ref) SetIndex(ctx context.Context, key, value any) error {
-	return setMember(ctx, r, "@setindex", key, value)
+	return setMember(ctx, r, wire.OpSetIndex, key, value)
 }
 
 // Unwrap copies r's object to the master, decoded into a T. An object with
@@ -318,12 +254,6 @@ func Unwrap[T any](ctx context.Context, r *Ref) (T, error) {
 		return zero, err
 	}
 	t := newTask[T](r.e.obj.Type)
-	r.op(ctx, wire.KindCall, "@unwrap", targetArgRef{r}, t)
+	r.op(ctx, wire.KindCall, wire.OpUnwrap, wire.TargetOp[target]{Target: target{r}}, t)
 	return wait(ctx, t)
-}
-
-type targetArgRef struct{ r *Ref }
-
-func (a targetArgRef) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.r)
 }

@@ -153,7 +153,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 		op opFunc
 		ok bool
 	)
-	if len(c.Function) > 0 && c.Function[0] == '@' {
+	if wire.IsOp(c.Function) {
 		op, ok = ops[c.Function]
 	} else {
 		fn, ok = registry.Lookup(c.Function)

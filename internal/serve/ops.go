@@ -12,163 +12,46 @@ import (
 	"github.com/processional/processional/internal/wire"
 )
 
-// The operations on objects are calls like any other, under reserved
-// function names that start with '@': they keep the order of a master's
-// blocking calls, run concurrently as thread calls, honour deadlines and
-// cancellation.
-
-// The operations. Each decodes its argument, a msgpack array, and runs on
-// the worker as the call cl.
+// The object operations (wire.OpCall…). Each decodes its argument and runs
+// on the worker as the call cl.
 
 type opFunc func(w *Worker, cl *call) (any, error)
 
 var ops = map[string]opFunc{
-	"@wrap":     (*Worker).opWrap,
-	"@call":     (*Worker).opCall,
-	"@get":      (*Worker).opGet,
-	"@set":      (*Worker).opSet,
-	"@index":    (*Worker).opIndex,
-	"@setindex": (*Worker).opSetIndex,
-	"@unwrap":   (*Worker).opUnwrap,
-	"@acquire":  (*Worker).opAcquire,
-	"@release":  (*Worker).opRelease,
+	wire.OpWrap:     (*Worker).opWrap,
+	wire.OpCall:     (*Worker).opCall,
+	wire.OpGet:      (*Worker).opGet,
+	wire.OpSet:      (*Worker).opSet,
+	wire.OpIndex:    (*Worker).opIndex,
+	wire.OpSetIndex: (*Worker).opSetIndex,
+	wire.OpUnwrap:   (*Worker).opUnwrap,
+	wire.OpAcquire:  (*Worker).opAcquire,
+	wire.OpRelease:  (*Worker).opRelease,
 }
 
-// Operation arguments, as they travel.
+// The operations' arguments as a worker decodes them: their values stay
+// raw, aliasing the message, and reflection runs only for what the
+// object's types need.
 type (
-	wrapArg struct {
-		_msgpack struct{} `msgpack:",as_array"`
-		Function string
-		ArgType  string
-		Arg      msgpack.RawMessage
-	}
-	callArg struct {
-		_msgpack struct{} `msgpack:",as_array"`
-		Target   msgpack.RawMessage
-		Method   string
-		WantRef  bool
-		Args     []msgpack.RawMessage
-	}
-	memberArg struct { // @get and @index
-		_msgpack struct{} `msgpack:",as_array"`
-		Target   msgpack.RawMessage
-		Key      msgpack.RawMessage // a field name (string) or an item's key
-		WantRef  bool
-	}
-	setArg struct { // @set and @setindex
-		_msgpack struct{} `msgpack:",as_array"`
-		Target   msgpack.RawMessage
-		Key      msgpack.RawMessage
-		Value    msgpack.RawMessage
-	}
-	targetArg struct { // @unwrap and @acquire
-		_msgpack struct{} `msgpack:",as_array"`
-		Target   msgpack.RawMessage
-	}
+	wrapArg   = wire.WrapOp[msgpack.RawMessage]
+	callArg   = wire.CallOp[msgpack.RawMessage, msgpack.RawMessage]
+	memberArg = wire.MemberOp[msgpack.RawMessage, msgpack.RawMessage]
+	setArg    = wire.SetOp[msgpack.RawMessage, msgpack.RawMessage]
+	targetArg = wire.TargetOp[msgpack.RawMessage]
 )
 
-// opArg is an operation's argument, a msgpack array of n values that it
-// takes apart by hand: the operation's values stay raw, aliasing the
-// message, and reflection runs only for what the object's types need.
-type opArg interface {
-	n() int
-	parse(parts [][]byte) error
-}
-
+// decodeOp decodes cl's argument into v: an operation's argument takes
+// its array apart (wire.CallOp.Decode…); anything else is unmarshalled.
 func (w *Worker) decodeOp(cl *call, v any) error {
 	var err error
-	if a, ok := v.(opArg); ok {
-		var buf [4][]byte
-		var parts [][]byte
-		parts, err = codec.SplitArray(cl.arg, buf[:0])
-		if err == nil && len(parts) != a.n() {
-			err = fmt.Errorf("want an array of %d values, got %d", a.n(), len(parts))
-		}
-		if err == nil {
-			err = a.parse(parts)
-		}
+	if a, ok := v.(interface{ Decode(raw []byte) error }); ok {
+		err = a.Decode(cl.arg)
 	} else {
 		err = codec.Unmarshal(cl.arg, v)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", bus.ErrBadPayload, cl.name, err)
 	}
-	return nil
-}
-
-func decodeBool(raw []byte) (bool, error) {
-	if len(raw) == 1 && (raw[0] == 0xc2 || raw[0] == 0xc3) {
-		return raw[0] == 0xc3, nil
-	}
-	return false, fmt.Errorf("want a bool")
-}
-
-func (*wrapArg) n() int { return 3 }
-func (a *wrapArg) parse(p [][]byte) (err error) {
-	if a.Function, err = codec.DecodeString(p[0]); err != nil {
-		return err
-	}
-	if a.ArgType, err = codec.DecodeString(p[1]); err != nil {
-		return err
-	}
-	a.Arg = p[2]
-	return nil
-}
-
-func (*callArg) n() int { return 4 }
-func (a *callArg) parse(p [][]byte) (err error) {
-	a.Target = p[0]
-	if a.Method, err = codec.DecodeString(p[1]); err != nil {
-		return err
-	}
-	if a.WantRef, err = decodeBool(p[2]); err != nil {
-		return err
-	}
-	if len(p[3]) == 1 && p[3][0] == 0xc0 {
-		return nil // nil: no arguments
-	}
-	if n, ok := arrayLen(p[3]); !ok || n > maxArgs {
-		return fmt.Errorf("want an array of at most %d arguments", maxArgs)
-	}
-	args, err := codec.SplitArray(p[3], make([][]byte, 0, 4))
-	for _, r := range args {
-		a.Args = append(a.Args, r)
-	}
-	return err
-}
-
-// maxArgs bounds a method call's arguments, before they are split.
-const maxArgs = wire.MaxArgs
-
-// arrayLen reads the length of the msgpack array at the start of raw.
-func arrayLen(raw []byte) (int, bool) {
-	switch {
-	case len(raw) >= 1 && raw[0]&0xf0 == 0x90:
-		return int(raw[0] & 0x0f), true
-	case len(raw) >= 3 && raw[0] == 0xdc:
-		return int(raw[1])<<8 | int(raw[2]), true
-	case len(raw) >= 5 && raw[0] == 0xdd:
-		return int(uint32(raw[1])<<24 | uint32(raw[2])<<16 | uint32(raw[3])<<8 | uint32(raw[4])), true
-	}
-	return 0, false
-}
-
-func (*memberArg) n() int { return 3 }
-func (a *memberArg) parse(p [][]byte) (err error) {
-	a.Target, a.Key = p[0], p[1]
-	a.WantRef, err = decodeBool(p[2])
-	return err
-}
-
-func (*setArg) n() int { return 3 }
-func (a *setArg) parse(p [][]byte) error {
-	a.Target, a.Key, a.Value = p[0], p[1], p[2]
-	return nil
-}
-
-func (*targetArg) n() int { return 1 }
-func (a *targetArg) parse(p [][]byte) error {
-	a.Target = p[0]
 	return nil
 }
 

@@ -23,7 +23,7 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 	}
 	out, err := wire.AppendReplyWith((*bp)[:0], id, res, codec)
 	if err != nil {
-		if len(function) > 0 && function[0] == '@' {
+		if wire.IsOp(function) {
 			err = fmt.Errorf("result of %s: %w; ask for it as a reference (CallRef, FieldRef, ItemRef), which keeps it on the worker", function, err)
 		} else {
 			err = fmt.Errorf("result of %s: %w; return a type that can travel, or keep the value on the worker (master.Wrap)", function, err)
