@@ -57,7 +57,7 @@ type Worker struct {
 	nextObj uint64
 	closers sync.WaitGroup // closing dropped objects
 
-	joining map[callKey]*joining // calls arriving in chunks; guarded by mu
+	joining map[callKey]*chunks.Joiner // calls arriving in chunks; guarded by mu
 
 	epoch      atomic.Uint64           // how many times the connection reconnected; in heartbeat acknowledgements
 	hooked     *atomic.Pointer[Worker] // the worker, for the connection's handlers; nil once closed
@@ -96,7 +96,6 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		leaseDone: make(chan struct{}),
 		drainers:  make(chan string),
 		drainStop: make(chan struct{}),
-		joining:   make(map[callKey]*joining),
 		maxValue:  c.MaxValue,
 	}
 	if w.maxValue == 0 {
