@@ -153,6 +153,8 @@ func (s *slave) maybeReleaseLocked(e *refEntry) {
 	s.releases = append(s.releases, e.obj.ID, uint64(e.grants))
 	if !s.releaseQueued {
 		s.releaseQueued = true
+		// Not awaited by Master.Close: once it closed, its slaves are
+		// gone, and the flush sends nothing.
 		time.AfterFunc(releaseDelay, s.flushReleases)
 	}
 }
@@ -258,6 +260,8 @@ func (r *Ref) bindArg(dec *msgpack.Decoder, o wire.ObjectRef) error {
 	if pc == nil {
 		return fmt.Errorf("%w: %s: a reference arrives only in a call's argument on a worker", ErrBadCall, o)
 	}
+	// The worker's Master, goroutines and all, lives until the worker
+	// closes pc.
 	c, err := pc.Client(func() (io.Closer, error) {
 		return New(context.Background(), WithConn(pc.Conn), withID(pc.ID))
 	})

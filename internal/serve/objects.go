@@ -250,7 +250,8 @@ func (w *Worker) release(holder string, id uint64, n int64) {
 
 // dropHolder drops every reference holder holds: it closed, or its lease
 // lapsed. The objects it leaves with no holder are closed on a goroutine of
-// their own: the caller may hold w.mu.
+// their own, counted in w.closers, which Close awaits: the caller may hold
+// w.mu.
 func (w *Worker) dropHolder(holder string) {
 	var idle []*object
 	w.objMu.Lock()

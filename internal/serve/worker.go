@@ -38,15 +38,15 @@ type Worker struct {
 	closing    bool
 	aborted    atomic.Bool    // calls not started yet are cancelled
 	persistent atomic.Bool    // detached or persistent: its owner's lease and death do not stop it
-	tasks      sync.WaitGroup // running calls and queue drainers
+	tasks      sync.WaitGroup // running calls and queue drains; Close awaits them
 
 	stopping  chan struct{} // closed when the owner asked to close
 	stopOnce  sync.Once
 	lapsed    chan struct{} // closed when the owner's lease lapsed
 	lapseOnce sync.Once
 	stats     leaseStats
-	leaseStop chan struct{} // stops watchLeases
-	leaseDone chan struct{} // closed when watchLeases has returned
+	leaseStop chan struct{} // closed by Close: watchLeases returns
+	leaseDone chan struct{} // closed when watchLeases has returned, which Close awaits
 	closeOnce sync.Once
 	closeErr  error
 
@@ -55,7 +55,7 @@ type Worker struct {
 	objects map[uint64]*object
 	byPtr   map[ptrKey]*object
 	nextObj uint64
-	closers sync.WaitGroup // closing dropped objects
+	closers sync.WaitGroup // goroutines closing dropped objects; Close awaits them
 
 	joining map[callKey]*chunks.Joiner // calls arriving in chunks; guarded by mu
 
@@ -71,7 +71,7 @@ type Worker struct {
 
 	drainers     chan string    // idle drainers take a master's queue from here
 	drainStop    chan struct{}  // closed by Close: idle drainers exit
-	idleDrainers sync.WaitGroup // drainer goroutines, busy or idle
+	idleDrainers sync.WaitGroup // drainer goroutines, busy or idle; Close awaits them
 }
 
 // Serve starts a worker on nc and returns once it is subscribed. The
@@ -215,7 +215,7 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		svc.Stop()
 		return nil, fmt.Errorf("worker %s: subscribe: %w", c.ID, err)
 	}
-	go w.watchLeases(w.leaseStop, w.leaseDone)
+	go w.watchLeases(w.leaseStop, w.leaseDone) // stopped and awaited by Close
 	return w, nil
 }
 
