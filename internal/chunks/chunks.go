@@ -184,9 +184,9 @@ func (j *Joiner) Add(c *wire.Chunk) (done bool, err error) {
 func (j *Joiner) Bytes() []byte { return j.buf }
 
 // Buffers for encoding messages. A sync.Pool is emptied by every garbage
-// collection, and a stream of 10 MB calls collects garbage at every call:
-// each call grew its buffer from nothing again, doubling it a dozen times.
-// A few large buffers are kept aside from the pool.
+// collection, which a stream of 10 MB calls runs at every call, each call
+// then growing its buffer from nothing, doubling it a dozen times: a few
+// large buffers are kept aside from the pool.
 var (
 	small = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 	large = make(chan []byte, 4)

@@ -9,10 +9,10 @@ import (
 
 // queue holds one master's blocking calls, run one after the other.
 //
-// Blocking calls are not kept in a map by id: at a hundred thousand calls
-// in flight, hashing each one in and out was a sixth of the worker's CPU.
-// A cancel finds its call as the queue's current one, or is noted in
-// cancelled for when the call comes out of the queue.
+// Blocking calls are not kept in a map by id, which would hash each of a
+// hundred thousand calls in flight in and out: a cancel finds its call as
+// the queue's current one, or is noted in cancelled for when the call
+// comes out of the queue.
 type queue struct {
 	items     []*call
 	running   bool
@@ -64,12 +64,11 @@ func (w *Worker) cancelCall(key callKey) {
 }
 
 // startDrain has a drainer run master's queue: an idle one if there is
-// one, else a new goroutine.
+// one, else a new goroutine, counted in w.idleDrainers, which Close awaits.
 //
-// Drainers outlive their queue for a while: a goroutine started for each
-// burst of calls grows its stack anew each time, which cost a worker that
-// answers one call at a time (a proxy's method call, deep in reflection and
-// msgpack) a tenth of its CPU in stack copies.
+// Drainers outlive their queue for a while, so that a worker answering one
+// call at a time (a method call through a Ref, deep in reflection and
+// msgpack) runs it on a grown stack, not on a new goroutine's.
 func (w *Worker) startDrain(master string) {
 	select {
 	case w.drainers <- master:
@@ -144,8 +143,6 @@ func (w *Worker) drain(master string) {
 	}
 }
 
-// closeMaster handles a master's close request, once its earlier calls
-// have run.
 // hasThreadsLocked reports whether master has concurrent calls running;
 // w.mu held.
 func (w *Worker) hasThreadsLocked(master string) bool {
@@ -157,6 +154,8 @@ func (w *Worker) hasThreadsLocked(master string) bool {
 	return false
 }
 
+// closeMaster handles a master's close request, once its earlier calls
+// have run.
 func (w *Worker) closeMaster(master string, cl *call) {
 	w.mu.Lock()
 	if q := w.masters[master]; q != nil {
