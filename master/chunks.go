@@ -45,34 +45,16 @@ func (s *slave) sendChunked(ctx context.Context, id uint64, fn string, data []by
 func (s *slave) replyChunk(msg *nats.Msg) {
 	var c wire.Chunk
 	err := wire.DecodeReplyChunk(msg.Data, &c)
-	var (
-		j    *chunks.Joiner
-		done bool
-	)
+	var joined []byte
 	if err == nil {
 		s.lastAck.Store(time.Now().UnixNano()) // a sign of life as good as a heartbeat's answer
 		s.mu.Lock()
-		j = s.joining[c.ID]
-		switch {
-		case j == nil && c.Index == 0 && s.pending.peek(c.ID) == nil:
+		if c.Index == 0 && s.joining[c.ID] == nil && s.pending.peek(c.ID) == nil {
 			// Nobody waits for it (cancelled, or failed by a reconnect):
 			// joined, it would be dropped; cut, kept for ever.
 			err = fmt.Errorf("the reply to call %d is refused: the call is no longer pending (cancelled, or failed)", c.ID)
-		case j == nil && c.Index == 0:
-			if j, err = chunks.Start(&c, uint64(s.m.maxValue)); err == nil {
-				if s.joining == nil {
-					s.joining = make(map[uint64]*chunks.Joiner)
-				}
-				s.joining[c.ID] = j
-			}
-		case j == nil:
-			err = fmt.Errorf("%w: chunk %d of the reply to call %d: its first chunks are missing", bus.ErrBadPayload, c.Index, c.ID)
-		}
-		if err == nil {
-			done, err = j.Add(&c)
-		}
-		if done || err != nil {
-			delete(s.joining, c.ID)
+		} else {
+			joined, err = chunks.Join(&s.joining, c.ID, &c, uint64(s.m.maxValue), false)
 		}
 		s.mu.Unlock()
 	}
@@ -91,8 +73,8 @@ func (s *slave) replyChunk(msg *nats.Msg) {
 		}
 		return
 	}
-	if done {
-		s.handleJoined(j.Bytes())
+	if joined != nil {
+		s.handleJoined(joined)
 	}
 	if msg.Reply != "" {
 		msg.Respond(nil)

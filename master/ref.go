@@ -15,7 +15,6 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/peer"
-	"github.com/processional/processional/internal/serve"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -154,6 +153,8 @@ func (s *slave) maybeReleaseLocked(e *refEntry) {
 	s.releases = append(s.releases, e.obj.ID, uint64(e.grants))
 	if !s.releaseQueued {
 		s.releaseQueued = true
+		// Not awaited by Master.Close: once it closed, its slaves are
+		// gone, and the flush sends nothing.
 		time.AfterFunc(releaseDelay, s.flushReleases)
 	}
 }
@@ -167,7 +168,7 @@ func (s *slave) flushReleases() {
 	s.mu.Unlock()
 	for open && len(list) > 0 {
 		n := min(len(list), 2*releaseBatch)
-		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindThread, Master: s.m.id, Function: "@release"}, list[:n])
+		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindThread, Master: s.m.id, Function: wire.OpRelease}, list[:n])
 		if err == nil {
 			s.m.nc.Publish(s.subject, data) // a closed connection: the worker forgets us anyway
 		}
@@ -259,6 +260,8 @@ func (r *Ref) bindArg(dec *msgpack.Decoder, o wire.ObjectRef) error {
 	if pc == nil {
 		return fmt.Errorf("%w: %s: a reference arrives only in a call's argument on a worker", ErrBadCall, o)
 	}
+	// The worker's Master, goroutines and all, lives until the worker
+	// closes pc.
 	c, err := pc.Client(func() (io.Closer, error) {
 		return New(context.Background(), WithConn(pc.Conn), withID(pc.ID))
 	})
@@ -283,8 +286,8 @@ func (m *Master) bind(h *Ref, o wire.ObjectRef, local func(uint64) (any, bool)) 
 	if err != nil {
 		return fmt.Errorf("%s: %w", o, err)
 	}
-	t := newTask[struct{}]("@acquire")
-	s.send(ctx, wire.KindThread, "@acquire", "", targetArg{o}, t, true)
+	t := newTask[struct{}](wire.OpAcquire)
+	s.send(ctx, wire.KindThread, wire.OpAcquire, "", wire.TargetOp[wire.ObjectRef]{Target: o}, t, true)
 	if _, err := t.Wait(ctx); err != nil {
 		return fmt.Errorf("%s: acquire: %w", o, err)
 	}
@@ -334,322 +337,6 @@ func (m *Master) slaveOf(ctx context.Context, id string) (*slave, error) {
 	}
 }
 
-// The arguments of object operations, as the worker decodes them.
-type (
-	targetArg struct {
-		Target wire.ObjectRef
-	}
-	wrapArg struct {
-		Function string
-		ArgType  string
-		Arg      any
-	}
-	callArg struct {
-		Target  *Ref
-		Method  string
-		WantRef bool
-		Args    []any
-	}
-	memberArg struct {
-		Target  *Ref
-		Key     any
-		WantRef bool
-	}
-	setArg struct {
-		Target *Ref
-		Key    any
-		Value  any
-	}
-)
-
-func (a targetArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(1); err != nil {
-		return err
-	}
-	return a.Target.EncodeMsgpack(enc)
-}
-
-func (a *wrapArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Function, a.ArgType, a.Arg)
-}
-
-func (a *callArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Target, a.Method, a.WantRef, a.Args)
-}
-
-// AppendMsgpack writes the call's array by hand: it is on every method
-// call's path.
-func (a *callArg) AppendMsgpack(dst []byte, ctx any) ([]byte, error) {
-	dst = codec.AppendArrayHeader(dst, 4)
-	dst, err := a.Target.appendRef(dst, ctx)
-	if err != nil {
-		return dst, err
-	}
-	dst = codec.AppendString(dst, a.Method)
-	dst = codec.AppendBool(dst, a.WantRef)
-	dst = codec.AppendArrayHeader(dst, len(a.Args))
-	for _, x := range a.Args {
-		if dst, err = codec.AppendValueWith(dst, x, ctx); err != nil {
-			return dst, err
-		}
-	}
-	return dst, nil
-}
-
-func (a *memberArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Target, a.Key, a.WantRef)
-}
-
-func (a *setArg) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.Target, a.Key, a.Value)
-}
-
-func encodeArray(enc *msgpack.Encoder, vs ...any) error {
-	if err := enc.EncodeArrayLen(len(vs)); err != nil {
-		return err
-	}
-	for _, v := range vs {
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// refTask is the task of an operation whose result is a reference: the
-// reply's reference becomes a Ref as soon as it arrives, so that it is
-// released even if nobody waits for it.
-type refTask struct {
-	*Task[*Ref]
-	s    *slave
-	keep *Slave
-}
-
-func (t refTask) resolve(raw []byte, remote *bus.RemoteError, err error) {
-	if raw == nil || err != nil || remote != nil {
-		t.Task.resolve(raw, remote, err)
-		return
-	}
-	o, derr := wire.DecodeRef(raw)
-	if derr != nil {
-		t.Task.finish(nil, nil, fmt.Errorf("%w: %s: the worker's reply is not a reference: %v", bus.ErrResultType, t.name, derr))
-		return
-	}
-	h := new(Ref)
-	t.s.adopt(h, o, nil, t.keep)
-	if !t.Task.finish(h, nil, nil) {
-		h.Close()
-	}
-}
-
-// Wrap runs the registered function ctor on the worker s and keeps its
-// result there, in the worker's table, returning a Ref to it. ctor's result
-// type need not travel: register it with [bus.RegisterConstructor].
-func Wrap[A, R any](ctx context.Context, s *Slave, ctor *bus.Func[A, R], arg A) (*Ref, error) {
-	ctx = orBackground(ctx)
-	if ctor == nil {
-		return nil, fmt.Errorf("%w: Wrap: nil constructor", ErrBadCall)
-	}
-	if s == nil || s.slave == nil || s.m == nil {
-		return nil, fmt.Errorf("%w: Wrap: a nil or zero Slave: get one from Spawn", ErrBadCall)
-	}
-	t := refTask{newTask[*Ref](ctor.Name()), s.slave, s}
-	s.send(ctx, wire.KindCall, "@wrap", "", &wrapArg{ctor.Name(), typeName[A](), arg}, t, true)
-	runtime.KeepAlive(s)
-	return wait(ctx, t.Task)
-}
-
-// usable reports why r cannot be used.
-func (r *Ref) usable() error {
-	if r == nil || r.ref == nil {
-		return fmt.Errorf("%w: a nil or zero Ref", ErrBadCall)
-	}
-	if r.closed.Load() {
-		return fmt.Errorf("%w: %s: the Ref is closed", bus.ErrObjectGone, r.e.obj)
-	}
-	return nil
-}
-
-// callable reports why the method name of r's object cannot be called
-// with args.
-func (r *Ref) callable(name string, args []any) error {
-	if err := r.usable(); err != nil {
-		return err
-	}
-	if len(args) > wire.MaxArgs {
-		return fmt.Errorf("%w: %s.%s: %d arguments, at most %d", bus.ErrArgumentType, r.e.obj.Type, name, len(args), wire.MaxArgs)
-	}
-	return nil
-}
-
-// op sends the object operation fn with arg, as a task of kind on r's
-// worker, into t.
-func (r *Ref) op(ctx context.Context, kind wire.Kind, fn string, arg any, t pendingCall) {
-	r.e.s.send(ctx, kind, fn, "", arg, t, true)
-	runtime.KeepAlive(r) // dropping the Ref releases the object: not before the call is sent
-}
-
-// Method calls the exported method name of r's object with args, and
-// returns its task at once; the task runs on the object's worker after
-// the calls sent before it, as [Schedule] does. The arguments are decoded
-// into the method's parameter types; a method whose first parameter is a
-// context.Context receives the task's context there, and args start with
-// the next one. The task's result is the method's result decoded into T
-// (two results or more arrive as a []any, or any struct tagged
-// `msgpack:",as_array"`); a trailing error result is the task's error.
-func Method[T any](ctx context.Context, r *Ref, name string, args ...any) *Task[T] {
-	return method[T](orBackground(ctx), r, wire.KindCall, name, args)
-}
-
-// ThreadMethod is [Method] for a call that runs concurrently with the
-// worker's other calls, as [Thread] does.
-func ThreadMethod[T any](ctx context.Context, r *Ref, name string, args ...any) *Task[T] {
-	return method[T](orBackground(ctx), r, wire.KindThread, name, args)
-}
-
-func method[T any](ctx context.Context, r *Ref, kind wire.Kind, name string, args []any) *Task[T] {
-	if err := r.callable(name, args); err != nil {
-		return failed[T](name, err)
-	}
-	t := newTask[T](r.e.obj.Type + "." + name)
-	r.op(ctx, kind, "@call", &callArg{Target: r, Method: name, Args: orEmpty(args)}, t)
-	return t
-}
-
-func orEmpty(args []any) []any {
-	if args == nil {
-		return []any{}
-	}
-	return args
-}
-
-// Call calls the exported method name of r's object with args and waits
-// for its result, as [Method] does with [Invoke]'s blocking.
-func (r *Ref) Call(ctx context.Context, name string, args ...any) (any, error) {
-	ctx = orBackground(ctx)
-	return wait(ctx, method[any](ctx, r, wire.KindCall, name, args))
-}
-
-// CallRef calls the method name as [Ref.Call] does, but keeps its result
-// on the worker and returns a Ref to it: for a result that cannot travel
-// (a connection, a file) or that should stay where it is. The method must
-// return one value, with or without an error.
-func (r *Ref) CallRef(ctx context.Context, name string, args ...any) (*Ref, error) {
-	ctx = orBackground(ctx)
-	if err := r.callable(name, args); err != nil {
-		return nil, err
-	}
-	t := refTask{newTask[*Ref](r.e.obj.Type + "." + name), r.e.s, r.e.keep}
-	r.op(ctx, wire.KindCall, "@call", &callArg{Target: r, Method: name, WantRef: true, Args: orEmpty(args)}, t)
-	return wait(ctx, t.Task)
-}
-
-// member reads a field (fn "@get") or an item ("@index") of r's object.
-func member[T any](ctx context.Context, r *Ref, fn string, key any) (T, error) {
-	ctx = orBackground(ctx)
-	if err := r.usable(); err != nil {
-		var zero T
-		return zero, err
-	}
-	t := newTask[T](memberName(r, fn, key))
-	r.op(ctx, wire.KindCall, fn, &memberArg{Target: r, Key: key}, t)
-	return wait(ctx, t)
-}
-
-func memberRef(ctx context.Context, r *Ref, fn string, key any) (*Ref, error) {
-	ctx = orBackground(ctx)
-	if err := r.usable(); err != nil {
-		return nil, err
-	}
-	t := refTask{newTask[*Ref](memberName(r, fn, key)), r.e.s, r.e.keep}
-	r.op(ctx, wire.KindCall, fn, &memberArg{Target: r, Key: key, WantRef: true}, t)
-	return wait(ctx, t.Task)
-}
-
-func setMember(ctx context.Context, r *Ref, fn string, key, value any) error {
-	ctx = orBackground(ctx)
-	if err := r.usable(); err != nil {
-		return err
-	}
-	t := newTask[struct{}](memberName(r, fn, key))
-	r.op(ctx, wire.KindCall, fn, &setArg{Target: r, Key: key, Value: value}, t)
-	_, err := wait(ctx, t)
-	return err
-}
-
-// memberName names a field ("T.Name") or an item ("T[key]") for reports.
-func memberName(r *Ref, fn string, key any) string {
-	if fn == "@get" || fn == "@set" {
-		return fmt.Sprintf("%s.%v", r.e.obj.Type, key)
-	}
-	return fmt.Sprintf("%s[%v]", r.e.obj.Type, key)
-}
-
-// Get reads the exported field name of r's object (a struct, or a pointer
-// to one).
-func (r *Ref) Get(ctx context.Context, name string) (any, error) {
-	return member[any](ctx, r, "@get", name)
-}
-
-// Field reads the exported field name of r's object into a T.
-func Field[T any](ctx context.Context, r *Ref, name string) (T, error) {
-	return member[T](ctx, r, "@get", name)
-}
-
-// FieldRef returns a Ref to the value of field name, which stays on the
-// worker.
-func (r *Ref) FieldRef(ctx context.Context, name string) (*Ref, error) {
-	return memberRef(ctx, r, "@get", name)
-}
-
-// Set sets the exported field name of r's object to value, decoded into
-// the field's type.
-func (r *Ref) Set(ctx context.Context, name string, value any) error {
-	return setMember(ctx, r, "@set", name, value)
-}
-
-// Index reads the item of r's object (a map, a slice, an array or a
-// string, or a pointer to one) at key: a map's key, or an int index.
-func (r *Ref) Index(ctx context.Context, key any) (any, error) {
-	return member[any](ctx, r, "@index", key)
-}
-
-// Item reads the item of r's object at key into a T.
-func Item[T any](ctx context.Context, r *Ref, key any) (T, error) {
-	return member[T](ctx, r, "@index", key)
-}
-
-// ItemRef returns a Ref to the item at key, which stays on the worker.
-func (r *Ref) ItemRef(ctx context.Context, key any) (*Ref, error) {
-	return memberRef(ctx, r, "@index", key)
-}
-
-// SetIndex sets the item of r's object at key to value: a map's key is
-// added if absent; a slice's index must be in range.
-func (r *Ref) SetIndex(ctx context.Context, key, value any) error {
-	return setMember(ctx, r, "@setindex", key, value)
-}
-
-// Unwrap copies r's object to the master, decoded into a T. An object with
-// a part that cannot travel (a func, a chan) fails with an error wrapping
-// [bus.ErrEncode] that names that part.
-func Unwrap[T any](ctx context.Context, r *Ref) (T, error) {
-	ctx = orBackground(ctx)
-	if err := r.usable(); err != nil {
-		var zero T
-		return zero, err
-	}
-	t := newTask[T](r.e.obj.Type)
-	r.op(ctx, wire.KindCall, "@unwrap", targetArgRef{r}, t)
-	return wait(ctx, t)
-}
-
-type targetArgRef struct{ r *Ref }
-
-func (a targetArgRef) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return encodeArray(enc, a.r)
-}
-
 // Close lets go of the Ref: the object is released on its worker once no
 // Ref and no task in flight holds it, in this master or elsewhere. Calls
 // through a closed Ref fail with [bus.ErrObjectGone]. It is idempotent.
@@ -684,45 +371,4 @@ func (r *Ref) Local() (any, bool) {
 		return nil, false
 	}
 	return r.e.local(r.e.obj.ID)
-}
-
-// Export puts obj (a pointer to a struct, a map, any value with methods) in
-// a table the master serves on its own subjects, and returns a Ref to it:
-// passed to a worker, that Ref lets the worker call back into the master.
-// The master keeps obj while a Ref to it is open, here or on a worker.
-func (m *Master) Export(ctx context.Context, obj any) (*Ref, error) {
-	ctx = orBackground(ctx)
-	w, err := m.exportServer()
-	if err != nil {
-		return nil, err
-	}
-	s, err := m.slaveOf(ctx, w.ID())
-	if err != nil {
-		return nil, err
-	}
-	o, err := w.Keep(obj, m.id)
-	if err != nil {
-		return nil, err
-	}
-	h := new(Ref)
-	s.adopt(h, o, w.Object, nil)
-	return h, nil
-}
-
-// exportServer returns the worker that serves the master's exports,
-// starting it the first time.
-func (m *Master) exportServer() (*serve.Worker, error) {
-	m.exportMu.Lock()
-	defer m.exportMu.Unlock()
-	if m.isClosed() {
-		return nil, fmt.Errorf("%w: master %s is closed", bus.ErrClosed, m.id)
-	}
-	if m.exports == nil {
-		w, err := serve.Serve(m.nc, serve.Config{ID: m.id + "-exports"})
-		if err != nil {
-			return nil, err
-		}
-		m.exports = w
-	}
-	return m.exports, nil
 }

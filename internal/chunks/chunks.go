@@ -90,6 +90,50 @@ type Joiner struct {
 	next  uint32
 	count uint32
 	total uint64
+	err   error // the join failed: Join answers the sender's next chunk with it
+}
+
+// Join adds chunk c to the message key of joins, a table of the joins in
+// progress that the caller owns and guards (nil until the first join):
+// chunk 0 starts a join of at most limit bytes, and the last one returns
+// the message whole, to give back with PutBuffer once nothing refers to
+// it. An error ends the join. When the sender does not hear it now (c was
+// not sent as a request, nor is it the last), keep holds the error in the
+// table, with no buffer, to answer the sender's next chunk of key with.
+func Join[K comparable](joins *map[K]*Joiner, key K, c *wire.Chunk, limit uint64, keep bool) (msg []byte, err error) {
+	j := (*joins)[key]
+	switch {
+	case j != nil && j.err != nil:
+		err = j.err
+	case j == nil && c.Index == 0:
+		if j, err = Start(c, limit); err == nil {
+			if *joins == nil {
+				*joins = make(map[K]*Joiner)
+			}
+			(*joins)[key] = j
+		}
+	case j == nil:
+		err = fmt.Errorf("%w: chunk %d of call %d: its first chunks are missing", bus.ErrBadPayload, c.Index, c.ID)
+	}
+	if err == nil {
+		var done bool
+		if done, err = j.Add(c); done {
+			delete(*joins, key)
+			return j.Bytes(), nil
+		}
+	}
+	if err == nil {
+		return nil, nil
+	}
+	if keep {
+		if *joins == nil {
+			*joins = make(map[K]*Joiner)
+		}
+		(*joins)[key] = &Joiner{err: err}
+	} else {
+		delete(*joins, key)
+	}
+	return nil, err
 }
 
 // Start checks the first chunk of a message against limit, and returns
@@ -140,9 +184,9 @@ func (j *Joiner) Add(c *wire.Chunk) (done bool, err error) {
 func (j *Joiner) Bytes() []byte { return j.buf }
 
 // Buffers for encoding messages. A sync.Pool is emptied by every garbage
-// collection, and a stream of 10 MB calls collects garbage at every call:
-// each call grew its buffer from nothing again, doubling it a dozen times.
-// A few large buffers are kept aside from the pool.
+// collection, which a stream of 10 MB calls runs at every call, each call
+// then growing its buffer from nothing, doubling it a dozen times: a few
+// large buffers are kept aside from the pool.
 var (
 	small = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 	large = make(chan []byte, 4)

@@ -96,6 +96,71 @@ func TestJoinRefusals(t *testing.T) {
 	}
 }
 
+// TestJoinTable: Join keeps a table of the joins in progress, by key,
+// made at the first join and emptied as each ends, and keeps an error the
+// sender did not hear for its next chunk when asked to.
+func TestJoinTable(t *testing.T) {
+	msg := bytes.Repeat([]byte("x"), 300)
+	cs := split(msg, 100)
+	gap := func(keep bool) []step {
+		return []step{{c: &cs[0]}, {c: &cs[2], keep: keep, err: "chunk 1 missing"}}
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		left  int // joins in the table at the end
+	}{
+		{"whole", []step{{c: &cs[0]}, {c: &cs[1]}, {c: &cs[2], done: true}}, 0},
+		{"under way", []step{{c: &cs[0]}, {c: &cs[1]}}, 1},
+		{"first chunks missing", []step{{c: &cs[1], err: "chunk 1 of call 7: its first chunks are missing"}}, 0},
+		{"over the limit", []step{{c: &cs[0], limit: 299, err: "over the limit of 299"}}, 0},
+		{"an error forgotten", append(gap(false), step{c: &cs[1], err: "its first chunks are missing"}), 0},
+		{"an error kept", append(gap(true), step{c: &cs[1], keep: true, err: "chunk 1 missing"}), 1},
+		{"an error kept, then heard", append(gap(true), step{c: &cs[1], err: "chunk 1 missing"}), 0},
+		{"a refused start kept", []step{{c: &cs[0], limit: 1, keep: true, err: "over the limit"}, {c: &cs[1], err: "over the limit"}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var joins map[int]*chunks.Joiner
+			for i, st := range tc.steps {
+				limit := st.limit
+				if limit == 0 {
+					limit = 1 << 20
+				}
+				got, err := chunks.Join(&joins, 1, st.c, limit, st.keep)
+				switch {
+				case st.err != "" && (!errors.Is(err, bus.ErrBadPayload) && !errors.Is(err, bus.ErrTooBig) || !strings.Contains(err.Error(), st.err)):
+					t.Fatalf("step %d: err = %v, want one saying %q", i, err, st.err)
+				case st.err == "" && err != nil:
+					t.Fatalf("step %d: %v", i, err)
+				case st.done && !bytes.Equal(got, msg):
+					t.Fatalf("step %d: joined %d bytes, want the message", i, len(got))
+				case !st.done && got != nil:
+					t.Fatalf("step %d: a message of %d bytes before the last chunk", i, len(got))
+				}
+				if st.done {
+					chunks.PutBuffer(got)
+				}
+			}
+			if len(joins) != tc.left {
+				t.Fatalf("%d joins left, want %d", len(joins), tc.left)
+			}
+			if _, err := chunks.Join(&joins, 2, &cs[0], 1<<20, false); err != nil || len(joins) != tc.left+1 {
+				t.Fatalf("another key: %v, %d joins", err, len(joins))
+			}
+		})
+	}
+}
+
+// step is one chunk fed to Join: done says it ends the message, err what
+// its error says.
+type step struct {
+	c     *wire.Chunk
+	limit uint64
+	keep  bool
+	done  bool
+	err   string
+}
+
 func TestBuffers(t *testing.T) {
 	b := chunks.GetBuffer()
 	if len(b) != 0 {

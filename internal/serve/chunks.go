@@ -14,13 +14,6 @@ import (
 	"github.com/processional/processional/internal/wire"
 )
 
-// joining is a call arriving in chunks, or the error that ended it, kept
-// until the sender's next request for an acknowledgement hears it.
-type joining struct {
-	j   *chunks.Joiner
-	err error
-}
-
 // chunk takes one chunk of a call larger than the server's max payload;
 // with the last, the joined call is handled as if it had come whole. It
 // runs on the call subscription's goroutine, so the joined call keeps its
@@ -31,45 +24,20 @@ func (w *Worker) chunk(req micro.Request) {
 		w.ackChunk(req, 0, err)
 		return
 	}
-	key := callKey{c.Master, c.ID}
 	w.mu.Lock()
 	if l := w.leases[c.Master]; l != nil {
 		l.last = time.Now() // a master sending chunks is alive, whatever delays its heartbeats
 	}
-	jn := w.joining[key]
-	var err error
-	switch {
-	case jn != nil && jn.err != nil:
-		err = jn.err // the transfer failed already: say so when asked
-	case jn == nil && c.Index == 0:
-		var j *chunks.Joiner
-		if j, err = chunks.Start(&c, w.maxValue); err == nil {
-			jn = &joining{j: j}
-			w.joining[key] = jn
-		}
-	case jn == nil:
-		err = fmt.Errorf("%w: chunk %d of call %d from master %s: its first chunks are missing", bus.ErrBadPayload, c.Index, c.ID, c.Master)
-	}
-	done := false
-	if err == nil {
-		if done, err = jn.j.Add(&c); done {
-			delete(w.joining, key)
-		}
-	}
-	if err != nil {
-		if req.Reply() != "" || c.Index == c.Count-1 {
-			delete(w.joining, key) // the sender hears it now: forget the call
-		} else {
-			w.joining[key] = &joining{err: err}
-		}
-	}
+	// An error the sender does not hear now, it hears at its next request.
+	keep := req.Reply() == "" && c.Index != c.Count-1
+	msg, err := chunks.Join(&w.joining, callKey{c.Master, c.ID}, &c, w.maxValue, keep)
 	w.mu.Unlock()
 	if err != nil {
 		w.ackChunk(req, c.ID, err)
 		return
 	}
-	if done {
-		w.handleJoined(jn.j.Bytes(), wire.ReplySubject(c.Master, w.id))
+	if msg != nil {
+		w.handleJoined(msg, wire.ReplySubject(c.Master, w.id))
 	}
 	w.ackChunk(req, c.ID, nil)
 }

@@ -1,0 +1,277 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/lazyctx"
+	"github.com/processional/processional/internal/registry"
+	"github.com/processional/processional/internal/wire"
+)
+
+type callKey struct {
+	master string
+	id     uint64
+}
+
+type call struct {
+	key     callKey
+	kind    wire.Kind
+	fn      *registry.Function // the function called, or nil for an object operation
+	op      opFunc             // the object operation called, or nil
+	name    string             // the function's or operation's name
+	pinned  []*object          // objects of this worker an operation works on: its target and arguments
+	pid     int                // the caller's pid when it shares our /dev/shm, else 0
+	joined  []byte             // the buffer the call was joined in from chunks, to give back once it ran
+	since   time.Time          // when the call arrived
+	argType string
+	arg     []byte
+	reply   string
+	ctx     lazyctx.Ctx
+	done    chan struct{} // a concurrent call's: closed when it has replied
+	lapsed  atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
+}
+
+// ShmReceiver is the pid the call's result sends shared-memory buffers
+// to by reference (codec.ShmReceiver).
+func (cl *call) ShmReceiver() int { return cl.pid }
+
+// cancel ends the call's context with err.
+func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }
+
+// handle runs in the NATS subscription's goroutine: it decodes the header
+// and hands the call on, and never runs user code itself.
+func (w *Worker) handle(req micro.Request) {
+	data := req.Data()
+	if wire.IsCallChunk(data) {
+		w.chunk(req)
+		return
+	}
+	w.handleCall(data, req.Reply())
+}
+
+// handleJoined handles a call joined from chunks; its buffer goes back to
+// the chunks' buffers once the call has run.
+func (w *Worker) handleJoined(data []byte, reply string) {
+	w.joined = data
+	w.handleCall(data, reply)
+	if w.joined != nil { // not taken by a call: it was refused at once
+		chunks.PutBuffer(w.joined)
+		w.joined = nil
+	}
+}
+
+// refuse answers cl, which will not run, with err, and lets go of what
+// it holds: its context, the shared memory its argument refers to (never
+// decoded: the buffers need not wait for us), its joined buffer.
+func (w *Worker) refuse(cl *call, err error) {
+	cl.cancel(context.Canceled)
+	if cl.pid != 0 {
+		codec.DropTransits(cl.arg)
+	}
+	if cl.joined != nil {
+		chunks.PutBuffer(cl.joined)
+		cl.joined, cl.arg = nil, nil
+	}
+	w.replyError(cl.reply, cl.key.id, cl.name, err)
+}
+
+// handleCall handles one call envelope, sent whole or joined from chunks.
+func (w *Worker) handleCall(data []byte, reply string) {
+	c := &w.scratch // handle runs on the one subscription's goroutine
+	if err := wire.DecodeCall(data, c); err != nil {
+		w.replyError(reply, 0, "", err)
+		return
+	}
+	if c.Master == "" {
+		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: a %s with no master id", bus.ErrBadPayload, c.Kind))
+		return
+	}
+	key := callKey{c.Master, c.ID}
+	switch c.Kind {
+	case wire.KindCancel:
+		w.cancelCall(key)
+		return
+	case wire.KindDetach, wire.KindPersist:
+		if w.owner == "" || c.Master != w.owner {
+			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrNotOwner, c.Kind, c.Master, w.id))
+			return
+		}
+		w.persistent.Store(true) // the owner's lease and death no longer matter
+		w.publishReply(reply, c.ID, "", struct{}{}, nil)
+		if c.Kind == wire.KindPersist {
+			return
+		}
+		// Detach: the owner stops heartbeating, and its queued calls run
+		// to the end all the same; then the worker exits, as on a close.
+		w.mu.Lock()
+		delete(w.leases, c.Master)
+		w.gone[c.Master] = goneMaster{until: time.Now().Add(24 * time.Hour)}
+		w.mu.Unlock()
+		c.Kind, reply = wire.KindClose, "" // acknowledged already
+		fallthrough
+	case wire.KindClose:
+		w.mu.Lock()
+		if w.closing {
+			// No new drainer may start now, but the master's calls may
+			// still run: the close waits for them all the same.
+			cl := &call{key: key, kind: wire.KindClose, reply: reply}
+			if q := w.masters[c.Master]; q != nil && q.running {
+				w.enqueueLocked(cl) // its drainer is running: it takes this too
+				w.mu.Unlock()
+				return
+			}
+			if w.hasThreadsLocked(c.Master) {
+				w.tasks.Add(1) // its concurrent calls hold the count above zero
+				w.mu.Unlock()
+				go func() {
+					defer w.tasks.Done()
+					w.closeMaster(c.Master, cl)
+				}()
+				return
+			}
+			w.mu.Unlock()
+			w.publishReply(reply, key.id, "", struct{}{}, nil)
+			return
+		}
+		start := w.enqueueLocked(&call{key: key, kind: wire.KindClose, reply: reply})
+		w.mu.Unlock()
+		if start {
+			w.startDrain(c.Master)
+		}
+		return
+	}
+	var (
+		fn *registry.Function
+		op opFunc
+		ok bool
+	)
+	if wire.IsOp(c.Function) {
+		op, ok = ops[c.Function]
+	} else {
+		fn, ok = registry.Lookup(c.Function)
+	}
+	if !ok {
+		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
+		return
+	}
+	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID)}
+	cl.joined, w.joined = w.joined, nil
+	cl.since = time.Now()
+	// The context has no worker-wide parent: a child of a cancelable
+	// parent costs a map insert and delete in the parent on every call.
+	// Abort cancels the running calls one by one.
+	if c.Timeout > 0 {
+		cl.ctx.SetTimeout(c.Timeout)
+	}
+	// A call that wants no answer (a release): nobody cancels it or waits
+	// for it, and its id is not unique.
+	noAnswer := c.Kind == wire.KindThread && reply == "" && c.ID == 0
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		w.refuse(cl, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
+		return
+	}
+	if len(w.gone) > 0 {
+		if g, ok := w.gone[c.Master]; ok && g.lapsed && time.Now().Before(g.until) {
+			w.mu.Unlock()
+			w.refuse(cl, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
+			return
+		}
+	}
+	// Every call counts until it has run (see run); only a release, which
+	// nobody could be told of, is never refused.
+	if n := w.pending.Add(1); n > w.maxPending && !noAnswer {
+		w.pending.Add(-1)
+		w.mu.Unlock()
+		w.refuse(cl, fmt.Errorf("%w: worker %s holds %d calls, queued or running, at its limit of %d: call refused", bus.ErrOverloaded, w.id, n-1, w.maxPending))
+		return
+	}
+	if noAnswer {
+		w.tasks.Add(1)
+		w.mu.Unlock()
+		go func() {
+			defer w.tasks.Done()
+			w.run(cl)
+		}()
+		return
+	}
+	if c.Kind == wire.KindThread {
+		cl.done = make(chan struct{})
+		w.threads[key] = cl
+		w.tasks.Add(1)
+		w.mu.Unlock()
+		go func() {
+			defer w.tasks.Done()
+			defer close(cl.done)
+			w.run(cl)
+		}()
+		return
+	}
+	start := w.enqueueLocked(cl)
+	w.mu.Unlock()
+	if start {
+		w.startDrain(c.Master)
+	}
+}
+
+// run calls cl's function behind recover and sends its reply.
+func (w *Worker) run(cl *call) {
+	var (
+		res any
+		err error
+	)
+	if err = cl.ctx.Err(); err == nil && w.aborted.Load() {
+		err = context.Canceled
+	}
+	if err == nil {
+		start := time.Now()
+		res, err = w.invoke(cl)
+		w.count(cl.name, time.Since(start), err)
+	} else if cl.pid != 0 {
+		codec.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
+	}
+	if cl.joined != nil { // the argument is decoded: its chunks' buffer can serve again
+		chunks.PutBuffer(cl.joined)
+		cl.joined, cl.arg = nil, nil
+	}
+	if err != nil && cl.lapsed.Load() {
+		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
+	}
+	if cl.kind == wire.KindThread {
+		w.mu.Lock()
+		delete(w.threads, cl.key)
+		w.mu.Unlock()
+	}
+	cl.cancel(context.Canceled)
+	w.pending.Add(-1) // counted when handleCall accepted it
+	if cl.reply == "" {
+		return
+	}
+	if err != nil {
+		w.replyError(cl.reply, cl.key.id, cl.name, err)
+		return
+	}
+	w.publishReply(cl.reply, cl.key.id, cl.name, res, cl)
+}
+
+func (w *Worker) invoke(cl *call) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = wire.NewPanicError(r)
+		}
+	}()
+	if cl.op != nil {
+		defer w.unpinArgs(cl)
+		return cl.op(w, cl)
+	}
+	return cl.fn.InvokeWith(&cl.ctx, cl.arg, cl.argType, w.peer)
+}

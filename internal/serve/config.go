@@ -1,0 +1,23 @@
+package serve
+
+// ServiceName is the NATS micro service name every worker registers.
+const ServiceName = "processional"
+
+// ServiceVersion is the version workers report to `nats micro info`.
+const ServiceVersion = "0.1.0"
+
+// Config configures [Serve]. Package worker's options check each field
+// before it gets here; its zero value is a worker with a random id.
+type Config struct {
+	ID         string // the worker's id; empty means a random one
+	Owner      string // the master that spawned it, which alone may detach or persist it
+	MaxValue   uint64 // the largest value a call or reply may carry; 0 means chunks.DefaultLimit
+	Pool       string // the pool whose queue group it joins, if any
+	MaxPending int64  // calls held at once before refusing; 0 means DefaultMaxPending
+}
+
+// DefaultMaxPending is the number of calls a worker holds, accepted and
+// not finished (queued or running), before it refuses more with
+// [bus.ErrOverloaded]. It is above the 100 000 calls the pipelined bench
+// row sends at once.
+const DefaultMaxPending = 1 << 18

@@ -1,0 +1,56 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/wire"
+)
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func (w *Worker) publishReply(reply string, id uint64, function string, res any, cl *call) {
+	buf := chunks.GetBuffer()
+	bp := &buf
+	var codec any
+	if cl != nil && cl.pid != 0 {
+		codec = cl // the caller shares our /dev/shm: buffers go by reference
+	}
+	out, err := wire.AppendReplyWith((*bp)[:0], id, res, codec)
+	if err != nil {
+		if wire.IsOp(function) {
+			err = fmt.Errorf("result of %s: %w; ask for it as a reference (CallRef, FieldRef, ItemRef), which keeps it on the worker", function, err)
+		} else {
+			err = fmt.Errorf("result of %s: %w; return a type that can travel, or keep the value on the worker (master.Wrap)", function, err)
+		}
+		out = wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
+	}
+	if len(out) > int(w.nc.MaxPayload()) {
+		out = w.sendChunked(reply, id, function, out)
+	} else if err := w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
+		// Say so rather than leave the caller waiting for a reply that
+		// the server refused.
+		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.nc.MaxPayload())
+		out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
+		w.nc.Publish(reply, out)
+	}
+	// Any other failure is a closed connection: the master sees the
+	// worker gone and fails the call.
+	chunks.PutBuffer(out)
+}
+
+func (w *Worker) replyError(reply string, id uint64, function string, err error) {
+	if reply == "" {
+		return
+	}
+	bp := buffers.Get().(*[]byte)
+	out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
+	w.nc.Publish(reply, out)
+	*bp = out
+	buffers.Put(bp)
+}
