@@ -317,7 +317,3 @@ func (s *slave) unregister() {
 		}
 	})
 }
-
-// finish is unregister's old name, kept only for ref.go until its split
-// (on another branch) calls unregister; remove it then.
-func (s *slave) finish() { s.unregister() }

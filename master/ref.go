@@ -310,7 +310,7 @@ func (m *Master) slaveOf(ctx context.Context, id string) (*slave, error) {
 			}
 			// The worker went away (or restarted under the same id):
 			// forget it, and attach again.
-			s.finish()
+			s.unregister()
 			continue
 		}
 		if wait := m.attaching[id]; wait != nil {
