@@ -40,3 +40,15 @@ func TestGoneAndUnder(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestNeedRoot(t *testing.T) {
+	root := os.Geteuid() == 0
+	var passed bool
+	t.Run("sub", func(t *testing.T) {
+		proctest.NeedRoot(t, "to test NeedRoot")
+		passed = true
+	})
+	if passed != root {
+		t.Fatalf("root %v: NeedRoot let the test go on: %v", root, passed)
+	}
+}
