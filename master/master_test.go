@@ -84,8 +84,15 @@ var (
 	order   []int
 )
 
+// exitDelayEnv makes a worker of these tests sit that long, silent,
+// between the end of its serving and its exit.
+const exitDelayEnv = "MASTER_TEST_EXIT_DELAY"
+
 func TestMain(m *testing.M) {
 	if worker.Main() {
+		if d, err := time.ParseDuration(os.Getenv(exitDelayEnv)); err == nil {
+			time.Sleep(d)
+		}
 		return
 	}
 	goleak.VerifyTestMain(m)
@@ -143,6 +150,34 @@ func TestSlaveInvoke(t *testing.T) {
 	}
 	if err := syscall.Kill(s.PID(), 0); !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("worker pid %d still exists after Close: %v", s.PID(), err)
+	}
+}
+
+// A worker that falls silent past its lease while Close waits for its
+// exit is lost and killed; Close has closed it all the same, and a call
+// made after Close fails with ErrClosed, not with the loss.
+func TestCallAfterCloseOfLostWorker(t *testing.T) {
+	m := newMaster(t)
+	ctx := context.Background()
+	const delay = 30 * time.Second
+	s, err := m.Spawn(ctx, master.WithEnv(exitDelayEnv+"="+delay.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Terminate() })
+	if _, err := master.Invoke(ctx, s, Sum, []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > delay/2 {
+		t.Fatalf("Close waited %s for a worker silent for %s: its lease did not lapse", d, delay)
+	}
+	_, err = master.Invoke(ctx, s, Sum, []int{1})
+	if !errors.Is(err, bus.ErrClosed) || errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("call after close: err = %v, want ErrClosed", err)
 	}
 }
 

@@ -55,6 +55,7 @@ type slave struct {
 	state    slaveState
 	lost     error         // why pending calls fail, once the worker is gone
 	reaped   bool          // the process is reaped: its pid may name another process now
+	closed   bool          // Close was called: later calls fail with ErrClosed, whatever befell the worker
 	outlives bool          // Detach or Persist: Master.Close lets go of it
 	detached bool          // Detach: no new calls, no heartbeats
 	settled  chan struct{} // closed when onReply meets the settle marker
@@ -436,7 +437,12 @@ func (s *slave) control(kind bus.Kind, id uint64) error {
 }
 
 // closedErr is the error of a call on a slave that is not open; s.mu held.
+// After Close it is ErrClosed, even when the worker was lost meanwhile
+// (its lease lapsed as it exited): the caller closed it.
 func (s *slave) closedErr() error {
+	if s.closed {
+		return fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+	}
 	if s.lost != nil {
 		return s.lost
 	}
@@ -537,6 +543,7 @@ func (s *slave) Close() error {
 		return fmt.Errorf("%w: Close on a nil or zero Slave", ErrBadCall)
 	}
 	s.mu.Lock()
+	s.closed = true
 	if s.state == slaveOpen {
 		s.state = slaveClosing
 		s.mu.Unlock()
