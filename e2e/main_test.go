@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	if worker.Main() {
 		return
 	}
+	proctest.NoRaceExitSleep()
 	dir, err := os.MkdirTemp("", "processional-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -95,6 +95,7 @@ func TestMain(m *testing.M) {
 		}
 		return
 	}
+	proctest.NoRaceExitSleep()
 	goleak.VerifyTestMain(m)
 }
 

@@ -13,10 +13,14 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/worker"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	proctest.NoRaceExitSleep()
+	goleak.VerifyTestMain(m)
+}
 
 const (
 	owner   = "m-owner"
