@@ -58,6 +58,19 @@ var (
 		os.Exit(code)
 		return 0, nil
 	})
+	// ExitLeavingOutput exits with code, leaving its output pipes held for
+	// two seconds by a process of another session, which the master's
+	// kill of the worker's group misses.
+	ExitLeavingOutput = bus.Register("test.exitLeavingOutput", func(ctx context.Context, code int) (int, error) {
+		cmd := exec.Command("sleep", "2")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		os.Exit(code)
+		return 0, nil
+	})
 	Grandchild = bus.Register("test.grandchild", func(ctx context.Context, _ struct{}) (int, error) {
 		cmd := exec.Command("sleep", "1000")
 		if err := cmd.Start(); err != nil {
@@ -267,6 +280,25 @@ func TestWorkerExitsDuringCall(t *testing.T) {
 	}
 	if _, err := pending.Wait(ctx); !errors.Is(err, bus.ErrWorkerLost) {
 		t.Fatalf("queued call: err = %v, want ErrWorkerLost", err)
+	}
+}
+
+// A worker that exited is not lost for the heartbeats it no longer
+// answers while the master reaps it: its calls fail with its exit
+// status, even when reaping outlasts the lease (here, a second waiting
+// for output pipes another process still holds).
+func TestExitedWorkerNotLeased(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := master.New(ctx, master.WithLease(700*time.Millisecond, 50*time.Millisecond)) // under the second reaping waits
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s := spawn(t, m)
+	_, err = master.Invoke(ctx, s, ExitLeavingOutput, 7)
+	if !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), "exit status 7") {
+		t.Fatalf("err = %v, want ErrWorkerLost with exit status 7", err)
 	}
 }
 
