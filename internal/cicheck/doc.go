@@ -7,7 +7,9 @@
 //	go test -race -count=1 -json ./... | go run ./internal/cicheck
 //
 // It exits 1 when a build, a package or a test failed, when no package was
-// tested, or when, running as root, a test skipped saying it needs root:
-// CI runs as root, where a test that needs root must run (see
-// proctest.NeedRoot), and go test without -v would not show its skip.
+// tested, when the output holds a race report (from a race-built process a
+// test started, which the test may not have noticed), or when, running as
+// root, a test skipped saying it needs root: CI runs as root, where a test
+// that needs root must run (see proctest.NeedRoot), and go test without -v
+// would not show its skip.
 package main

@@ -33,6 +33,7 @@ type pkg struct {
 	running map[string][]line // the output of each top-level test still running
 	order   []string          // top-level tests in the order they started
 	failed  []line            // the output of the top-level tests that failed
+	raced   map[string]bool   // top-level tests ("" for the package) whose output holds a race report
 }
 
 // skip is a test that skipped, and why.
@@ -43,10 +44,14 @@ type checker struct {
 	out                     io.Writer
 	pkgs                    map[string]*pkg
 	skips                   []skip
+	races                   []string // package and test of each output with a race report
 	passed, failed, skipped int
 	packages                int  // packages that ended
 	ok                      bool // no build, package or test failed
 }
+
+// raceReport starts the race detector's report of a data race.
+const raceReport = "WARNING: DATA RACE"
 
 // needsRoot matches a skip's reason that says the test needs root.
 var needsRoot = regexp.MustCompile(`(?i)\broot\b`)
@@ -90,6 +95,12 @@ func check(in io.Reader, out io.Writer, root bool) bool {
 			fmt.Fprintf(out, "  %s %s\n", s.pkg, s.test)
 		}
 	}
+	if len(c.races) > 0 {
+		fmt.Fprintf(out, "\ncicheck: race reports in the output of:\n")
+		for _, r := range c.races {
+			fmt.Fprintf(out, "  %s\n", r)
+		}
+	}
 	if c.packages == 0 {
 		c.ok = false
 		fmt.Fprintln(out, "cicheck: no package was tested")
@@ -113,15 +124,24 @@ func (c *checker) event(e event) {
 	}
 	p := c.pkgs[e.Package]
 	if p == nil {
-		p = &pkg{running: map[string][]line{}}
+		p = &pkg{running: map[string][]line{}, raced: map[string]bool{}}
 		c.pkgs[e.Package] = p
 	}
 	ended := e.Action == "pass" || e.Action == "fail" || e.Action == "skip"
+	top, _, _ := strings.Cut(e.Test, "/")
+	if e.Action == "output" && strings.Contains(e.Output, raceReport) && !p.raced[top] {
+		// A process the test started, race-built, reports a race: the
+		// test may not notice (the process was killed, or its exit status
+		// is not checked), but CI must.
+		p.raced[top] = true
+		c.races = append(c.races, strings.TrimSpace(e.Package+" "+top))
+		c.ok = false
+	}
 	if e.Test == "" {
 		switch {
 		case e.Action == "output":
 			p.lines = append(p.lines, e.Output)
-		case e.Action == "fail":
+		case e.Action == "fail" || ended && p.raced[""]:
 			c.ok = false
 			p.report(c.out)
 		case ended && len(p.lines) > 0:
@@ -133,7 +153,6 @@ func (c *checker) event(e event) {
 		}
 		return
 	}
-	top, _, _ := strings.Cut(e.Test, "/")
 	switch e.Action {
 	case "output":
 		if _, seen := p.running[top]; !seen {
@@ -150,8 +169,9 @@ func (c *checker) event(e event) {
 		c.skips = append(c.skips, skip{e.Package, e.Test, p.why(top, e.Test)})
 	}
 	if ended && e.Test == top {
-		if e.Action == "fail" {
+		if e.Action == "fail" || p.raced[top] {
 			p.failed = append(p.failed, p.running[top]...)
+			p.raced[""] = p.raced[""] || p.raced[top] // the package's report shows it
 		}
 		delete(p.running, top)
 	}

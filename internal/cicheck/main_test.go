@@ -81,6 +81,17 @@ func TestCheck(t *testing.T) {
 			want: []string{"b.go:1: undefined: x\n", "FAIL\tb [build failed]\n"}},
 		{name: "not events", in: "go: downloading x\n" + passing, ok: true,
 			want: []string{"go: downloading x\n"}},
+		{name: "race in a passing test",
+			in: passing + ev("start", "r", "", "") +
+				ev("output", "r", "TestChild", "=== RUN   TestChild\n") +
+				ev("output", "r", "TestChild", "[w-1] WARNING: DATA RACE\n") +
+				ev("output", "r", "TestChild", "[w-1] Write at 0x00c by goroutine 7:\n") +
+				ev("output", "r", "TestChild", "--- PASS: TestChild (0.00s)\n") +
+				ev("pass", "r", "TestChild", "") +
+				ev("output", "r", "", "ok  \tr\t0.1s\n") +
+				ev("pass", "r", "", ""),
+			want:    []string{"[w-1] WARNING: DATA RACE\n[w-1] Write at 0x00c by goroutine 7:\n--- PASS: TestChild", "ok  \tr\t0.1s\n", "race reports in the output of:\n  r TestChild\n"},
+			notWant: []string{"chatter"}},
 		{name: "nothing", in: "", want: []string{"no package was tested"}},
 		{name: "cut short",
 			in: ev("start", "c", "", "") +
