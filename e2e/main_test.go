@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,6 +35,7 @@ func TestMain(m *testing.M) {
 	if worker.Main() {
 		return
 	}
+	proctest.NoRaceExitSleep()
 	dir, err := os.MkdirTemp("", "processional-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -57,7 +59,11 @@ func TestMain(m *testing.M) {
 		}
 		for _, b := range builds {
 			*b.out = filepath.Join(dir, b.name)
-			args := append([]string{"build", "-o", *b.out}, b.args...)
+			args := []string{"build", "-o", *b.out}
+			if raceEnabled { // the processes the tests start are checked as the tests are
+				args = append(args, "-race")
+			}
+			args = append(args, b.args...)
 			cmd := exec.Command("go", args...)
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			if err := cmd.Run(); err != nil {
@@ -80,6 +86,23 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// The binaries TestMain built have the race detector when the tests do.
+func TestBinariesRace(t *testing.T) {
+	for _, bin := range []string{binProcessional, binMismatch, binForgetful, binHolder, binNetmaster, binClient, binFaultmaster} {
+		info, err := buildinfo.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		race := false
+		for _, s := range info.Settings {
+			race = race || s.Key == "-race" && s.Value == "true"
+		}
+		if race != raceEnabled {
+			t.Errorf("%s: built with -race %v, the tests %v", filepath.Base(bin), race, raceEnabled)
+		}
+	}
 }
 
 // testCtx is a context that ends with the test, or after a minute.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -39,17 +40,15 @@ func ipCmd(args ...string) error {
 
 func newNetHosts(t *testing.T) *netHosts {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root (CI runs as root)")
-	}
+	proctest.NeedRoot(t, "to make network namespaces")
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command (iproute2)")
+		t.Fatal("no ip command: install iproute2 (.ci/run does)")
 	}
 	id := wire.NewID("n")[2:8]
 	h := &netHosts{t: t, prefix: "pn" + id, bridge: "pb" + id, token: wire.NewID("tok")}
 	t.Cleanup(h.teardown)
 	if err := ipCmd("link", "add", h.bridge, "type", "bridge"); err != nil {
-		t.Skipf("cannot make a bridge here: %v", err)
+		t.Fatalf("root cannot make a bridge: %v", err)
 	}
 	must := func(args ...string) {
 		t.Helper()

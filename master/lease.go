@@ -70,7 +70,9 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// liveSlaves lists the slaves that are neither gone nor being killed.
+// liveSlaves lists the slaves that are neither gone nor being killed, nor
+// exited: an exited worker answers no heartbeat, and its exit status, not
+// its silence while the master reaps it, says why it is gone.
 func (m *Master) liveSlaves() []*slave {
 	m.mu.Lock()
 	all := m.slaveListLocked()
@@ -78,7 +80,7 @@ func (m *Master) liveSlaves() []*slave {
 	out := all[:0]
 	for _, s := range all {
 		s.mu.Lock()
-		live := s.state != slaveGone && s.lost == nil && !s.detached
+		live := s.state != slaveGone && s.lost == nil && !s.detached && !s.reaped
 		s.mu.Unlock()
 		if live {
 			out = append(out, s)

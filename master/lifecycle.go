@@ -98,6 +98,7 @@ func (s *slave) exitStatus() string { return s.cmd.ProcessState.String() }
 // close is [Slave.Close]: it asks the worker to close and waits until the slave is gone.
 func (s *slave) close() {
 	s.mu.Lock()
+	s.closed = true
 	if s.state == slaveOpen {
 		s.state = slaveClosing
 		s.mu.Unlock()

@@ -209,3 +209,50 @@ func TestPersist(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// A worker that falls silent past its lease while Close waits for its
+// exit is lost and killed; Close has closed it all the same, and a call
+// made after Close fails with ErrClosed, not with the loss.
+func TestCallAfterCloseOfLostWorker(t *testing.T) {
+	m := newMaster(t)
+	ctx := context.Background()
+	const delay = 30 * time.Second
+	s, err := m.Spawn(ctx, master.WithEnv(exitDelayEnv+"="+delay.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Terminate() })
+	if _, err := master.Invoke(ctx, s, Sum, []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > delay/2 {
+		t.Fatalf("Close waited %s for a worker silent for %s: its lease did not lapse", d, delay)
+	}
+	_, err = master.Invoke(ctx, s, Sum, []int{1})
+	if !errors.Is(err, bus.ErrClosed) || errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("call after close: err = %v, want ErrClosed", err)
+	}
+}
+
+// A worker that exited is not lost for the heartbeats it no longer
+// answers while the master reaps it: its calls fail with its exit
+// status, even when reaping outlasts the lease (here, a second waiting
+// for output pipes another process still holds).
+func TestExitedWorkerNotLeased(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := master.New(ctx, master.WithLease(700*time.Millisecond, 50*time.Millisecond)) // under the second reaping waits
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s := spawn(t, m)
+	_, err = master.Invoke(ctx, s, ExitLeavingOutput, 7)
+	if !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), "exit status 7") {
+		t.Fatalf("err = %v, want ErrWorkerLost with exit status 7", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +57,19 @@ var (
 		os.Exit(code)
 		return 0, nil
 	})
+	// ExitLeavingOutput exits with code, leaving its output pipes held for
+	// two seconds by a process of another session, which the master's
+	// kill of the worker's group misses.
+	ExitLeavingOutput = bus.Register("test.exitLeavingOutput", func(ctx context.Context, code int) (int, error) {
+		cmd := exec.Command("sleep", "2")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		os.Exit(code)
+		return 0, nil
+	})
 	Grandchild = bus.Register("test.grandchild", func(ctx context.Context, _ struct{}) (int, error) {
 		cmd := exec.Command("sleep", "1000")
 		if err := cmd.Start(); err != nil {
@@ -82,10 +96,18 @@ var (
 	order   []int
 )
 
+// exitDelayEnv makes a worker of these tests sit that long, silent,
+// between the end of its serving and its exit.
+const exitDelayEnv = "MASTER_TEST_EXIT_DELAY"
+
 func TestMain(m *testing.M) {
 	if worker.Main() {
+		if d, err := time.ParseDuration(os.Getenv(exitDelayEnv)); err == nil {
+			time.Sleep(d)
+		}
 		return
 	}
+	proctest.NoRaceExitSleep()
 	goleak.VerifyTestMain(m)
 }
 

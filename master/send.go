@@ -273,7 +273,12 @@ func (s *slave) control(kind wire.Kind, id uint64) error {
 }
 
 // closedErr is the error of a call on a slave that is not open; s.mu held.
+// After Close it is ErrClosed, even when the worker was lost meanwhile
+// (its lease lapsed as it exited): the caller closed it.
 func (s *slave) closedErr() error {
+	if s.closed {
+		return fmt.Errorf("%w: worker %s is closed", bus.ErrClosed, s.id)
+	}
 	if s.lost != nil {
 		return s.lost
 	}

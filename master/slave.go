@@ -50,6 +50,7 @@ type slave struct {
 	state    slaveState
 	lost     error         // why pending calls fail, once the worker is gone
 	reaped   bool          // the process is reaped: its pid may name another process now
+	closed   bool          // Close was called: later calls fail with ErrClosed, whatever befell the worker
 	outlives bool          // Detach or Persist: Master.Close lets go of it
 	detached bool          // Detach: no new calls, no heartbeats
 	drained  chan struct{} // closed when onReply meets drainReplies' marker

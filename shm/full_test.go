@@ -8,22 +8,23 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/processional/processional/internal/proctest"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes (read-only if ro) on a fresh
-// directory, for the length of the test. It needs root.
+// directory, for the length of the test. It needs root; as root, a mount
+// refused fails the test.
 func mountTmpfs(t *testing.T, size string, ro bool) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
+	proctest.NeedRoot(t, "to mount a tmpfs")
 	dir := t.TempDir()
 	var flags uintptr
 	if ro {
 		flags = unix.MS_RDONLY
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", flags, "size="+size+",mode=1777"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
+		t.Fatalf("root cannot mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	return dir

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/processional/processional/internal/proctest"
 )
 
 // The test binary runs itself as a child process for the tests that cross
@@ -42,6 +44,7 @@ func TestMain(m *testing.M) {
 		runChild()
 		os.Exit(0)
 	}
+	proctest.NoRaceExitSleep()
 	initial = listSegments()
 	for name := range initial {
 		if wouldSweep(name) {
@@ -492,8 +495,7 @@ func startChild(t *testing.T, env ...string) *child {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	// The race detector sleeps a second at exit by default.
-	cmd.Env = append(cmd.Env, childEnv+"=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	cmd.Env = append(cmd.Env, childEnv+"=1") // GORACE from TestMain: no sleep at exit
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/processional/processional/internal/proctest"
 )
 
 // The tests here write segment files by hand (makeCrafted), to check how
@@ -16,13 +18,6 @@ import (
 // /dev/shm.
 
 const nobody = 65534
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root to make a file of another user")
-	}
-}
 
 func TestSweepRemovesDeadSegments(t *testing.T) {
 	watch(t)
@@ -237,7 +232,7 @@ func TestOpenCrafted(t *testing.T) {
 		}
 	})
 	t.Run("another user", func(t *testing.T) {
-		needRoot(t)
+		proctest.NeedRoot(t, "to make a file of another user")
 		name := makeCrafted(t, craft{dataSize: 8, uid: nobody})
 		_, err := Open(name, 0, 8, 0)
 		wantErr(t, err, ErrNoSegment, "another user")

@@ -14,11 +14,15 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	proctest.NoRaceExitSleep()
+	goleak.VerifyTestMain(m)
+}
 
 const (
 	owner   = "m-owner"

@@ -40,3 +40,29 @@ func TestGoneAndUnder(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestNeedRoot(t *testing.T) {
+	root := os.Geteuid() == 0
+	var passed bool
+	t.Run("sub", func(t *testing.T) {
+		proctest.NeedRoot(t, "to test NeedRoot")
+		passed = true
+	})
+	if passed != root {
+		t.Fatalf("root %v: NeedRoot let the test go on: %v", root, passed)
+	}
+}
+
+func TestNoRaceExitSleep(t *testing.T) {
+	for _, tc := range []struct{ before, after string }{
+		{"", "atexit_sleep_ms=0"},
+		{"halt_on_error=1", "halt_on_error=1 atexit_sleep_ms=0"},
+		{"atexit_sleep_ms=50", "atexit_sleep_ms=50"},
+	} {
+		t.Setenv("GORACE", tc.before)
+		proctest.NoRaceExitSleep()
+		if got := os.Getenv("GORACE"); got != tc.after {
+			t.Errorf("GORACE %q became %q, want %q", tc.before, got, tc.after)
+		}
+	}
+}
