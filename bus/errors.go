@@ -27,8 +27,10 @@ var (
 	// ErrPanic: the function panicked; the error carries the panic value
 	// and the stack.
 	ErrPanic = registry.ErrPanic
-	// ErrTooBig: a call or a reply is larger than the NATS server's max
-	// payload; the error gives the size and the limit.
+	// ErrTooBig: a call or a reply is larger than the largest value the
+	// sender or the receiver takes (master.WithMaxValue,
+	// worker.WithMaxValue: 1 GiB by default; values past the NATS max
+	// payload travel in chunks); the error gives the size and the limit.
 	ErrTooBig = registry.ErrTooBig
 	// ErrClosed: the executor is closed or closing and takes no new task.
 	ErrClosed = registry.ErrClosed
