@@ -394,7 +394,7 @@ func ExampleSlave_Persist() {
 	defer srv.Shutdown()
 
 	ctx := context.Background()
-	m, err := master.New(ctx, master.WithNATS(srv.URL(), srv.Token()))
+	m, err := master.New(ctx, master.WithNATS(srv.URL()), master.WithToken(srv.Token()))
 	if err != nil {
 		fmt.Println(err)
 		return
