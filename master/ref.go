@@ -260,6 +260,9 @@ func (r *Ref) bindArg(dec *msgpack.Decoder, o wire.ObjectRef) error {
 	if pc == nil {
 		return fmt.Errorf("%w: %s: a reference arrives only in a call's argument on a worker", ErrBadCall, o)
 	}
+	if pc.Probe {
+		return nil // the worker asks what a reference decodes to: a *Ref, unbound
+	}
 	// The worker's Master, goroutines and all, lives until the worker
 	// closes pc.
 	c, err := pc.Client(func() (io.Closer, error) {
@@ -348,12 +351,25 @@ func (r *Ref) Close() error {
 	return nil
 }
 
-// Object is how the Ref travels: its worker, id and type.
-func (r *Ref) Object() wire.ObjectRef {
+// ObjectRef is how a [Ref] travels: the worker that holds the object, the
+// object's id in that worker's table, its Go type, the secret the worker
+// drew for it (the worker takes no reference that lacks it), and the
+// master passing it on, if any.
+type ObjectRef struct {
+	Worker string
+	ID     uint64
+	Type   string
+	Secret uint64
+	Holder string // the master passing the reference on; empty otherwise
+}
+
+// Object is how the Ref travels: its worker, id, type and secret. A zero
+// or nil Ref gives the zero ObjectRef.
+func (r *Ref) Object() ObjectRef {
 	if r == nil || r.ref == nil {
-		return wire.ObjectRef{}
+		return ObjectRef{}
 	}
-	return r.e.obj
+	return ObjectRef(r.e.obj)
 }
 
 // String describes the Ref, as "*main.Counter 3 on worker w-…".

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -111,6 +112,10 @@ func (c *Counter) Events() chan int { return make(chan int) }
 
 // Hold keeps a reference to another object, as long as Drop is not called.
 func (c *Counter) Hold(r *master.Ref) { c.held = r }
+
+// Read takes an interface that neither a Counter nor a *master.Ref
+// satisfies: a reference passed to it is refused before it is bound.
+func (c *Counter) Read(r io.Reader) int { return 0 }
 
 // Drop lets go of the reference Hold kept.
 func (c *Counter) Drop() { c.held.Close() }
@@ -430,4 +435,37 @@ func TestRefDecodeErrors(t *testing.T) {
 	if err := codec.Unmarshal(ref, &x); !errors.Is(err, master.ErrBadCall) {
 		t.Errorf("a reference into an any outside a call: %v, want %v", err, master.ErrBadCall)
 	}
+}
+
+// A reference to a parameter whose interface a *master.Ref does not
+// satisfy is refused, naming the fix, before it is bound: the owner sees
+// no acquire, and a dead owner changes nothing in the answer.
+func TestRefRefusedByInterface(t *testing.T) {
+	m := newMaster(t)
+	s1 := spawn(t, m)
+	s2 := spawn(t, m)
+	ctx := context.Background()
+	c, err := master.Wrap(ctx, s1, NewCounter, "owned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := master.Wrap(ctx, s2, NewCounter, "taker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(what string) {
+		t.Helper()
+		_, err := master.Method[int](ctx, d, "Read", c).Wait(ctx)
+		if !errors.Is(err, bus.ErrArgumentType) || !strings.Contains(err.Error(), "cannot hold") || !strings.Contains(err.Error(), "*master.Ref") {
+			t.Fatalf("%s: d.Read(c) = %v, want ErrArgumentType saying an io.Reader cannot hold it", what, err)
+		}
+	}
+	refused("owner alive")
+	if objs := refsOf(t, m, s1.ID()); len(objs) != 1 || objs[0].Holders[s2.ID()] != 0 {
+		t.Fatalf("s1 holds %+v: want c, never acquired by s2 (%s)", objs, s2.ID())
+	}
+	if err := s1.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	refused("owner dead")
 }

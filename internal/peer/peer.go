@@ -4,9 +4,9 @@
 // reference that arrives (master.Ref) binds itself through it, so that it
 // calls the object's owner directly.
 //
-// It sits apart from both the worker package, which makes the Context,
-// and the master package, which makes the client it lends, so that
-// neither has to import the other for it.
+// It sits apart from both the worker runtime (internal/serve), which makes
+// the Context, and the master package, which makes the client it lends,
+// so that neither has to import the other for it.
 package peer
 
 import (
@@ -27,6 +27,10 @@ type Context struct {
 	// Local returns the object of the given id held by this process, if
 	// any: a reference to it needs no trip on the bus.
 	Local func(id uint64) (any, bool)
+	// Probe asks a reference to decode without binding: to learn what it
+	// decodes to (its Go type) before it is bound for real. A probing
+	// Context has no connection.
+	Probe bool
 
 	mu     sync.Mutex
 	client io.Closer

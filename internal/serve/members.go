@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"go/token"
-	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/peer"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -156,27 +156,21 @@ func (w *Worker) decodeArg(cl *call, raw []byte, t reflect.Type) (reflect.Value,
 var msgpackNil = []byte{0xc0}
 
 // bindInterface decodes r, a reference to another worker's object (or to
-// one of ours that t cannot hold), for a parameter of interface type t.
-// It binds to whatever the program makes of a reference in an interface:
-// a *master.Ref where the program links package master, whose decoder
-// msgpack then holds. A binding that t cannot hold is let go of.
+// one of ours that t cannot hold), for a parameter of interface type t:
+// as whatever the program makes of a reference in an interface, a
+// *master.Ref where the program links package master. It first decodes
+// it unbound, to check that t can hold it, and binds it only then.
 func (w *Worker) bindInterface(r wire.ObjectRef, raw []byte, t reflect.Type) (reflect.Value, error) {
-	refuse := fmt.Errorf("got a reference to %s, which a %s cannot hold: declare the parameter as *master.Ref to receive a working reference", r, t)
-	var v any
-	if err := codec.UnmarshalWith(raw, &v, w.peer); err != nil || v == nil {
-		if err != nil && !strings.Contains(err.Error(), "unknown ext") {
-			return reflect.Value{}, err
-		}
-		return reflect.Value{}, refuse
+	var probe any
+	err := codec.UnmarshalWith(raw, &probe, &peer.Context{Probe: true})
+	if err != nil || probe == nil || !reflect.TypeOf(probe).Implements(t) {
+		return reflect.Value{}, fmt.Errorf("got a reference to %s, which a %s cannot hold: declare the parameter as *master.Ref to receive a working reference", r, t)
 	}
-	rv := reflect.ValueOf(v)
-	if !rv.Type().Implements(t) {
-		if c, ok := v.(io.Closer); ok {
-			c.Close()
-		}
-		return reflect.Value{}, refuse
+	p := reflect.New(t)
+	if err := codec.UnmarshalWith(raw, p.Interface(), w.peer); err != nil {
+		return reflect.Value{}, err
 	}
-	return rv, nil
+	return p.Elem(), nil
 }
 
 // structOf returns the struct o is or points to.
