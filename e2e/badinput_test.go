@@ -168,7 +168,7 @@ func TestBadInputs(t *testing.T) {
 		{"huge argument count", func() error { _, err := counter.Call(ctx, "Add", huge...); return err }, bus.ErrArgumentType, []string{"5000"}},
 		{"huge argument count on the wire", func() error {
 			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindCall, Master: m.ID(), Function: "@call"},
-				[]any{msgpackRaw(wire.AppendRef(nil, counter.Object())), "Add", false, huge})
+				[]any{msgpackRaw(wire.AppendRef(nil, wire.ObjectRef(counter.Object()))), "Add", false, huge})
 		}, bus.ErrBadPayload, []string{"at most 1024 arguments"}},
 		{"wrong method argument", func() error { _, err := counter.Call(ctx, "Add", "one"); return err }, bus.ErrArgumentType, []string{"Add"}},
 		{"another master's Ref as an argument", func() error { _, err := counter.Call(ctx, "Add", theirs); return err }, bus.ErrNotHolder, []string{m.ID()}},
@@ -177,19 +177,19 @@ func TestBadInputs(t *testing.T) {
 		// the worker's owner.
 		{"forged master id on another master's object", func() error {
 			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindThread, Master: "m-forged", Function: "@get"},
-				[]any{msgpackRaw(wire.AppendRef(nil, theirs.Object())), "N", false})
+				[]any{msgpackRaw(wire.AppendRef(nil, wire.ObjectRef(theirs.Object()))), "N", false})
 		}, bus.ErrNotHolder, []string{"m-forged"}},
 		{"forged acquire from a master that holds nothing", func() error {
 			o := theirs.Object()
 			o.Holder = "m-forged"
 			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindThread, Master: "m-thief", Function: "@acquire"},
-				[]any{msgpackRaw(wire.AppendRef(nil, o))})
+				[]any{msgpackRaw(wire.AppendRef(nil, wire.ObjectRef(o)))})
 		}, bus.ErrNotHolder, []string{"m-forged"}},
 		{"acquire naming the real holder, without the object's secret", func() error {
 			o := theirs.Object()
 			o.Holder, o.Secret = other.Master().ID(), o.Secret+1
 			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindThread, Master: "m-thief", Function: "@acquire"},
-				[]any{msgpackRaw(wire.AppendRef(nil, o))})
+				[]any{msgpackRaw(wire.AppendRef(nil, wire.ObjectRef(o)))})
 		}, bus.ErrNotHolder, []string{"secret"}},
 		{"forged detach by a master that is not the owner", func() error {
 			return forged(t, m.Conn(), s.ID(), &wire.Call{Kind: wire.KindDetach, Master: "m-forged"}, nil)

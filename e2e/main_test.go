@@ -90,7 +90,7 @@ func TestMain(m *testing.M) {
 
 // The binaries TestMain built have the race detector when the tests do.
 func TestBinariesRace(t *testing.T) {
-	for _, bin := range []string{binProcessional, binMismatch, binForgetful, binHolder, binNetmaster, binClient, binFaultmaster} {
+	for _, bin := range []string{binProcessional, binMismatch, binForgetful, binHolder, binNetmaster, binClient, binFaultmaster, binWorker} {
 		info, err := buildinfo.ReadFile(bin)
 		if err != nil {
 			t.Fatal(err)

@@ -132,7 +132,7 @@ const IdempotentAttempts = 4
 // NATS delivers a message at most once, so a call in flight when the
 // worker's or this master's connection to the NATS server dropped and came
 // back may have been lost, or its answer: such a task fails with
-// [bus.ErrWorkerLost] on s, and through the executor Idempotent returns it
+// [bus.ErrWorkerLost] on the Slave, and through the executor Idempotent returns it
 // is sent again instead, once the master's connection is back, while the
 // worker is still open and the task's context lasts, up to
 // [IdempotentAttempts] times in all. A blocking call sent again runs after
@@ -140,8 +140,8 @@ const IdempotentAttempts = 4
 // tried again: the task fails with the worker's error ([Map] with
 // [Idempotent] goes on with another member of a pool).
 //
-// The executor holds s: s is not closed for being unreachable while the
-// executor is reachable.
+// The executor holds the Slave: it is not closed for being unreachable
+// while the executor is reachable.
 func (h *Slave) Idempotent() Executor { return &idempotentSlave{h: h} }
 
 // idempotentSlave is the executor of [Slave.Idempotent].

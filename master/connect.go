@@ -60,7 +60,7 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Slave, error) {
 	}
 	id := o.serverID
 	if id == "" {
-		id = "server"
+		id = wire.DefaultServerID
 	}
 	s, err := m.attach(ctx, id)
 	if err != nil {

@@ -133,8 +133,9 @@ func (s *slave) alive() bool {
 	return s.state == slaveOpen
 }
 
-// Close lets go of the pool's members, as Close on a connected worker
-// does: they finish this master's calls and forget it, and serve on.
+// Close lets go of the pool's members, as [Slave.Close] does: they finish
+// this master's calls and forget it; a connected member serves on, a
+// member this master spawned (master.InPool) exits.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	members := p.members

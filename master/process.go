@@ -107,7 +107,7 @@ func (p *process) waitExit(pid int) bool {
 		return true
 	}
 	// No pidfd (an old kernel, no file descriptor left): look for the exit
-	// between short waits on the let-go pipe.
+	// between short waits on the abandon pipe.
 	fds := []unix.PollFd{{Fd: int32(p.abandonR.Fd()), Events: unix.POLLIN}}
 	for {
 		var info unix.Siginfo

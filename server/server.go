@@ -16,12 +16,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
 
 // DefaultID is the worker id of a server unless told otherwise: masters
 // connect to proc.server.…
-const DefaultID = "server"
+const DefaultID = wire.DefaultServerID
 
 // ErrConfig wraps every invalid option given to [Start].
 var ErrConfig = errors.New("server: invalid configuration")
@@ -74,6 +75,9 @@ type Server struct {
 func Start(o Options) (*Server, error) {
 	if o.ID == "" {
 		o.ID = DefaultID
+	}
+	if err := wire.CheckID("server id", o.ID); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	eo := embedded.Options{Token: o.Token, Logging: o.Logging, TLS: o.TLS, ConfigFile: o.ConfigFile}
 	switch o.Listen {

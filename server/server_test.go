@@ -73,6 +73,7 @@ func TestServerBadOptions(t *testing.T) {
 		{Listen: "nonsense"},
 		{Listen: "127.0.0.1:99999"},
 		{Socket: file},
+		{ID: "a.b"},
 	} {
 		if s, err := server.Start(o); !errors.Is(err, server.ErrConfig) {
 			if s != nil {

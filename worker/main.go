@@ -33,7 +33,7 @@ import (
 // replied. The worker also stops when its connection to the master's server
 // is lost for good, when its master's lease lapses, and on SIGTERM (after
 // its running calls). The parent-death signal its master armed
-// ([wire.ParentDeathSignal]) kills the worker's process group at once: the
+// (real-time signal 40, when the master process dies) kills the worker's process group at once: the
 // worker and whatever it started. When the worker cannot
 // start, Main reports why on stderr and exits the process with status 2.
 //

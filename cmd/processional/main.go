@@ -19,6 +19,7 @@ import (
 	"os"
 
 	"github.com/processional/processional/internal/bench"
+	"github.com/processional/processional/internal/cli"
 	"github.com/processional/processional/worker"
 
 	_ "github.com/processional/processional/builtin" // functions every processional worker serves
@@ -66,21 +67,9 @@ func run(args []string) int {
 	return 2
 }
 
-// parseFlags parses a command's flags, which take no arguments after them.
-// When ok is false the command is over, with exit code: 0 after --help,
-// 2 for bad flags or arguments.
+// parseFlags parses a command's flags (cli.ParseFlags).
 func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0, false
-		}
-		return 2, false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "processional %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return 2, false
-	}
-	return 0, true
+	return cli.ParseFlags("processional "+fs.Name(), fs, args)
 }
 
 func usage(w *os.File) {

@@ -57,6 +57,9 @@ type LoadOptions struct {
 	// Drain bounds the time calls in flight may take to end once the
 	// window is over; a call still pending then is hung. 0 means 10 s.
 	Drain time.Duration
+	// Lease is each master's lease on the server's worker, heartbeats
+	// every tenth of it; 0 means the master's default.
+	Lease time.Duration
 }
 
 // Load is a set of running master processes connected to one server,
@@ -140,7 +143,8 @@ func startLoadProc(o LoadOptions) (*loadProc, error) {
 	cmd.Env = append(os.Environ(), envChild+"="+modeLoad,
 		"PROCESSIONAL_BENCH_URL="+o.URL, "PROCESSIONAL_BENCH_TOKEN="+o.Token,
 		"PROCESSIONAL_BENCH_INFLIGHT="+strconv.Itoa(o.InFlight),
-		"PROCESSIONAL_BENCH_SUBJECT="+o.RawSubject)
+		"PROCESSIONAL_BENCH_SUBJECT="+o.RawSubject,
+		"PROCESSIONAL_BENCH_LEASE="+o.Lease.String())
 	cmd.Stderr = os.Stderr
 	cmd.WaitDelay = time.Second
 	in, err := cmd.StdinPipe()
@@ -307,7 +311,11 @@ func loadChild() error {
 	if err != nil {
 		return err
 	}
-	s, err := master.Connect(ctx, url, master.WithToken(token))
+	opts := []master.Option{master.WithToken(token)}
+	if lease, err := time.ParseDuration(os.Getenv("PROCESSIONAL_BENCH_LEASE")); err == nil && lease > 0 {
+		opts = append(opts, master.WithLease(lease, lease/10))
+	}
+	s, err := master.Connect(ctx, url, opts...)
 	if err != nil {
 		return err
 	}

@@ -30,15 +30,8 @@ func Worker(name string, args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
-		return 2
+	if code, ok := ParseFlags(name, fs, args); !ok {
+		return code
 	}
 	var opts []worker.Option
 	if *id != "" {
@@ -75,4 +68,21 @@ func Worker(name string, args []string) int {
 		return fail(err)
 	}
 	return 0
+}
+
+// ParseFlags parses a command's flags, which take no arguments after them.
+// When ok is false the command is over, with exit code: 0 after --help,
+// 2 for bad flags or arguments. name prefixes its complaints.
+func ParseFlags(name string, fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
 }

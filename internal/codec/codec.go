@@ -107,9 +107,6 @@ func AppendArrayHeader(dst []byte, n int) []byte {
 	return append(dst, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
-// AppendString appends the msgpack string s.
-func AppendString(dst []byte, s string) []byte { return AppendStr(dst, s) }
-
 // AppendBool appends the msgpack bool b.
 func AppendBool(dst []byte, b bool) []byte {
 	if b {

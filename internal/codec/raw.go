@@ -51,6 +51,7 @@ type Reader struct {
 	Err error
 }
 
+// Uint reads an unsigned integer.
 func (r *Reader) Uint() uint64 {
 	if r.Err != nil {
 		return 0
@@ -89,7 +90,7 @@ func (r *Reader) Uint() uint64 {
 	return v
 }
 
-// str reads a string; it returns prev when the bytes spell it, so as not
+// Str reads a string; it returns prev when the bytes spell it, so as not
 // to allocate.
 func (r *Reader) Str(prev string) string {
 	b := r.StrBytes()
@@ -102,10 +103,10 @@ func (r *Reader) Str(prev string) string {
 	return string(b)
 }
 
-// skipStr passes over a string.
+// SkipStr passes over a string.
 func (r *Reader) SkipStr() { r.StrBytes() }
 
-// strBytes reads a string's bytes, in place; nil after an error.
+// StrBytes reads a string's bytes, in place; nil after an error.
 func (r *Reader) StrBytes() []byte {
 	if r.Err != nil {
 		return nil

@@ -6,8 +6,9 @@ const ServiceName = "processional"
 // ServiceVersion is the version workers report to `nats micro info`.
 const ServiceVersion = "0.1.0"
 
-// Config configures [Serve]. Package worker's options check each field
-// before it gets here; its zero value is a worker with a random id.
+// Config configures [Serve]; its zero value is a worker with a random id.
+// Package worker's options check each field with a message of their own;
+// Serve checks the ids again, for its other callers (master.Export).
 type Config struct {
 	ID         string // the worker's id; empty means a random one
 	Owner      string // the master that spawned it, which alone may detach or persist it

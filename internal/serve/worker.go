@@ -84,6 +84,13 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 	if c.ID == "" {
 		c.ID = wire.NewID("w")
 	}
+	for _, id := range [][2]string{{"worker id", c.ID}, {"owner id", c.Owner}, {"pool name", c.Pool}} {
+		if id[1] != "" {
+			if err := wire.CheckID(id[0], id[1]); err != nil {
+				return nil, fmt.Errorf("worker: %w", err)
+			}
+		}
+	}
 	w := &Worker{
 		id: c.ID, owner: c.Owner, nc: nc,
 		masters:   make(map[string]*queue),

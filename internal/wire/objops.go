@@ -96,7 +96,7 @@ func (a CallOp[T, V]) AppendMsgpack(dst []byte, ctx any) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	dst = codec.AppendString(dst, a.Method)
+	dst = codec.AppendStr(dst, a.Method)
 	dst = codec.AppendBool(dst, a.WantRef)
 	if a.Args == nil {
 		return append(dst, 0xc0), nil

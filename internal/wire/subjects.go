@@ -21,6 +21,10 @@ const (
 	SubjectPrefix = "proc"
 )
 
+// DefaultServerID is the worker id of a server (package server) unless
+// told otherwise: masters that connect with no id call proc.server.…
+const DefaultServerID = "server"
+
 // CallSubject is the subject on which worker id receives calls, cancels and
 // close requests.
 func CallSubject(worker string) string { return SubjectPrefix + "." + worker + ".call" }
