@@ -43,27 +43,28 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		builds := []struct {
-			out  *string
-			name string
-			args []string
-		}{
-			{&binProcessional, "processional", []string{"../cmd/processional"}},
-			{&binWorker, "processional-worker", []string{"../cmd/processional-worker"}},
-			{&binMismatch, "processional-v99", []string{"-ldflags=-X github.com/processional/processional/internal/wire.protocolOverride=99", "../cmd/processional"}},
-			{&binForgetful, "forgetful", []string{"./testdata/forgetful"}},
-			{&binHolder, "holder", []string{"./testdata/holder"}},
-			{&binClient, "client", []string{"./testdata/client"}},
-			{&binNetmaster, "netmaster", []string{"./testdata/netmaster"}},
-			{&binFaultmaster, "faultmaster", []string{"./testdata/faultmaster"}},
+		// One go build links the plain binaries in parallel; the one
+		// that speaks another protocol needs linker flags of its own.
+		race := []string{}
+		if raceEnabled { // the processes the tests start are checked as the tests are
+			race = append(race, "-race")
 		}
-		for _, b := range builds {
-			*b.out = filepath.Join(dir, b.name)
-			args := []string{"build", "-o", *b.out}
-			if raceEnabled { // the processes the tests start are checked as the tests are
-				args = append(args, "-race")
-			}
-			args = append(args, b.args...)
+		plain := map[*string]string{
+			&binProcessional: "processional", &binWorker: "processional-worker",
+			&binForgetful: "forgetful", &binHolder: "holder", &binClient: "client",
+			&binNetmaster: "netmaster", &binFaultmaster: "faultmaster",
+		}
+		for out, name := range plain {
+			*out = filepath.Join(dir, name)
+		}
+		binMismatch = filepath.Join(dir, "processional-v99")
+		for _, args := range [][]string{
+			append(append([]string{"build", "-o", dir + string(filepath.Separator)}, race...),
+				"../cmd/processional", "../cmd/processional-worker", "./testdata/forgetful", "./testdata/holder",
+				"./testdata/client", "./testdata/netmaster", "./testdata/faultmaster"),
+			append(append([]string{"build", "-o", binMismatch}, race...),
+				"-ldflags=-X github.com/processional/processional/internal/wire.protocolOverride=99", "../cmd/processional"),
+		} {
 			cmd := exec.Command("go", args...)
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			if err := cmd.Run(); err != nil {
