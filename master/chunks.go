@@ -83,7 +83,7 @@ func (s *slave) replyChunk(msg *nats.Msg) {
 
 // handleJoined handles a reply joined from chunks: its task gives the
 // buffer back to the chunks' buffers once it has decoded the result.
-func (s *slave) handleJoined(data []byte) {
+func (s *slave) handleJoined(data []byte) error {
 	id, _, _, _ := wire.DecodeReply(data)
 	s.mu.Lock()
 	p := s.pending.peek(id)
@@ -91,5 +91,5 @@ func (s *slave) handleJoined(data []byte) {
 	if p != nil {
 		p.giveBack(data)
 	}
-	s.handleReply(data)
+	return s.handleReply(data)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -64,7 +65,7 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 					s.declareLost(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))
 					continue
 				}
-				m.nc.PublishRequest(wire.HeartbeatSubject(s.id), m.hbInbox, beat)
+				s.heartbeat(beat)
 			}
 		}
 	}
@@ -156,4 +157,12 @@ func (s *slave) sawEpoch(epoch uint64) {
 	s.mu.Unlock()
 	s.failTaken(lost, ids, fmt.Errorf("%w: worker %s reconnected to NATS: the calls in flight when its connection dropped may never have arrived", bus.ErrWorkerLost, s.id))
 	s.closeAgain() // a close too
+}
+
+// heartbeat sends the worker a heartbeat: on its lane, or by NATS.
+func (s *slave) heartbeat(beat []byte) {
+	if sent, _ := s.viaLane(lane.Beat, beat); sent {
+		return
+	}
+	s.m.nc.PublishRequest(wire.HeartbeatSubject(s.id), s.m.hbInbox, beat)
 }

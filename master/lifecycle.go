@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"syscall"
@@ -21,6 +22,7 @@ func (s *slave) watchProcess() {
 	if !s.proc.waitExit(pid) {
 		// Abandoned: the master let go of a detached or persistent
 		// worker, which lives on without us.
+		s.closeLane(false)
 		s.proc.closeOutput()
 		s.stdout.flush()
 		s.stderr.flush()
@@ -44,6 +46,7 @@ func (s *slave) watchProcess() {
 		return
 	}
 	s.proc.abandon() // nobody will now: close its pipe
+	close(s.died)
 	s.mu.Lock()
 	// The exited process still holds its pid until reaped: the group id
 	// names no one else yet.
@@ -58,7 +61,9 @@ func (s *slave) watchProcess() {
 	s.proc.drainOutput()
 	s.stdout.flush()
 	s.stderr.flush()
-	// The replies it sent before exiting are answers, not losses.
+	// The replies it sent before exiting are answers, not losses: those
+	// on the lane, then those by NATS.
+	s.closeLane(true)
 	s.drainReplies()
 	s.mu.Lock()
 	switch {
@@ -269,21 +274,19 @@ func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
 	// and then it must not be killed as ours.
 	s.outlives = true
 	s.mu.Unlock()
-	data, err := wire.AppendCall(nil, &wire.Call{Kind: kind, Master: s.m.id}, nil)
-	if err != nil {
-		return err
-	}
-	msg, err := s.m.nc.RequestWithContext(orBackground(ctx), s.subject, data)
-	if err != nil {
+	ctx = orBackground(ctx)
+	t := newTask[struct{}](kind.String())
+	s.send(ctx, kind, "", "", nil, t, true)
+	if _, err := t.Wait(ctx); err != nil {
+		if re := (*bus.RemoteError)(nil); errors.As(err, &re) {
+			return re
+		}
 		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
 	}
-	_, _, remote, err := wire.DecodeReply(msg.Data)
-	if err != nil {
-		return fmt.Errorf("worker %s: %s: %w", s.id, kind, err)
-	}
-	if remote != nil {
-		return remote
-	}
+	// The worker outlives us now: the lane is no longer its fate. It
+	// answers on the lane what it read there, and reads our later calls
+	// by NATS.
+	s.letGoLane()
 	return nil
 }
 

@@ -111,11 +111,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func spawn(t *testing.T, m *master.Master) *master.Slave {
+func spawn(t *testing.T, m *master.Master, opts ...master.SpawnOption) *master.Slave {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := m.Spawn(ctx)
+	s, err := m.Spawn(ctx, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

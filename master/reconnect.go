@@ -69,6 +69,9 @@ func (m *Master) reconnected() {
 	slaves := m.slaveListLocked()
 	m.mu.Unlock()
 	for _, s := range slaves {
+		if s.laneLive() {
+			continue // its calls go on the lane, which lost none
+		}
 		s.failInFlight(fmt.Errorf("%w: master %s's connection to NATS dropped and came back: the calls in flight to worker %s then, or their answers, may have been lost", bus.ErrWorkerLost, m.id, s.id))
 	}
 }

@@ -170,7 +170,7 @@ func (s *slave) flushReleases() {
 		n := min(len(list), 2*releaseBatch)
 		data, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindThread, Master: s.m.id, Function: wire.OpRelease}, list[:n])
 		if err == nil {
-			s.m.nc.Publish(s.subject, data) // a closed connection: the worker forgets us anyway
+			s.publish(data) // a closed connection: the worker forgets us anyway
 		}
 		list = list[n:]
 	}

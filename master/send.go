@@ -13,6 +13,7 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -66,15 +67,15 @@ func (s *slave) onReply(msg *nats.Msg) {
 }
 
 // handleReply handles one reply envelope, sent whole or joined from
-// chunks.
-func (s *slave) handleReply(data []byte) {
+// chunks. It returns the error of an envelope it cannot decode.
+func (s *slave) handleReply(data []byte) error {
 	id, raw, remote, err := wire.DecodeReply(data)
 	if id == 0 {
-		return // not an answer to a call of ours
+		return err // not an answer to a call of ours
 	}
 	if id == closeID {
 		s.markGone() // the worker ran our calls and forgot us
-		return
+		return nil
 	}
 	if err != nil {
 		err = fmt.Errorf("worker %s: %w", s.id, err)
@@ -88,12 +89,13 @@ func (s *slave) handleReply(data []byte) {
 				s.releaseGrant(o) // nobody waits for this reference
 			}
 		}
-		return // cancelled, or answered already
+		return nil // cancelled, or answered already
 	}
 	if s.shmPID != 0 && raw != nil && codec.HasShm(raw) {
 		p.guardShm(raw)
 	}
 	p.resolve(raw, remote, err)
+	return nil
 }
 
 var codecs = sync.Pool{New: func() any { return new(callCodec) }}
@@ -143,17 +145,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
 	} else {
 		*bp = data
-		if len(data) > int(s.m.nc.MaxPayload()) || int64(len(data)) > s.m.maxValue {
-			err = s.sendChunked(ctx, c.ID, fn, data) // or refuse it past maxValue
-		} else if err = s.m.nc.PublishRequest(s.subject, s.replySubject, data); errors.Is(err, nats.ErrMaxPayload) {
-			err = fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
-		} else if errors.Is(err, nats.ErrReconnectBufExceeded) {
-			// Not sent: the connection is down, and the calls sent since
-			// it dropped fill its buffer.
-			err = fmt.Errorf("%w: worker %s: %s: the master's connection to NATS is down and its reconnect buffer is full: %w", bus.ErrWorkerLost, s.id, fn, err)
-		} else if err != nil {
-			err = fmt.Errorf("worker %s: %s: send: %w", s.id, fn, err)
-		}
+		err = s.sendCall(ctx, c.ID, fn, data)
 	}
 	if err != nil {
 		s.mu.Lock()
@@ -166,6 +158,33 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 	if perTask {
 		t.watch(ctx)
 	}
+}
+
+// sendCall sends call id to fn, encoded in data: on the lane, in one
+// frame however big (the lane has no max payload); or by NATS, in chunks
+// past the server's max payload. Past the master's max value it is
+// refused before anything is sent.
+func (s *slave) sendCall(ctx context.Context, id uint64, fn string, data []byte) error {
+	if int64(len(data)) <= s.m.maxValue {
+		if sent, err := s.viaLane(lane.Call, data); sent {
+			return err
+		}
+	}
+	if len(data) > int(s.m.nc.MaxPayload()) || int64(len(data)) > s.m.maxValue {
+		return s.sendChunked(ctx, id, fn, data) // or refuse it past maxValue
+	}
+	err := s.m.nc.PublishRequest(s.subject, s.replySubject, data)
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
+	case errors.Is(err, nats.ErrReconnectBufExceeded):
+		// Not sent: the connection is down, and the calls sent since it
+		// dropped fill its buffer.
+		return fmt.Errorf("%w: worker %s: %s: the master's connection to NATS is down and its reconnect buffer is full: %w", bus.ErrWorkerLost, s.id, fn, err)
+	case err != nil:
+		return fmt.Errorf("worker %s: %s: send: %w", s.id, fn, err)
+	}
+	return nil
 }
 
 // groupLocked returns the group watching ctx, counting one more task in
@@ -267,6 +286,15 @@ func (s *slave) cancelCall(id uint64) {
 func (s *slave) control(kind wire.Kind, id uint64) error {
 	data, err := wire.AppendCall(nil, &wire.Call{Kind: kind, Master: s.m.id, ID: id}, nil)
 	if err != nil {
+		return err
+	}
+	return s.publish(data)
+}
+
+// publish sends the worker a call envelope that wants no answer: on the
+// lane, or by NATS.
+func (s *slave) publish(data []byte) error {
+	if sent, err := s.viaLane(lane.Send, data); sent {
 		return err
 	}
 	return s.m.nc.Publish(s.subject, data)

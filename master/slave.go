@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
 )
@@ -42,6 +43,7 @@ type slave struct {
 	proc         *process      // a spawned worker's pipes
 	exited       chan struct{} // closed once the process is reaped
 	watched      chan struct{} // a spawned worker's: closed when watchProcess returns
+	died         chan struct{} // a spawned worker's: closed when watchProcess sees its process exit
 	release      func()        // drops its reference to the default master, or closes Connect's
 
 	mu       sync.Mutex
@@ -69,6 +71,12 @@ type slave struct {
 
 	lastAck atomic.Int64 // unix nanoseconds of the worker's last heartbeat answer
 	pid     int          // a connected worker's pid, from its hello
+
+	lane      *lane.Conn    // a spawned worker's lane, unless spawned without
+	laneDone  chan struct{} // closed when readLane has returned
+	laneBye   chan struct{} // closed when the worker said it read the lane to its end
+	laneLetGo bool          // detach or persist let go of the lane; s.mu guards it
+	laneShut  atomic.Bool   // the master closed the lane: its end is no news
 
 	closeOnce sync.Once
 }

@@ -76,11 +76,20 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		cfg.User, cfg.Password, cfg.Creds = o.auth.User, o.auth.Password, o.auth.Creds
 	}
 	cmd := exec.Command(o.binary, o.args...)
+	var laneEnd *os.File // the worker's end of the lane
+	if !o.noLane && laneEnabled() {
+		if laneEnd, err = s.openLane(); err != nil {
+			s.unsubscribe()
+			return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
+		}
+		cmd.ExtraFiles, cfg.Lane = []*os.File{laneEnd}, laneFD
+	}
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
 	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")
 	s.stderr = newPrefixWriter(o.stderr, "["+o.id+"] ")
 	proc, outW, errW, err := newProcess()
 	if err != nil {
+		s.dropLane(laneEnd)
 		s.unsubscribe()
 		return nil, fmt.Errorf("%w: pipes: %v", ErrSpawn, err)
 	}
@@ -90,7 +99,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	// A signal worker.Main catches, not SIGKILL, on the master's death: the
 	// worker then kills its whole process group, so that its own children
 	// go too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: wire.ParentDeathSignal}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.Signal(parentDeathSignal())}
 	var startErr error
 	m.onSpawner(func() { startErr = cmd.Start() })
 	outW.Close() // the child's now
@@ -99,11 +108,16 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 		proc.closeOutput()
 		proc.abandon()
 		proc.abandonR.Close()
+		s.dropLane(laneEnd)
 		s.unsubscribe()
 		return nil, fmt.Errorf("%w: %s: %v", ErrSpawn, o.binary, startErr)
 	}
 	proc.copyOutput(s.stdout, s.stderr)
-	s.cmd, s.proc, s.watched = cmd, proc, make(chan struct{})
+	s.cmd, s.proc, s.watched, s.died = cmd, proc, make(chan struct{}), make(chan struct{})
+	if laneEnd != nil {
+		laneEnd.Close() // the worker's now
+		go s.readLane() // ends with the lane, which watchProcess closes and awaits
+	}
 	go s.watchProcess() // the slave's: its close, terminate and abandon await it
 
 	timer := time.NewTimer(o.startTimeout)
@@ -151,7 +165,11 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	// A lease from the start, rather than after the first tick: a worker
 	// holding a live lease rides out a NATS outage, one without gives up.
 	// Should this one not go, the next tick's will.
-	m.firstBeat(s.id)
+	if s.lane != nil {
+		s.heartbeat(m.heartbeat())
+	} else {
+		m.firstBeat(s.id)
+	}
 	s.lastAck.Store(time.Now().UnixNano()) // the hello counts as the first answer
 	m.mu.Lock()
 	m.slaves[s.id] = s

@@ -26,6 +26,7 @@ type spawnOptions struct {
 	maxPending   int
 	auth         *natsauth.Files // what the worker presents instead of the master's user or creds
 	authBy       string          // the option that set auth
+	noLane       bool            // WithoutLane
 }
 
 // setAuth sets what the worker presents, unless the other worker-auth

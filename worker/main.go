@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
@@ -89,6 +91,16 @@ func startCPUProfile(path string) (stop func(), err error) {
 func serveMain(cfg *wire.WorkerConfig, cfgErr error) error {
 	if cfg == nil {
 		return cfgErr
+	}
+	var laneConn *net.UnixConn
+	if cfg.Lane > 0 {
+		// First: its descriptor must not leak into a child of ours.
+		c, err := lane.Inherit(cfg.Lane)
+		if err != nil {
+			return fmt.Errorf("worker %s: %w", cfg.Worker, err)
+		}
+		laneConn = c
+		defer c.Close()
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
@@ -166,6 +178,17 @@ func serveMain(cfg *wire.WorkerConfig, cfgErr error) error {
 	}
 	if cfg.MaxPending > 0 {
 		opts = append(opts, WithMaxPending(cfg.MaxPending))
+	}
+	if laneConn != nil {
+		opts = append(opts, func(o *options) error {
+			o.Lane = laneConn
+			// The lane's end is the master's death (or as bad), seen on
+			// every system: the group goes at once, as on the
+			// parent-death signal. A worker made to outlive its master
+			// never gets here.
+			o.OnLaneLost = func(error) { killGroup() }
+			return nil
+		})
 	}
 	w, err := Serve(nc, opts...)
 	if err != nil {

@@ -54,18 +54,19 @@ func (w *Worker) handle(req micro.Request) {
 		w.chunk(req)
 		return
 	}
-	w.handleCall(data, req.Reply())
+	w.handleCall(&w.natsIn, data, req.Reply())
 }
 
 // handleJoined handles a call joined from chunks; its buffer goes back to
 // the chunks' buffers once the call has run.
-func (w *Worker) handleJoined(data []byte, reply string) {
-	w.joined = data
-	w.handleCall(data, reply)
-	if w.joined != nil { // not taken by a call: it was refused at once
-		chunks.PutBuffer(w.joined)
-		w.joined = nil
+func (w *Worker) handleJoined(in *inlet, data []byte, reply string) error {
+	in.joined = data
+	err := w.handleCall(in, data, reply)
+	if in.joined != nil { // not taken by a call: it was refused at once
+		chunks.PutBuffer(in.joined)
+		in.joined = nil
 	}
+	return err
 }
 
 // refuse answers cl, which will not run, with err, and lets go of what
@@ -83,31 +84,33 @@ func (w *Worker) refuse(cl *call, err error) {
 	w.replyError(cl.reply, cl.key.id, cl.name, err)
 }
 
-// handleCall handles one call envelope, sent whole or joined from chunks.
-func (w *Worker) handleCall(data []byte, reply string) {
-	c := &w.scratch // handle runs on the one subscription's goroutine
+// handleCall handles one call envelope, sent whole or joined from
+// chunks. It returns the error of an envelope it cannot decode, which it
+// answered with id 0.
+func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
+	c := &in.call // one goroutine per inlet
 	if err := wire.DecodeCall(data, c); err != nil {
 		w.replyError(reply, 0, "", err)
-		return
+		return err
 	}
 	if c.Master == "" {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: a %s with no master id", bus.ErrBadPayload, c.Kind))
-		return
+		return nil
 	}
 	key := callKey{c.Master, c.ID}
 	switch c.Kind {
 	case wire.KindCancel:
 		w.cancelCall(key)
-		return
+		return nil
 	case wire.KindDetach, wire.KindPersist:
 		if w.owner == "" || c.Master != w.owner {
 			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrNotOwner, c.Kind, c.Master, w.id))
-			return
+			return nil
 		}
 		w.persistent.Store(true) // the owner's lease and death no longer matter
 		w.publishReply(reply, c.ID, "", struct{}{}, nil)
 		if c.Kind == wire.KindPersist {
-			return
+			return nil
 		}
 		// Detach: the owner stops heartbeating, and its queued calls run
 		// to the end all the same; then the worker exits, as on a close.
@@ -126,7 +129,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 			if q := w.masters[c.Master]; q != nil && q.running {
 				w.enqueueLocked(cl) // its drainer is running: it takes this too
 				w.mu.Unlock()
-				return
+				return nil
 			}
 			if w.hasThreadsLocked(c.Master) {
 				w.tasks.Add(1) // its concurrent calls hold the count above zero
@@ -135,18 +138,18 @@ func (w *Worker) handleCall(data []byte, reply string) {
 					defer w.tasks.Done()
 					w.closeMaster(c.Master, cl)
 				}()
-				return
+				return nil
 			}
 			w.mu.Unlock()
 			w.publishReply(reply, key.id, "", struct{}{}, nil)
-			return
+			return nil
 		}
 		start := w.enqueueLocked(&call{key: key, kind: wire.KindClose, reply: reply})
 		w.mu.Unlock()
 		if start {
-			w.startDrain(c.Master)
+			w.startDrain(in, c.Master)
 		}
-		return
+		return nil
 	}
 	var (
 		fn *registry.Function
@@ -160,10 +163,10 @@ func (w *Worker) handleCall(data []byte, reply string) {
 	}
 	if !ok {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
-		return
+		return nil
 	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID)}
-	cl.joined, w.joined = w.joined, nil
+	cl.joined, in.joined = in.joined, nil
 	cl.since = time.Now()
 	// The context has no worker-wide parent: a child of a cancelable
 	// parent costs a map insert and delete in the parent on every call.
@@ -178,13 +181,13 @@ func (w *Worker) handleCall(data []byte, reply string) {
 	if w.closing {
 		w.mu.Unlock()
 		w.refuse(cl, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
-		return
+		return nil
 	}
 	if len(w.gone) > 0 {
 		if g, ok := w.gone[c.Master]; ok && g.lapsed && time.Now().Before(g.until) {
 			w.mu.Unlock()
 			w.refuse(cl, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
-			return
+			return nil
 		}
 	}
 	// Every call counts until it has run (see run); only a release, which
@@ -193,7 +196,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 		w.pending.Add(-1)
 		w.mu.Unlock()
 		w.refuse(cl, fmt.Errorf("%w: worker %s holds %d calls, queued or running, at its limit of %d: call refused", bus.ErrOverloaded, w.id, n-1, w.maxPending))
-		return
+		return nil
 	}
 	if noAnswer {
 		w.tasks.Add(1)
@@ -202,7 +205,7 @@ func (w *Worker) handleCall(data []byte, reply string) {
 			defer w.tasks.Done()
 			w.run(cl)
 		}()
-		return
+		return nil
 	}
 	if c.Kind == wire.KindThread {
 		cl.done = make(chan struct{})
@@ -214,13 +217,14 @@ func (w *Worker) handleCall(data []byte, reply string) {
 			defer close(cl.done)
 			w.run(cl)
 		}()
-		return
+		return nil
 	}
 	start := w.enqueueLocked(cl)
 	w.mu.Unlock()
 	if start {
-		w.startDrain(c.Master)
+		w.startDrain(in, c.Master)
 	}
+	return nil
 }
 
 // run calls cl's function behind recover and sends its reply.

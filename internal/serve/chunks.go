@@ -37,7 +37,7 @@ func (w *Worker) chunk(req micro.Request) {
 		return
 	}
 	if msg != nil {
-		w.handleJoined(msg, wire.ReplySubject(c.Master, w.id))
+		w.handleJoined(&w.natsIn, msg, wire.ReplySubject(c.Master, w.id))
 	}
 	w.ackChunk(req, c.ID, nil)
 }
@@ -64,8 +64,7 @@ const chunkAckTimeout = 10 * time.Second
 // the buffer to recycle.
 func (w *Worker) sendChunked(reply string, id uint64, function string, out []byte) []byte {
 	if uint64(len(out)) > w.maxValue {
-		err := fmt.Errorf("%w: the result of %s is %d bytes, over the limit of %d (worker.WithMaxValue)", bus.ErrTooBig, function, len(out), w.maxValue)
-		out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
+		out = w.tooBig(out, id, function)
 		w.nc.Publish(reply, out)
 		return out
 	}

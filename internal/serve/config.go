@@ -1,5 +1,7 @@
 package serve
 
+import "github.com/processional/processional/internal/lane"
+
 // ServiceName is the NATS micro service name every worker registers.
 const ServiceName = "processional"
 
@@ -15,6 +17,15 @@ type Config struct {
 	MaxValue   uint64 // the largest value a call or reply may carry; 0 means chunks.DefaultLimit
 	Pool       string // the pool whose queue group it joins, if any
 	MaxPending int64  // calls held at once before refusing; 0 means DefaultMaxPending
+	// Lane, if not nil, is the worker's end of the lane to its owner,
+	// which spawned it: the owner's calls and heartbeats come on it, and
+	// their answers go back on it.
+	Lane lane.HalfCloser
+	// OnLaneLost is called, from the lane's reader, when the lane ends
+	// other than by the owner letting go of it after a detach or persist:
+	// the owner died, or broke the lane. Nil closes Lapsed, as the
+	// owner's lease lapsing does.
+	OnLaneLost func(error)
 }
 
 // DefaultMaxPending is the number of calls a worker holds, accepted and

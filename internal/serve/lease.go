@@ -10,6 +10,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/codec"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -41,16 +42,22 @@ type leaseStats struct {
 // heartbeat subscription's goroutine, apart from calls, so that a backlog
 // of calls never delays it.
 func (w *Worker) heartbeat(req micro.Request) {
-	c := &w.hbScratch // heartbeat runs on its one subscription's goroutine
-	if err := wire.DecodeCall(req.Data(), c); err != nil || c.Kind != wire.KindHeartbeat || c.Timeout <= 0 || c.Master == "" {
+	w.beat(&w.hbScratch, req.Data(), req.Reply()) // heartbeat runs on its one subscription's goroutine
+}
+
+// beat renews a master's lease from heartbeat data, decoded into c, and
+// acknowledges it to reply: a NATS subject, laneReply or none.
+func (w *Worker) beat(c *wire.Call, data []byte, reply string) {
+	if err := wire.DecodeCall(data, c); err != nil || c.Kind != wire.KindHeartbeat || c.Timeout <= 0 || c.Master == "" {
 		w.stats.ignored.Add(1)
 		return
 	}
 	w.mu.Lock()
 	if g, ok := w.gone[c.Master]; ok && time.Now().Before(g.until) {
 		w.mu.Unlock()
-		if g.lapsed && req.Reply() != "" {
-			w.replyError(req.Reply(), 0, "", fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, c.Master))
+		if g.lapsed && reply != "" {
+			err := fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, c.Master)
+			w.ack(reply, wire.AppendErrorReply(nil, 0, wire.NewRemoteError(w.id, "", err)))
 		}
 		return
 	}
@@ -64,15 +71,25 @@ func (w *Worker) heartbeat(req micro.Request) {
 		l.length, l.last = c.Timeout, time.Now()
 	}
 	w.mu.Unlock()
-	if reply := req.Reply(); reply != "" {
+	if reply != "" {
 		bp := buffers.Get().(*[]byte)
 		// The reply's id is the worker's connection epoch: a master that
 		// sees it change knows calls in flight may have been lost.
 		out, _ := wire.AppendReply((*bp)[:0], w.epoch.Load(), w.id) // a string always encodes
-		w.nc.Publish(reply, out)
+		w.ack(reply, out)
 		*bp = out
 		buffers.Put(bp)
 	}
+}
+
+// ack sends a heartbeat's acknowledgement to reply: a NATS subject, or
+// the lane.
+func (w *Worker) ack(reply string, data []byte) {
+	if reply == laneReply {
+		w.lane.Write(lane.Ack, data)
+		return
+	}
+	w.nc.Publish(reply, data)
 }
 
 // watchLeases drops the masters whose lease lapsed, until stop is closed.

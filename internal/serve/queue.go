@@ -69,7 +69,15 @@ func (w *Worker) cancelCall(key callKey) {
 // Drainers outlive their queue for a while, so that a worker answering one
 // call at a time (a method call through a Ref, deep in reflection and
 // msgpack) runs it on a grown stack, not on a new goroutine's.
-func (w *Worker) startDrain(master string) {
+//
+// The lane's reader runs the queue itself (in.drain; see drainInline):
+// handing it to another goroutine would cost a wake-up on the call's
+// path.
+func (w *Worker) startDrain(in *inlet, master string) {
+	if in.inline {
+		in.drain = master
+		return
+	}
 	select {
 	case w.drainers <- master:
 	default:

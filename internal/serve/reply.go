@@ -9,6 +9,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -30,7 +31,13 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 		}
 		out = wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
 	}
-	if len(out) > int(w.nc.MaxPayload()) {
+	if reply == laneReply {
+		// One frame, however big: the lane has no max payload.
+		if uint64(len(out)) > w.maxValue {
+			out = w.tooBig(out, id, function)
+		}
+		w.lane.Write(lane.Reply, out)
+	} else if len(out) > int(w.nc.MaxPayload()) {
 		out = w.sendChunked(reply, id, function, out)
 	} else if err := w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
 		// Say so rather than leave the caller waiting for a reply that
@@ -50,7 +57,26 @@ func (w *Worker) replyError(reply string, id uint64, function string, err error)
 	}
 	bp := buffers.Get().(*[]byte)
 	out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
-	w.nc.Publish(reply, out)
+	w.publish(reply, out)
 	*bp = out
 	buffers.Put(bp)
+}
+
+// laneReply stands for the reply subject of a call that came on the
+// lane: its answer goes back on the lane. No NATS subject holds a space.
+const laneReply = "the lane"
+
+// publish sends a reply envelope to reply: a NATS subject, or the lane.
+func (w *Worker) publish(reply string, data []byte) error {
+	if reply == laneReply {
+		return w.lane.Write(lane.Reply, data)
+	}
+	return w.nc.Publish(reply, data)
+}
+
+// tooBig overwrites out, a reply past the worker's limit, with the error
+// that says so.
+func (w *Worker) tooBig(out []byte, id uint64, function string) []byte {
+	err := fmt.Errorf("%w: the result of %s is %d bytes, over the limit of %d (worker.WithMaxValue)", bus.ErrTooBig, function, len(out), w.maxValue)
+	return wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
 }

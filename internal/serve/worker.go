@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/internal/peer"
 	"github.com/processional/processional/internal/wire"
@@ -26,9 +27,14 @@ type Worker struct {
 	nc    *nats.Conn
 	svc   micro.Service
 
-	scratch   wire.Call // the envelope handle decodes into, for its strings
-	joined    []byte    // the buffer of the call handleJoined hands handleCall
-	hbScratch wire.Call // the same for heartbeat
+	natsIn    inlet     // the call endpoint's: handle runs on its one goroutine
+	laneIn    inlet     // the lane reader's
+	hbScratch wire.Call // the envelope heartbeat decodes into, on its one goroutine
+
+	lane        *lane.Conn     // the lane to the master that spawned the worker, if any
+	laneReaders sync.WaitGroup // the lane's readers; Close awaits them
+	onLaneLost  func(error)    // called when the lane ends and the owner with it
+	laneClosed  atomic.Bool    // Close closed the lane
 
 	mu         sync.Mutex
 	masters    map[string]*queue
@@ -223,6 +229,13 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker %s: subscribe: %w", c.ID, err)
 	}
 	go w.watchLeases(w.leaseStop, w.leaseDone) // stopped and awaited by Close
+	if c.Lane != nil {
+		w.lane = lane.New(c.Lane, int(w.maxValue)+lane.Overhead, w.ownerAlive)
+		w.onLaneLost = c.OnLaneLost
+		w.laneIn.inline = true
+		w.laneReaders.Add(1)
+		go w.serveLane() // ends with the lane, which Close closes and awaits
+	}
 	return w, nil
 }
 
@@ -256,6 +269,13 @@ func (w *Worker) Close() error {
 		<-w.leaseDone
 		w.dropAll()
 		w.closers.Wait()
+		if w.lane != nil {
+			// Last: the owner takes the lane's end for the worker's, and
+			// kills a worker that would still be closing.
+			w.laneClosed.Store(true)
+			w.lane.Close()
+			w.laneReaders.Wait()
+		}
 		w.baseCancel()
 		w.hooked.Store(nil)
 		w.stopOnce.Do(func() { close(w.stopping) })
@@ -280,4 +300,13 @@ func (w *Worker) Abort() error {
 	w.mu.Unlock()
 	w.baseCancel() // JSON calls
 	return w.Close()
+}
+
+// inlet is what one source of calls (the NATS call endpoint, the lane)
+// decodes a call into: handleCall runs on one goroutine per source.
+type inlet struct {
+	call   wire.Call // the envelope, for its strings
+	joined []byte    // the buffer of the call handleJoined hands handleCall
+	inline bool      // the inlet's reader drains the queues it starts itself
+	drain  string    // the master whose queue handleCall left for it to drain
 }

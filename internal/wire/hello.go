@@ -33,6 +33,9 @@ type WorkerConfig struct {
 	Hello   string `json:"hello"`   // the subject to say hello on
 	Version uint64 `json:"version"` // the master's protocol version
 	PID     int    `json:"pid"`     // the master's process id: the worker's parent
+	// Lane is the descriptor of the worker's end of the lane to its
+	// master (package lane); 0 for none.
+	Lane int `json:"lane,omitempty"`
 	// MaxValue is the largest call or result the master takes, for the
 	// worker to take the same; 0 for the default.
 	MaxValue int64 `json:"max_value,omitempty"`

@@ -1,0 +1,294 @@
+// Package lane is the local lane: the connected socket a master shares
+// with a worker it spawned. The spawning master's calls, cancels, closes
+// and heartbeats to that worker travel on it, and the worker's replies
+// and acknowledgements come back on it, in the same envelopes as on NATS
+// but one hop from process to process instead of four. Its EOF is each
+// side's news of the other's death.
+//
+// A frame is a 4-byte big-endian length, a kind byte, then the envelope:
+//
+//	| length (4) | kind (1) | envelope (length bytes) |
+//
+// A Conn is safe for one reader and many writers. Writers never wait to
+// fill a write: the first writes at once, and the frames queued while it
+// writes go together in the next write.
+package lane
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/registry"
+)
+
+// Kind says what a frame carries.
+type Kind byte
+
+// The kinds of frame. The first three go from master to worker, the
+// last three back.
+const (
+	Call  Kind = 'c' // an envelope for the worker's call endpoint, answered with a Reply
+	Send  Kind = 's' // the same, unanswered: cancels, closes, releases
+	Beat  Kind = 'b' // a heartbeat, answered with an Ack
+	Reply Kind = 'r' // a call's reply envelope
+	Ack   Kind = 'a' // a heartbeat's acknowledgement
+	// Bye says, with no body, that the worker read the master's side of
+	// the lane to its end, after the master let go of it (Conn.LetGo):
+	// the master's calls go by NATS from then on, and arrive after the
+	// ones it sent on the lane.
+	Bye Kind = 'z'
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Call:
+		return "call"
+	case Send:
+		return "send"
+	case Beat:
+		return "beat"
+	case Reply:
+		return "reply"
+	case Ack:
+		return "ack"
+	case Bye:
+		return "bye"
+	}
+	return fmt.Sprintf("kind %#x", byte(k))
+}
+
+// header is the size of a frame's length and kind.
+const header = 5
+
+// Overhead is what a frame may hold past the largest value it carries:
+// the envelope around the value.
+const Overhead = 64 << 10
+
+// bigFrame is the body size from which Read takes its buffer from the
+// chunks' buffers (Frame.Pooled), and reports progress to Alive.
+const bigFrame = 64 << 10
+
+// piece is how much of a big frame's body Read reads between two calls
+// of Alive.
+const piece = 1 << 20
+
+// ErrLetGo is the error of a write after [Conn.LetGo]: the frame must go
+// by NATS.
+var ErrLetGo = errors.New("lane: let go: send by NATS")
+
+// ErrClosed is the error of a write after [Conn.Close], or after the
+// socket failed.
+var ErrClosed = errors.New("lane: closed")
+
+// Frame is one frame read.
+type Frame struct {
+	Kind Kind
+	Body []byte
+	// Pooled says that Body came from the chunks' buffers: give it back
+	// with chunks.PutBuffer once nothing refers to it.
+	Pooled bool
+}
+
+// HalfCloser is a connection whose write side closes apart: a
+// *net.UnixConn.
+type HalfCloser interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+}
+
+// Conn is one end of a lane.
+type Conn struct {
+	c     HalfCloser
+	r     *bufio.Reader
+	max   int    // the largest body Read takes
+	alive func() // called as a big frame's body arrives, piece by piece
+
+	mu      sync.Mutex
+	out     []byte // frames queued while a write is in progress
+	spare   []byte // the buffer the last write took, to queue the next ones in
+	writing bool   // a writer is in Write's loop: queue and leave
+	idle    sync.Cond // signalled when writing ends, for LetGo
+	err     error  // ErrLetGo, ErrClosed or the write's error: writes fail with it
+	hdr     [header]byte
+}
+
+// New wraps c. Read refuses a frame whose body is larger than max, and
+// calls alive, if not nil, as each piece of a large frame arrives: a
+// peer busy sending one is alive, whatever its heartbeats say.
+func New(c HalfCloser, max int, alive func()) *Conn {
+	l := &Conn{c: c, r: bufio.NewReaderSize(c, 64<<10), max: max, alive: alive}
+	l.idle.L = &l.mu
+	return l
+}
+
+// queueCap bounds the queue buffer kept between writes.
+const queueCap = 256 << 10
+
+// Write sends one frame of kind k. When no write is in progress it writes
+// at once, from the caller's goroutine; otherwise it queues a copy of the
+// frame, which the writer in progress sends with the others queued
+// meanwhile, in one write, before it returns. Either way body may be
+// reused when Write returns. A frame queued behind a write that fails is
+// lost with the lane, whose reader then sees it closed.
+func (c *Conn) Write(k Kind, body []byte) error {
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	if c.writing {
+		c.out = appendFrame(c.out, k, body)
+		c.mu.Unlock()
+		return nil
+	}
+	c.writing = true
+	var err error
+	if len(body) >= bigFrame {
+		// Big: its own write, not a copy into the queue.
+		binary.BigEndian.PutUint32(c.hdr[:4], uint32(len(body)))
+		c.hdr[4] = byte(k)
+		c.mu.Unlock()
+		bufs := net.Buffers{c.hdr[:], body}
+		_, err = bufs.WriteTo(c.c)
+		c.mu.Lock()
+	} else {
+		c.out = appendFrame(c.out, k, body)
+	}
+	for err == nil && len(c.out) > 0 {
+		out := c.out
+		c.out = c.spare[:0]
+		c.mu.Unlock()
+		_, err = c.c.Write(out)
+		c.mu.Lock()
+		if cap(out) <= queueCap {
+			c.spare = out[:0]
+		}
+	}
+	c.writing = false
+	c.idle.Broadcast()
+	if err != nil {
+		c.out = nil
+		if c.err == nil {
+			c.err = fmt.Errorf("%w: %v", ErrClosed, err)
+		}
+		err = c.err
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.c.Close() // the reader sees the lane end
+	}
+	return err
+}
+
+func appendFrame(dst []byte, k Kind, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	dst = append(dst, byte(k))
+	return append(dst, body...)
+}
+
+// Read returns the next frame; it is for one goroutine. At the end of
+// the lane it returns io.EOF; a malformed frame (a kind it does not know,
+// a body past the limit, a frame cut short) returns an error wrapping
+// [registry.ErrBadPayload] or [registry.ErrTooBig] that says what was
+// wrong, and the lane is then of no more use.
+func (c *Conn) Read() (Frame, error) {
+	var h [header]byte
+	if _, err := io.ReadFull(c.r, h[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return Frame{}, fmt.Errorf("%w: a lane frame cut short in its header", registry.ErrBadPayload)
+		}
+		return Frame{}, err
+	}
+	n := int(binary.BigEndian.Uint32(h[:4]))
+	k := Kind(h[4])
+	switch k {
+	case Call, Send, Beat, Reply, Ack, Bye:
+	default:
+		return Frame{}, fmt.Errorf("%w: a lane frame of unknown kind %#x (%d bytes): garbage on the lane", registry.ErrBadPayload, h[4], n)
+	}
+	if n > c.max {
+		return Frame{}, fmt.Errorf("%w: a %s frame of %d bytes on the lane, over its limit of %d", registry.ErrTooBig, k, n, c.max)
+	}
+	f := Frame{Kind: k}
+	if n < bigFrame {
+		f.Body = make([]byte, n)
+		if _, err := io.ReadFull(c.r, f.Body); err != nil {
+			return Frame{}, cutShort(k, n, err)
+		}
+		return f, nil
+	}
+	b := chunks.GetBuffer()
+	if cap(b) < n {
+		chunks.PutBuffer(b)
+		b = make([]byte, 0, n)
+	}
+	f.Body, f.Pooled = b[:n], true
+	for off := 0; off < n; {
+		m := min(piece, n-off)
+		if _, err := io.ReadFull(c.r, f.Body[off:off+m]); err != nil {
+			chunks.PutBuffer(b)
+			return Frame{}, cutShort(k, n, err)
+		}
+		off += m
+		if c.alive != nil {
+			c.alive()
+		}
+	}
+	return f, nil
+}
+
+func cutShort(k Kind, n int, err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("%w: a %s frame of %d bytes cut short by the lane's end", registry.ErrBadPayload, k, n)
+	}
+	return err
+}
+
+// Live reports whether writes go on the lane: it was neither let go of
+// nor closed, and no write failed.
+func (c *Conn) Live() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil
+}
+
+// Ended reports whether err, from Read, is the lane's end rather than
+// garbage on it: EOF, or the peer gone with data unread (a reset).
+func Ended(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// LetGo ends the writes on the lane cleanly: the peer reads the frames
+// written so far, then EOF. Later writes fail with [ErrLetGo]; reads go
+// on until the peer closes its side.
+func (c *Conn) LetGo() error {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil
+	}
+	c.err = ErrLetGo
+	for c.writing { // the writer in progress sends what it queued first
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
+	return c.c.CloseWrite()
+}
+
+// Close closes the lane both ways: the reader returns, the peer sees EOF.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.err == nil || c.err == ErrLetGo {
+		c.err = ErrClosed
+	}
+	c.mu.Unlock()
+	return c.c.Close()
+}

@@ -1,0 +1,249 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/lane"
+	"github.com/processional/processional/internal/wire"
+)
+
+// EnvLane names the environment variable that, set to "off" in the
+// master's environment, spawns every worker without a lane, as
+// [WithoutLane] does one: its calls then go by NATS.
+const EnvLane = "PROCESSIONAL_LANE"
+
+// EnvParentDeathSignal names the environment variable that, set to "off"
+// in the master's environment, spawns workers without the parent-death
+// signal (Linux): the lane's EOF alone then tells them of their master's
+// death. It is for tests and benchmarks of that path.
+const EnvParentDeathSignal = "PROCESSIONAL_PDEATHSIG"
+
+// WithoutLane spawns the worker without a lane: the master's calls,
+// replies, cancels and heartbeats to it go through the NATS server, as
+// those of every other master do. For debugging, and for comparing the
+// two paths; $PROCESSIONAL_LANE=off does the same for every spawn.
+func WithoutLane() SpawnOption {
+	return func(o *spawnOptions) error {
+		o.noLane = true
+		return nil
+	}
+}
+
+// laneFD is the descriptor the worker finds its end of the lane at: the
+// first of exec.Cmd.ExtraFiles.
+const laneFD = 3
+
+// openLane makes the lane to a worker about to be spawned, and returns
+// the worker's end, for exec.Cmd.ExtraFiles.
+func (s *slave) openLane() (*os.File, error) {
+	conn, child, err := lane.Pair()
+	if err != nil {
+		return nil, err
+	}
+	s.lane = lane.New(conn, int(s.m.maxValue)+lane.Overhead, s.laneAlive)
+	s.laneDone, s.laneBye = make(chan struct{}), make(chan struct{})
+	return child, nil
+}
+
+// dropLane closes both ends of a lane whose worker was never started.
+func (s *slave) dropLane(child *os.File) {
+	if s.lane == nil {
+		return
+	}
+	child.Close()
+	s.laneShut.Store(true)
+	s.lane.Close()
+}
+
+// laneAlive notes a sign of life as good as a heartbeat's answer: a piece of
+// a large reply arriving.
+func (s *slave) laneAlive() { s.lastAck.Store(time.Now().UnixNano()) }
+
+// readLane reads the worker's frames until the lane ends.
+func (s *slave) readLane() {
+	defer close(s.laneDone)
+	for {
+		f, err := s.lane.Read()
+		if err != nil {
+			s.laneEnded(err)
+			return
+		}
+		switch f.Kind {
+		case lane.Reply:
+			if f.Pooled {
+				err = s.handleJoined(f.Body)
+			} else {
+				err = s.handleReply(f.Body)
+			}
+		case lane.Ack:
+			err = s.laneAck(f.Body)
+		case lane.Bye:
+			close(s.laneBye)
+		default:
+			err = fmt.Errorf("%w: a %s frame, which only a master sends", bus.ErrBadPayload, f.Kind)
+		}
+		if err != nil {
+			s.lane.Close()
+			s.laneEnded(fmt.Errorf("garbage on the lane: %w", err))
+			return
+		}
+	}
+}
+
+// laneEnded handles the end of the lane's reads. After the master let go
+// of it (detach, persist) or closed it, that is no news; otherwise the
+// worker died, or closed or broke the lane: its pending calls fail with
+// [bus.ErrWorkerLost] at once, and it is killed.
+func (s *slave) laneEnded(err error) {
+	if s.laneShut.Load() {
+		return // the master closed it
+	}
+	clean := lane.Ended(err)
+	s.mu.Lock()
+	if (clean && s.laneLetGo) || s.state == slaveGone {
+		s.mu.Unlock()
+		return
+	}
+	var why error
+	if clean {
+		why = fmt.Errorf("%w: worker %s closed its lane: it exited, died, or broke it", bus.ErrWorkerLost, s.id)
+	} else {
+		why = fmt.Errorf("%w: worker %s broke its lane: %w", bus.ErrWorkerLost, s.id, err)
+	}
+	open := s.state == slaveOpen
+	s.mu.Unlock()
+	if clean {
+		// A worker that exits closes its lane a moment before it is seen
+		// to exit: watchProcess then fails its calls, with its exit
+		// status. One that runs on after closing its lane is killed.
+		select {
+		case <-s.died:
+			return
+		case <-time.After(laneExitGrace):
+		}
+		why = fmt.Errorf("%w: worker %s closed its lane and did not exit within %s", bus.ErrWorkerLost, s.id, laneExitGrace)
+	}
+	s.mu.Lock()
+	if s.lost == nil && (open || s.pending.live > 0) {
+		s.lost = why
+	}
+	pending, _ := s.takeAllLocked()
+	if s.lost != nil {
+		why = s.lost
+	}
+	s.mu.Unlock()
+	if !clean {
+		slog.Error("processional: the lane to a worker broke: killing it", "worker", s.id, "err", err)
+	}
+	for _, p := range pending {
+		p.resolve(nil, nil, why)
+	}
+	if open || !clean {
+		s.declareLost(why)
+	}
+}
+
+// laneExitGrace is how long a worker that closed its lane has to be
+// seen to exit before it is killed.
+const laneExitGrace = 250 * time.Millisecond
+
+// laneAck records a heartbeat's acknowledgement that came on the lane.
+func (s *slave) laneAck(data []byte) error {
+	epoch, raw, remote, err := wire.DecodeReply(data)
+	if err != nil {
+		return err
+	}
+	if remote != nil { // the worker dropped us: our lease lapsed there
+		s.declareLost(remote)
+		return nil
+	}
+	if raw == nil {
+		return fmt.Errorf("%w: a heartbeat's acknowledgement with no worker id", bus.ErrBadPayload)
+	}
+	s.lastAck.Store(time.Now().UnixNano())
+	// The worker's NATS connection epoch: recorded, and no call failed
+	// when it changes, for the calls on the lane did not cross NATS.
+	s.mu.Lock()
+	s.epoch, s.epochSeen = epoch, true
+	s.mu.Unlock()
+	return nil
+}
+
+// viaLane sends a frame of kind k on the lane, and reports whether it
+// went (or failed for good, with err); not sent, it goes by NATS. After
+// the master let go of the lane, it waits for the worker's Bye, so that
+// what goes by NATS arrives after what went on the lane.
+func (s *slave) viaLane(k lane.Kind, data []byte) (sent bool, err error) {
+	if s.lane == nil {
+		return false, nil
+	}
+	err = s.lane.Write(k, data)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, lane.ErrLetGo):
+		select {
+		case <-s.laneBye:
+		case <-s.laneDone:
+		}
+		return false, nil
+	}
+	s.mu.Lock()
+	lost := s.lost
+	s.mu.Unlock()
+	if lost == nil {
+		lost = fmt.Errorf("%w: worker %s: its lane is closed: %v", bus.ErrWorkerLost, s.id, err)
+	}
+	return true, lost
+}
+
+// laneLive reports whether the master's calls to s go on its lane.
+func (s *slave) laneLive() bool { return s.lane != nil && s.lane.Live() }
+
+// letGoLane ends the master's writes on the lane after a detach or
+// persist: the worker answers the calls it read on it there, and takes
+// the master's later ones by NATS.
+func (s *slave) letGoLane() {
+	if s.lane == nil {
+		return
+	}
+	s.mu.Lock()
+	s.laneLetGo = true
+	s.mu.Unlock()
+	s.lane.LetGo()
+}
+
+// closeLane closes the master's end of the lane once the worker is gone
+// or let go of, after its reader has read what the worker wrote, 5 s at
+// most: a worker's child that kept the lane open would hold it for ever.
+func (s *slave) closeLane(wait bool) {
+	if s.lane == nil {
+		return
+	}
+	if wait {
+		select {
+		case <-s.laneDone:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	s.laneShut.Store(true)
+	s.lane.Close()
+	<-s.laneDone
+}
+
+// laneEnabled reports whether the environment leaves the lane on.
+func laneEnabled() bool { return os.Getenv(EnvLane) != "off" }
+
+// parentDeathSignal is the signal the kernel sends a spawned worker when
+// its master dies, unless the environment turns it off.
+func parentDeathSignal() (sig int) {
+	if os.Getenv(EnvParentDeathSignal) == "off" {
+		return 0
+	}
+	return int(wire.ParentDeathSignal)
+}
