@@ -111,11 +111,11 @@ type Conn struct {
 	alive func() // called as a big frame's body arrives, piece by piece
 
 	mu      sync.Mutex
-	out     []byte // frames queued while a write is in progress
-	spare   []byte // the buffer the last write took, to queue the next ones in
-	writing bool   // a writer is in Write's loop: queue and leave
+	out     []byte    // frames queued while a write is in progress
+	spare   []byte    // the buffer the last write took, to queue the next ones in
+	writing bool      // a writer is in Write's loop: queue and leave
 	idle    sync.Cond // signalled when writing ends, for LetGo
-	err     error  // ErrLetGo, ErrClosed or the write's error: writes fail with it
+	err     error     // ErrLetGo, ErrClosed or the write's error: writes fail with it
 	hdr     [header]byte
 }
 
