@@ -172,12 +172,23 @@ func faultsMaster(t *testing.T, p *natsProc, lease time.Duration) *master.Master
 
 // spawnSelf spawns this test binary as a worker of m (it serves the
 // functions above); the test's cleanup kills it.
-func spawnSelf(t *testing.T, m *master.Master, id string, out io.Writer) *master.Slave {
+func spawnSelf(t *testing.T, m *master.Master, id string, out io.Writer, opts ...master.SpawnOption) *master.Slave {
 	t.Helper()
 	if out == nil {
 		out = os.Stderr
 	}
-	return spawnWith(t, m, master.WithID(id), master.WithOutput(out, out))
+	return spawnWith(t, m, append([]master.SpawnOption{master.WithID(id), master.WithOutput(out, out)}, opts...)...)
+}
+
+// laneSurvives checks that a call in flight on a worker's lane across a
+// NATS outage or reconnect was not lost: it answers.
+func laneSurvives(t *testing.T, what string, task *master.Task[time.Duration]) {
+	t.Helper()
+	d, err := awaitTask(t, what, task, 30*time.Second)
+	if err != nil {
+		t.Fatalf("%s: %v; want it answered: the lane does not cross NATS", what, err)
+	}
+	t.Logf("%s: answered (slept %s), untouched by NATS", what, d)
 }
 
 // connectCLI connects a master of its own, with the given lease, to the
@@ -374,7 +385,8 @@ func TestFaultsServerRestart(t *testing.T) {
 	const lease = 8 * time.Second // well above the outage, on a loaded machine
 	p := startNATSProc(t)
 	m := faultsMaster(t, p, lease)
-	s := spawnSelf(t, m, "w-faults-restart", nil)
+	s := spawnSelf(t, m, "w-faults-restart", nil, master.WithoutLane()) // the NATS path's calls in flight
+	onLane := spawnSelf(t, m, "w-faults-restart-lane", nil)
 	startCLIWorker(t, p, "w-faults-cli")
 	c := connectCLI(t, p, "w-faults-cli", lease)
 	ctx := testCtx(t)
@@ -390,6 +402,7 @@ func TestFaultsServerRestart(t *testing.T) {
 	plain := master.Thread(ctx, s, FaultsOnce, "restart-plain")
 	idem := master.Thread(ctx, s.Idempotent(), FaultsOnce, "restart-idem")
 	onCLI := master.Thread(ctx, c, builtin.Sleep, time.Hour)
+	laneCall := master.Thread(ctx, onLane, builtin.Sleep, 3*time.Second)
 	waitPending(t, m.Conn(), s.ID(), FaultsOnce.Name(), 2)
 	waitPending(t, m.Conn(), "w-faults-cli", builtin.Sleep.Name(), 1)
 	loads := []*callLoad{startLoad(t, s, "spawned"), startLoad(t, c, "connected"), startLoad(t, s.Idempotent(), "spawned idempotent")}
@@ -417,6 +430,7 @@ func TestFaultsServerRestart(t *testing.T) {
 		t.Fatalf("idempotent call in flight across the restart: %d, %v; want it sent again and answered (call number 2 or more)", n, err)
 	}
 	t.Logf("idempotent call in flight: answered by call number %d, %s after the server was back", n, time.Since(up).Round(time.Millisecond))
+	laneSurvives(t, "call in flight on a lane across the restart", laneCall)
 
 	// New calls succeed once the worker is back and its master has seen
 	// it come back; until then they fail with ErrWorkerLost, never hang.
@@ -475,8 +489,10 @@ func TestFaultsServerRestart(t *testing.T) {
 func TestFaultsMasterReconnect(t *testing.T) {
 	p := startNATSProc(t)
 	m := faultsMaster(t, p, 8*time.Second)
-	s := spawnSelf(t, m, "w-faults-mreconnect", nil)
+	s := spawnSelf(t, m, "w-faults-mreconnect", nil, master.WithoutLane()) // the NATS path's calls in flight
+	onLane := spawnSelf(t, m, "w-faults-mreconnect-lane", nil)
 	ctx := testCtx(t)
+	laneCall := master.Thread(ctx, onLane, builtin.Sleep, 2*time.Second)
 	plain := master.Thread(ctx, s, FaultsOnce, "mreconnect-plain")
 	idem := master.Thread(ctx, s.Idempotent(), FaultsOnce, "mreconnect-idem")
 	waitPending(t, m.Conn(), s.ID(), FaultsOnce.Name(), 2)
@@ -496,6 +512,7 @@ func TestFaultsMasterReconnect(t *testing.T) {
 	if n, err := master.Invoke(ctx, s, Sum, []int{3, 4}); n != 7 || err != nil {
 		t.Fatalf("after the master's reconnect: %d, %v", n, err)
 	}
+	laneSurvives(t, "call in flight on a lane across the master's reconnect", laneCall)
 }
 
 // An outage longer than the lease: the master fails the calls of its
@@ -517,12 +534,14 @@ func TestFaultsOutageLongerThanLease(t *testing.T) {
 	t.Cleanup(func() { syscall.Kill(frozenWorker, syscall.SIGKILL) }) // even when the test failed
 
 	m := faultsMaster(t, p, lease)
-	s := spawnSelf(t, m, "w-faults-long", nil)
+	s := spawnSelf(t, m, "w-faults-long", nil, master.WithoutLane()) // heartbeats by NATS: its lease lapses
+	onLane := spawnSelf(t, m, "w-faults-long-lane", nil)
 	startCLIWorker(t, p, "w-faults-long-cli")
 	c := connectCLI(t, p, "w-faults-long-cli", lease)
 	ctx := testCtx(t)
 	onSpawned := master.Thread(ctx, s, FaultsOnce, "long-spawned")
 	onCLI := master.Thread(ctx, c, builtin.Sleep, time.Hour)
+	laneCall := master.Thread(ctx, onLane, builtin.Sleep, 3*time.Second)
 	waitPending(t, m.Conn(), s.ID(), FaultsOnce.Name(), 1)
 	waitPending(t, m.Conn(), "w-faults-long-cli", builtin.Sleep.Name(), 1)
 	cliMaster := c.Master().ID()
@@ -583,6 +602,11 @@ func TestFaultsOutageLongerThanLease(t *testing.T) {
 	p.start()
 	t.Logf("server down for %s", time.Since(killed).Round(time.Millisecond))
 
+	// The lane's heartbeats kept its worker's lease through the outage.
+	laneSurvives(t, "call in flight on a lane through an outage past the lease", laneCall)
+	if n, err := master.Invoke(ctx, onLane, Sum, []int{1, 1}); n != 2 || err != nil {
+		t.Fatalf("the lane's worker after the outage: %d, %v", n, err)
+	}
 	// The connected worker dropped the master's lease; it serves others.
 	holdsLease(t, m.Conn(), "w-faults-long-cli", cliMaster, false)
 	c2 := connectCLI(t, p, "w-faults-long-cli", lease)

@@ -190,7 +190,7 @@ func TestFaultsSlowConsumer(t *testing.T) {
 	p := &natsProc{t: t, url: srv.ClientURL(), token: "faults-slow"}
 	m := faultsMaster(t, p, 30*time.Second) // a lease past the time the worker is stopped
 	var out lockedBuffer
-	s := spawnSelf(t, m, "w-faults-slow", &out)
+	s := spawnSelf(t, m, "w-faults-slow", &out, master.WithoutLane()) // a slow consumer of the NATS server
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("the worker's output:\n%s", out.String())

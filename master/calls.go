@@ -44,12 +44,8 @@ func Thread[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 
 // wait waits for t, aborting it if ctx ends first.
 func wait[T any](ctx context.Context, t *Task[T]) (T, error) {
-	if !t.Available() {
-		select {
-		case <-t.Done():
-		case <-ctx.Done():
-			t.abort(ctx.Err())
-		}
+	if !t.await(ctx) {
+		t.abort(ctx.Err())
 	}
 	return t.outcome()
 }

@@ -1,10 +1,13 @@
 package master
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/processional/processional/bus"
@@ -47,6 +50,7 @@ func (s *slave) openLane() (*os.File, error) {
 	}
 	s.lane = lane.New(conn, int(s.m.maxValue)+lane.Overhead, s.laneAlive)
 	s.laneDone, s.laneBye = make(chan struct{}), make(chan struct{})
+	s.lr.init()
 	return child, nil
 }
 
@@ -64,34 +68,195 @@ func (s *slave) dropLane(child *os.File) {
 // a large reply arriving.
 func (s *slave) laneAlive() { s.lastAck.Store(time.Now().UnixNano()) }
 
-// readLane reads the worker's frames until the lane ends.
+// laneReaders arbitrates who reads a slave's lane. A caller waiting for
+// its task's reply reads the lane itself (awaitLane), so that the reply
+// wakes the goroutine that waits for it, not a reader that would then
+// wake it: on a busy machine a goroutine hand-off costs more than the
+// call. The slave's reader goroutine (readLane) reads when no caller
+// does: the replies nobody waits for yet, heartbeats' answers, the
+// lane's end. A caller that finds readLane reading and nobody else
+// waiting kicks it out (lane.Conn.Kick) and reads in its place.
+type laneReaders struct {
+	token     sync.Mutex    // held by the goroutine reading the lane
+	waiters   atomic.Int32  // callers waiting for their reply, not reading
+	bgReading atomic.Bool   // readLane holds the token
+	kicked    atomic.Bool   // a caller kicked readLane out
+	inside    atomic.Bool   // the reader is handling a frame: a task it finishes needs no kick
+	wake      chan struct{} // readLane reads now: a caller left with others waiting
+	idler     *time.Timer   // readLane reads once callers have stopped reading for a while
+	freeMu    sync.Mutex
+	free      chan struct{} // closed when readLane gives the token up
+	endOnce   sync.Once     // laneEnded runs once, whichever reader meets the end
+}
+
+// laneIdle is how long readLane leaves the lane to the callers that read
+// it before it reads it itself.
+const laneIdle = 200 * time.Microsecond
+
+func (r *laneReaders) init() {
+	r.wake = make(chan struct{}, 1)
+	r.free = make(chan struct{})
+	r.idler = time.NewTimer(laneIdle)
+}
+
+// freed returns the channel closed when readLane next gives the token up.
+func (r *laneReaders) freed() <-chan struct{} {
+	r.freeMu.Lock()
+	defer r.freeMu.Unlock()
+	return r.free
+}
+
+// wakeReader has readLane read at once.
+func (r *laneReaders) wakeReader() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readLane reads the worker's frames when no caller does, until the lane
+// ends.
 func (s *slave) readLane() {
 	defer close(s.laneDone)
+	r := &s.lr
+	for {
+		if r.token.TryLock() {
+			s.lane.Unkick()
+			r.kicked.Store(false)
+			r.bgReading.Store(true)
+			ended := s.readFrames(r.kicked.Load)
+			r.bgReading.Store(false)
+			r.token.Unlock()
+			r.freeMu.Lock()
+			close(r.free) // the callers that kicked it out read now
+			r.free = make(chan struct{})
+			r.freeMu.Unlock()
+			if ended {
+				return
+			}
+		}
+		select {
+		case <-r.wake:
+		case <-r.idler.C:
+		}
+	}
+}
+
+// readFrames reads and handles the worker's frames until stop, asked
+// after each, says so, or a kick. It reports whether the lane ended
+// (handled by laneEnded, once).
+func (s *slave) readFrames(stop func() bool) (ended bool) {
+	r := &s.lr
 	for {
 		f, err := s.lane.Read()
+		if lane.Kicked(err) {
+			return false
+		}
 		if err != nil {
-			s.laneEnded(err)
-			return
+			r.endOnce.Do(func() { s.laneEnded(err) })
+			return true
 		}
-		switch f.Kind {
-		case lane.Reply:
-			if f.Pooled {
-				err = s.handleJoined(f.Body)
-			} else {
-				err = s.handleReply(f.Body)
-			}
-		case lane.Ack:
-			err = s.laneAck(f.Body)
-		case lane.Bye:
-			close(s.laneBye)
-		default:
-			err = fmt.Errorf("%w: a %s frame, which only a master sends", bus.ErrBadPayload, f.Kind)
-		}
+		r.inside.Store(true)
+		err = s.handleFrame(f)
+		r.inside.Store(false)
 		if err != nil {
 			s.lane.Close()
-			s.laneEnded(fmt.Errorf("garbage on the lane: %w", err))
-			return
+			r.endOnce.Do(func() { s.laneEnded(fmt.Errorf("garbage on the lane: %w", err)) })
+			return true
 		}
+		if stop() {
+			return false
+		}
+	}
+}
+
+// handleFrame handles one frame from the worker.
+func (s *slave) handleFrame(f lane.Frame) error {
+	switch f.Kind {
+	case lane.Reply:
+		if f.Pooled {
+			return s.handleJoined(f.Body)
+		}
+		return s.handleReply(f.Body)
+	case lane.Ack:
+		return s.laneAck(f.Body)
+	case lane.Bye:
+		select {
+		case <-s.laneBye:
+			return fmt.Errorf("%w: a second bye", bus.ErrBadPayload)
+		default:
+			close(s.laneBye)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: a %s frame, which only a master sends", bus.ErrBadPayload, f.Kind)
+}
+
+// laneWaiter is a task a caller waits for: [Task].
+type laneWaiter interface {
+	finished() bool
+	Done() <-chan struct{}
+	// setKick sets what finishing the task calls, unless it has finished
+	// already (it reports whether it set it); nil unsets it.
+	setKick(func()) bool
+}
+
+// awaitLane blocks until t, a call sent on the lane, finishes, or ctx
+// ends; it reports whether t finished. It reads the lane itself when no
+// one else does, or kicks readLane out when it reads with nobody else
+// waiting.
+func (s *slave) awaitLane(ctx context.Context, t laneWaiter) bool {
+	r := &s.lr
+	kick := func() {
+		if !r.inside.Load() { // else the reader sees it after the frame
+			s.lane.Kick()
+		}
+	}
+	for !t.finished() {
+		if ctx.Err() != nil {
+			return false
+		}
+		if r.token.TryLock() {
+			s.lane.Unkick()
+			ended := false
+			if t.setKick(kick) {
+				var stopWatch func() bool
+				if ctx.Done() != nil {
+					stopWatch = context.AfterFunc(ctx, kick)
+				}
+				ended = s.readFrames(func() bool { return t.finished() || ctx.Err() != nil })
+				if stopWatch != nil {
+					stopWatch()
+				}
+				t.setKick(nil)
+			}
+			r.idler.Reset(laneIdle)
+			r.token.Unlock()
+			if ended || r.waiters.Load() > 0 {
+				r.wakeReader()
+			}
+			if ended {
+				break
+			}
+			continue
+		}
+		free := r.freed()
+		if r.waiters.Add(1) == 1 && r.bgReading.Load() {
+			r.kicked.Store(true)
+			s.lane.Kick()
+		}
+		select {
+		case <-t.Done():
+		case <-free:
+		case <-ctx.Done():
+		}
+		r.waiters.Add(-1)
+	}
+	select {
+	case <-t.Done():
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -233,6 +398,7 @@ func (s *slave) closeLane(wait bool) {
 	}
 	s.laneShut.Store(true)
 	s.lane.Close()
+	s.lr.wakeReader() // should it wait for its turn to read
 	<-s.laneDone
 }
 

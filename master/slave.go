@@ -77,6 +77,7 @@ type slave struct {
 	laneBye   chan struct{} // closed when the worker said it read the lane to its end
 	laneLetGo bool          // detach or persist let go of the lane; s.mu guards it
 	laneShut  atomic.Bool   // the master closed the lane: its end is no news
+	lr        laneReaders   // who reads the lane
 
 	closeOnce sync.Once
 }

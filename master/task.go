@@ -43,6 +43,40 @@ type Task[T any] struct {
 	pins     []*refEntry // Refs the task's argument carries, held until it ends
 	shm      *shmGuard   // the result's shared-memory buffers, until decoded
 	joined   []byte      // the buffer a chunked result was joined in
+	kick     func()      // set while its caller reads the lane: finishing wakes it
+}
+
+func (t *Task[T]) finished() bool { return t.fin.Load() }
+
+func (t *Task[T]) setKick(kick func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if kick != nil && t.fin.Load() {
+		return false
+	}
+	t.kick = kick
+	return true
+}
+
+// await blocks until the task finishes or ctx ends, and reports whether
+// it finished. The caller of a task sent on a lane reads the lane while
+// it waits.
+func (t *Task[T]) await(ctx context.Context) bool {
+	if t.fin.Load() {
+		return true
+	}
+	t.mu.Lock()
+	s := t.remote
+	t.mu.Unlock()
+	if s != nil && s.lane != nil {
+		return s.awaitLane(ctx, t)
+	}
+	select {
+	case <-t.Done():
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (t *Task[T]) giveBack(buf []byte) {
@@ -124,13 +158,9 @@ func (t *Task[T]) Wait(ctx context.Context) (T, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if !t.fin.Load() {
-		select {
-		case <-t.Done():
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		}
+	if !t.await(ctx) {
+		var zero T
+		return zero, ctx.Err()
 	}
 	return t.outcome()
 }
@@ -247,8 +277,8 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 		return false
 	}
 	t.val, t.raw, t.err = val, raw, err
-	stop, pins := t.stop, t.pins
-	t.stop, t.remote, t.pins = nil, nil, nil
+	stop, pins, kick := t.stop, t.pins, t.kick
+	t.stop, t.remote, t.pins, t.kick = nil, nil, nil, nil
 	report := err != nil && !t.userStop
 	if report {
 		t.unread = &unreadError{name: t.name, err: err}
@@ -258,6 +288,9 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 		close(t.done)
 	}
 	t.mu.Unlock()
+	if kick != nil {
+		kick()
+	}
 	if stop != nil {
 		stop()
 	}

@@ -21,8 +21,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/registry"
@@ -101,14 +103,16 @@ type Frame struct {
 type HalfCloser interface {
 	io.ReadWriteCloser
 	CloseWrite() error
+	SetReadDeadline(time.Time) error
 }
 
 // Conn is one end of a lane.
 type Conn struct {
 	c     HalfCloser
 	r     *bufio.Reader
-	max   int    // the largest body Read takes
-	alive func() // called as a big frame's body arrives, piece by piece
+	max   int             // the largest body Read takes
+	alive func()          // called as a big frame's body arrives, piece by piece
+	raw   syscall.RawConn // c's descriptor, for writes that do not wait; nil: c.Write
 
 	mu      sync.Mutex
 	out     []byte    // frames queued while a write is in progress
@@ -123,7 +127,10 @@ type Conn struct {
 // calls alive, if not nil, as each piece of a large frame arrives: a
 // peer busy sending one is alive, whatever its heartbeats say.
 func New(c HalfCloser, max int, alive func()) *Conn {
-	l := &Conn{c: c, r: bufio.NewReaderSize(c, 64<<10), max: max, alive: alive}
+	l := &Conn{c: c, r: bufio.NewReaderSize(c, bigFrame+header), max: max, alive: alive}
+	if sc, ok := c.(syscall.Conn); ok {
+		l.raw, _ = sc.SyscallConn()
+	}
 	l.idle.L = &l.mu
 	return l
 }
@@ -131,12 +138,15 @@ func New(c HalfCloser, max int, alive func()) *Conn {
 // queueCap bounds the queue buffer kept between writes.
 const queueCap = 256 << 10
 
-// Write sends one frame of kind k. When no write is in progress it writes
-// at once, from the caller's goroutine; otherwise it queues a copy of the
-// frame, which the writer in progress sends with the others queued
-// meanwhile, in one write, before it returns. Either way body may be
-// reused when Write returns. A frame queued behind a write that fails is
-// lost with the lane, whose reader then sees it closed.
+// Write sends one frame of kind k; body may be reused when it returns.
+// It never waits for the peer to read, but for a big frame (a body of 64
+// KiB or more), which it writes to its end from the caller's goroutine.
+// When no write is in progress it writes at once, from the caller's
+// goroutine, what the socket takes without waiting; otherwise it queues
+// the frame, and the writer in progress sends it with the others queued
+// meanwhile, in one write. What the socket does not take at once goes by
+// a flusher goroutine. A frame queued behind a write that fails is lost
+// with the lane, whose reader then sees it end.
 func (c *Conn) Write(k Kind, body []byte) error {
 	c.mu.Lock()
 	if c.err != nil {
@@ -144,47 +154,94 @@ func (c *Conn) Write(k Kind, body []byte) error {
 		c.mu.Unlock()
 		return err
 	}
-	if c.writing {
-		c.out = appendFrame(c.out, k, body)
-		c.mu.Unlock()
-		return nil
-	}
-	c.writing = true
-	var err error
 	if len(body) >= bigFrame {
+		for c.writing { // the frames before it go first
+			c.idle.Wait()
+		}
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return err
+		}
 		// Big: its own write, not a copy into the queue.
+		c.writing = true
 		binary.BigEndian.PutUint32(c.hdr[:4], uint32(len(body)))
 		c.hdr[4] = byte(k)
 		c.mu.Unlock()
 		bufs := net.Buffers{c.hdr[:], body}
-		_, err = bufs.WriteTo(c.c)
+		_, err := bufs.WriteTo(c.c)
 		c.mu.Lock()
+		if err != nil {
+			return c.failLocked(err)
+		}
 	} else {
 		c.out = appendFrame(c.out, k, body)
+		if c.writing {
+			c.mu.Unlock()
+			return nil
+		}
+		c.writing = true
 	}
-	for err == nil && len(c.out) > 0 {
+	return c.flushLocked(false)
+}
+
+// flushLocked writes the queue, c.mu held and c.writing set, and
+// unlocks c.mu. With wait false it writes what the socket takes at once,
+// and leaves the rest to a flusher goroutine, which then owns c.writing.
+func (c *Conn) flushLocked(wait bool) error {
+	for len(c.out) > 0 {
 		out := c.out
 		c.out = c.spare[:0]
 		c.mu.Unlock()
-		_, err = c.c.Write(out)
+		var n int
+		var err error
+		if wait {
+			n, err = c.c.Write(out)
+		} else {
+			n, err = c.tryWrite(out)
+		}
 		c.mu.Lock()
+		if err != nil {
+			return c.failLocked(err)
+		}
+		if n < len(out) {
+			// The socket is full: the rest goes first, by a flusher.
+			rest := out[n:]
+			c.out = append(rest[:len(rest):len(rest)], c.out...) // a new array: c.spare is free again
+			c.mu.Unlock()
+			go c.flusher()
+			return nil
+		}
+		// out is free again; c.spare is c.out's array now.
+		c.spare = nil
 		if cap(out) <= queueCap {
 			c.spare = out[:0]
 		}
 	}
 	c.writing = false
 	c.idle.Broadcast()
-	if err != nil {
-		c.out = nil
-		if c.err == nil {
-			c.err = fmt.Errorf("%w: %v", ErrClosed, err)
-		}
-		err = c.err
-	}
 	c.mu.Unlock()
-	if err != nil {
-		c.c.Close() // the reader sees the lane end
+	return nil
+}
+
+// flusher writes the queue once the socket takes it.
+func (c *Conn) flusher() {
+	c.mu.Lock()
+	c.flushLocked(true)
+}
+
+// failLocked records a failed write, c.mu held, unlocks c.mu and closes
+// the socket: the reader sees the lane end.
+func (c *Conn) failLocked(err error) error {
+	c.out = nil
+	c.writing = false
+	c.idle.Broadcast()
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
+	err = c.err
+	c.mu.Unlock()
+	c.c.Close()
 	return err
 }
 
@@ -194,15 +251,29 @@ func appendFrame(dst []byte, k Kind, body []byte) []byte {
 	return append(dst, body...)
 }
 
-// Read returns the next frame; it is for one goroutine. At the end of
-// the lane it returns io.EOF; a malformed frame (a kind it does not know,
-// a body past the limit, a frame cut short) returns an error wrapping
-// [registry.ErrBadPayload] or [registry.ErrTooBig] that says what was
-// wrong, and the lane is then of no more use.
+// Read returns the next frame; it is for one goroutine at a time. At the
+// end of the lane it returns io.EOF; a malformed frame (a kind it does
+// not know, a body past the limit, a frame cut short) returns an error
+// wrapping [registry.ErrBadPayload] or [registry.ErrTooBig] that says
+// what was wrong, and the lane is then of no more use.
+//
+// A read deadline ([Conn.Kick]) that passes before a frame has begun
+// returns an error wrapping os.ErrDeadlineExceeded and consumes nothing:
+// the next Read, by this goroutine or another, reads that frame. One that
+// passes while a large frame's body arrives is cleared, and the frame
+// read to its end.
 func (c *Conn) Read() (Frame, error) {
-	var h [header]byte
-	if _, err := io.ReadFull(c.r, h[:]); err != nil {
-		if err == io.ErrUnexpectedEOF {
+	h, err := c.r.Peek(header)
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			c.mu.Lock()
+			werr := c.err
+			c.mu.Unlock()
+			if werr != nil && werr != ErrClosed && werr != ErrLetGo {
+				return Frame{}, werr // closed by a write that failed: the peer is gone
+			}
+		}
+		if len(h) > 0 && errors.Is(err, io.EOF) {
 			return Frame{}, fmt.Errorf("%w: a lane frame cut short in its header", registry.ErrBadPayload)
 		}
 		return Frame{}, err
@@ -219,12 +290,19 @@ func (c *Conn) Read() (Frame, error) {
 	}
 	f := Frame{Kind: k}
 	if n < bigFrame {
-		f.Body = make([]byte, n)
-		if _, err := io.ReadFull(c.r, f.Body); err != nil {
+		whole, err := c.r.Peek(header + n)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return Frame{}, err // nothing consumed
+			}
 			return Frame{}, cutShort(k, n, err)
 		}
+		f.Body = make([]byte, n)
+		copy(f.Body, whole[header:])
+		c.r.Discard(header + n)
 		return f, nil
 	}
+	c.r.Discard(header)
 	b := chunks.GetBuffer()
 	if cap(b) < n {
 		chunks.PutBuffer(b)
@@ -232,18 +310,33 @@ func (c *Conn) Read() (Frame, error) {
 	}
 	f.Body, f.Pooled = b[:n], true
 	for off := 0; off < n; {
-		m := min(piece, n-off)
-		if _, err := io.ReadFull(c.r, f.Body[off:off+m]); err != nil {
+		m, err := c.r.Read(f.Body[off:min(off+piece, n)])
+		off += m
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.c.SetReadDeadline(time.Time{}) // begun: read to its end
+			continue
+		}
+		if err != nil {
 			chunks.PutBuffer(b)
 			return Frame{}, cutShort(k, n, err)
 		}
-		off += m
 		if c.alive != nil {
 			c.alive()
 		}
 	}
 	return f, nil
 }
+
+// Kick makes the Read in progress, if it waits for a frame to begin,
+// return an error wrapping os.ErrDeadlineExceeded at once; and so the
+// next Read, unless [Conn.Unkick] comes first.
+func (c *Conn) Kick() { c.c.SetReadDeadline(time.Now()) }
+
+// Unkick clears a Kick.
+func (c *Conn) Unkick() { c.c.SetReadDeadline(time.Time{}) }
+
+// Kicked reports whether err, from Read, is a Kick's.
+func Kicked(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 func cutShort(k Kind, n int, err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -263,7 +356,7 @@ func (c *Conn) Live() bool {
 // Ended reports whether err, from Read, is the lane's end rather than
 // garbage on it: EOF, or the peer gone with data unread (a reset).
 func Ended(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // LetGo ends the writes on the lane cleanly: the peer reads the frames
