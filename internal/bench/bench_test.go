@@ -47,8 +47,73 @@ func TestRunLocalPairs(t *testing.T) {
 
 func TestUnknownRow(t *testing.T) {
 	_, err := Run(context.Background(), Options{Only: []string{"nope"}})
-	if err == nil || !strings.Contains(err.Error(), `unknown row "nope"`) || !strings.Contains(err.Error(), "invoke_rtt") {
-		t.Fatalf("err = %v, want it to name the row and list the known ones", err)
+	if err == nil || !strings.Contains(err.Error(), `unknown row "nope"`) {
+		t.Fatalf("err = %v, want it to name the row", err)
+	}
+	for _, known := range []string{"invoke_rtt", "lane_rtt", "nats_invoke_rtt"} {
+		if !strings.Contains(err.Error(), known) {
+			t.Errorf("err = %v, want it to list %s among the known rows", err, known)
+		}
+	}
+}
+
+// --only keeps the whole pair a row is measured with, derived rows too.
+func TestOnlySelectsThePair(t *testing.T) {
+	for row, want := range map[string]string{
+		"invoke_rtt": "invoke_rtt", "nats_rtt": "invoke_rtt", "unix_rtt": "invoke_rtt",
+		"lane_rtt": "invoke_rtt", "nats_invoke_rtt": "invoke_rtt",
+		"proxy_call": "proxy_call", "pipelined": "pipelined",
+	} {
+		var got []string
+		for _, p := range Pairs() {
+			if p.selected([]string{row}) {
+				got = append(got, p.Name)
+			}
+		}
+		if !slices.Contains(got, want) {
+			t.Errorf("--only %s keeps %v, want %s among them", row, got, want)
+		}
+	}
+}
+
+// A run prints no row name twice: every row but a shared baseline is
+// measured, derived or recorded by one pair only, and each pair's
+// derived rows name sides it times.
+func TestRowNamesUnique(t *testing.T) {
+	owner := map[string]string{}
+	baselines := map[string]bool{}
+	for _, p := range Pairs() {
+		baselines[p.Baseline] = true
+		names := append([]string{p.Name}, p.Extra...)
+		for _, d := range p.Derived {
+			names = append(names, d.Name)
+			sides := append([]string{p.Baseline, p.Name}, p.Extra...)
+			if !slices.Contains(sides, d.Of) || !slices.Contains(sides, d.Over) {
+				t.Errorf("pair %s: derived row %s of %s over %s: not sides of the pair", p.Name, d.Name, d.Of, d.Over)
+			}
+		}
+		for _, f := range p.Also {
+			names = append(names, f.Name)
+			baselines[f.Baseline] = true
+		}
+		for _, n := range names {
+			if o, ok := owner[n]; ok {
+				t.Errorf("row %s printed by pair %s and by pair %s", n, o, p.Name)
+			}
+			owner[n] = p.Name
+		}
+	}
+	for _, n := range []string{"lane_rtt", "nats_invoke_rtt"} {
+		if owner[n] == "" {
+			t.Errorf("no pair prints %s", n)
+		}
+	}
+	for _, goals := range []map[string]float64{Goals, ValueGoals} {
+		for n := range goals {
+			if owner[n] == "" {
+				t.Errorf("a goal for %s, which no pair prints", n)
+			}
+		}
 	}
 }
 
@@ -87,5 +152,36 @@ func TestDerivedRow(t *testing.T) {
 	p.Derived[0].Over = "nope"
 	if _, err := p.Run(context.Background(), e, 1, 10); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("a derived row over no side: err = %v", err)
+	}
+}
+
+// The table prints the new rows' goals: lane_rtt against unix_rtt,
+// nats_invoke_rtt against nats_rtt, pipelined as a throughput.
+func TestTableGoals(t *testing.T) {
+	rows := []Row{
+		{Name: "nats_rtt", Value: 100, Unit: "ns/op", Baseline: "nats_rtt", BaselineValue: 100, Ratio: 1},
+		{Name: "invoke_rtt", Value: 40, Unit: "ns/op", Baseline: "nats_rtt", BaselineValue: 100, Ratio: 0.4},
+		{Name: "unix_rtt", Value: 35, Unit: "ns/op", Baseline: "nats_rtt", BaselineValue: 100, Ratio: 0.35},
+		{Name: "nats_invoke_rtt", Value: 120, Unit: "ns/op", Baseline: "nats_rtt", BaselineValue: 100, Ratio: 1.2},
+		{Name: "lane_rtt", Value: 40, Unit: "ns/op", Baseline: "unix_rtt", BaselineValue: 35, Ratio: 40.0 / 35},
+		{Name: "pipelined", Value: 160, Unit: "tasks/s", Baseline: "nats_pipelined", BaselineValue: 100, Ratio: 1.6},
+	}
+	var buf bytes.Buffer
+	WriteTable(&buf, rows)
+	for row, goal := range map[string]string{
+		"invoke_rtt":      "≤ 0.5 (holds)",
+		"lane_rtt":        "≤ 1.3 (holds)",
+		"nats_invoke_rtt": "≤ 1.1 (MISSED)",
+		"pipelined":       "≥ 1.5 (holds)",
+	} {
+		var line string
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.HasPrefix(l, row+" ") {
+				line = l
+			}
+		}
+		if !strings.HasSuffix(line, goal) {
+			t.Errorf("table line of %s: %q, want it to end with %q", row, line, goal)
+		}
 	}
 }

@@ -191,7 +191,7 @@ func serverPair() *Pair {
 		Name: "server_invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Chunks: 20,
 		Extra: []string{"server_invoke_rtt_unix"},
 		setup: func(ctx context.Context, e *Env) error {
-			if err := rttPair().setup(ctx, e); err != nil {
+			if err := e.rttSetup(ctx); err != nil {
 				return err
 			}
 			if err := e.startServer(ctx); err != nil {
@@ -210,7 +210,7 @@ func serverPair() *Pair {
 			}
 			return nil
 		},
-		base: rttPair().base,
+		base: natsRTT,
 		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			return invokeLoop(ctx, e.viaTCP, n)
 		},
