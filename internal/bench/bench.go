@@ -48,7 +48,7 @@ type Pair struct {
 	// Extra lists further rows timed with the pair, in the same
 	// alternating rounds, each ratio to the pair's baseline: references
 	// (unix_rtt beside invoke_rtt) and rows with goals of their own
-	// (nats_invoke_rtt).
+	// (nats_invoke_rtt, orphan_exit_pipe).
 	Extra []string
 	// Derived lists rows computed after the rounds from two of the
 	// pair's timed sides, with no timing of their own (lane_rtt:
@@ -352,7 +352,9 @@ var Goals = map[string]float64{
 	"pipelined":          1.5,
 	"spawn_first_result": 1.5,
 	// Against the lease (1 s): at most 50 ms.
-	"orphan_exit":            0.05,
+	"orphan_exit": 0.05,
+	// The same with no parent-death signal: the lane's EOF alone.
+	"orphan_exit_pipe":       0.05,
 	"worker_lost":            0.05,
 	"lease_teardown":         1.5,
 	"server_invoke_rtt":      1.25,
