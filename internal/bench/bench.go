@@ -120,20 +120,41 @@ var perOp = map[string]float64{"ns/op": 1, "us": 1e3, "ms": 1e6}
 
 // rows lists the names of the rows the pair prints.
 func (p *Pair) rows() []string {
-	names := append([]string{p.Baseline, p.Name}, p.Extra...)
-	for _, d := range p.Derived {
-		names = append(names, d.Name)
-	}
+	names := append([]string{p.Baseline}, p.measured()...)
 	for _, f := range p.Also {
-		names = append(names, f.Baseline, f.Name)
+		names = append(names, f.Baseline)
 	}
 	return names
 }
 
-// selected reports whether --only's names keep the pair: any of its rows
-// named, or no names at all.
+// measured lists the rows the pair prints but its baselines: its own,
+// its extras, its derived rows and its figures.
+func (p *Pair) measured() []string {
+	names := append([]string{p.Name}, p.Extra...)
+	for _, d := range p.Derived {
+		names = append(names, d.Name)
+	}
+	for _, f := range p.Also {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// selected reports whether --only's names keep the pair: no names at
+// all, or one of the rows it measures, or one of its baselines that no
+// pair measures as a row of its own. So nats_rtt keeps every pair
+// against it, and invoke_rtt keeps its own pair, not shm_10mb's (whose
+// baseline it is).
 func (p *Pair) selected(only []string) bool {
-	return len(only) == 0 || slices.ContainsFunc(p.rows(), func(x string) bool { return slices.Contains(only, x) })
+	if len(only) == 0 || slices.ContainsFunc(p.measured(), func(x string) bool { return slices.Contains(only, x) }) {
+		return true
+	}
+	for _, b := range p.rows() {
+		if slices.Contains(only, b) && !slices.ContainsFunc(Pairs(), func(q *Pair) bool { return slices.Contains(q.measured(), b) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pairs lists every pair, in the order the command runs them.
