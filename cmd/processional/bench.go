@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -26,12 +27,7 @@ func benchCmd(args []string) int {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the master's side) to the file, and one of each spawned worker to the file.worker.<id>")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: processional bench [--json] [--only a,b] [--rounds N] [--scale X] [--lean-worker PATH]\n\nRows:")
-		for _, p := range bench.Pairs() {
-			fmt.Fprintf(fs.Output(), "  %-20s against %s %s\n", p.Name, p.Baseline, strings.Join(p.Extra, " "))
-			for _, f := range p.Also {
-				fmt.Fprintf(fs.Output(), "  %-20s against %s (measured with %s)\n", f.Name, f.Baseline, p.Name)
-			}
-		}
+		writeBenchRows(fs.Output())
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -81,6 +77,23 @@ func benchCmd(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// writeBenchRows lists every row but the baselines, with its baseline,
+// and the pair it is measured with when that is another row's.
+func writeBenchRows(w io.Writer) {
+	for _, p := range bench.Pairs() {
+		fmt.Fprintf(w, "  %-22s against %s\n", p.Name, p.Baseline)
+		for _, x := range p.Extra {
+			fmt.Fprintf(w, "  %-22s against %s (measured with %s)\n", x, p.Baseline, p.Name)
+		}
+		for _, d := range p.Derived {
+			fmt.Fprintf(w, "  %-22s against %s (%s's figure, measured with it)\n", d.Name, d.Over, d.Of)
+		}
+		for _, f := range p.Also {
+			fmt.Fprintf(w, "  %-22s against %s (measured with %s)\n", f.Name, f.Baseline, p.Name)
+		}
+	}
 }
 
 // cgoBuild reports whether this binary was built with cgo.

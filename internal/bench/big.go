@@ -61,7 +61,7 @@ var (
 )
 
 func (e *Env) bigSetup(ctx context.Context) error {
-	if err := rttPair().setup(ctx, e); err != nil {
+	if err := e.rttSetup(ctx); err != nil {
 		return err
 	}
 	if e.big == nil {

@@ -32,28 +32,45 @@ func leaseBase(_ context.Context, _ *Env, n int) (time.Duration, error) {
 	return time.Duration(n) * master.DefaultLease, nil
 }
 
+// orphanPair times how long a worker outlives its SIGKILLed master
+// (orphan_exit), and the same with the master's workers spawned without
+// the parent-death signal, so that only the lane's EOF tells them
+// (orphan_exit_pipe), in the same alternating rounds.
 func orphanPair() *Pair {
 	return &Pair{
 		Name: "orphan_exit", Baseline: "lease", Unit: "ms", N: 3, Chunks: 3,
-		base: leaseBase,
+		Extra: []string{"orphan_exit_pipe"},
+		base:  leaseBase,
 		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
-			var total time.Duration
-			for range n {
-				d, err := orphanExit(ctx, e.binary)
-				if err != nil {
-					return 0, err
-				}
-				total += d
-			}
-			return total, nil
+			return orphanExits(ctx, e.binary, n)
+		},
+		extra: []func(context.Context, *Env, int) (time.Duration, error){
+			func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+				return orphanExits(ctx, e.binary, n, master.EnvParentDeathSignal+"=off")
+			},
 		},
 	}
 }
 
-// orphanExit starts a master process that spawns a worker, kills the
-// master with SIGKILL, and times until the worker is gone.
-func orphanExit(ctx context.Context, binary string) (time.Duration, error) {
-	line, stop, err := startReporter(ctx, binary, "the master's worker pid", envChild+"="+modeHolder)
+// orphanExits runs orphanExit n times, with env added to the master
+// process's environment, and returns the total.
+func orphanExits(ctx context.Context, binary string, n int, env ...string) (time.Duration, error) {
+	var total time.Duration
+	for range n {
+		d, err := orphanExit(ctx, binary, env...)
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// orphanExit starts a master process (with env added to its environment)
+// that spawns a worker, kills the master with SIGKILL, and times until
+// the worker is gone.
+func orphanExit(ctx context.Context, binary string, env ...string) (time.Duration, error) {
+	line, stop, err := startReporter(ctx, binary, "the master's worker pid", append([]string{envChild + "=" + modeHolder}, env...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -191,7 +208,7 @@ func serverPair() *Pair {
 		Name: "server_invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Chunks: 20,
 		Extra: []string{"server_invoke_rtt_unix"},
 		setup: func(ctx context.Context, e *Env) error {
-			if err := rttPair().setup(ctx, e); err != nil {
+			if err := e.rttSetup(ctx); err != nil {
 				return err
 			}
 			if err := e.startServer(ctx); err != nil {
@@ -210,7 +227,7 @@ func serverPair() *Pair {
 			}
 			return nil
 		},
-		base: rttPair().base,
+		base: natsRTT,
 		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			return invokeLoop(ctx, e.viaTCP, n)
 		},

@@ -32,9 +32,10 @@ var payload = []byte("0123456789abcdef0123456789abcdef")
 // Env holds what the pairs share: a master, a spawned worker, the
 // baseline children. It is started lazily and stopped by Close.
 type Env struct {
-	binary string
-	m      *master.Master
-	slave  *master.Slave
+	binary    string
+	m         *master.Master
+	slave     *master.Slave // spawned by m, with the lane (the default)
+	natsSlave *master.Slave // spawned by m WithoutLane: calls by NATS
 
 	echo    *child // raw NATS responder
 	subject string
@@ -151,6 +152,10 @@ func (e *Env) Close() {
 	if e.slave != nil {
 		e.slave.Close()
 		e.slave = nil
+	}
+	if e.natsSlave != nil {
+		e.natsSlave.Close()
+		e.natsSlave = nil
 	}
 	if e.m != nil {
 		e.m.Close()
@@ -299,44 +304,26 @@ func threadPair() *Pair {
 	}
 }
 
+// rttPair times one small call at a time: Invoke of builtin.Echo to the
+// default spawned worker (by the lane) against a raw nats.go
+// request-reply, in the same alternating rounds as the Unix socket's
+// ping-pong (unix_rtt) and the same Invoke to a worker spawned
+// WithoutLane (nats_invoke_rtt). lane_rtt is invoke_rtt's figure against
+// unix_rtt's.
 func rttPair() *Pair {
 	return &Pair{
-		Name: "invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Chunks: 20, Extra: []string{"unix_rtt"},
+		Name: "invoke_rtt", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Chunks: 20,
+		Extra:   []string{"unix_rtt", "nats_invoke_rtt"},
+		Derived: []Derived{{Name: "lane_rtt", Of: "invoke_rtt", Over: "unix_rtt"}},
 		setup: func(ctx context.Context, e *Env) error {
-			if err := e.worker(ctx); err != nil {
+			if err := e.rttSetup(ctx); err != nil {
 				return err
 			}
-			if e.echo == nil {
-				e.subject = "bench.echo." + wire.NewID("b")
-				c, _, err := e.startEcho(ctx, e.subject)
-				if err != nil {
-					return err
-				}
-				e.echo = c
-			}
-			if e.unixConn == nil {
-				return e.startUnix()
-			}
-			return nil
+			return e.natsWorker(ctx)
 		},
-		base: func(_ context.Context, e *Env, n int) (time.Duration, error) {
-			nc := e.m.Conn()
-			start := time.Now()
-			for range n {
-				if _, err := nc.Request(e.subject, payload, 10*time.Second); err != nil {
-					return 0, err
-				}
-			}
-			return time.Since(start), nil
-		},
+		base: natsRTT,
 		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
-			start := time.Now()
-			for range n {
-				if _, err := master.Invoke(ctx, e.slave, builtin.Echo, payload); err != nil {
-					return 0, err
-				}
-			}
-			return time.Since(start), nil
+			return invokeLoop(ctx, e.slave, n)
 		},
 		extra: []func(context.Context, *Env, int) (time.Duration, error){
 			func(_ context.Context, e *Env, n int) (time.Duration, error) {
@@ -352,8 +339,63 @@ func rttPair() *Pair {
 				}
 				return time.Since(start), nil
 			},
+			func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+				return invokeLoop(ctx, e.natsSlave, n)
+			},
 		},
 	}
+}
+
+// rttSetup starts what the pairs against nats_rtt share: the default
+// worker, the raw responder, the Unix socket's echoing child.
+func (e *Env) rttSetup(ctx context.Context) error {
+	if err := e.worker(ctx); err != nil {
+		return err
+	}
+	if e.echo == nil {
+		e.subject = "bench.echo." + wire.NewID("b")
+		c, _, err := e.startEcho(ctx, e.subject)
+		if err != nil {
+			return err
+		}
+		e.echo = c
+	}
+	if e.unixConn == nil {
+		return e.startUnix()
+	}
+	return nil
+}
+
+// natsWorker spawns, once, the worker nats_invoke_rtt calls: one
+// spawned WithoutLane by the same master, whose calls go through the
+// NATS server as they did before the lane.
+func (e *Env) natsWorker(ctx context.Context) error {
+	if e.natsSlave != nil {
+		return nil
+	}
+	m, err := e.master(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := m.Spawn(ctx, append(e.spawnOpts(), master.WithoutLane())...)
+	if err != nil {
+		return err
+	}
+	e.natsSlave = s
+	return nil
+}
+
+// natsRTT is nats_rtt: a raw nats.go request-reply at a time from the
+// master's connection to the raw responder.
+func natsRTT(_ context.Context, e *Env, n int) (time.Duration, error) {
+	nc := e.m.Conn()
+	start := time.Now()
+	for range n {
+		if _, err := nc.Request(e.subject, payload, 10*time.Second); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
 }
 
 func (e *Env) startUnix() error {
@@ -385,7 +427,7 @@ func (e *Env) startUnix() error {
 func pipelinedPair() *Pair {
 	return &Pair{
 		Name: "pipelined", Baseline: "nats_pipelined", Unit: "tasks/s", N: 100_000,
-		setup: rttPair().setup,
+		setup: func(ctx context.Context, e *Env) error { return e.rttSetup(ctx) },
 		base: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			nc := e.m.Conn()
 			inbox := nats.NewInbox()

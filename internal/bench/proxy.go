@@ -14,7 +14,7 @@ func proxyPair() *Pair {
 	return &Pair{
 		Name: "proxy_call", Baseline: "nats_rtt", Unit: "ns/op", N: 4_000, Chunks: 20,
 		setup: func(ctx context.Context, e *Env) error {
-			if err := rttPair().setup(ctx, e); err != nil {
+			if err := e.rttSetup(ctx); err != nil {
 				return err
 			}
 			if e.counter == nil {
@@ -26,7 +26,7 @@ func proxyPair() *Pair {
 			}
 			return nil
 		},
-		base: rttPair().base,
+		base: natsRTT,
 		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			start := time.Now()
 			for range n {
