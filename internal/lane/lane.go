@@ -327,6 +327,16 @@ func (c *Conn) Read() (Frame, error) {
 	return f, nil
 }
 
+// Ready reports whether a whole frame is buffered: Read would return it
+// without waiting.
+func (c *Conn) Ready() bool {
+	if c.r.Buffered() < header {
+		return false
+	}
+	h, _ := c.r.Peek(header)
+	return c.r.Buffered() >= header+int(binary.BigEndian.Uint32(h[:4]))
+}
+
 // Kick makes the Read in progress, if it waits for a frame to begin,
 // return an error wrapping os.ErrDeadlineExceeded at once; and so the
 // next Read, unless [Conn.Unkick] comes first.

@@ -18,7 +18,7 @@ func (w *Worker) serveLane() {
 	for {
 		f, err := w.lane.Read()
 		if err != nil {
-			w.laneEnded(err)
+			w.laneStopped(err)
 			return
 		}
 		switch f.Kind {
@@ -41,10 +41,12 @@ func (w *Worker) serveLane() {
 			err = fmt.Errorf("%w: a %s frame, which only a worker sends", bus.ErrBadPayload, f.Kind)
 		}
 		if err != nil {
-			w.laneEnded(fmt.Errorf("garbage on the lane: %w", err))
+			w.laneStopped(fmt.Errorf("garbage on the lane: %w", err))
 			return
 		}
-		if master := w.laneIn.drain; master != "" {
+		if master := w.laneIn.drain; master != "" && !w.lane.Ready() {
+			// The frames already here first: the queue then runs them
+			// in one go.
 			w.laneIn.drain = ""
 			if !w.drainInline(master) {
 				return // a relief reads the lane now
@@ -79,6 +81,16 @@ func (w *Worker) drainInline(master string) bool {
 		return true
 	}
 	return false
+}
+
+// laneStopped ends the lane's reads: a queue the reader started and had
+// not run yet goes to a drainer, then laneEnded.
+func (w *Worker) laneStopped(err error) {
+	if master := w.laneIn.drain; master != "" {
+		w.laneIn.drain = ""
+		w.spawnDrain(master)
+	}
+	w.laneEnded(err)
 }
 
 // laneEnded handles the end of the lane's reads. The owner letting go of

@@ -78,6 +78,11 @@ func (w *Worker) startDrain(in *inlet, master string) {
 		in.drain = master
 		return
 	}
+	w.spawnDrain(master)
+}
+
+// spawnDrain has an idle drainer, or a new one, run master's queue.
+func (w *Worker) spawnDrain(master string) {
 	select {
 	case w.drainers <- master:
 	default:
