@@ -156,6 +156,15 @@ func (s *slave) readFrames(stop func() bool) (ended bool) {
 			r.endOnce.Do(func() { s.laneEnded(err) })
 			return true
 		}
+		if raceEnabled {
+			// What this process sent by NATS before the worker answered
+			// (an exported object's reply to the worker's call) happens
+			// before the answer, through the worker: a causality the race
+			// detector cannot see across processes. The connection's lock,
+			// which every publish takes, shows it to it, as it did when
+			// answers came by NATS.
+			s.m.nc.IsConnected()
+		}
 		r.inside.Store(true)
 		err = s.handleFrame(f)
 		r.inside.Store(false)

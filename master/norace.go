@@ -1,0 +1,6 @@
+//go:build !race
+
+package master
+
+// raceEnabled: this is a race-detector build.
+const raceEnabled = false
