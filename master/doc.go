@@ -1,8 +1,10 @@
 // Package master is what a user of processional calls: it runs registered
 // functions in the calling goroutine, in new goroutines, on slave threads
-// (one OS thread, tasks in order) and on worker processes it spawns or
-// connects to over NATS, with one way to call and one future for the
-// result.
+// (one OS thread, tasks in order) and on worker processes, with one way to
+// call and one future for the result. A worker the master spawns is
+// reached on a socketpair the two share, the lane (see [WithoutLane]);
+// one it connects to, over NATS, which also carries discovery, inspection
+// and the calls of other masters and hosts.
 //
 //	t := master.Go(ctx, func(ctx context.Context) (int, error) { return 42, nil })
 //	s, err := master.Spawn(ctx)                          // this binary, as a worker
@@ -16,7 +18,9 @@
 //
 // Every executor returns a [Task]: Wait, Done, Available, Cancel. Workers
 // are resources: a [Master] heartbeats each one it holds, a worker whose
-// master dies or stops heartbeating tears down, and a worker that dies or
-// stops answering fails every pending task with bus.ErrWorkerLost. See
-// docs/lifetimes.md for each case and its timing.
+// master dies (the end of its lane tells a spawned one at once) or stops
+// heartbeating tears down, and a worker that dies or stops answering
+// fails every pending task with bus.ErrWorkerLost. See docs/lifetimes.md
+// for each case and its timing, and docs/subjects.md for which road a
+// call takes.
 package master

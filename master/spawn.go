@@ -20,13 +20,20 @@ import (
 //
 //	if worker.Main() { return }
 //
-// The worker joins the master's NATS server with the master's token and
-// says hello; a process that exits or stays silent past the start timeout
-// is killed, and the error (wrapping [ErrNoHello]) says to call
-// worker.Main. The worker runs in its own process group; if the master's
-// process dies, the kernel signals the worker, which kills its group. Its
-// output reaches the master's, each line prefixed with its id. An option
-// that does not apply is refused with [ErrConfig], naming it.
+// The master and the worker share a socketpair, the lane: the worker
+// inherits its end, and the master's calls, cancels, heartbeats and
+// object operations to it, and their answers, go on it rather than
+// through the NATS server ([WithoutLane] and $PROCESSIONAL_LANE=off spawn
+// without one). The worker also joins the master's NATS server with the
+// master's token, for discovery, inspection and other masters, and says
+// hello there; a process that exits or stays silent past the start
+// timeout is killed, and the error (wrapping [ErrNoHello]) says to call
+// worker.Main. The worker runs in its own process group. If the master's
+// process dies, the worker sees its lane end (and, on Linux, the kernel
+// signals it) and kills its group; if the worker dies, its lane's end
+// fails its pending calls with bus.ErrWorkerLost at once. Its output
+// reaches the master's, each line prefixed with its id. An option that
+// does not apply is refused with [ErrConfig], naming it.
 func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error) {
 	refuseNestedSpawn()
 	ctx = orBackground(ctx)

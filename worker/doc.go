@@ -1,5 +1,6 @@
-// Package worker is the worker runtime: it serves a worker's subject, runs
-// the calls it receives, keeps each master's blocking calls in order, and
+// Package worker is the worker runtime: it serves a worker's subject (and,
+// in a spawned worker, the lane to the master that spawned it), runs the
+// calls it receives, keeps each master's blocking calls in order, and
 // tears down when its master closes it.
 //
 // A binary becomes its own worker with one line at the top of main:

@@ -29,15 +29,21 @@ import (
 //		return
 //	}
 //
-// In a spawned worker it connects to the master's NATS server with the
-// master's token, serves the functions this binary registered, says hello,
-// and returns true once the master has closed it and every queued call has
-// replied. The worker also stops when its connection to the master's server
-// is lost for good, when its master's lease lapses, and on SIGTERM (after
-// its running calls). The parent-death signal its master armed
-// (real-time signal 40, when the master process dies) kills the worker's process group at once: the
-// worker and whatever it started. When the worker cannot
-// start, Main reports why on stderr and exits the process with status 2.
+// In a spawned worker it first takes its end of the lane, the socketpair
+// it shares with its master (inherited as a descriptor, which it closes,
+// keeping a close-on-exec copy, so that its own children never hold it).
+// It then connects to the master's NATS server with the master's token,
+// serves the functions this binary registered, on the lane for its master
+// and on NATS for everyone else, says hello, and returns true once the
+// master has closed it and every queued call has replied. The worker also
+// stops when its connection to the master's server is lost for good, when
+// its master's lease lapses, and on SIGTERM (after its running calls). The
+// end of its lane (EOF, or garbage on it), and the parent-death signal its
+// master armed (real-time signal 40, when the master process dies, on
+// Linux), kill the worker's process group at once: the worker and whatever
+// it started; a detached or persistent worker lives on. When the worker
+// cannot start, Main reports why on stderr and exits the process with
+// status 2.
 //
 // With $PROCESSIONAL_WORKER_CPUPROFILE set to a path, a spawned worker
 // writes a CPU profile, from its start to its end of serving, to that path
