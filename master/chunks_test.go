@@ -45,7 +45,20 @@ func TestChunkedValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	s := spawn(t, m)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { chunkedValues(t, m, spawn(t, m, path.opts...)) })
+	}
+}
+
+// paths are the two roads to a spawned worker: its lane, where a big
+// value is one frame, and NATS, where it goes in chunks.
+var paths = []struct {
+	name string
+	opts []master.SpawnOption
+}{{"lane", nil}, {"nats", []master.SpawnOption{master.WithoutLane()}}}
+
+func chunkedValues(t *testing.T, m *master.Master, s *master.Slave) {
+	ctx := context.Background()
 	max := int(m.Conn().MaxPayload())
 	for _, n := range []int{max - 1000, max - 100, max, max + 1, 3*max + 17, 50 << 20} {
 		got, err := master.Invoke(ctx, s, Size, make([]byte, n))
@@ -95,7 +108,12 @@ func argFor(t *testing.T, m *master.Master, msg int) int {
 // payload: whole, whole, and in chunks.
 func TestChunkBoundaries(t *testing.T) {
 	m := newMaster(t)
-	s := spawn(t, m)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { chunkBoundaries(t, m, spawn(t, m, path.opts...)) })
+	}
+}
+
+func chunkBoundaries(t *testing.T, m *master.Master, s *master.Slave) {
 	ctx := context.Background()
 	max := int(m.Conn().MaxPayload())
 	for _, msg := range []int{max - 1, max, max + 1} {

@@ -18,8 +18,10 @@ import (
 )
 
 // Slave is a worker process the master spawned ([Master.Spawn], [Spawn])
-// or connected to ([Connect]): an [Executor] whose tasks travel over NATS. Blocking calls run on it in the order they were sent;
-// many may be in flight at once. Its methods are safe for concurrent use.
+// or connected to ([Connect]): an [Executor] whose tasks travel on the
+// lane to a worker the master spawned, and over NATS to any other.
+// Blocking calls run on it in the order they were sent; many may be in
+// flight at once. Its methods are safe for concurrent use.
 //
 // A Slave that becomes unreachable without Close or Terminate is closed
 // (as by Close) once the garbage collector notices: a worker is a

@@ -99,7 +99,7 @@ func runDemo(ctx context.Context, w io.Writer, remote remoteWorker) error {
 
 	var s *master.Slave
 	if remote.url == "" {
-		fmt.Fprintln(w, "\n3. A slave process: this binary, spawned as a worker over NATS")
+		fmt.Fprintln(w, "\n3. A slave process: this binary, spawned as a worker, reached on its lane (NATS carries the rest)")
 		start = time.Now()
 		s, err = master.Spawn(ctx)
 		if err != nil {
@@ -225,7 +225,7 @@ func runDemo(ctx context.Context, w io.Writer, remote remoteWorker) error {
 	if err != nil {
 		return err
 	}
-	step(w, start, "Invoke(slave, echo, 3 MiB) (copied, in chunks)", fmt.Sprintf("%d bytes back", len(big)))
+	step(w, start, "Invoke(slave, echo, 3 MiB) (copied, one frame on the lane)", fmt.Sprintf("%d bytes back", len(big)))
 
 	fmt.Fprintln(w, "\n8. Close: the worker finishes our queued calls, then exits (spawned) or forgets us (a server)")
 	start = time.Now()

@@ -50,8 +50,9 @@ func main() {
 	n, err = master.Invoke(ctx, th, Sum, []int{1, 2, 3})
 	fmt.Println("slave thread:", n, err)
 
-	// A slave process: this binary re-executed as a worker, over an
-	// embedded NATS server started with the first spawn.
+	// A slave process: this binary re-executed as a worker, reached on
+	// a socket of its own; an embedded NATS server, started with the
+	// first spawn, carries the rest.
 	s, err := master.Spawn(ctx)
 	if err != nil {
 		log.Fatal(err)
