@@ -1,0 +1,370 @@
+package e2e
+
+// The local lane (master/lane.go, internal/lane, internal/serve/lane.go)
+// with real processes and real kills: its EOF alone takes a worker along
+// when its master dies, a worker's death fails its master's calls, a
+// worker that breaks the lane is killed with its calls failed and named,
+// and the worker's own children do not hold it.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/master"
+	"github.com/processional/processional/shm"
+)
+
+// hangBound bounds every wait of the lane tests: what takes longer hangs.
+// The fast paths take milliseconds; the logs say how many.
+const hangBound = 10 * time.Second
+
+// laneOn makes sure the masters of the test, in this process or started
+// by it, spawn their workers with a lane, whatever the environment the
+// tests run in says.
+func laneOn(t *testing.T) {
+	t.Setenv(master.EnvLane, "")
+}
+
+// exitClock times the exits of processes by their pidfds (Linux), which
+// are ready to read the moment a process exits, whoever its parent is.
+// Opened before the kill, they name the processes watched even once
+// their pids are free again: kill through them is safe.
+type exitClock struct {
+	pids   []int
+	fds    []int
+	exited []bool
+}
+
+// watchExits opens a pidfd on each of pids, which must all run.
+func watchExits(pids ...int) (*exitClock, error) {
+	c := &exitClock{pids: pids, exited: make([]bool, len(pids))}
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("pidfd_open(%d): %w", pid, err)
+		}
+		c.fds = append(c.fds, fd)
+	}
+	return c, nil
+}
+
+// wait waits, until bound after start at most, for every process watched
+// to exit, and returns how long after start the last one was seen to. It
+// reports false, with the pids still running, when the bound came first.
+func (c *exitClock) wait(start time.Time, bound time.Duration) (time.Duration, []int, bool) {
+	var last time.Duration
+	for {
+		var fds []unix.PollFd
+		var idx []int
+		for i, done := range c.exited {
+			if !done {
+				fds = append(fds, unix.PollFd{Fd: int32(c.fds[i]), Events: unix.POLLIN})
+				idx = append(idx, i)
+			}
+		}
+		if len(fds) == 0 {
+			return last, nil, true
+		}
+		left := time.Until(start.Add(bound))
+		if left <= 0 {
+			var running []int
+			for _, i := range idx {
+				running = append(running, c.pids[i])
+			}
+			return last, running, false
+		}
+		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
+		now := time.Since(start)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			panic(fmt.Sprintf("poll on pidfds: %v", err))
+		}
+		for j := 0; n > 0 && j < len(fds); j++ {
+			if fds[j].Revents != 0 {
+				c.exited[idx[j]] = true
+				last = now
+			}
+		}
+	}
+}
+
+// kill sends SIGKILL to the processes watched that have not been seen
+// to exit.
+func (c *exitClock) kill() {
+	for i, fd := range c.fds {
+		if !c.exited[i] {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		}
+	}
+}
+
+// close closes the pidfds.
+func (c *exitClock) close() {
+	for _, fd := range c.fds {
+		unix.Close(fd)
+	}
+	c.fds = nil
+}
+
+// finish kills what still runs of the processes watched, waits until
+// they are gone, and closes the pidfds: every process a test starts is
+// gone when it ends. It reports the pids that outlived a SIGKILL by
+// hangBound.
+func (c *exitClock) finish() error {
+	if c.fds == nil {
+		return nil // finished already
+	}
+	defer c.close()
+	c.kill()
+	if _, running, ok := c.wait(time.Now(), hangBound); !ok {
+		return fmt.Errorf("processes %v outlived a SIGKILL by %s", running, hangBound)
+	}
+	return nil
+}
+
+// runTrials runs trial(i) for i in [0, n) from parallel goroutines, and
+// returns the durations they measured. It stops starting trials at the
+// first error, which it returns; and after budget, logging how many
+// trials it ran.
+func runTrials(t *testing.T, n, parallel int, budget time.Duration, trial func(i int) (time.Duration, error)) ([]time.Duration, error) {
+	t.Helper()
+	var (
+		mu     sync.Mutex
+		next   int
+		ds     []time.Duration
+		failed error
+		wg     sync.WaitGroup
+	)
+	deadline := time.Now().Add(budget)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				stop := i >= n || failed != nil || time.Now().After(deadline)
+				next++
+				mu.Unlock()
+				if stop {
+					return
+				}
+				d, err := trial(i)
+				mu.Lock()
+				if err != nil && failed == nil {
+					failed = fmt.Errorf("trial %d: %w", i, err)
+				}
+				if err == nil {
+					ds = append(ds, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed == nil && len(ds) < n {
+		t.Logf("ran %d trials of %d within %s", len(ds), n, budget)
+	}
+	return ds, failed
+}
+
+// logLatencies logs the median, 90th percentile and maximum of ds, what
+// they measure: speed is measured by the benchmarks, and only logged here.
+func logLatencies(t *testing.T, what string, ds []time.Duration) {
+	t.Helper()
+	if len(ds) == 0 {
+		return
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	round := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+	t.Logf("%s, %d trials: median %s, p90 %s, max %s", what, len(s), round(s[len(s)/2]), round(s[len(s)*9/10]), round(s[len(s)-1]))
+}
+
+// holder is a running holder process: a master whose worker runs a long
+// call and has a child of its own (the grandchild), both watched.
+type holder struct {
+	cmd        *exec.Cmd
+	worker     int
+	grandchild int
+	orphans    *exitClock // the worker and the grandchild
+	stopped    bool
+	stopErr    error
+}
+
+// startHolder starts the holder binary with env added, in a process group
+// of its own, and waits until it printed its worker's and grandchild's
+// pids, hangBound at most.
+func startHolder(env ...string) (*holder, error) {
+	cmd := exec.Command(binHolder)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	h := &holder{cmd: cmd}
+	lines := make(chan string, 1)
+	go func() { // ends when the holder dies, which closes its stdout
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- line
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(hangBound):
+	}
+	fields := strings.Fields(line)
+	if len(fields) == 4 {
+		h.worker, err = strconv.Atoi(fields[0])
+		if err == nil {
+			h.grandchild, err = strconv.Atoi(fields[1])
+		}
+	}
+	if len(fields) != 4 || err != nil {
+		h.stop()
+		return nil, fmt.Errorf("holder printed %q, want two pids and two segments", line)
+	}
+	if h.orphans, err = watchExits(h.worker, h.grandchild); err != nil {
+		// One of them is not running: kill the other by pid, the best
+		// that can be done without a pidfd.
+		syscall.Kill(h.worker, syscall.SIGKILL)
+		syscall.Kill(h.grandchild, syscall.SIGKILL)
+		h.stop()
+		return nil, fmt.Errorf("worker and grandchild not running before the kill: %w", err)
+	}
+	return h, nil
+}
+
+// stop kills the holder's group and what still runs of the worker and
+// the grandchild, reaps the holder, and waits for the others to be gone.
+// It is idempotent.
+func (h *holder) stop() error {
+	if h.stopped {
+		return h.stopErr
+	}
+	h.stopped = true
+	syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+	h.cmd.Wait()
+	if h.orphans != nil {
+		h.stopErr = h.orphans.finish()
+	}
+	return h.stopErr
+}
+
+// TestMasterKilledLaneAlone kills a master process with SIGKILL, with the
+// parent-death signal turned off ($PROCESSIONAL_PDEATHSIG=off), while its
+// worker runs a long call and has a child of its own, 100 times, two at
+// once: the lane's EOF alone must take the worker and its child along, as
+// the worker kills its process group on it. The child's death shows that
+// the lane did it: a worker that exits on its own (its lease lapsed, its
+// server gone) leaves its children running, as the control, without the
+// lane, shows. The default, with the signal on, is
+// TestMasterKilledTakesWorkerAlong's.
+func TestMasterKilledLaneAlone(t *testing.T) {
+	laneOn(t)
+	rounds := 100
+	if testing.Short() {
+		rounds = 5
+	}
+	noSignal := master.EnvParentDeathSignal + "=off"
+	// The control, meanwhile: without the lane and without the signal,
+	// nothing kills the worker's group. It shows that the variable turns
+	// the signal off, and that the lane is what acts in the trials.
+	type result struct {
+		said string
+		err  error
+	}
+	control := make(chan result, 1)
+	go func() {
+		said, err := orphanControl(noSignal, master.EnvLane+"=off")
+		control <- result{said, err}
+	}()
+
+	ds, err := runTrials(t, rounds, 2, 2*time.Minute, func(int) (time.Duration, error) {
+		h, err := startHolder(noSignal)
+		if err != nil {
+			return 0, err
+		}
+		defer h.stop()
+		start := time.Now()
+		if err := h.cmd.Process.Kill(); err != nil { // only the master: the worker has a group of its own
+			return 0, err
+		}
+		took, running, ok := h.orphans.wait(start, hangBound)
+		if !ok {
+			return 0, fmt.Errorf("worker %d and grandchild %d: %v outlived their master by %s with the lane alone to tell them", h.worker, h.grandchild, running, hangBound)
+		}
+		for _, pid := range []int{h.worker, h.grandchild} {
+			if !proctest.Gone(pid, 0) {
+				return 0, fmt.Errorf("process %d runs after its pidfd said it exited", pid)
+			}
+		}
+		return took, h.stop()
+	})
+	c := <-control
+	if err != nil {
+		t.Fatal(err)
+	}
+	logLatencies(t, "master SIGKILLed, parent-death signal off: worker and grandchild gone after", ds)
+	if c.err != nil {
+		t.Error(c.err)
+	} else {
+		t.Log(c.said)
+	}
+	// The segments the killed holders and workers held: a sweep removes
+	// them, as a master's start would.
+	if _, err := shm.Sweep(); err != nil {
+		t.Error(err)
+	}
+}
+
+// orphanControl runs a holder with env added (no lane, no parent-death
+// signal), kills the master, and checks that its worker exits (on its
+// own) but leaves its child running: nothing kills the worker's group.
+// It returns what it saw, to log.
+func orphanControl(env ...string) (string, error) {
+	what := "control (" + strings.Join(env, " ") + ")"
+	h, err := startHolder(env...)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	defer h.stop()
+	worker, err := watchExits(h.worker)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	defer worker.close()
+	start := time.Now()
+	if err := h.cmd.Process.Kill(); err != nil {
+		return "", err
+	}
+	took, _, ok := worker.wait(start, hangBound)
+	if !ok {
+		return "", fmt.Errorf("%s: worker %d outlived its master by %s", what, h.worker, hangBound)
+	}
+	if proctest.Gone(h.grandchild, 0) {
+		return "", fmt.Errorf("%s: the worker's child %d died with it: something killed the worker's group after all", what, h.grandchild)
+	}
+	if err := h.stop(); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Sprintf("%s: the worker exited on its own %s after its master's SIGKILL, its child running on", what, took.Round(time.Millisecond)), nil
+}
