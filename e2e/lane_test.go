@@ -8,6 +8,8 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +24,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/shm"
@@ -367,4 +371,140 @@ func orphanControl(env ...string) (string, error) {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Sprintf("%s: the worker exited on its own %s after its master's SIGKILL, its child running on", what, took.Round(time.Millisecond)), nil
+}
+
+// TestWorkerKilledOnLane kills a worker with SIGKILL while calls of
+// every kind are pending on it on the lane, 100 times, a fresh worker of
+// one master each time, three at once: every pending call fails with
+// bus.ErrWorkerLost, none hangs. Pending: a call running (a sleep), calls
+// queued behind it (one with a 4 MiB argument, which goes on the lane as
+// a big frame of its own), a thread call, an Invoke; at the kill a 4 MiB
+// argument may be on its way to the worker, and a 4 MiB result on its way
+// back. Every other trial kills the worker before knowing it read them.
+func TestWorkerKilledOnLane(t *testing.T) {
+	laneOn(t)
+	rounds := 100
+	if testing.Short() {
+		rounds = 5
+	}
+	ctx := testCtx(t)
+	m := newMaster(t)
+	big := bytes.Repeat([]byte("lane"), 1<<20)
+	var (
+		mu  sync.Mutex
+		how = map[string]int{} // what the running call's error said of the death
+	)
+	ds, err := runTrials(t, rounds, 3, 2*time.Minute, func(i int) (time.Duration, error) {
+		d, said, err := killMidCall(ctx, m, i%2 == 0, big)
+		mu.Lock()
+		how[said]++
+		mu.Unlock()
+		return d, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logLatencies(t, "worker SIGKILLed with calls pending on the lane: the last of them failed after", ds)
+	t.Logf("the running call's error said: %v", how)
+}
+
+// killMidCall spawns a worker of m, sets calls pending on it, kills it
+// with SIGKILL, and returns how long after the kill the last pending
+// call failed, and what the running call's error said of the death.
+// When settle is set, it waits until the worker has read every call
+// pending and runs the sleep.
+func killMidCall(ctx context.Context, m *master.Master, settle bool, big []byte) (time.Duration, string, error) {
+	s, err := m.Spawn(ctx, master.WithBinary(binProcessional))
+	if err != nil {
+		return 0, "", err
+	}
+	defer s.Close()
+	clock, err := watchExits(s.PID())
+	if err != nil {
+		return 0, "", err
+	}
+	defer clock.finish()
+	running := master.Schedule(ctx, s, Sleep, time.Hour)
+	queued := master.Schedule(ctx, s, Sum, []int{1})
+	queuedBig := master.Schedule(ctx, s, builtin.Echo, big)
+	thread := master.Thread(ctx, s, Sleep, time.Hour)
+	invoked := make(chan error, 1)
+	go func() { _, err := master.Invoke(ctx, s, Sum, []int{2}); invoked <- err }()
+	if settle {
+		// A thread call answers once the worker read the calls before it
+		// on the lane, and started the sleep.
+		if _, err := master.Thread(ctx, s, Getpid, struct{}{}).Wait(ctx); err != nil {
+			return 0, "", fmt.Errorf("getpid before the kill: %w", err)
+		}
+	}
+	replying := master.Thread(ctx, s, builtin.Echo, big) // its result may be on its way at the kill
+	writing := make(chan *master.Task[[]byte], 1)
+	go func() { writing <- master.Schedule(ctx, s, builtin.Echo, big) }() // on its way at the kill, maybe
+	start := time.Now()
+	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
+		return 0, "", err
+	}
+	bounded, cancel := context.WithTimeout(ctx, hangBound)
+	defer cancel()
+	errs := map[string]error{
+		"running":    waitErr(bounded, running),
+		"queued":     waitErr(bounded, queued),
+		"queued big": waitErr(bounded, queuedBig),
+		"thread":     waitErr(bounded, thread),
+		"invoke": func() error {
+			select {
+			case err := <-invoked:
+				return err
+			case <-bounded.Done():
+				return bounded.Err()
+			}
+		}(),
+		"sending big": func() error {
+			select {
+			case w := <-writing:
+				return waitErr(bounded, w)
+			case <-bounded.Done():
+				return fmt.Errorf("Schedule did not return: %w", bounded.Err())
+			}
+		}(),
+	}
+	took := time.Since(start)
+	// Its reply may have come before the kill; if not, it is lost too.
+	if got, err := replying.Wait(bounded); err != nil {
+		errs["replying big"] = err
+	} else if !bytes.Equal(got, big) {
+		return 0, "", fmt.Errorf("the big echo answered before the kill: %d bytes, want %d", len(got), len(big))
+	}
+	for what, err := range errs {
+		if !errors.Is(err, bus.ErrWorkerLost) || !strings.Contains(err.Error(), s.ID()) {
+			return 0, "", fmt.Errorf("the %s call: %v, want ErrWorkerLost naming worker %s", what, err, s.ID())
+		}
+	}
+	said := deathSaid(errs["running"])
+	if _, running, ok := clock.wait(start, hangBound); !ok {
+		return 0, said, fmt.Errorf("worker %v runs %s after its SIGKILL", running, hangBound)
+	}
+	select {
+	case <-s.Exited():
+	case <-bounded.Done():
+		return 0, said, fmt.Errorf("worker %s not marked exited %s after its SIGKILL", s.ID(), hangBound)
+	}
+	if _, err := master.Invoke(ctx, s, Sum, []int{1}); !errors.Is(err, bus.ErrWorkerLost) {
+		return 0, said, fmt.Errorf("a call after the death: %v, want ErrWorkerLost", err)
+	}
+	return took, said, nil
+}
+
+// deathSaid sums up what a call's error says of its worker's death.
+func deathSaid(err error) string {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "signal: killed"):
+		return "its exit status (killed)"
+	case strings.Contains(msg, "closed its lane and did not exit"):
+		return "closed its lane and did not exit"
+	case strings.Contains(msg, "broke its lane"):
+		return "broke its lane: " + msg[strings.Index(msg, "broke its lane")+len("broke its lane: "):]
+	default:
+		return msg
+	}
 }
