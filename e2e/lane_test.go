@@ -26,6 +26,7 @@ import (
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/shm"
@@ -506,5 +507,94 @@ func deathSaid(err error) string {
 		return "broke its lane: " + msg[strings.Index(msg, "broke its lane")+len("broke its lane: "):]
 	default:
 		return msg
+	}
+}
+
+// TestRogueWorker spawns workers that break the lane to their master (the
+// rogue helper, one mode each): the call pending on each fails, at once
+// or after the master's grace for a closed lane, with bus.ErrWorkerLost
+// and, for a malformed frame, ErrBadPayload or ErrTooBig, with an error
+// naming the worker and what was wrong; the worker, which would serve
+// on, is killed. The master's lease is long:
+// silence on the heartbeats, which the rogue never answers, must not be
+// what ends it.
+func TestRogueWorker(t *testing.T) {
+	laneOn(t)
+	const maxValue = 1 << 20
+	const limit = maxValue + lane.Overhead // the largest frame the master reads
+	m, err := master.New(testCtx(t), master.WithMaxValue(maxValue), master.WithLease(time.Minute, 20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	for _, tc := range []struct {
+		mode   string
+		detail error // also wrapped, besides ErrWorkerLost; nil for none
+		texts  []string
+	}{
+		{"garbage", bus.ErrBadPayload, []string{"broke its lane", "unknown kind 0x58"}},
+		{"cutshort", bus.ErrBadPayload, []string{"broke its lane", "reply frame of 1000 bytes cut short"}},
+		{"cutheader", bus.ErrBadPayload, []string{"broke its lane", "cut short in its header"}},
+		{"toobig", bus.ErrTooBig, []string{"broke its lane", "reply frame of " + strconv.Itoa(limit+1) + " bytes", "over its limit of " + strconv.Itoa(limit)}},
+		{"badreply", bus.ErrBadPayload, []string{"broke its lane", "garbage on the lane", "not a processional envelope"}},
+		{"masterkind", bus.ErrBadPayload, []string{"broke its lane", "a call frame, which only a master sends"}},
+		{"close", nil, []string{"closed its lane and did not exit"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			out := &lockedBuffer{}
+			s, err := m.Spawn(ctx, master.WithBinary(binRogue), master.WithEnv("ROGUE_MODE="+tc.mode), master.WithOutput(out, out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock, err := watchExits(s.PID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				s.Terminate()
+				if err := clock.finish(); err != nil {
+					t.Error(err)
+				}
+			})
+			start := time.Now()
+			// On the lane, where the rogue takes it as its cue.
+			pending := master.Schedule(ctx, s, Sleep, time.Hour)
+			bounded, cancel := context.WithTimeout(ctx, hangBound)
+			defer cancel()
+			err = waitErr(bounded, pending)
+			took := time.Since(start)
+			if !errors.Is(err, bus.ErrWorkerLost) {
+				t.Fatalf("the pending call: %v, want ErrWorkerLost", err)
+			}
+			if tc.detail != nil && !errors.Is(err, tc.detail) {
+				t.Errorf("the pending call: %v, want it to wrap %v too", err, tc.detail)
+			}
+			if tc.detail == nil && (errors.Is(err, bus.ErrBadPayload) || errors.Is(err, bus.ErrTooBig)) {
+				t.Errorf("the pending call: %v: a closed lane is no malformed frame", err)
+			}
+			for _, text := range append(tc.texts, s.ID()) {
+				if !strings.Contains(err.Error(), text) {
+					t.Errorf("the pending call: %q, want it to say %q", err, text)
+				}
+			}
+			gone, running, ok := clock.wait(start, hangBound)
+			if !ok {
+				t.Fatalf("rogue worker %v still runs %s after breaking its lane: the master did not kill it", running, hangBound)
+			}
+			select {
+			case <-s.Exited():
+			case <-bounded.Done():
+				t.Fatalf("rogue worker %s gone, not marked exited", s.ID())
+			}
+			if _, err := master.Invoke(ctx, s, Sum, []int{1}); !errors.Is(err, bus.ErrWorkerLost) {
+				t.Errorf("a call after: %v, want ErrWorkerLost", err)
+			}
+			if strings.Contains(out.String(), "rogue:") {
+				t.Errorf("the rogue did not misbehave as told:\n%s", out)
+			}
+			t.Logf("%s: the call failed after %s, the worker was gone after %s: %v", tc.mode, took.Round(10*time.Microsecond), gone.Round(10*time.Microsecond), err)
+		})
 	}
 }
