@@ -598,3 +598,192 @@ func TestRogueWorker(t *testing.T) {
 		})
 	}
 }
+
+// LaneChild starts a child of the worker that runs it (sleep), in a
+// process group of its own, out of reach of the worker's and its master's
+// group kills, and returns its pid: it runs until the test kills it. With
+// leak set, it hands the child the worker's end of the lane on purpose,
+// as a worker's children must not get it.
+var LaneChild = bus.Register("e2e.lane-child", func(_ context.Context, leak bool) (int, error) {
+	cmd := exec.Command("sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if leak {
+		fd, err := laneFD()
+		if err != nil {
+			return 0, err
+		}
+		dup, err := unix.Dup(fd) // the child's copy, closed here once it has it
+		if err != nil {
+			return 0, err
+		}
+		f := os.NewFile(uintptr(dup), "lane (leaked)")
+		defer f.Close()
+		cmd.ExtraFiles = []*os.File{f}
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	go cmd.Wait()
+	return cmd.Process.Pid, nil
+})
+
+// laneFD finds the worker's end of the lane among the descriptors of the
+// process: its one Unix socket (its NATS connection is TCP).
+func laneFD() (int, error) {
+	table, err := os.ReadFile("/proc/self/net/unix")
+	if err != nil {
+		return 0, err
+	}
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 7 {
+			inodes["socket:["+f[6]+"]"] = true
+		}
+	}
+	var found []int
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		link, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if fd, aerr := strconv.Atoi(e.Name()); err == nil && aerr == nil && inodes[link] {
+			found = append(found, fd)
+		}
+	}
+	if len(found) != 1 {
+		return 0, fmt.Errorf("the worker has %d Unix sockets (%v), want one: its lane", len(found), found)
+	}
+	return found[0], nil
+}
+
+// laneHeldBound bounds how long after a worker's death its pending call
+// may take to fail in TestLaneNotInherited. It takes milliseconds; a lane
+// a child of the worker held open would hold the master's reading of it
+// until its 5 s fallback (closeLane), past this bound, as the control
+// shows.
+const laneHeldBound = 4 * time.Second
+
+// TestLaneNotInherited checks that a worker's own children do not hold
+// its lane: the worker's sockets, its end of the lane among them, are
+// close-on-exec, a child it starts has none, and once the worker is
+// SIGKILLed (the worker alone, its child running on in a group of its
+// own) the master fails the call pending on it at once: the lane's EOF
+// is not held back by the child. The control hands a child the lane on
+// purpose: the fd check sees it, and the master, which reads no EOF
+// then, still fails the call, after its fallback.
+func TestLaneNotInherited(t *testing.T) {
+	laneOn(t)
+	m := newMaster(t)
+	for _, tc := range []struct {
+		name  string
+		leak  bool
+		bound time.Duration
+	}{
+		{"children", false, laneHeldBound},
+		{"control, a child given the lane", true, hangBound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			s := spawnWith(t, m) // this binary, which serves LaneChild
+			child, err := master.Invoke(ctx, s, LaneChild, tc.leak)
+			if err != nil {
+				t.Fatal(err)
+			}
+			childClock, err := watchExits(child)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := childClock.finish(); err != nil {
+					t.Error(err)
+				}
+			})
+			if fds := sockets(t, child); len(fds) > 0 != tc.leak {
+				t.Errorf("the worker's child %d holds sockets (fd: link) %v; want some: %v", child, fds, tc.leak)
+			}
+			fds := sockets(t, s.PID())
+			if len(fds) == 0 {
+				t.Fatalf("worker %d holds no socket: no lane, no NATS connection?", s.PID())
+			}
+			for fd, link := range fds {
+				if !closeOnExec(t, s.PID(), fd) {
+					t.Errorf("worker %d: fd %d (%s) is not close-on-exec: its children inherit it", s.PID(), fd, link)
+				}
+			}
+
+			pending := master.Schedule(ctx, s, Sleep, time.Hour)
+			if _, err := master.Thread(ctx, s, Getpid, struct{}{}).Wait(ctx); err != nil { // the sleep runs
+				t.Fatal(err)
+			}
+			workerClock, err := watchExits(s.PID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer workerClock.close()
+			start := time.Now()
+			if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil { // the worker alone
+				t.Fatal(err)
+			}
+			bounded, cancel := context.WithTimeout(ctx, tc.bound)
+			defer cancel()
+			err = waitErr(bounded, pending)
+			took := time.Since(start)
+			if !errors.Is(err, bus.ErrWorkerLost) {
+				t.Fatalf("the pending call, %s after the worker's SIGKILL: %v, want ErrWorkerLost", took, err)
+			}
+			if _, running, ok := workerClock.wait(start, hangBound); !ok {
+				t.Fatalf("worker %v runs after its SIGKILL", running)
+			}
+			// The child ran all along: its death did not end the lane.
+			if proctest.Gone(child, 0) {
+				t.Fatalf("the worker's child %d died with it: it was to run on, in a group of its own", child)
+			}
+			t.Logf("worker SIGKILLed, its child running on: the pending call failed after %s: %v", took.Round(10*time.Microsecond), err)
+		})
+	}
+}
+
+// sockets returns the file descriptors of process pid that are sockets,
+// with their links in /proc.
+func sockets(t *testing.T, pid int) map[int]string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]string{}
+	for _, e := range entries {
+		link, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if fd, err := strconv.Atoi(e.Name()); err == nil && strings.HasPrefix(link, "socket:") {
+			out[fd] = link
+		}
+	}
+	return out
+}
+
+// closeOnExec reports whether descriptor fd of process pid is
+// close-on-exec, from the flags /proc/<pid>/fdinfo gives (octal).
+func closeOnExec(t *testing.T, pid, fd int) bool {
+	t.Helper()
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			if err != nil {
+				t.Fatalf("fdinfo %d of %d: flags %q: %v", fd, pid, v, err)
+			}
+			return flags&unix.O_CLOEXEC != 0
+		}
+	}
+	t.Fatalf("fdinfo %d of %d has no flags:\n%s", fd, pid, info)
+	return false
+}
