@@ -27,6 +27,7 @@ var (
 	binNetmaster    string // a master driven on stdin, for the network namespaces
 	binClient       string // a master that connects to a server and waits to be killed
 	binFaultmaster  string // a master with a given lease that spawns a worker, prints its pid and waits to be frozen
+	binRogue        string // a worker binary that breaks the lane to its master
 )
 
 func TestMain(m *testing.M) {
@@ -52,7 +53,7 @@ func TestMain(m *testing.M) {
 		plain := map[*string]string{
 			&binProcessional: "processional", &binWorker: "processional-worker",
 			&binForgetful: "forgetful", &binHolder: "holder", &binClient: "client",
-			&binNetmaster: "netmaster", &binFaultmaster: "faultmaster",
+			&binNetmaster: "netmaster", &binFaultmaster: "faultmaster", &binRogue: "rogue",
 		}
 		for out, name := range plain {
 			*out = filepath.Join(dir, name)
@@ -61,7 +62,7 @@ func TestMain(m *testing.M) {
 		for _, args := range [][]string{
 			append(append([]string{"build", "-o", dir + string(filepath.Separator)}, race...),
 				"../cmd/processional", "../cmd/processional-worker", "./testdata/forgetful", "./testdata/holder",
-				"./testdata/client", "./testdata/netmaster", "./testdata/faultmaster"),
+				"./testdata/client", "./testdata/netmaster", "./testdata/faultmaster", "./testdata/rogue"),
 			append(append([]string{"build", "-o", binMismatch}, race...),
 				"-ldflags=-X github.com/processional/processional/internal/wire.protocolOverride=99", "../cmd/processional"),
 		} {
@@ -91,7 +92,7 @@ func TestMain(m *testing.M) {
 
 // The binaries TestMain built have the race detector when the tests do.
 func TestBinariesRace(t *testing.T) {
-	for _, bin := range []string{binProcessional, binMismatch, binForgetful, binHolder, binNetmaster, binClient, binFaultmaster, binWorker} {
+	for _, bin := range []string{binProcessional, binMismatch, binForgetful, binHolder, binNetmaster, binClient, binFaultmaster, binWorker, binRogue} {
 		info, err := buildinfo.ReadFile(bin)
 		if err != nil {
 			t.Fatal(err)
