@@ -20,19 +20,6 @@ import (
 	"github.com/processional/processional/master"
 )
 
-// EnvKnownBugs names the variable that, set, runs the tests of bugs not
-// fixed yet, which fail: they are skipped otherwise, saying why.
-const EnvKnownBugs = "E2E_KNOWN_BUGS"
-
-// knownBug skips t, a test of a bug not fixed yet, unless $E2E_KNOWN_BUGS
-// is set.
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv(EnvKnownBugs) == "" {
-		t.Skipf("known bug, not fixed yet (set %s=1 to run): %s", EnvKnownBugs, bug)
-	}
-}
-
 // laneSendBuffer is the send buffer a new Unix socket gets on this host:
 // what the master's end of a lane holds before its writes wait.
 func laneSendBuffer(t *testing.T) int {
@@ -57,13 +44,12 @@ func laneSendBuffer(t *testing.T) int {
 // socket's send buffer fill it without a call waiting: the next write on
 // the lane is the heartbeat's.
 //
-// It fails today: the master's one heartbeat goroutine (master/lease.go,
-// Master.heartbeats) blocks in that write (slave.heartbeat, viaLane,
-// lane.Conn.Write), so the stopped worker is never declared lost and
-// every other worker, hearing no heartbeat, lets its lease lapse and
-// exits.
+// It failed when lane.Conn.Write could wait for the socket: the master's
+// one heartbeat goroutine (Master.heartbeats) blocked in that write, so
+// the stopped worker was never declared lost and every other worker,
+// hearing no heartbeat, let its lease lapse and exited. Writes no longer
+// wait: what the socket does not take goes by a flusher.
 func TestLaneStoppedWorkerKeepsHeartbeats(t *testing.T) {
-	knownBug(t, "a worker that stops reading a full lane blocks the master's heartbeat goroutine")
 	laneOn(t)
 	ctx := testCtx(t)
 	m := newMaster(t) // the default lease, 1 s
@@ -129,15 +115,12 @@ func waitStopped(t *testing.T, pid int) {
 // exit status (killed), as when nothing is written meanwhile, not as a
 // worker that broke its lane.
 //
-// It fails today, in about one trial in ten: the write fails (EPIPE) and
-// lane.Conn.Write closes the socket (internal/lane/lane.go, "the reader
-// sees the lane end"), so that the master's reader gets "use of closed
-// network connection" rather than EOF; lane.Ended does not take that for
-// the lane's end, and slave.laneEnded (master/lane.go) logs an ERROR and
-// fails the calls at once with "broke its lane: read unix ...: use of
-// closed network connection", without the exit status.
+// It failed in about one trial in ten when the write's failure (EPIPE)
+// closed the socket under the master's reader, which then got "use of
+// closed network connection" rather than EOF and took the death for a
+// broken lane. The reader now returns the write's error, which
+// lane.Ended takes for the lane's end.
 func TestLaneKilledWorkerNamedByExitStatus(t *testing.T) {
-	knownBug(t, "a write on the lane of a worker just killed makes its death a broken lane")
 	laneOn(t)
 	ctx := testCtx(t)
 	m := newMaster(t)
