@@ -82,21 +82,15 @@ type laneReaders struct {
 	bgReading atomic.Bool   // readLane holds the token
 	kicked    atomic.Bool   // a caller kicked readLane out
 	inside    atomic.Bool   // the reader is handling a frame: a task it finishes needs no kick
-	wake      chan struct{} // readLane reads now: a caller left with others waiting
-	idler     *time.Timer   // readLane reads once callers have stopped reading for a while
+	wake      chan struct{} // readLane reads now (nudge)
 	freeMu    sync.Mutex
 	free      chan struct{} // closed when readLane gives the token up
 	endOnce   sync.Once     // laneEnded runs once, whichever reader meets the end
 }
 
-// laneIdle is how long readLane leaves the lane to the callers that read
-// it before it reads it itself.
-const laneIdle = 200 * time.Microsecond
-
 func (r *laneReaders) init() {
 	r.wake = make(chan struct{}, 1)
 	r.free = make(chan struct{})
-	r.idler = time.NewTimer(laneIdle)
 }
 
 // freed returns the channel closed when readLane next gives the token up.
@@ -111,6 +105,17 @@ func (r *laneReaders) wakeReader() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
+	}
+}
+
+// nudge has readLane read the lane if nobody does: for a task someone
+// waits for without reading (Task.Done, Task.Available), and on every
+// heartbeat tick, for the heartbeats' answers and the lane's end. No
+// timer is armed per call: arming one wakes an idle thread.
+func (r *laneReaders) nudge() {
+	if !r.bgReading.Load() && r.token.TryLock() {
+		r.token.Unlock()
+		r.wakeReader()
 	}
 }
 
@@ -135,10 +140,7 @@ func (s *slave) readLane() {
 				return
 			}
 		}
-		select {
-		case <-r.wake:
-		case <-r.idler.C:
-		}
+		<-r.wake
 	}
 }
 
@@ -204,7 +206,7 @@ func (s *slave) handleFrame(f lane.Frame) error {
 // laneWaiter is a task a caller waits for: [Task].
 type laneWaiter interface {
 	finished() bool
-	Done() <-chan struct{}
+	doneChan() <-chan struct{}
 	// setKick sets what finishing the task calls, unless it has finished
 	// already (it reports whether it set it); nil unsets it.
 	setKick(func()) bool
@@ -239,7 +241,6 @@ func (s *slave) awaitLane(ctx context.Context, t laneWaiter) bool {
 				}
 				t.setKick(nil)
 			}
-			r.idler.Reset(laneIdle)
 			r.token.Unlock()
 			if ended || r.waiters.Load() > 0 {
 				r.wakeReader()
@@ -255,14 +256,14 @@ func (s *slave) awaitLane(ctx context.Context, t laneWaiter) bool {
 			s.lane.Kick()
 		}
 		select {
-		case <-t.Done():
+		case <-t.doneChan():
 		case <-free:
 		case <-ctx.Done():
 		}
 		r.waiters.Add(-1)
 	}
 	select {
-	case <-t.Done():
+	case <-t.doneChan():
 		return true
 	case <-ctx.Done():
 		return false
@@ -400,6 +401,7 @@ func (s *slave) closeLane(wait bool) {
 		return
 	}
 	if wait {
+		s.lr.wakeReader() // to read what is left, to the end
 		select {
 		case <-s.laneDone:
 		case <-time.After(5 * time.Second):

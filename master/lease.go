@@ -66,6 +66,9 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 					continue
 				}
 				s.heartbeat(beat)
+				if s.lane != nil {
+					s.lr.nudge() // the answers, and the lane's end, are read within a tick
+				}
 			}
 		}
 	}

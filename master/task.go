@@ -72,7 +72,7 @@ func (t *Task[T]) await(ctx context.Context) bool {
 		return s.awaitLane(ctx, t)
 	}
 	select {
-	case <-t.Done():
+	case <-t.doneChan():
 		return true
 	case <-ctx.Done():
 		return false
@@ -128,6 +128,26 @@ func newLocalTask[T any](parent context.Context, name string) *Task[T] {
 // Done is closed when the task has finished: with a result, an error, or
 // by cancellation.
 func (t *Task[T]) Done() <-chan struct{} {
+	t.nudge()
+	return t.doneChan()
+}
+
+// nudge has the lane a task was sent on read, should nobody: its waiter
+// does not read it (see laneReaders).
+func (t *Task[T]) nudge() {
+	if t.fin.Load() {
+		return
+	}
+	t.mu.Lock()
+	s := t.remote
+	t.mu.Unlock()
+	if s != nil && s.lane != nil {
+		s.lr.nudge()
+	}
+}
+
+// doneChan is Done, without nudging the lane.
+func (t *Task[T]) doneChan() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// Made on demand: most pipelined tasks have finished before anyone
@@ -142,7 +162,13 @@ func (t *Task[T]) Done() <-chan struct{} {
 }
 
 // Available reports whether the task has finished, without blocking.
-func (t *Task[T]) Available() bool { return t.fin.Load() }
+func (t *Task[T]) Available() bool {
+	if t.fin.Load() {
+		return true
+	}
+	t.nudge()
+	return t.fin.Load()
+}
 
 // Wait blocks until the task finishes or ctx ends, and returns the task's
 // result and error. When ctx ends first, Wait returns ctx's error and the

@@ -3,7 +3,6 @@ package serve
 import (
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/processional/processional/bus"
@@ -56,31 +55,39 @@ func (w *Worker) serveLane() {
 }
 
 // reliefDelay is how long the lane's reader runs a queue before another
-// goroutine takes the lane over.
+// goroutine takes the lane over; the lease ticker looks, so it is at
+// most a leaseTick more.
 const reliefDelay = 500 * time.Microsecond
 
 // drainInline runs master's queue, which a call on the lane started, on
 // the lane's reader: the call and its reply then cost no goroutine
 // wake-up, which on a busy machine costs more than the call. Should the
-// queue run longer than reliefDelay, a new reader takes the lane over,
-// so that cancels, heartbeats and the calls that follow are read
-// meanwhile. It reports whether the caller still reads the lane.
+// queue run longer than reliefDelay, a new reader takes the lane over
+// (relieveLane), so that cancels, heartbeats and the calls that follow
+// are read meanwhile. It reports whether the caller still reads the
+// lane. It arms no timer: adding one wakes an idle thread, on every
+// call.
 func (w *Worker) drainInline(master string) bool {
-	var state atomic.Int32 // 0 draining, 1 relieved, 2 drained first
-	relief := time.AfterFunc(reliefDelay, func() {
-		w.laneReaders.Add(1) // before the CAS: the reader it relieves may return at once
-		if state.CompareAndSwap(0, 1) {
-			w.serveLane()
-			return
-		}
-		w.laneReaders.Done()
-	})
+	v := w.inlineSeq.Add(1)<<1 | 1 // odd: running a queue
+	w.inlineAt.Store(int64(time.Since(w.born)))
+	w.inline.Store(v)
 	w.drain(master)
-	if state.CompareAndSwap(0, 2) {
-		relief.Stop()
-		return true
+	return w.inline.CompareAndSwap(v, v&^1)
+}
+
+// relieveLane starts a new lane reader when the reader has run a queue
+// for longer than reliefDelay; the lease ticker calls it.
+func (w *Worker) relieveLane() {
+	v := w.inline.Load()
+	if v&1 == 0 || time.Since(w.born)-time.Duration(w.inlineAt.Load()) < reliefDelay {
+		return
 	}
-	return false
+	w.laneReaders.Add(1) // before the CAS: the reader it relieves may return at once
+	if w.inline.CompareAndSwap(v, v&^1) {
+		go w.serveLane()
+		return
+	}
+	w.laneReaders.Done()
 }
 
 // laneStopped ends the lane's reads: a queue the reader started and had

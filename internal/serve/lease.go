@@ -103,6 +103,9 @@ func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
 			return
 		case now := <-t.C:
 			w.expireLeases(now)
+			if w.lane != nil {
+				w.relieveLane()
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -35,6 +36,10 @@ type Worker struct {
 	laneReaders sync.WaitGroup // the lane's readers; Close awaits them
 	onLaneLost  func(error)    // called when the lane ends and the owner with it
 	laneClosed  atomic.Bool    // Close closed the lane
+	inline      atomic.Uint64  // drainInline's sequence number, shifted, odd while it runs a queue
+	inlineSeq   atomic.Uint64
+	inlineAt    atomic.Int64 // when the queue drainInline runs began, since born
+	born        time.Time    // the worker's start, for monotonic times in atomics
 
 	mu         sync.Mutex
 	masters    map[string]*queue
@@ -98,7 +103,7 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		}
 	}
 	w := &Worker{
-		id: c.ID, owner: c.Owner, nc: nc,
+		id: c.ID, owner: c.Owner, nc: nc, born: time.Now(),
 		masters:   make(map[string]*queue),
 		threads:   make(map[callKey]*call),
 		leases:    make(map[string]*lease),
