@@ -233,14 +233,14 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		svc.Stop()
 		return nil, fmt.Errorf("worker %s: subscribe: %w", c.ID, err)
 	}
-	go w.watchLeases(w.leaseStop, w.leaseDone) // stopped and awaited by Close
-	if c.Lane != nil {
+	if c.Lane != nil { // before watchLeases, which relieves its reader
 		w.lane = lane.New(c.Lane, int(w.maxValue)+lane.Overhead, w.ownerAlive)
 		w.onLaneLost = c.OnLaneLost
 		w.laneIn.inline = true
 		w.laneReaders.Add(1)
 		go w.serveLane() // ends with the lane, which Close closes and awaits
 	}
+	go w.watchLeases(w.leaseStop, w.leaseDone) // stopped and awaited by Close
 	return w, nil
 }
 
