@@ -159,7 +159,7 @@ func (p *Pair) selected(only []string) bool {
 
 // Pairs lists every pair, in the order the command runs them.
 func Pairs() []*Pair {
-	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), clusterPair(), poolPair(), workerPair(), loadPair()}
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), floatsPair(), clusterPair(), poolPair(), workerPair(), loadPair()}
 }
 
 // Options configure [Run].
@@ -383,6 +383,7 @@ var Goals = map[string]float64{
 	"proxy_call":             0.5,
 	"shm_10mb":               2,
 	"copy_10mb":              1.2,
+	"floats_10mb":            0.35,
 	"result_10mb":            1.2,
 	"cluster_invoke_rtt":     1.25,
 	"pool_map":               0.5,

@@ -50,6 +50,14 @@ var (
 	SumBytes = bus.Register("bench.sumBytes", func(_ context.Context, b []byte) (uint64, error) {
 		return sum(b), nil
 	})
+	// SumFloats adds up a slice of float64, received by value.
+	SumFloats = bus.Register("bench.sumFloats", func(_ context.Context, xs []float64) (float64, error) {
+		var s float64
+		for _, x := range xs {
+			s += x
+		}
+		return s, nil
+	})
 	// MakeBytes returns n bytes.
 	MakeBytes = bus.Register("bench.makeBytes", func(_ context.Context, n int) ([]byte, error) {
 		b := make([]byte, n)
@@ -173,6 +181,27 @@ func resultPair() *Pair {
 		b, err := master.Invoke(ctx, e.slave, MakeBytes, bigSize)
 		if err == nil && len(b) != bigSize {
 			err = fmt.Errorf("result_10mb: %d bytes back", len(b))
+		}
+		return err
+	})
+}
+
+// floatsPair sends a 10 MB []float64 by value to a spawned worker, which
+// sums it: the numbers users send, not bytes.
+func floatsPair() *Pair {
+	var xs []float64
+	var want float64
+	return bigPair("floats_10mb", "nats_chunks_10mb", func(ctx context.Context, e *Env) error {
+		if xs == nil {
+			xs = make([]float64, bigSize/8)
+			for i := range xs {
+				xs[i] = float64(i % 1000)
+				want += xs[i]
+			}
+		}
+		s, err := master.Invoke(ctx, e.slave, SumFloats, xs)
+		if err == nil && s != want {
+			err = fmt.Errorf("floats_10mb: the worker summed %g, want %g", s, want)
 		}
 		return err
 	})

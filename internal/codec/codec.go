@@ -48,7 +48,8 @@ type decoder struct {
 // UnmarshalWith for custom decoders (see DecoderContext).
 type ctxReader struct {
 	bytes.Reader
-	ctx any
+	ctx  any
+	data []byte // what Reader reads, for the bulk decoders to read in place
 }
 
 var decoders = sync.Pool{New: func() any {
@@ -153,14 +154,14 @@ func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 	}
 	d := decoders.Get().(*decoder)
 	d.r.Reset(data)
-	d.r.ctx = ctx
+	d.r.ctx, d.r.data = ctx, data
 	d.dec.Reset(&d.r)
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("msgpack: %v", r)
 		}
 		d.r.Reset(nil)
-		d.r.ctx = nil
+		d.r.ctx, d.r.data = nil, nil
 		decoders.Put(d)
 	}()
 	return d.dec.Decode(v)
@@ -189,6 +190,22 @@ func valueLen(data []byte) (int, error) {
 	var stackBuf [32]int
 	open := stackBuf[:0] // the values still to walk in each open array or map
 	for pending > 0 {
+		if len(open) > 0 {
+			// A run of scalars in the innermost container (a slice of
+			// numbers): skipped in one loop, all but its last element,
+			// which closes the container the usual way.
+			k, m := open[len(open)-1], 0
+			for m < k-1 && pos < len(data) {
+				w := int(scalarWidth[data[pos]])
+				if w == 0 || w > len(data)-pos {
+					break
+				}
+				pos += w
+				m++
+			}
+			open[len(open)-1] -= m
+			pending -= m
+		}
 		if pending > len(data)-pos {
 			return 0, fmt.Errorf("msgpack: %d more values announced, %d bytes left", pending, len(data)-pos)
 		}
@@ -277,6 +294,25 @@ func valueLen(data []byte) (int, error) {
 	}
 	return pos, nil
 }
+
+// scalarWidth is, by msgpack code, the length of a value of fixed size
+// with no values inside (numbers, nil, bools), code included; 0 for any
+// other code.
+var scalarWidth = func() (w [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+			w[c] = 1
+		case c == 0xca:
+			w[c] = 5
+		case c == 0xcb:
+			w[c] = 9
+		case c >= 0xcc && c <= 0xd3:
+			w[c] = 1 + 1<<((c-0xcc)%4)
+		}
+	}
+	return w
+}()
 
 // MaxDepth is how deeply arrays, maps and structs may nest in a value that
 // crosses the bus, both ways: deeper values (a long linked list, or a
