@@ -77,6 +77,13 @@ func decodeInt[T integer](d *msgpack.Decoder) (T, error) {
 // decodeUint reads one unsigned integer of any msgpack form into T,
 // refusing one that does not fit.
 func decodeUint[T unsigned](d *msgpack.Decoder) (T, error) {
+	if c, err := d.PeekCode(); err == nil && (c >= 0xe0 || c >= 0xd0 && c <= 0xd3) { // a signed form
+		i, err := d.DecodeInt64()
+		if err == nil && i < 0 {
+			err = fmt.Errorf("%w: %d is negative, for %T", registry.ErrBadPayload, i, T(0))
+		}
+		return T(i), err
+	}
 	n, err := d.DecodeUint64()
 	if err == nil && uint64(T(n)) != n {
 		err = fmt.Errorf("%w: %d overflows %T", registry.ErrBadPayload, n, T(0))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -107,6 +108,13 @@ func TestBulkBadInput(t *testing.T) {
 	}
 	if err := codec.Unmarshal([]byte{0x91, 0xcd, 0xff, 0xff}, new([]int16)); !errors.Is(err, bus.ErrBadPayload) {
 		t.Errorf("overflow: %v, want ErrBadPayload", err)
+	}
+	if err := codec.Unmarshal([]byte{0x91, 0xff}, new([]uint32)); !errors.Is(err, bus.ErrBadPayload) || !strings.Contains(err.Error(), "-1 is negative") {
+		t.Errorf("negative into uint32: %v, want ErrBadPayload naming -1", err)
+	}
+	var us []uint16
+	if err := codec.Unmarshal([]byte{0x92, 0xd0, 0x05, 0x07}, &us); err != nil || !reflect.DeepEqual(us, []uint16{5, 7}) {
+		t.Errorf("a positive int8 form into []uint16: %v, %v", us, err)
 	}
 }
 
