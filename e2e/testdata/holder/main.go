@@ -31,12 +31,37 @@ var Grandchild = bus.Register("holder.grandchild", func(context.Context, struct{
 	return cmd.Process.Pid, nil
 })
 
+// EnvLease names the variable that, set to a duration, gives the master
+// that lease instead of the default one: a test of another way the worker
+// learns of its master's death sets it long, so that a lease lapsing on a
+// loaded machine (the worker then exits, leaving its child) cannot pass
+// for that way failing.
+const EnvLease = "HOLDER_LEASE"
+
+// spawn spawns the worker, from a master with the lease $HOLDER_LEASE
+// gives, else from the default master.
+func spawn(ctx context.Context) (*master.Slave, error) {
+	v := os.Getenv(EnvLease)
+	if v == "" {
+		return master.Spawn(ctx)
+	}
+	lease, err := time.ParseDuration(v)
+	if err != nil {
+		return nil, fmt.Errorf("$%s: %w", EnvLease, err)
+	}
+	m, err := master.New(ctx, master.WithLease(lease, lease/4))
+	if err != nil {
+		return nil, err
+	}
+	return m.Spawn(ctx)
+}
+
 func main() {
 	if worker.Main() {
 		return
 	}
 	ctx := context.Background()
-	s, err := master.Spawn(ctx)
+	s, err := spawn(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
