@@ -50,7 +50,7 @@ func (s *slave) openLane() (*os.File, error) {
 	}
 	s.lane = lane.New(conn, int(s.m.maxValue)+lane.Overhead, s.laneAlive)
 	s.laneDone, s.laneBye = make(chan struct{}), make(chan struct{})
-	s.lr.init()
+	s.lr.init(s.lane)
 	return child, nil
 }
 
@@ -86,11 +86,17 @@ type laneReaders struct {
 	freeMu    sync.Mutex
 	free      chan struct{} // closed when readLane gives the token up
 	endOnce   sync.Once     // laneEnded runs once, whichever reader meets the end
+	kick      func()        // wakes the caller reading the lane, from a task finished elsewhere
 }
 
-func (r *laneReaders) init() {
+func (r *laneReaders) init(l *lane.Conn) {
 	r.wake = make(chan struct{}, 1)
 	r.free = make(chan struct{})
+	r.kick = func() {
+		if !r.inside.Load() { // else the reader sees it after the frame
+			l.Kick()
+		}
+	}
 }
 
 // freed returns the channel closed when readLane next gives the token up.
@@ -218,11 +224,7 @@ type laneWaiter interface {
 // waiting.
 func (s *slave) awaitLane(ctx context.Context, t laneWaiter) bool {
 	r := &s.lr
-	kick := func() {
-		if !r.inside.Load() { // else the reader sees it after the frame
-			s.lane.Kick()
-		}
-	}
+	kick := r.kick
 	for !t.finished() {
 		if ctx.Err() != nil {
 			return false

@@ -387,11 +387,19 @@ func (c *Conn) LetGo() error {
 }
 
 // Close closes the lane both ways: the reader returns, the peer sees EOF.
+// It returns once no write is in progress: a flusher goroutine, its
+// write failed by the closed socket, has stopped.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.err == nil || c.err == ErrLetGo {
 		c.err = ErrClosed
 	}
 	c.mu.Unlock()
-	return c.c.Close()
+	err := c.c.Close()
+	c.mu.Lock()
+	for c.writing {
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
+	return err
 }
