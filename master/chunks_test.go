@@ -50,12 +50,18 @@ func TestChunkedValues(t *testing.T) {
 	}
 }
 
-// paths are the two roads to a spawned worker: its lane, where a big
-// value is one frame, and NATS, where it goes in chunks.
+// paths are the roads to a spawned worker: its lane; NATS; and NATS as
+// to another host (another shm.Domain), where a big value goes in
+// chunks. On the first two, a big value goes in a transient segment.
 var paths = []struct {
-	name string
-	opts []master.SpawnOption
-}{{"lane", nil}, {"nats", []master.SpawnOption{master.WithoutLane()}}}
+	name   string
+	opts   []master.SpawnOption
+	remote bool
+}{
+	{"lane", nil, false},
+	{"nats", []master.SpawnOption{master.WithoutLane()}, false},
+	{"remote", []master.SpawnOption{master.WithoutLane(), master.WithEnv("PROCESSIONAL_SHM_DOMAIN=another-host")}, true},
+}
 
 func chunkedValues(t *testing.T, m *master.Master, s *master.Slave) {
 	ctx := context.Background()

@@ -179,13 +179,18 @@ func (s *slave) flushReleases() {
 // callCodec is what a call's argument encoding collects: the Refs it
 // carries, held until the task ends.
 type callCodec struct {
-	pins   []*refEntry
-	shmPID int // the receiver's pid when it shares our /dev/shm
+	pins     []*refEntry
+	shmPID   int    // the receiver's pid when it shares our /dev/shm
+	maxValue uint64 // the master's max value
 }
 
 // ShmReceiver is the pid shared-memory buffers are sent to by reference,
 // or 0 to copy them.
 func (c *callCodec) ShmReceiver() int { return c.shmPID }
+
+// MaxValue is the largest argument the master sends
+// (codec.TransientReceiver).
+func (c *callCodec) MaxValue() uint64 { return c.maxValue }
 
 // EncodeMsgpack writes the reference. It is called while a call's argument
 // is encoded, and holds the object until the call's task ends.

@@ -84,10 +84,13 @@ func (s *slave) handleReply(data []byte) error {
 	p := s.takeLocked(id)
 	s.mu.Unlock()
 	if p == nil {
-		if raw != nil && wire.IsRef(raw) {
+		switch {
+		case raw != nil && wire.IsRef(raw):
 			if o, err := wire.DecodeRef(raw); err == nil {
 				s.releaseGrant(o) // nobody waits for this reference
 			}
+		case s.shmPID != 0 && raw != nil && codec.HasShm(raw):
+			codec.DropTransits(raw) // nobody will decode it: its segments need not wait for us
 		}
 		return nil // cancelled, or answered already
 	}
@@ -134,7 +137,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 	s.mu.Unlock()
 	c.PID = s.selfPID
 	cc := codecs.Get().(*callCodec)
-	cc.shmPID = s.shmPID
+	cc.shmPID, cc.maxValue = s.shmPID, uint64(s.m.maxValue)
 	data, err := wire.AppendCallWith((*bp)[:0], &c, arg, cc)
 	if len(cc.pins) > 0 {
 		t.setPins(cc.pins) // before the call goes: its reply may come at once
@@ -151,6 +154,9 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		s.mu.Lock()
 		s.takeLocked(c.ID)
 		s.mu.Unlock()
+		if s.shmPID != 0 && data != nil {
+			codec.CancelTransits(data) // never sent: its segments need not wait for the worker
+		}
 		t.resolve(nil, nil, err)
 		return
 	}

@@ -228,6 +228,29 @@ func DropTransit(name string, nonce uint64) {
 	}
 }
 
+// CancelTransit clears a transit this process set ([Buffer.Transit])
+// whose reference was never sent (the message carrying it failed to go):
+// the segment then need not wait for its receiver to die. A segment
+// nothing else holds is unlinked.
+func CancelTransit(name string, nonce uint64) {
+	if !validName(name) || nonce == 0 || int(nonce>>32) != self.pid {
+		return // not a transit of ours
+	}
+	b, err := Open(name, 0, 0, 0)
+	if err != nil {
+		return
+	}
+	for i := range numSlots {
+		s := b.seg.slot(i)
+		if s.nonce.Load() == nonce {
+			if pid := s.pid.Load(); pid > 0 && s.nonce.CompareAndSwap(nonce, 0) {
+				s.pid.CompareAndSwap(pid, 0)
+			}
+		}
+	}
+	b.Close()
+}
+
 // alive reports whether process pid, started at start, still runs.
 func alive(pid int, start uint64) bool {
 	if pid == -1 {

@@ -74,6 +74,21 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 	if err := checkCycles(v); err != nil {
 		return dst, err
 	}
+	start := len(dst)
+	if out, err = encode(dst, v, ctx); err != nil {
+		return dst, err
+	}
+	// A big value to a process of this host: in a transient segment.
+	if r, ok := ctx.(TransientReceiver); ok && TransientMin > 0 && len(out)-start >= TransientMin {
+		if pid := r.ShmReceiver(); pid != 0 && uint64(len(out)-start) <= r.MaxValue() {
+			out = toTransient(out, start, pid)
+		}
+	}
+	return out, nil
+}
+
+// encode appends the msgpack encoding of v to dst, with msgpack.
+func encode(dst []byte, v any, ctx any) (out []byte, err error) {
 	e := encoders.Get().(*encoder)
 	e.w.b, e.w.ctx = dst, ctx
 	defer func() {
@@ -149,6 +164,9 @@ func Unmarshal(data []byte, v any) (err error) {
 // the values inside v read with [DecoderContext]: what a reference needs
 // to bind itself to the process that receives it.
 func UnmarshalWith(data []byte, v any, ctx any) (err error) {
+	if isTransient(data) {
+		return unmarshalTransient(data, v, ctx)
+	}
 	if _, err := valueLen(data); err != nil {
 		return err
 	}

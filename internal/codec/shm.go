@@ -135,9 +135,14 @@ func decodeBuffer(dec *msgpack.Decoder, v reflect.Value) error {
 // DropTransits clears the transit slots of the shared-memory buffers that
 // the encoded value raw refers to: a message this process was sent and
 // will never decode (a call cancelled before it ran, a result nobody
-// read), so that their segments do not wait for this process to die.
+// read), so that their segments do not wait for this process to die. A
+// value in a transient segment is let go of whole.
 func DropTransits(raw []byte) {
 	walkExts(raw, func(typ int8, body []byte) {
+		if typ == TransientExtType {
+			dropTransient(body)
+			return
+		}
 		if typ != ShmExtType {
 			return
 		}
@@ -156,11 +161,36 @@ func DropTransits(raw []byte) {
 	})
 }
 
+// CancelTransits clears the transits this process set for the
+// shared-memory buffers and transient segments that the encoded value
+// raw refers to, a message it made and could not send: their segments
+// need not wait for the receiver to die.
+func CancelTransits(raw []byte) {
+	walkExts(raw, func(typ int8, body []byte) {
+		switch typ {
+		case TransientExtType:
+			cancelTransient(body)
+		case ShmExtType:
+			r := Reader{B: body}
+			if len(r.B) == 0 || r.B[0] != 0x94 {
+				return
+			}
+			r.B = r.B[1:]
+			name := r.Str("")
+			r.Uint()
+			r.Uint()
+			if nonce := r.Uint(); r.Err == nil {
+				shm.CancelTransit(name, nonce)
+			}
+		}
+	})
+}
+
 // HasShm reports whether the encoded value raw holds a shared-memory
-// buffer by reference.
+// buffer by reference, or is in a transient segment.
 func HasShm(raw []byte) bool {
 	found := false
-	walkExts(raw, func(typ int8, _ []byte) { found = found || typ == ShmExtType })
+	walkExts(raw, func(typ int8, _ []byte) { found = found || typ == ShmExtType || typ == TransientExtType })
 	return found
 }
 

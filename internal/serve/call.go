@@ -29,6 +29,7 @@ type call struct {
 	name    string             // the function's or operation's name
 	pinned  []*object          // objects of this worker an operation works on: its target and arguments
 	pid     int                // the caller's pid when it shares our /dev/shm, else 0
+	max     uint64             // the worker's max value
 	joined  []byte             // the buffer the call was joined in from chunks, to give back once it ran
 	since   time.Time          // when the call arrived
 	argType string
@@ -42,6 +43,10 @@ type call struct {
 // ShmReceiver is the pid the call's result sends shared-memory buffers
 // to by reference (codec.ShmReceiver).
 func (cl *call) ShmReceiver() int { return cl.pid }
+
+// MaxValue is the largest result the worker sends
+// (codec.TransientReceiver).
+func (cl *call) MaxValue() uint64 { return cl.max }
 
 // cancel ends the call's context with err.
 func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }
@@ -165,7 +170,7 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
 		return nil
 	}
-	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID)}
+	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID), max: w.maxValue}
 	cl.joined, in.joined = in.joined, nil
 	cl.since = time.Now()
 	// The context has no worker-wide parent: a child of a cancelable

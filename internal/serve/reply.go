@@ -9,6 +9,7 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 )
@@ -18,11 +19,11 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 func (w *Worker) publishReply(reply string, id uint64, function string, res any, cl *call) {
 	buf := chunks.GetBuffer()
 	bp := &buf
-	var codec any
+	var cctx any
 	if cl != nil && cl.pid != 0 {
-		codec = cl // the caller shares our /dev/shm: buffers go by reference
+		cctx = cl // the caller shares our /dev/shm: buffers go by reference, big values in transient segments
 	}
-	out, err := wire.AppendReplyWith((*bp)[:0], id, res, codec)
+	out, err := wire.AppendReplyWith((*bp)[:0], id, res, cctx)
 	if err != nil {
 		if wire.IsOp(function) {
 			err = fmt.Errorf("result of %s: %w; ask for it as a reference (CallRef, FieldRef, ItemRef), which keeps it on the worker", function, err)
@@ -36,10 +37,10 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 		if uint64(len(out)) > w.maxValue {
 			out = w.tooBig(out, id, function)
 		}
-		w.lane.Write(lane.Reply, out)
+		err = w.lane.Write(lane.Reply, out)
 	} else if len(out) > int(w.nc.MaxPayload()) {
 		out = w.sendChunked(reply, id, function, out)
-	} else if err := w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
+	} else if err = w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
 		// Say so rather than leave the caller waiting for a reply that
 		// the server refused.
 		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.nc.MaxPayload())
@@ -47,7 +48,11 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 		w.nc.Publish(reply, out)
 	}
 	// Any other failure is a closed connection: the master sees the
-	// worker gone and fails the call.
+	// worker gone and fails the call. The segments the reply refers to
+	// need not wait for the master to die.
+	if err != nil && cctx != nil {
+		codec.CancelTransits(out)
+	}
 	chunks.PutBuffer(out)
 }
 
