@@ -28,6 +28,7 @@ var (
 	binClient       string // a master that connects to a server and waits to be killed
 	binFaultmaster  string // a master with a given lease that spawns a worker, prints its pid and waits to be frozen
 	binRogue        string // a worker binary that breaks the lane to its master
+	binBigflood     string // a master that keeps big values in flight to a worker
 )
 
 func TestMain(m *testing.M) {
@@ -54,6 +55,7 @@ func TestMain(m *testing.M) {
 			&binProcessional: "processional", &binWorker: "processional-worker",
 			&binForgetful: "forgetful", &binHolder: "holder", &binClient: "client",
 			&binNetmaster: "netmaster", &binFaultmaster: "faultmaster", &binRogue: "rogue",
+			&binBigflood: "bigflood",
 		}
 		for out, name := range plain {
 			*out = filepath.Join(dir, name)
@@ -62,7 +64,8 @@ func TestMain(m *testing.M) {
 		for _, args := range [][]string{
 			append(append([]string{"build", "-o", dir + string(filepath.Separator)}, race...),
 				"../cmd/processional", "../cmd/processional-worker", "./testdata/forgetful", "./testdata/holder",
-				"./testdata/client", "./testdata/netmaster", "./testdata/faultmaster", "./testdata/rogue"),
+				"./testdata/client", "./testdata/netmaster", "./testdata/faultmaster", "./testdata/rogue",
+				"./testdata/bigflood"),
 			append(append([]string{"build", "-o", binMismatch}, race...),
 				"-ldflags=-X github.com/processional/processional/internal/wire.protocolOverride=99", "../cmd/processional"),
 		} {
@@ -92,7 +95,7 @@ func TestMain(m *testing.M) {
 
 // The binaries TestMain built have the race detector when the tests do.
 func TestBinariesRace(t *testing.T) {
-	for _, bin := range []string{binProcessional, binMismatch, binForgetful, binHolder, binNetmaster, binClient, binFaultmaster, binWorker, binRogue} {
+	for _, bin := range []string{binProcessional, binMismatch, binForgetful, binHolder, binNetmaster, binClient, binFaultmaster, binWorker, binRogue, binBigflood} {
 		info, err := buildinfo.ReadFile(bin)
 		if err != nil {
 			t.Fatal(err)

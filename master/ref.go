@@ -16,6 +16,7 @@ import (
 	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/peer"
 	"github.com/processional/processional/internal/wire"
+	"github.com/processional/processional/shm"
 )
 
 // Ref is a reference to an object that lives on a worker: made there by a
@@ -180,8 +181,9 @@ func (s *slave) flushReleases() {
 // carries, held until the task ends.
 type callCodec struct {
 	pins     []*refEntry
-	shmPID   int    // the receiver's pid when it shares our /dev/shm
-	maxValue uint64 // the master's max value
+	shmPID   int           // the receiver's pid when it shares our /dev/shm
+	maxValue uint64        // the master's max value
+	sending  []*shm.Buffer // transient segments made for the call, closed once it is sent
 }
 
 // ShmReceiver is the pid shared-memory buffers are sent to by reference,
@@ -191,6 +193,10 @@ func (c *callCodec) ShmReceiver() int { return c.shmPID }
 // MaxValue is the largest argument the master sends
 // (codec.TransientReceiver).
 func (c *callCodec) MaxValue() uint64 { return c.maxValue }
+
+// Sending keeps a transient segment made for the call, to close once the
+// call is sent (codec.TransientReceiver).
+func (c *callCodec) Sending(b *shm.Buffer) { c.sending = append(c.sending, b) }
 
 // EncodeMsgpack writes the reference. It is called while a call's argument
 // is encoded, and holds the object until the call's task ends.

@@ -15,6 +15,7 @@ import (
 	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
+	"github.com/processional/processional/shm"
 )
 
 // pendingCall is a task waiting for its reply.
@@ -143,6 +144,8 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		t.setPins(cc.pins) // before the call goes: its reply may come at once
 		cc.pins = nil
 	}
+	sending := cc.sending
+	cc.sending = nil
 	codecs.Put(cc)
 	if err != nil {
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
@@ -157,12 +160,21 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		if s.shmPID != 0 && data != nil {
 			codec.CancelTransits(data) // never sent: its segments need not wait for the worker
 		}
+		closeAll(sending)
 		t.resolve(nil, nil, err)
 		return
 	}
+	closeAll(sending) // sent: the transits hold them for the worker
 	t.sent(s, c.ID)
 	if perTask {
 		t.watch(ctx)
+	}
+}
+
+// closeAll closes the transient segments a call or a reply was sent with.
+func closeAll(bufs []*shm.Buffer) {
+	for _, b := range bufs {
+		b.Close()
 	}
 }
 

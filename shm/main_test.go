@@ -417,6 +417,15 @@ func runChild() {
 			bufs = append(bufs, b)
 			name, _, _, _ := b.Ref()
 			reply("ok %d %s", len(bufs)-1, name)
+		case "newtransient":
+			b, err := NewTransient(atoi(f[1]))
+			if err != nil {
+				fail(err)
+				continue
+			}
+			bufs = append(bufs, b)
+			name, _, _, _ := b.Ref()
+			reply("ok %d %s", len(bufs)-1, name)
 		case "open":
 			nonce, _ := strconv.ParseUint(f[4], 10, 64)
 			b, err := Open(f[1], atoi(f[2]), atoi(f[3]), nonce)

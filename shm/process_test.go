@@ -413,3 +413,39 @@ func TestDomainInChild(t *testing.T) {
 		t.Fatalf("child's second Domain %q", got)
 	}
 }
+
+// A transient segment whose sender died before it let go of it (before
+// it sent the reference, or as it did) is held by its transit no longer:
+// the sweep removes it though its receiver lives. One whose sender let go
+// is held for the receiver; and a buffer of New, whose sender died
+// holding it, is too.
+func TestTransientSenderKilled(t *testing.T) {
+	watch(t)
+	c := startChild(t)
+	died := c.do("newtransient 64")
+	sent := c.do("newtransient 64")
+	plain := c.do("new 64")
+	nonces := map[string]uint64{}
+	for _, f := range [][]string{died, sent, plain} {
+		n, err := strconv.ParseUint(c.do("transit %s %d", f[0], os.Getpid())[0], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonces[f[1]] = n
+	}
+	c.do("close %s", sent[0]) // sent: the sender let go
+	c.kill()
+	c.gone()
+	if _, err := Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	wantExists(t, died[1], false)
+	for _, name := range []string{sent[1], plain[1]} {
+		b, err := Open(name, 0, 64, nonces[name])
+		if err != nil {
+			t.Fatalf("the receiver opens %s after its sender's death: %v", name, err)
+		}
+		b.Close()
+		wantExists(t, name, false)
+	}
+}

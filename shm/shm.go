@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -60,6 +61,7 @@ var (
 //	0     magic (written last by the creator: a segment without it is
 //	      being created, or its creator died creating it)
 //	8     data size
+//	16    flags: flagTransient
 //	64    slots: holders and transits, slotSize bytes each
 const (
 	headerSize = 4096
@@ -67,6 +69,10 @@ const (
 	slotsOff   = 64
 	slotSize   = 32
 	numSlots   = (headerSize - slotsOff) / slotSize
+	// flagTransient marks a segment made to carry one value to one
+	// receiver (NewTransient): its transits hold it only once its sender
+	// let go of it.
+	flagTransient = 1
 )
 
 // A slot is a holder of the segment: a process (pid and start time), or,
@@ -95,6 +101,8 @@ func (s *segment) slot(i int) *slot {
 }
 
 func (s *segment) magic() *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&s.mem[0])) }
+
+func (s *segment) flags() *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&s.mem[16])) }
 
 // mapped holds this process's segments by name.
 var mapped struct {
@@ -127,7 +135,24 @@ func New(n int) (*Buffer, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: shm.New(%d): want a positive size", ErrRange, n)
 	}
-	seg, err := create(n)
+	seg, err := create(n, 0)
+	if err != nil {
+		return nil, err
+	}
+	return newBuffer(seg, 0, n), nil
+}
+
+// NewTransient is New for a segment that carries one value to one
+// receiver: the sender fills it, puts it in transit ([Buffer.Transit]),
+// sends the reference, and only then closes it. Should the sender die
+// before it closed it, the reference may never have left it: its transits
+// then hold the segment no longer, and a sweep removes it, even while the
+// receiver lives.
+func NewTransient(n int) (*Buffer, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: shm.NewTransient(%d): want a positive size", ErrRange, n)
+	}
+	seg, err := create(n, flagTransient)
 	if err != nil {
 		return nil, err
 	}
@@ -279,8 +304,44 @@ func Make[T Number](n int) (*Buffer, []T, error) {
 	return b, v, nil
 }
 
-// create makes, maps and holds a new segment of n data bytes.
-func create(n int) (*segment, error) {
+// create makes, maps and holds a new segment of n data bytes. The
+// segment is made whole before it has a name: an unnamed file (O_TMPFILE)
+// is sized, mapped and given its header, and only then linked into Dir,
+// so that a process killed while it creates one leaves nothing behind.
+// Where Dir's file system has no unnamed files, the segment is named
+// first, and one left incomplete is swept once a minute old.
+func create(n int, flags uint64) (*segment, error) {
+	fd, err := unix.Open(Dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+			return createNamed(n, flags)
+		}
+		return nil, fmt.Errorf("shm: create in %s: %w", Dir, err)
+	}
+	defer unix.Close(fd)
+	seg, err := mapNew(fd, n, flags)
+	if err != nil {
+		return nil, fmt.Errorf("shm: create in %s: %w", Dir, err)
+	}
+	for range 10 {
+		seg.name = Prefix + randomName()
+		// Without O_EXCL at open, an unnamed file may be linked by its
+		// /proc path, with no privilege (AT_EMPTY_PATH would need one).
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, Dir+"/"+seg.name, unix.AT_SYMLINK_FOLLOW)
+		if !errors.Is(err, unix.EEXIST) {
+			break
+		}
+	}
+	if err != nil {
+		unix.Munmap(seg.mem)
+		return nil, fmt.Errorf("shm: name a segment in %s: %w", Dir, err)
+	}
+	register(seg)
+	return seg, nil
+}
+
+// createNamed is create where Dir's file system has no unnamed files.
+func createNamed(n int, flags uint64) (*segment, error) {
 	for range 10 {
 		name := Prefix + randomName()
 		path := Dir + "/" + name
@@ -291,43 +352,54 @@ func create(n int) (*segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("shm: create %s: %w", path, err)
 		}
-		seg, err := mapNew(fd, path, name, n)
+		seg, err := mapNew(fd, n, flags)
 		unix.Close(fd)
-		return seg, err
+		if err != nil {
+			unix.Unlink(path)
+			return nil, fmt.Errorf("shm: create %s: %w", path, err)
+		}
+		seg.name = name
+		register(seg)
+		return seg, nil
 	}
 	return nil, fmt.Errorf("shm: no free segment name")
 }
 
-func mapNew(fd int, path, name string, n int) (*segment, error) {
+// mapNew sizes the new file fd for n data bytes, maps it, and writes its
+// header, with this process as its holder.
+func mapNew(fd int, n int, flags uint64) (*segment, error) {
 	size := headerSize + n
 	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
-		unix.Unlink(path)
 		if errors.Is(err, unix.ENOSPC) {
 			return nil, fmt.Errorf("%w: no room in %s for %d bytes: %v", ErrFull, Dir, n, err)
 		}
 		if err := unix.Ftruncate(fd, int64(size)); err != nil { // a file system with no fallocate
-			return nil, fmt.Errorf("shm: size %s: %w", path, err)
+			return nil, fmt.Errorf("size: %w", err)
 		}
 	}
 	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		unix.Unlink(path)
-		return nil, fmt.Errorf("shm: map %s: %w", path, err)
+		return nil, fmt.Errorf("map: %w", err)
 	}
-	seg := &segment{name: name, mem: mem, data: mem[headerSize:], refs: 1}
+	seg := &segment{mem: mem, data: mem[headerSize:], refs: 1}
 	*(*uint64)(unsafe.Pointer(&mem[8])) = uint64(n)
+	seg.flags().Store(flags)
 	s := seg.slot(0)
 	s.start.Store(self.start)
 	s.pid.Store(int32(self.pid))
 	seg.mine = 0
 	seg.magic().Store(magic)
+	return seg, nil
+}
+
+// register records seg among this process's segments.
+func register(seg *segment) {
 	mapped.Lock()
 	if mapped.byName == nil {
 		mapped.byName = make(map[string]*segment)
 	}
-	mapped.byName[name] = seg
+	mapped.byName[seg.name] = seg
 	mapped.Unlock()
-	return seg, nil
 }
 
 // release drops one Buffer's hold on seg; the last one of the process
@@ -354,10 +426,30 @@ func release(seg *segment) {
 }
 
 // held reports whether a live process holds seg, or a reference to it is
-// in transit to one.
+// in transit to one (from a sender that sent it, for a transient segment).
 func held(seg *segment) bool {
+	transient := seg.flags().Load()&flagTransient != 0
 	for i := range numSlots {
-		if seg.slot(i).live() {
+		s := seg.slot(i)
+		if !s.live() {
+			continue
+		}
+		if nonce := s.nonce.Load(); transient && nonce != 0 && diedSending(seg, nonce) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// diedSending reports whether the sender of the transit nonce (whose pid
+// the nonce carries) died holding seg: before it sent the reference, or
+// as it did.
+func diedSending(seg *segment, nonce uint64) bool {
+	sender := int32(nonce >> 32)
+	for i := range numSlots {
+		s := seg.slot(i)
+		if s.pid.Load() == sender && s.nonce.Load() == 0 && !alive(int(sender), s.start.Load()) {
 			return true
 		}
 	}

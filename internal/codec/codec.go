@@ -80,8 +80,8 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 	}
 	// A big value to a process of this host: in a transient segment.
 	if r, ok := ctx.(TransientReceiver); ok && TransientMin > 0 && len(out)-start >= TransientMin {
-		if pid := r.ShmReceiver(); pid != 0 && uint64(len(out)-start) <= r.MaxValue() {
-			out = toTransient(out, start, pid)
+		if r.ShmReceiver() != 0 && uint64(len(out)-start) <= r.MaxValue() {
+			out = toTransient(out, start, r)
 		}
 	}
 	return out, nil

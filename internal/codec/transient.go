@@ -15,15 +15,16 @@ import (
 // Transient segments. A big value (an argument or a result of at least
 // [TransientMin] bytes encoded) sent to a process of this host travels in
 // a shared-memory segment of its own instead of in the message: the
-// sender copies its encoding into a new segment, records the segment in
-// transit to the receiver, lets go of it, and sends in the value's place
-// a msgpack extension of type [TransientExtType] whose data is the array
-// [segment, length, nonce]. The receiver maps the segment, decodes the
-// value from the mapping and closes it, and the segment is unlinked then:
-// nothing but the receiver ever held it after the sender let go. The
-// segment follows the shm package's rules: a receiver killed before it
-// closed it, or a message never decoded (DropTransits), leaves nothing
-// behind once the sweep has run.
+// sender copies its encoding into a new segment (shm.NewTransient),
+// records it in transit to the receiver, and sends in the value's place a
+// msgpack extension of type [TransientExtType] whose data is the array
+// [segment, length, nonce]; once the message is sent, it lets go of the
+// segment. The receiver maps the segment, decodes the value from the
+// mapping and closes it, and the segment is unlinked then. It follows the
+// shm package's rules: a receiver killed before it closed it, a sender
+// killed before it sent it, a message never decoded (DropTransits) or
+// never sent (CancelTransits) leaves nothing behind once the sweep has
+// run.
 //
 // The decode copies what it keeps out of the mapping (a []byte, a slice
 // of numbers, a string): a Go slice into a mapping would outlive it
@@ -68,11 +69,14 @@ func transientMin(s string) int {
 // TransientReceiver is what the context given to [AppendValueWith]
 // offers for a big value to go in a transient segment: the receiver's
 // process id when it shares this process's /dev/shm (0 when it does not:
-// the value stays in the message), and the largest value the sender may
-// send, which stays in the message to be refused as too big.
+// the value stays in the message); the largest value the sender may
+// send, which stays in the message to be refused as too big; and a place
+// for the segments made, which the sender closes once the message is
+// sent (or failed to go, after CancelTransits).
 type TransientReceiver interface {
 	ShmReceiver
 	MaxValue() uint64
+	Sending(b *shm.Buffer)
 }
 
 // transients counts the values this process sent and received in
@@ -87,21 +91,23 @@ func TransientCounts() (sent, received uint64) {
 }
 
 // toTransient moves the encoded value at out[start:] to a new transient
-// segment in transit to pid, and returns out with the reference in its
-// place; or out as it is, should the segment not be made.
-func toTransient(out []byte, start, pid int) []byte {
+// segment in transit to r's pid, hands r the segment to close once the
+// message is sent, and returns out with the reference in its place; or
+// out as it is, should the segment not be made.
+func toTransient(out []byte, start int, r TransientReceiver) []byte {
 	n := len(out) - start
-	b, err := shm.New(n)
+	b, err := shm.NewTransient(n)
 	if err != nil {
 		return out // /dev/shm full or refused: the message carries it
 	}
 	copy(b.Bytes(), out[start:])
-	nonce, err := b.Transit(pid)
+	nonce, err := b.Transit(r.ShmReceiver())
 	name, _, _, _ := b.Ref()
-	b.Close() // the transit holds it for pid now
 	if err != nil {
+		b.Close()
 		return out
 	}
+	r.Sending(b)
 	transients.sent.Add(1)
 	var buf [64]byte
 	body := append(buf[:0], 0x93)

@@ -19,14 +19,16 @@ import (
 )
 
 // receiver is a context that sends to this very process, as a worker of
-// this host would be.
+// this host would be. It lets go of the segments it is handed at once,
+// as a sender does once its message is sent.
 type receiver struct {
 	pid int
 	max uint64
 }
 
-func (r receiver) ShmReceiver() int { return r.pid }
-func (r receiver) MaxValue() uint64 { return r.max }
+func (r receiver) ShmReceiver() int      { return r.pid }
+func (r receiver) MaxValue() uint64      { return r.max }
+func (r receiver) Sending(b *shm.Buffer) { b.Close() }
 
 func here() receiver { return receiver{pid: os.Getpid(), max: 1 << 30} }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/processional/processional/internal/lazyctx"
 	"github.com/processional/processional/internal/registry"
 	"github.com/processional/processional/internal/wire"
+	"github.com/processional/processional/shm"
 )
 
 type callKey struct {
@@ -30,6 +31,7 @@ type call struct {
 	pinned  []*object          // objects of this worker an operation works on: its target and arguments
 	pid     int                // the caller's pid when it shares our /dev/shm, else 0
 	max     uint64             // the worker's max value
+	sending []*shm.Buffer      // transient segments made for the reply, closed once it is sent
 	joined  []byte             // the buffer the call was joined in from chunks, to give back once it ran
 	since   time.Time          // when the call arrived
 	argType string
@@ -47,6 +49,10 @@ func (cl *call) ShmReceiver() int { return cl.pid }
 // MaxValue is the largest result the worker sends
 // (codec.TransientReceiver).
 func (cl *call) MaxValue() uint64 { return cl.max }
+
+// Sending keeps a transient segment made for the reply, to close once it
+// is sent (codec.TransientReceiver).
+func (cl *call) Sending(b *shm.Buffer) { cl.sending = append(cl.sending, b) }
 
 // cancel ends the call's context with err.
 func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }

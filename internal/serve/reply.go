@@ -53,6 +53,12 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 	if err != nil && cctx != nil {
 		codec.CancelTransits(out)
 	}
+	if cctx != nil {
+		for _, b := range cl.sending {
+			b.Close() // sent: the transit holds it for the master
+		}
+		cl.sending = nil
+	}
 	chunks.PutBuffer(out)
 }
 

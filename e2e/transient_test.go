@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"bufio"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/processional/processional/internal/proctest"
+)
+
+// Big values go between a master and its worker in transient
+// shared-memory segments. Killed with SIGKILL while such values are in
+// flight both ways, 100 times each side, they leave nothing in the
+// directory of segments once a sweep has run.
+func TestTransientKillLoops(t *testing.T) {
+	rounds := 100
+	if testing.Short() {
+		rounds = 5
+	}
+	t.Run("worker", func(t *testing.T) {
+		dir := t.TempDir()
+		out, err := bigflood(dir, "workerkill", strconv.Itoa(rounds)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ok") {
+			t.Fatalf("bigflood workerkill %d: %v\n%s", rounds, err, out)
+		}
+		sweptClean(t, dir)
+	})
+	t.Run("master", func(t *testing.T) {
+		dir := t.TempDir()
+		for i := range rounds {
+			cmd := bigflood(dir, "flood")
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			pid, perr := strconv.Atoi(strings.TrimSpace(line))
+			if err != nil || perr != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("round %d: bigflood printed %q: %v", i, line, err)
+			}
+			time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // somewhere mid-transfer
+			cmd.Process.Kill()
+			cmd.Wait()
+			// Its worker learns of its death from the lane, at once.
+			if !proctest.Gone(pid, 10*time.Second) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("round %d: worker %d outlived its killed master by 10 s", i, pid)
+			}
+		}
+		sweptClean(t, dir)
+	})
+}
+
+// bigflood is the command bigflood with args, its segments in dir.
+func bigflood(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binBigflood, args...)
+	cmd.Env = append(os.Environ(), "PROCESSIONAL_SHM_DIR="+dir)
+	return cmd
+}
+
+// sweptClean runs a sweep on dir, as the next master on the host would,
+// and checks that no segment is left there.
+func sweptClean(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := bigflood(dir, "sweep").CombinedOutput(); err != nil {
+		t.Fatalf("bigflood sweep: %v\n%s", err, out)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if len(left) > 0 {
+		for _, name := range left {
+			hdr, _ := os.ReadFile(dir + "/" + name)
+			t.Logf("%s: %d bytes, header %x", name, len(hdr), hdr[:min(len(hdr), 160)])
+		}
+		t.Fatalf("%d segments left after the kills and a sweep: %v", len(left), left)
+	}
+}
