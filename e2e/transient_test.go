@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/processional/processional/internal/proctest"
 )
 
@@ -92,4 +94,26 @@ func sweptClean(t *testing.T, dir string) {
 		}
 		t.Fatalf("%d segments left after the kills and a sweep: %v", len(left), left)
 	}
+}
+
+// /dev/shm full: big values go in the message, on each road, and nothing
+// is left in it.
+func TestTransientFullDevShm(t *testing.T) {
+	proctest.NeedRoot(t, "to mount a small tmpfs")
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=1777"); err != nil {
+		t.Fatalf("root cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	out, err := bigflood(dir, "echo", strconv.Itoa(2<<20)).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok 0 0") {
+		t.Fatalf("bigflood echo 2 MiB with a 1 MiB /dev/shm: %v\n%s", err, out)
+	}
+	// With room, the same values go in transient segments: two arguments
+	// sent, two results received.
+	out, err = bigflood(t.TempDir(), "echo", strconv.Itoa(2<<20)).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok 2 2") {
+		t.Fatalf("bigflood echo 2 MiB: %v\n%s", err, out)
+	}
+	sweptClean(t, dir)
 }

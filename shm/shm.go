@@ -377,7 +377,7 @@ func mapNew(fd int, n int, flags uint64) (*segment, error) {
 			return nil, fmt.Errorf("size: %w", err)
 		}
 	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("map: %w", err)
 	}

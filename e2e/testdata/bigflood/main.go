@@ -9,6 +9,9 @@
 //	                        SIGKILL mid-flood; every call must end, with
 //	                        its result or ErrWorkerLost; then print "ok"
 //	bigflood sweep          sweep the segments of dead processes, print "ok"
+//	bigflood echo N         spawn a worker on each road (the lane, NATS)
+//	                        and echo N bytes to it; print "ok" and how
+//	                        many values went in transient segments
 package main
 
 import (
@@ -25,6 +28,7 @@ import (
 
 	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/codec"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/shm"
 	"github.com/processional/processional/worker"
@@ -97,6 +101,26 @@ func run() error {
 			return err
 		}
 		fmt.Println("ok")
+		return nil
+	case "echo":
+		n, err := strconv.Atoi(os.Args[2])
+		if err != nil {
+			return err
+		}
+		for _, opts := range [][]master.SpawnOption{nil, {master.WithoutLane()}} {
+			s, err := master.Spawn(ctx, opts...)
+			if err != nil {
+				return err
+			}
+			v := value(n)
+			back, err := master.Invoke(ctx, s, builtin.Echo, v)
+			s.Close()
+			if err != nil || !bytes.Equal(back, v) {
+				return fmt.Errorf("an echo of %d bytes: %d bytes back, %v", n, len(back), err)
+			}
+		}
+		sent, received := codec.TransientCounts()
+		fmt.Println("ok", sent, received)
 		return nil
 	case "flood":
 		s, err := master.Spawn(ctx)
