@@ -164,7 +164,7 @@ func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 		d.r.ctx, d.r.data = nil, nil
 		decoders.Put(d)
 	}()
-	return d.dec.Decode(v)
+	return fixPackedAny(d.dec, v, d.dec.Decode(v)) // packed.go: packed slices in an interface{}
 }
 
 // valueLen walks the msgpack value at the start of data, without decoding

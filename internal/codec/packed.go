@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -427,8 +429,8 @@ func init() {
 			return err
 		}
 		v.Interface().(*packedAny).v = xs
-		if r, ok := d.Buffered().(*ctxReader); ok {
-			_ = r // see fixPackedAny
+		if _, loaded := packedAnyDecoders.LoadOrStore(d, true); !loaded {
+			packedAnyPending.Add(1)
 		}
 		return nil
 	})
@@ -456,4 +458,124 @@ func appendExtHeader(b []byte, id int8, n int) []byte {
 		b = append(b, 0xc9, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	return append(b, byte(id))
+}
+
+var (
+	// packedAnyDecoders holds the decoders that made a packedAny in the
+	// value they decode, packedAnyPending how many, so that UnmarshalWith
+	// looks no further when there are none.
+	packedAnyDecoders sync.Map // *msgpack.Decoder → true
+	packedAnyPending  atomic.Int64
+
+	packedAnyType = reflect.TypeFor[*packedAny]()
+	// mayHoldAny caches holdsInterface by type.
+	mayHoldAny sync.Map // reflect.Type → bool
+)
+
+// fixPackedAny is called by UnmarshalWith with the decoder it used, the
+// value it decoded into and the error of the decoding: if the decoder
+// made packedAny values (packed slices decoded into an interface{}), each
+// is replaced, wherever it is in v, with its []interface{}.
+func fixPackedAny(d *msgpack.Decoder, v any, err error) error {
+	if packedAnyPending.Load() == 0 {
+		return err
+	}
+	if _, ok := packedAnyDecoders.LoadAndDelete(d); !ok {
+		return err
+	}
+	packedAnyPending.Add(-1)
+	if err == nil {
+		replacePackedAny(reflect.ValueOf(v), map[unsafe.Pointer]bool{})
+	}
+	return err
+}
+
+// replacePackedAny replaces the packedAny values in v with their slices.
+// seen holds the pointers followed, against a cycle in a value decoded
+// into.
+func replacePackedAny(v reflect.Value, seen map[unsafe.Pointer]bool) {
+	if !v.IsValid() || !holdsInterface(v.Type()) {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Interface:
+		if v.IsNil() {
+			return
+		}
+		e := v.Elem()
+		if e.Type() == packedAnyType {
+			if v.CanSet() {
+				v.Set(reflect.ValueOf(e.Interface().(*packedAny).v))
+			}
+			return
+		}
+		replacePackedAny(e, seen)
+	case reflect.Pointer:
+		if !v.IsNil() && !seen[v.UnsafePointer()] {
+			seen[v.UnsafePointer()] = true
+			replacePackedAny(v.Elem(), seen)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				replacePackedAny(v.Field(i), seen)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			replacePackedAny(v.Index(i), seen)
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			// A map's values cannot be set in place: a copy is fixed
+			// and put back when it held a packedAny.
+			e := it.Value()
+			if e.Kind() == reflect.Interface && !e.IsNil() && e.Elem().Type() == packedAnyType {
+				v.SetMapIndex(it.Key(), reflect.ValueOf(e.Elem().Interface().(*packedAny).v))
+				continue
+			}
+			if e.Kind() == reflect.Interface || e.Kind() == reflect.Struct || e.Kind() == reflect.Array {
+				c := reflect.New(e.Type()).Elem()
+				c.Set(e)
+				replacePackedAny(c, seen)
+				v.SetMapIndex(it.Key(), c)
+				continue
+			}
+			replacePackedAny(e, seen)
+		}
+	}
+}
+
+// holdsInterface reports whether a value of type t can hold an interface
+// value, which a packedAny may be in.
+func holdsInterface(t reflect.Type) bool {
+	if h, ok := mayHoldAny.Load(t); ok {
+		return h.(bool)
+	}
+	h := holdsInterfaceWalk(t, map[reflect.Type]bool{})
+	mayHoldAny.Store(t, h)
+	return h
+}
+
+func holdsInterfaceWalk(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return holdsInterfaceWalk(t.Elem(), seen)
+	case reflect.Map:
+		return holdsInterfaceWalk(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if t.Field(i).IsExported() && holdsInterfaceWalk(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -201,6 +201,13 @@ func TestPackedBadInput(t *testing.T) {
 				t.Errorf("%s through %s: %v, want ErrBadPayload saying %q", tc.name, name, err, tc.want)
 			}
 		}
+		if tc.name == "another extension" {
+			continue // extension 2, not a packed slice
+		}
+		var v any
+		if err := codec.Unmarshal(tc.raw, &v); !errors.Is(err, bus.ErrBadPayload) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s into an interface{}: %v, want ErrBadPayload saying %q", tc.name, err, tc.want)
+		}
 	}
 	// A length past the data: UnmarshalWith refuses it before decoding,
 	// the decoder when read from elsewhere.
@@ -246,5 +253,50 @@ func TestPackedNested(t *testing.T) {
 	var out S
 	if err := codec.UnmarshalWith(data, &out, nil); err != nil || !reflect.DeepEqual(in, out) {
 		t.Fatalf("%+v, %v", out, err)
+	}
+}
+
+// Decoded into an interface{}, anywhere in a value, a packed slice gives
+// what its standard form gives.
+func TestPackedIntoInterface(t *testing.T) {
+	type S struct {
+		A any
+		M map[string]any
+		L []any
+		P *any
+	}
+	for _, v := range packedValues() {
+		in := S{A: v, M: map[string]any{"k": v, "n": 1}, L: []any{v, "x"}}
+		in.P = new(any)
+		*in.P = v
+		for _, top := range []any{v, in, map[string]any{"a": []any{v}}} {
+			std, err := codec.Marshal(top)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk, err := codec.AppendValueWith(nil, top, onThisHost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(std, pk) {
+				t.Fatalf("%T: nothing packed", v)
+			}
+			// Into a value of the same type as sent, and into an any.
+			for _, into := range []func() any{
+				func() any { return reflect.New(reflect.TypeOf(top)).Interface() },
+				func() any { return new(any) },
+			} {
+				want, got := into(), into()
+				if err := codec.Unmarshal(std, want); err != nil {
+					t.Fatal(err)
+				}
+				if err := codec.Unmarshal(pk, got); err != nil {
+					t.Fatalf("%T in %T packed: %v", v, top, err)
+				}
+				if !reflect.DeepEqual(want, got) {
+					t.Fatalf("%T in %T: packed gives %#v, standard %#v", v, top, got, want)
+				}
+			}
+		}
 	}
 }
