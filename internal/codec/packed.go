@@ -138,7 +138,7 @@ func asBytes[T any](xs []T) []byte {
 func encodePacked[T number](e *msgpack.Encoder, k packedKind, xs []T) error {
 	size := packedInfo[k].size
 	n := 1 + size*len(xs)
-	if n < 0 || n > math.MaxUint32 || n/size < len(xs) {
+	if n < 0 || uint64(n) > math.MaxUint32 || n/size < len(xs) {
 		return fmt.Errorf("a slice of %d %s is too long for a msgpack extension", len(xs), packedInfo[k].name)
 	}
 	w, direct := e.Writer().(*appendWriter)
