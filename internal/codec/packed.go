@@ -403,7 +403,8 @@ func standardForm(k packedKind, p []byte) []byte {
 // its extension decoder cannot give a slice (it makes the value it fills
 // with reflect.New of the registered type, and for a slice type sets it
 // to a pointer to an element). UnmarshalWith replaces it, wherever it is
-// in the value decoded, with its []interface{} (see fixPackedAny).
+// in the value decoded, with its []interface{} (see fixPackedAny); a
+// plain msgpack.Unmarshal leaves it, as a *packedAny.
 type packedAny struct {
 	v []any
 }
@@ -429,6 +430,9 @@ func init() {
 			return err
 		}
 		v.Interface().(*packedAny).v = xs
+		if _, ok := d.Buffered().(*ctxReader); !ok {
+			return nil // not from UnmarshalWith: nobody will replace it
+		}
 		if _, loaded := packedAnyDecoders.LoadOrStore(d, true); !loaded {
 			packedAnyPending.Add(1)
 		}
