@@ -203,30 +203,46 @@ func readPacked(d *msgpack.Decoder) (packedKind, []byte, error) {
 	if id != PackedExtType {
 		return 0, nil, errPacked("want extension %d, got extension %d", PackedExtType, id)
 	}
-	var body []byte
+	body, err := readExtBody(d, n)
+	if err != nil {
+		return 0, nil, err
+	}
+	return parsePacked(body)
+}
+
+// readExtBody reads the n bytes of an extension whose header d has read:
+// in place when d reads from UnmarshalWith, a copy otherwise.
+func readExtBody(d *msgpack.Decoder, n int) ([]byte, error) {
 	if r, ok := d.Buffered().(*ctxReader); ok && r.data != nil {
 		if n > r.Len() {
-			return 0, nil, errPacked("%d bytes announced, %d left", n, r.Len())
+			return nil, errPacked("%d bytes announced, %d left", n, r.Len())
 		}
 		start := len(r.data) - r.Len()
-		body = r.data[start : start+n]
 		if _, err := r.Seek(int64(start+n), io.SeekStart); err != nil {
-			return 0, nil, err
+			return nil, err
 		}
-	} else {
-		// Read by pieces, so that a length that lies allocates no more
-		// than the bytes that are there.
-		for len(body) < n {
-			k := min(n-len(body), 1<<20)
-			body = append(body, make([]byte, k)...)
-			if err := d.ReadFull(body[len(body)-k:]); err != nil {
-				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-					return 0, nil, errPacked("%d bytes announced, fewer left", n)
-				}
-				return 0, nil, err
+		return r.data[start : start+n], nil
+	}
+	// Read by pieces, so that a length that lies allocates no more than
+	// the bytes that are there.
+	var body []byte
+	for len(body) < n {
+		k := min(n-len(body), 1<<20)
+		body = append(body, make([]byte, k)...)
+		if err := d.ReadFull(body[len(body)-k:]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, errPacked("%d bytes announced, fewer left", n)
 			}
+			return nil, err
 		}
 	}
+	return body, nil
+}
+
+// parsePacked splits the body of a packed slice into its element kind
+// and the elements' bytes.
+func parsePacked(body []byte) (packedKind, []byte, error) {
+	n := len(body)
 	if n == 0 {
 		return 0, nil, errPacked("no element type")
 	}
@@ -412,19 +428,16 @@ type packedAny struct {
 func init() {
 	msgpack.RegisterExtDecoder(PackedExtType, (*packedAny)(nil), func(d *msgpack.Decoder, v reflect.Value, n int) error {
 		// v is a *packedAny; what follows the header is n bytes, the
-		// element kind first. readPacked wants the header: it is
-		// rebuilt in front of the body.
-		body := make([]byte, n)
-		if err := d.ReadFull(body); err != nil {
-			return err
-		}
-		hdr := append(appendExtHeader(nil, PackedExtType, n), body...)
-		dec := msgpack.NewDecoder(bytes.NewReader(hdr))
-		k, p, err := readPacked(dec)
+		// element kind first.
+		body, err := readExtBody(d, n)
 		if err != nil {
 			return err
 		}
-		dec.Reset(bytes.NewReader(standardForm(k, p)))
+		k, p, err := parsePacked(body)
+		if err != nil {
+			return err
+		}
+		dec := msgpack.NewDecoder(bytes.NewReader(standardForm(k, p)))
 		xs, err := dec.DecodeSlice()
 		if err != nil {
 			return err
@@ -440,29 +453,6 @@ func init() {
 	})
 }
 
-// appendExtHeader appends the header of an extension of type id and n
-// bytes, as msgpack v5 writes it.
-func appendExtHeader(b []byte, id int8, n int) []byte {
-	switch {
-	case n == 1:
-		b = append(b, 0xd4)
-	case n == 2:
-		b = append(b, 0xd5)
-	case n == 4:
-		b = append(b, 0xd6)
-	case n == 8:
-		b = append(b, 0xd7)
-	case n == 16:
-		b = append(b, 0xd8)
-	case n <= math.MaxUint8:
-		b = append(b, 0xc7, byte(n))
-	case n <= math.MaxUint16:
-		b = append(b, 0xc8, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xc9, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, byte(id))
-}
 
 var (
 	// packedAnyDecoders holds the decoders that made a packedAny in the
