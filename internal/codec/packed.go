@@ -453,7 +453,6 @@ func init() {
 	})
 }
 
-
 var (
 	// packedAnyDecoders holds the decoders that made a packedAny in the
 	// value they decode, packedAnyPending how many, so that UnmarshalWith
