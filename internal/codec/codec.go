@@ -98,7 +98,7 @@ func encode(dst []byte, v any, ctx any) (out []byte, err error) {
 		e.w.b, e.w.ctx = nil, nil
 		encoders.Put(e)
 	}()
-	if err := e.enc.Encode(v); err != nil {
+	if err := e.enc.Encode(prepareBulk(v)); err != nil { // packed_named.go: named slices and arrays in bulk
 		return dst, fmt.Errorf("%w: %T: %w", registry.ErrEncode, v, err)
 	}
 	return e.w.b, nil
@@ -182,7 +182,7 @@ func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 		d.r.ctx, d.r.data = nil, nil
 		decoders.Put(d)
 	}()
-	return d.dec.Decode(v)
+	return fixPackedAny(d.dec, v, d.dec.Decode(prepareBulk(v))) // packed*.go: packed slices in an interface{}, named slices and arrays
 }
 
 // valueLen walks the msgpack value at the start of data, without decoding
