@@ -159,7 +159,9 @@ func (p *Pair) selected(only []string) bool {
 
 // Pairs lists every pair, in the order the command runs them.
 func Pairs() []*Pair {
-	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), floatsPair(), clusterPair(), poolPair(), workerPair(), loadPair()}
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), floatsPair(), structsPair(), copyRemotePair(), shmColdPair(),
+		floatsFirstPair(), structsFirstPair(), copyFirstPair(), resultFirstPair(), copyRemoteFirstPair(), shmColdFirstPair(),
+		clusterPair(), poolPair(), workerPair(), loadPair()}
 }
 
 // Options configure [Run].
@@ -385,9 +387,16 @@ var Goals = map[string]float64{
 	"copy_10mb":              1.2,
 	"floats_10mb":            0.35,
 	"result_10mb":            1.2,
-	"cluster_invoke_rtt":     1.25,
-	"pool_map":               0.5,
-	"worker_start_ms":        1.5,
+	// Against msgpack's own Marshal and Unmarshal of the same value, in
+	// one process: what the call adds to encoding it.
+	"structs_10mb": 1.2,
+	// Through NATS chunks, as to another host.
+	"copy_10mb_remote": 1.2,
+	// A new shared-memory buffer each time, filled, sent, closed.
+	"shm_cold_10mb":      0.3,
+	"cluster_invoke_rtt": 1.25,
+	"pool_map":           0.5,
+	"worker_start_ms":    1.5,
 }
 
 // ValueGoals are goals on a row's value itself, in its unit, where no

@@ -10,9 +10,20 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/worker"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The tests that spawn workers and baseline children spawn this
+	// binary: it serves, or does its child's part, and exits.
+	if worker.Main() || ChildMain() {
+		return
+	}
+	proctest.NoRaceExitSleep()
+	goleak.VerifyTestMain(m)
+}
 
 // The local pairs need no child process: measure them for real, briefly.
 func TestRunLocalPairs(t *testing.T) {
@@ -71,6 +82,9 @@ func TestOnlySelectsThePair(t *testing.T) {
 		"lease":          "orphan_exit,worker_lost,lease_teardown",
 		"child_rss_mb":   "worker_start_ms",
 		"nats_pipelined": "pipelined,pool_map",
+		"copy_10mb":      "copy_10mb", "copy_10mb_first": "copy_10mb_first",
+		"codec_structs_10mb": "structs_10mb,structs_10mb_first",
+		"nats_chunks_10mb":   "copy_10mb,result_10mb,floats_10mb,copy_10mb_remote,shm_cold_10mb,floats_10mb_first,copy_10mb_first,result_10mb_first,copy_10mb_remote_first,shm_cold_10mb_first",
 	} {
 		var got []string
 		for _, p := range Pairs() {

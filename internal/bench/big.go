@@ -134,14 +134,110 @@ func bigPair(name, baseline string, measure func(ctx context.Context, e *Env) er
 			}
 			return time.Since(start), nil
 		},
-	}
-	switch baseline {
-	case "invoke_rtt":
-		p.base = func(ctx context.Context, e *Env, n int) (time.Duration, error) { return invokeLoop(ctx, e.slave, n) }
-	default:
-		p.base = func(_ context.Context, e *Env, n int) (time.Duration, error) { return rawChunks(e, n) }
+		base: bigBase(baseline),
 	}
 	return p
+}
+
+// bigBase is the side that times the baseline of a big-value row.
+func bigBase(baseline string) func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+	switch baseline {
+	case "invoke_rtt":
+		return func(ctx context.Context, e *Env, n int) (time.Duration, error) { return invokeLoop(ctx, e.slave, n) }
+	case "codec_structs_10mb":
+		return codecStructs
+	}
+	return func(_ context.Context, e *Env, n int) (time.Duration, error) { return rawChunks(e, n) }
+}
+
+// bigRow is a big-value row: one operation, timed on a warm worker (the
+// row itself) and on a freshly spawned one (its _first row).
+type bigRow struct {
+	name, baseline string
+	// remote: the row calls a worker spawned WithoutLane in another
+	// shared-memory domain (e.remote), as if on another host.
+	remote bool
+	// prepare makes, once and untimed, what op sends.
+	prepare func(ctx context.Context, e *Env) error
+	// op is one operation on worker s.
+	op func(ctx context.Context, e *Env, s *master.Slave) error
+	// n and chunks, if set, replace bigPair's N and Chunks: for a slow
+	// operation (structs_10mb's quarter of a second).
+	n, chunks int
+}
+
+func (r bigRow) setup(ctx context.Context, e *Env) error {
+	if err := e.bigSetup(ctx); err != nil {
+		return err
+	}
+	if r.prepare != nil {
+		return r.prepare(ctx, e)
+	}
+	return nil
+}
+
+// pair times op on the Env's worker (e.slave, or e.remote), warm.
+func (r bigRow) pair() *Pair {
+	p := bigPair(r.name, r.baseline, func(ctx context.Context, e *Env) error {
+		s := e.slave
+		if r.remote {
+			s = e.remote
+		}
+		return r.op(ctx, e, s)
+	})
+	if r.n > 0 {
+		p.N, p.Chunks = r.n, r.chunks
+	}
+	p.setup = func(ctx context.Context, e *Env) error {
+		if err := r.setup(ctx, e); err != nil {
+			return err
+		}
+		if r.remote {
+			return e.remoteWorker(ctx)
+		}
+		return nil
+	}
+	return p
+}
+
+// first is the row's _first pair: each operation is the first on a
+// worker spawned for it (as e.slave, or e.remote, was), closed after it;
+// only the operation is timed, not the spawn or the close. A user's one
+// big call is often their only one. What is cold is the worker: its
+// process, its heap (every page it decodes into is new to it), its
+// buffers; the master's side is as warm as the other rows left it (its
+// pooled encoding buffers, its connection).
+func (r bigRow) first() *Pair {
+	return &Pair{
+		Name: r.name + "_first", Baseline: r.baseline, Unit: "ns/op", N: 6, Chunks: 6,
+		setup: r.setup,
+		base:  bigBase(r.baseline),
+		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+			m, err := e.master(ctx)
+			if err != nil {
+				return 0, err
+			}
+			opts := e.spawnOpts()
+			if r.remote {
+				opts = append(opts, e.remoteOpts()...)
+			}
+			var total time.Duration
+			for range n {
+				s, err := m.Spawn(ctx, opts...)
+				if err != nil {
+					return 0, err
+				}
+				start := time.Now()
+				err = r.op(ctx, e, s)
+				total += time.Since(start)
+				s.Close()
+				if err != nil {
+					return 0, err
+				}
+			}
+			return total, nil
+		},
+	}
 }
 
 func shmPair() *Pair {
@@ -169,40 +265,91 @@ func shmPair() *Pair {
 	return p
 }
 
-func copyPair() *Pair {
-	return bigPair("copy_10mb", "nats_chunks_10mb", func(ctx context.Context, e *Env) error {
-		_, err := master.Invoke(ctx, e.slave, SumBytes, e.big)
-		return err
-	})
+func copyOp(ctx context.Context, e *Env, s *master.Slave) error {
+	got, err := master.Invoke(ctx, s, SumBytes, e.big)
+	if err == nil && got != e.bigSum {
+		err = fmt.Errorf("the worker summed %d, want %d", got, e.bigSum)
+	}
+	return err
 }
 
-func resultPair() *Pair {
-	return bigPair("result_10mb", "nats_chunks_10mb", func(ctx context.Context, e *Env) error {
-		b, err := master.Invoke(ctx, e.slave, MakeBytes, bigSize)
+func copyRow() bigRow { return bigRow{name: "copy_10mb", baseline: "nats_chunks_10mb", op: copyOp} }
+
+func copyPair() *Pair      { return copyRow().pair() }
+func copyFirstPair() *Pair { return copyRow().first() }
+
+// copyRemoteRow is copy_10mb to a worker that believes it is on another
+// host: spawned WithoutLane, with another PROCESSIONAL_SHM_DOMAIN. The
+// 10 MB cross the NATS server in chunks, as between two machines.
+func copyRemoteRow() bigRow {
+	return bigRow{name: "copy_10mb_remote", baseline: "nats_chunks_10mb", remote: true, op: copyOp}
+}
+
+func copyRemotePair() *Pair      { return copyRemoteRow().pair() }
+func copyRemoteFirstPair() *Pair { return copyRemoteRow().first() }
+
+func resultRow() bigRow {
+	return bigRow{name: "result_10mb", baseline: "nats_chunks_10mb", op: func(ctx context.Context, _ *Env, s *master.Slave) error {
+		b, err := master.Invoke(ctx, s, MakeBytes, bigSize)
 		if err == nil && len(b) != bigSize {
-			err = fmt.Errorf("result_10mb: %d bytes back", len(b))
+			err = fmt.Errorf("%d bytes back", len(b))
 		}
 		return err
-	})
+	}}
 }
 
-// floatsPair sends a 10 MB []float64 by value to a spawned worker, which
+func resultPair() *Pair      { return resultRow().pair() }
+func resultFirstPair() *Pair { return resultRow().first() }
+
+// floatsRow sends a 10 MB []float64 by value to a spawned worker, which
 // sums it: the numbers users send, not bytes.
-func floatsPair() *Pair {
+func floatsRow() bigRow {
 	var xs []float64
 	var want float64
-	return bigPair("floats_10mb", "nats_chunks_10mb", func(ctx context.Context, e *Env) error {
-		if xs == nil {
-			xs = make([]float64, bigSize/8)
-			for i := range xs {
-				xs[i] = float64(i % 1000)
-				want += xs[i]
+	return bigRow{
+		name: "floats_10mb", baseline: "nats_chunks_10mb",
+		prepare: func(context.Context, *Env) error {
+			if xs == nil {
+				xs = make([]float64, bigSize/8)
+				for i := range xs {
+					xs[i] = float64(i % 1000)
+					want += xs[i]
+				}
 			}
+			return nil
+		},
+		op: func(ctx context.Context, _ *Env, s *master.Slave) error {
+			got, err := master.Invoke(ctx, s, SumFloats, xs)
+			if err == nil && got != want {
+				err = fmt.Errorf("the worker summed %g, want %g", got, want)
+			}
+			return err
+		},
+	}
+}
+
+func floatsPair() *Pair      { return floatsRow().pair() }
+func floatsFirstPair() *Pair { return floatsRow().first() }
+
+// shmColdRow makes a new 10 MB shared-memory buffer for each operation,
+// fills it, sends it to the worker (which reads it whole, like
+// shm_10mb) and closes it: the cost of shared memory used once, where
+// shm_10mb sends the same buffer each time.
+func shmColdRow() bigRow {
+	return bigRow{name: "shm_cold_10mb", baseline: "nats_chunks_10mb", op: func(ctx context.Context, e *Env, s *master.Slave) error {
+		b, err := shm.New(bigSize)
+		if err != nil {
+			return err
 		}
-		s, err := master.Invoke(ctx, e.slave, SumFloats, xs)
-		if err == nil && s != want {
-			err = fmt.Errorf("floats_10mb: the worker summed %g, want %g", s, want)
+		defer b.Close()
+		copy(b.Bytes(), e.big)
+		got, err := master.Invoke(ctx, s, SumShm, b)
+		if err == nil && got != e.bigSum {
+			err = fmt.Errorf("the worker summed %d, want %d", got, e.bigSum)
 		}
 		return err
-	})
+	}}
 }
+
+func shmColdPair() *Pair      { return shmColdRow().pair() }
+func shmColdFirstPair() *Pair { return shmColdRow().first() }

@@ -36,6 +36,7 @@ type Env struct {
 	m         *master.Master
 	slave     *master.Slave // spawned by m, with the lane (the default)
 	natsSlave *master.Slave // spawned by m WithoutLane: calls by NATS
+	remote    *master.Slave // spawned by m WithoutLane in another shm domain: as on another host
 
 	echo    *child // raw NATS responder
 	subject string
@@ -56,6 +57,7 @@ type Env struct {
 	big        []byte      // 10 MB
 	bigSum     uint64      // sum(big)
 	bigShm     *shm.Buffer // 10 MB of shared memory
+	points     []Point     // about 10 MB of msgpack
 
 	cluster *clusterEnv
 
@@ -156,6 +158,10 @@ func (e *Env) Close() {
 	if e.natsSlave != nil {
 		e.natsSlave.Close()
 		e.natsSlave = nil
+	}
+	if e.remote != nil {
+		e.remote.Close()
+		e.remote = nil
 	}
 	if e.m != nil {
 		e.m.Close()
@@ -382,6 +388,30 @@ func (e *Env) natsWorker(ctx context.Context) error {
 		return err
 	}
 	e.natsSlave = s
+	return nil
+}
+
+// remoteOpts spawn a worker as if on another host: without the lane (its
+// calls cross the NATS server) and in another shared-memory domain
+// ($PROCESSIONAL_SHM_DOMAIN): buffers sent to it are copied, not shared.
+func (e *Env) remoteOpts() []master.SpawnOption {
+	return []master.SpawnOption{master.WithoutLane(), master.WithEnv("PROCESSIONAL_SHM_DOMAIN=" + shm.Domain() + ".remote")}
+}
+
+// remoteWorker spawns, once, the worker copy_10mb_remote calls.
+func (e *Env) remoteWorker(ctx context.Context) error {
+	if e.remote != nil {
+		return nil
+	}
+	m, err := e.master(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := m.Spawn(ctx, append(e.spawnOpts(), e.remoteOpts()...)...)
+	if err != nil {
+		return err
+	}
+	e.remote = s
 	return nil
 }
 
