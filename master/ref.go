@@ -181,14 +181,25 @@ func (s *slave) flushReleases() {
 // carries, held until the task ends.
 type callCodec struct {
 	pins     []*refEntry
-	shmPID   int           // the receiver's pid when it shares our /dev/shm
-	maxValue uint64        // the master's max value
-	sending  []*shm.Buffer // transient segments made for the call, closed once it is sent
+	shmPID   int              // the receiver's pid when it shares our /dev/shm
+	lane     bool             // the call goes on the worker's lane
+	maxValue uint64           // the master's max value
+	sending  []*shm.Transient // transient segments made for the call, closed once it is sent
 }
 
 // ShmReceiver is the pid shared-memory buffers are sent to by reference,
 // or 0 to copy them.
 func (c *callCodec) ShmReceiver() int { return c.shmPID }
+
+// TransientTo is the pid a big argument goes to in a transient segment:
+// the receiver's when it shares our /dev/shm, unless the call goes on its
+// lane, where one frame costs less (codec.TransientReceiver).
+func (c *callCodec) TransientTo() int {
+	if c.lane {
+		return 0
+	}
+	return c.shmPID
+}
 
 // MaxValue is the largest argument the master sends
 // (codec.TransientReceiver).
@@ -196,7 +207,7 @@ func (c *callCodec) MaxValue() uint64 { return c.maxValue }
 
 // Sending keeps a transient segment made for the call, to close once the
 // call is sent (codec.TransientReceiver).
-func (c *callCodec) Sending(b *shm.Buffer) { c.sending = append(c.sending, b) }
+func (c *callCodec) Sending(t *shm.Transient) { c.sending = append(c.sending, t) }
 
 // EncodeMsgpack writes the reference. It is called while a call's argument
 // is encoded, and holds the object until the call's task ends.

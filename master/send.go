@@ -138,7 +138,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 	s.mu.Unlock()
 	c.PID = s.selfPID
 	cc := codecs.Get().(*callCodec)
-	cc.shmPID, cc.maxValue = s.shmPID, uint64(s.m.maxValue)
+	cc.shmPID, cc.maxValue, cc.lane = s.shmPID, uint64(s.m.maxValue), s.laneLive()
 	data, err := wire.AppendCallWith((*bp)[:0], &c, arg, cc)
 	if len(cc.pins) > 0 {
 		t.setPins(cc.pins) // before the call goes: its reply may come at once
@@ -172,7 +172,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 }
 
 // closeAll closes the transient segments a call or a reply was sent with.
-func closeAll(bufs []*shm.Buffer) {
+func closeAll(bufs []*shm.Transient) {
 	for _, b := range bufs {
 		b.Close()
 	}

@@ -386,6 +386,7 @@ func deadPID(t *testing.T) int {
 // It exits at the end of its input.
 func runChild() {
 	var bufs []*Buffer
+	var transients []*Transient
 	in := bufio.NewScanner(os.Stdin)
 	out := bufio.NewWriter(os.Stdout)
 	reply := func(format string, a ...any) {
@@ -417,15 +418,17 @@ func runChild() {
 			bufs = append(bufs, b)
 			name, _, _, _ := b.Ref()
 			reply("ok %d %s", len(bufs)-1, name)
-		case "newtransient":
-			b, err := NewTransient(atoi(f[1]))
+		case "sendtransient":
+			t, name, nonce, err := SendTransient(make([]byte, atoi(f[1])), atoi(f[2]))
 			if err != nil {
 				fail(err)
 				continue
 			}
-			bufs = append(bufs, b)
-			name, _, _, _ := b.Ref()
-			reply("ok %d %s", len(bufs)-1, name)
+			transients = append(transients, t)
+			reply("ok %d %s %d", len(transients)-1, name, nonce)
+		case "sent":
+			transients[atoi(f[1])].Close()
+			reply("ok")
 		case "open":
 			nonce, _ := strconv.ParseUint(f[4], 10, 64)
 			b, err := Open(f[1], atoi(f[2]), atoi(f[3]), nonce)

@@ -202,6 +202,12 @@ func (b *Buffer) Transit(pid int) (uint64, error) {
 	if b.seg == nil {
 		return 0, fmt.Errorf("shm: Transit of a buffer that is not shared")
 	}
+	return transit(b.seg, pid)
+}
+
+// transit records in seg a reference on its way to process pid, and
+// returns its nonce.
+func transit(seg *segment, pid int) (uint64, error) {
 	start := cachedStart(pid)
 	if start == 0 {
 		return 0, fmt.Errorf("shm: no process %d on this host to send a buffer to", pid)
@@ -210,7 +216,7 @@ func (b *Buffer) Transit(pid int) (uint64, error) {
 	nonces.next++
 	nonce := uint64(self.pid)<<32 | nonces.next&0xffffffff
 	nonces.Unlock()
-	if _, err := claim(b.seg, pid, start, nonce); err != nil {
+	if _, err := claim(seg, pid, start, nonce); err != nil {
 		return 0, err
 	}
 	return nonce, nil

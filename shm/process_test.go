@@ -417,35 +417,34 @@ func TestDomainInChild(t *testing.T) {
 // A transient segment whose sender died before it let go of it (before
 // it sent the reference, or as it did) is held by its transit no longer:
 // the sweep removes it though its receiver lives. One whose sender let go
-// is held for the receiver; and a buffer of New, whose sender died
-// holding it, is too.
+// is held for the receiver, who reads it and so removes it; and a buffer
+// of New whose sender died holding it is held for the receiver too.
 func TestTransientSenderKilled(t *testing.T) {
 	watch(t)
 	c := startChild(t)
-	died := c.do("newtransient 64")
-	sent := c.do("newtransient 64")
+	died := c.do("sendtransient 64 %d", os.Getpid())
+	sent := c.do("sendtransient 64 %d", os.Getpid())
+	c.do("sent %s", sent[0])
 	plain := c.do("new 64")
-	nonces := map[string]uint64{}
-	for _, f := range [][]string{died, sent, plain} {
-		n, err := strconv.ParseUint(c.do("transit %s %d", f[0], os.Getpid())[0], 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nonces[f[1]] = n
+	plainNonce, err := strconv.ParseUint(c.do("transit %s %d", plain[0], os.Getpid())[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.do("close %s", sent[0]) // sent: the sender let go
 	c.kill()
 	c.gone()
 	if _, err := Sweep(); err != nil {
 		t.Fatal(err)
 	}
 	wantExists(t, died[1], false)
-	for _, name := range []string{sent[1], plain[1]} {
-		b, err := Open(name, 0, 64, nonces[name])
-		if err != nil {
-			t.Fatalf("the receiver opens %s after its sender's death: %v", name, err)
-		}
-		b.Close()
-		wantExists(t, name, false)
+	nonce, _ := strconv.ParseUint(sent[2], 10, 64)
+	if b, err := ReceiveTransient(sent[1], 64, nonce, nil); err != nil || len(b) != 64 {
+		t.Fatalf("the receiver reads %s after its sender's death: %d bytes, %v", sent[1], len(b), err)
 	}
+	wantExists(t, sent[1], false)
+	b, err := Open(plain[1], 0, 64, plainNonce)
+	if err != nil {
+		t.Fatalf("the receiver opens %s after its sender's death: %v", plain[1], err)
+	}
+	b.Close()
+	wantExists(t, plain[1], false)
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -135,24 +134,7 @@ func New(n int) (*Buffer, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: shm.New(%d): want a positive size", ErrRange, n)
 	}
-	seg, err := create(n, 0)
-	if err != nil {
-		return nil, err
-	}
-	return newBuffer(seg, 0, n), nil
-}
-
-// NewTransient is New for a segment that carries one value to one
-// receiver: the sender fills it, puts it in transit ([Buffer.Transit]),
-// sends the reference, and only then closes it. Should the sender die
-// before it closed it, the reference may never have left it: its transits
-// then hold the segment no longer, and a sweep removes it, even while the
-// receiver lives.
-func NewTransient(n int) (*Buffer, error) {
-	if n <= 0 {
-		return nil, fmt.Errorf("%w: shm.NewTransient(%d): want a positive size", ErrRange, n)
-	}
-	seg, err := create(n, flagTransient)
+	seg, err := create(n)
 	if err != nil {
 		return nil, err
 	}
@@ -310,38 +292,29 @@ func Make[T Number](n int) (*Buffer, []T, error) {
 // so that a process killed while it creates one leaves nothing behind.
 // Where Dir's file system has no unnamed files, the segment is named
 // first, and one left incomplete is swept once a minute old.
-func create(n int, flags uint64) (*segment, error) {
+func create(n int) (*segment, error) {
 	fd, err := unix.Open(Dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
-			return createNamed(n, flags)
+			return createNamed(n)
 		}
 		return nil, fmt.Errorf("shm: create in %s: %w", Dir, err)
 	}
 	defer unix.Close(fd)
-	seg, err := mapNew(fd, n, flags)
+	seg, err := mapNew(fd, n)
 	if err != nil {
 		return nil, fmt.Errorf("shm: create in %s: %w", Dir, err)
 	}
-	for range 10 {
-		seg.name = Prefix + randomName()
-		// Without O_EXCL at open, an unnamed file may be linked by its
-		// /proc path, with no privilege (AT_EMPTY_PATH would need one).
-		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, Dir+"/"+seg.name, unix.AT_SYMLINK_FOLLOW)
-		if !errors.Is(err, unix.EEXIST) {
-			break
-		}
-	}
-	if err != nil {
+	if err := link(fd, seg); err != nil {
 		unix.Munmap(seg.mem)
-		return nil, fmt.Errorf("shm: name a segment in %s: %w", Dir, err)
+		return nil, err
 	}
 	register(seg)
 	return seg, nil
 }
 
 // createNamed is create where Dir's file system has no unnamed files.
-func createNamed(n int, flags uint64) (*segment, error) {
+func createNamed(n int) (*segment, error) {
 	for range 10 {
 		name := Prefix + randomName()
 		path := Dir + "/" + name
@@ -352,7 +325,7 @@ func createNamed(n int, flags uint64) (*segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("shm: create %s: %w", path, err)
 		}
-		seg, err := mapNew(fd, n, flags)
+		seg, err := mapNew(fd, n)
 		unix.Close(fd)
 		if err != nil {
 			unix.Unlink(path)
@@ -367,7 +340,7 @@ func createNamed(n int, flags uint64) (*segment, error) {
 
 // mapNew sizes the new file fd for n data bytes, maps it, and writes its
 // header, with this process as its holder.
-func mapNew(fd int, n int, flags uint64) (*segment, error) {
+func mapNew(fd int, n int) (*segment, error) {
 	size := headerSize + n
 	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
 		if errors.Is(err, unix.ENOSPC) {
@@ -383,7 +356,6 @@ func mapNew(fd int, n int, flags uint64) (*segment, error) {
 	}
 	seg := &segment{mem: mem, data: mem[headerSize:], refs: 1}
 	*(*uint64)(unsafe.Pointer(&mem[8])) = uint64(n)
-	seg.flags().Store(flags)
 	s := seg.slot(0)
 	s.start.Store(self.start)
 	s.pid.Store(int32(self.pid))

@@ -80,7 +80,7 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 	}
 	// A big value to a process of this host: in a transient segment.
 	if r, ok := ctx.(TransientReceiver); ok && TransientMin > 0 && len(out)-start >= TransientMin {
-		if r.ShmReceiver() != 0 && uint64(len(out)-start) <= r.MaxValue() {
+		if r.TransientTo() != 0 && uint64(len(out)-start) <= r.MaxValue() {
 			out = toTransient(out, start, r)
 		}
 	}

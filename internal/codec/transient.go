@@ -19,17 +19,19 @@ import (
 // records it in transit to the receiver, and sends in the value's place a
 // msgpack extension of type [TransientExtType] whose data is the array
 // [segment, length, nonce]; once the message is sent, it lets go of the
-// segment. The receiver maps the segment, decodes the value from the
-// mapping and closes it, and the segment is unlinked then. It follows the
+// segment. The receiver reads the segment and lets go of it, and the
+// segment is unlinked then; it decodes the value from what it read. It follows the
 // shm package's rules: a receiver killed before it closed it, a sender
 // killed before it sent it, a message never decoded (DropTransits) or
 // never sent (CancelTransits) leaves nothing behind once the sweep has
 // run.
 //
-// The decode copies what it keeps out of the mapping (a []byte, a slice
-// of numbers, a string): a Go slice into a mapping would outlive it
-// unseen by the garbage collector. A value that needs no copy at all is
-// what a *shm.Buffer is for.
+// The segment is written and read with the file's own writes and reads,
+// not through mappings (see shm.SendTransient for the figures that chose
+// it), and the decoders copy what they keep (a []byte, a slice of
+// numbers, a string) out of the buffer read: a Go slice into a mapping
+// would outlive it unseen by the garbage collector. A value that needs no
+// copy at all is what a *shm.Buffer is for.
 //
 // The segment cannot be made, /dev/shm being full or refused: the value
 // stays in the message (chunks, or one frame on the lane). A fallback,
@@ -48,7 +50,7 @@ var TransientMin = transientMin(os.Getenv("PROCESSIONAL_TRANSIENT_MIN"))
 
 // defaultTransientMin is TransientMin unless the environment says
 // otherwise.
-const defaultTransientMin = 256 << 10
+const defaultTransientMin = 512 << 10
 
 func transientMin(s string) int {
 	s = strings.TrimSpace(s)
@@ -68,15 +70,17 @@ func transientMin(s string) int {
 
 // TransientReceiver is what the context given to [AppendValueWith]
 // offers for a big value to go in a transient segment: the receiver's
-// process id when it shares this process's /dev/shm (0 when it does not:
-// the value stays in the message); the largest value the sender may
-// send, which stays in the message to be refused as too big; and a place
-// for the segments made, which the sender closes once the message is
-// sent (or failed to go, after CancelTransits).
+// process id when it shares this process's /dev/shm and the message goes
+// by NATS (0 otherwise: the value stays in the message; on a spawned
+// worker's lane, one frame costs less than a segment at every size); the
+// largest value the sender may send, which stays in the message to be
+// refused as too big; and a place for the segments made, which the
+// sender closes once the message is sent (or failed to go, after
+// CancelTransits).
 type TransientReceiver interface {
-	ShmReceiver
+	TransientTo() int
 	MaxValue() uint64
-	Sending(b *shm.Buffer)
+	Sending(t *shm.Transient)
 }
 
 // transients counts the values this process sent and received in
@@ -91,23 +95,16 @@ func TransientCounts() (sent, received uint64) {
 }
 
 // toTransient moves the encoded value at out[start:] to a new transient
-// segment in transit to r's pid, hands r the segment to close once the
-// message is sent, and returns out with the reference in its place; or
-// out as it is, should the segment not be made.
+// segment in transit to r's pid, hands r the sender's hold to close once
+// the message is sent, and returns out with the reference in its place;
+// or out as it is, should the segment not be made.
 func toTransient(out []byte, start int, r TransientReceiver) []byte {
 	n := len(out) - start
-	b, err := shm.NewTransient(n)
+	t, name, nonce, err := shm.SendTransient(out[start:], r.TransientTo())
 	if err != nil {
 		return out // /dev/shm full or refused: the message carries it
 	}
-	copy(b.Bytes(), out[start:])
-	nonce, err := b.Transit(r.ShmReceiver())
-	name, _, _, _ := b.Ref()
-	if err != nil {
-		b.Close()
-		return out
-	}
-	r.Sending(b)
+	r.Sending(t)
 	transients.sent.Add(1)
 	var buf [64]byte
 	body := append(buf[:0], 0x93)
@@ -179,26 +176,46 @@ func parseTransient(body []byte) (transientRef, error) {
 var errNestedTransient = errors.New("a transient segment refers to another")
 
 // unmarshalTransient decodes into v the value in the transient segment
-// data refers to, then closes the segment: unlinked, as nothing holds it
-// any more. A segment that is gone (unlinked, swept, or another user's)
-// fails with shm.ErrNoSegment.
+// data refers to, read into a buffer of its own, and lets go of the
+// segment: unlinked, as nothing holds it any more. A segment that is gone
+// (unlinked, swept, or another user's) fails with shm.ErrNoSegment.
 func unmarshalTransient(data []byte, v any, ctx any) error {
 	_, body, _ := extAt(data)
 	ref, err := parseTransient(body)
 	if err != nil {
 		return err
 	}
-	b, err := shm.Open(ref.name, 0, ref.n, ref.nonce)
+	buf, err := shm.ReceiveTransient(ref.name, ref.n, ref.nonce, getReadBuffer())
 	if err != nil {
 		return fmt.Errorf("a value of %d bytes in transient shared memory: %w", ref.n, err)
 	}
-	defer b.Close()
+	defer putReadBuffer(buf) // nothing decoded aliases it: the decoders copy
 	transients.received.Add(1)
-	inner := b.Bytes()
-	if isTransient(inner) {
+	if isTransient(buf) {
 		return fmt.Errorf("%w: %v", registry.ErrBadPayload, errNestedTransient)
 	}
-	return UnmarshalWith(inner, v, ctx)
+	return UnmarshalWith(buf, v, ctx)
+}
+
+// readBuffers keeps a few buffers that transient values were read into:
+// a new one each time would be fresh memory, whose pages cost their first
+// touch at every big call.
+var readBuffers = make(chan []byte, 2)
+
+func getReadBuffer() []byte {
+	select {
+	case b := <-readBuffers:
+		return b[:0]
+	default:
+		return nil
+	}
+}
+
+func putReadBuffer(b []byte) {
+	select {
+	case readBuffers <- b:
+	default:
+	}
 }
 
 // dropTransient lets go of a transient segment never decoded, and of the

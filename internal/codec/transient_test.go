@@ -26,9 +26,10 @@ type receiver struct {
 	max uint64
 }
 
-func (r receiver) ShmReceiver() int      { return r.pid }
-func (r receiver) MaxValue() uint64      { return r.max }
-func (r receiver) Sending(b *shm.Buffer) { b.Close() }
+func (r receiver) ShmReceiver() int         { return r.pid }
+func (r receiver) TransientTo() int         { return r.pid }
+func (r receiver) MaxValue() uint64         { return r.max }
+func (r receiver) Sending(t *shm.Transient) { t.Close() }
 
 func here() receiver { return receiver{pid: os.Getpid(), max: 1 << 30} }
 
@@ -106,6 +107,23 @@ func TestTransientRoundTrip(t *testing.T) {
 	if out.Name != in.Name || !bytes.Equal(out.Data, in.Data) || !slices.Equal(out.Xs, in.Xs) || !bytes.Equal(out.Raw, in.Raw) || !slices.Equal(out.Table["a"], in.Table["a"]) {
 		t.Fatal("the value came back different")
 	}
+	// The buffer it was read into serves the next value: nothing decoded
+	// may alias it.
+	other := bigValue(1 << 20)
+	for i := range other.Data {
+		other.Data[i] = ^other.Data[i]
+	}
+	next, err := codec.AppendValueWith(nil, other, here())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out2 big
+	if err := codec.UnmarshalWith(next, &out2, nil); err != nil || !bytes.Equal(out2.Data, other.Data) {
+		t.Fatalf("the next value: %v", err)
+	}
+	if !bytes.Equal(out.Data, in.Data) || !slices.Equal(out.Xs, in.Xs) || !bytes.Equal(out.Raw, in.Raw) {
+		t.Fatal("the first value changed with the next one's read: it aliases the read buffer")
+	}
 	// Decoded twice: the segment is gone, and the error says so.
 	err = codec.UnmarshalWith(data[1:], &out, nil)
 	if !errors.Is(err, shm.ErrNoSegment) || !strings.Contains(err.Error(), "transient") {
@@ -164,9 +182,14 @@ func TestTransientStaysInline(t *testing.T) {
 	}
 }
 
+// shmOnly is a receiver of buffers by reference, not of transient
+// values: a worker on its lane.
 type shmOnly struct{}
 
-func (shmOnly) ShmReceiver() int { return os.Getpid() }
+func (shmOnly) ShmReceiver() int         { return os.Getpid() }
+func (shmOnly) TransientTo() int         { return 0 }
+func (shmOnly) MaxValue() uint64         { return 1 << 30 }
+func (shmOnly) Sending(t *shm.Transient) { t.Close() }
 
 // A value never decoded (a cancelled call, a result nobody reads) lets go
 // of its segment, and of the buffers inside it.

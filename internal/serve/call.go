@@ -31,7 +31,7 @@ type call struct {
 	pinned  []*object          // objects of this worker an operation works on: its target and arguments
 	pid     int                // the caller's pid when it shares our /dev/shm, else 0
 	max     uint64             // the worker's max value
-	sending []*shm.Buffer      // transient segments made for the reply, closed once it is sent
+	sending []*shm.Transient   // transient segments made for the reply, closed once it is sent
 	joined  []byte             // the buffer the call was joined in from chunks, to give back once it ran
 	since   time.Time          // when the call arrived
 	argType string
@@ -46,13 +46,23 @@ type call struct {
 // to by reference (codec.ShmReceiver).
 func (cl *call) ShmReceiver() int { return cl.pid }
 
+// TransientTo is the pid a big result goes to in a transient segment:
+// the caller's when it shares our /dev/shm, unless the reply goes on the
+// lane, where one frame costs less (codec.TransientReceiver).
+func (cl *call) TransientTo() int {
+	if cl.reply == laneReply {
+		return 0
+	}
+	return cl.pid
+}
+
 // MaxValue is the largest result the worker sends
 // (codec.TransientReceiver).
 func (cl *call) MaxValue() uint64 { return cl.max }
 
 // Sending keeps a transient segment made for the reply, to close once it
 // is sent (codec.TransientReceiver).
-func (cl *call) Sending(b *shm.Buffer) { cl.sending = append(cl.sending, b) }
+func (cl *call) Sending(t *shm.Transient) { cl.sending = append(cl.sending, t) }
 
 // cancel ends the call's context with err.
 func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }

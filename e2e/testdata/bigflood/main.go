@@ -1,7 +1,9 @@
 // Command bigflood is a master that keeps big values in flight both ways
 // to a worker it spawned, so that the e2e tests can kill either side with
 // SIGKILL while transient shared-memory segments are being made, sent and
-// read, and check that nothing is left in $PROCESSIONAL_SHM_DIR.
+// read, and check that nothing is left in $PROCESSIONAL_SHM_DIR. Its
+// workers go without the lane: big values to a spawned worker's lane go
+// in its frames, and take no segment.
 //
 //	bigflood flood          spawn a worker, print its pid once a big value
 //	                        went both ways, and flood it until killed
@@ -11,7 +13,8 @@
 //	bigflood sweep          sweep the segments of dead processes, print "ok"
 //	bigflood echo N         spawn a worker on each road (the lane, NATS)
 //	                        and echo N bytes to it; print "ok" and how
-//	                        many values went in transient segments
+//	                        many values went in transient segments (by
+//	                        NATS: the lane takes them in its frames)
 package main
 
 import (
@@ -123,7 +126,7 @@ func run() error {
 		fmt.Println("ok", sent, received)
 		return nil
 	case "flood":
-		s, err := master.Spawn(ctx)
+		s, err := master.Spawn(ctx, master.WithoutLane())
 		if err != nil {
 			return err
 		}
@@ -144,7 +147,7 @@ func run() error {
 		}
 		defer m.Close()
 		for i := range n {
-			s, err := m.Spawn(ctx)
+			s, err := m.Spawn(ctx, master.WithoutLane())
 			if err != nil {
 				return err
 			}
