@@ -157,6 +157,10 @@ type bigRow struct {
 	// remote: the row calls a worker spawned WithoutLane in another
 	// shared-memory domain (e.remote), as if on another host.
 	remote bool
+	// nats: the row calls a worker of this host spawned WithoutLane
+	// (e.natsSlave), as a connected server or a CLI worker is called:
+	// big values go in transient segments.
+	nats bool
 	// prepare makes, once and untimed, what op sends.
 	prepare func(ctx context.Context, e *Env) error
 	// op is one operation on worker s.
@@ -180,8 +184,11 @@ func (r bigRow) setup(ctx context.Context, e *Env) error {
 func (r bigRow) pair() *Pair {
 	p := bigPair(r.name, r.baseline, func(ctx context.Context, e *Env) error {
 		s := e.slave
-		if r.remote {
+		switch {
+		case r.remote:
 			s = e.remote
+		case r.nats:
+			s = e.natsSlave
 		}
 		return r.op(ctx, e, s)
 	})
@@ -192,8 +199,11 @@ func (r bigRow) pair() *Pair {
 		if err := r.setup(ctx, e); err != nil {
 			return err
 		}
-		if r.remote {
+		switch {
+		case r.remote:
 			return e.remoteWorker(ctx)
+		case r.nats:
+			return e.natsWorker(ctx)
 		}
 		return nil
 	}
@@ -218,8 +228,11 @@ func (r bigRow) first() *Pair {
 				return 0, err
 			}
 			opts := e.spawnOpts()
-			if r.remote {
+			switch {
+			case r.remote:
 				opts = append(opts, e.remoteOpts()...)
+			case r.nats:
+				opts = append(opts, master.WithoutLane())
 			}
 			var total time.Duration
 			for range n {
@@ -288,15 +301,34 @@ func copyRemoteRow() bigRow {
 func copyRemotePair() *Pair      { return copyRemoteRow().pair() }
 func copyRemoteFirstPair() *Pair { return copyRemoteRow().first() }
 
-func resultRow() bigRow {
-	return bigRow{name: "result_10mb", baseline: "nats_chunks_10mb", op: func(ctx context.Context, _ *Env, s *master.Slave) error {
-		b, err := master.Invoke(ctx, s, MakeBytes, bigSize)
-		if err == nil && len(b) != bigSize {
-			err = fmt.Errorf("%d bytes back", len(b))
-		}
-		return err
-	}}
+// copyNATSRow is copy_10mb to a worker of this host by NATS: the 10 MB
+// go in a transient shared-memory segment, as to a connected server or
+// a CLI worker.
+func copyNATSRow() bigRow {
+	return bigRow{name: "copy_10mb_nats", baseline: "nats_chunks_10mb", nats: true, op: copyOp}
 }
+
+func copyNATSPair() *Pair { return copyNATSRow().pair() }
+
+func resultOp(ctx context.Context, _ *Env, s *master.Slave) error {
+	b, err := master.Invoke(ctx, s, MakeBytes, bigSize)
+	if err == nil && len(b) != bigSize {
+		err = fmt.Errorf("%d bytes back", len(b))
+	}
+	return err
+}
+
+func resultRow() bigRow {
+	return bigRow{name: "result_10mb", baseline: "nats_chunks_10mb", op: resultOp}
+}
+
+// resultNATSRow is result_10mb from a worker of this host by NATS, in a
+// transient segment.
+func resultNATSRow() bigRow {
+	return bigRow{name: "result_10mb_nats", baseline: "nats_chunks_10mb", nats: true, op: resultOp}
+}
+
+func resultNATSPair() *Pair { return resultNATSRow().pair() }
 
 func resultPair() *Pair      { return resultRow().pair() }
 func resultFirstPair() *Pair { return resultRow().first() }

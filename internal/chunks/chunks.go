@@ -206,6 +206,29 @@ func GetBuffer() []byte {
 	}
 }
 
+// GetBufferCap is GetBuffer for a message of n bytes: a buffer kept
+// aside that holds n, if one does; else one from the pool, to be grown.
+func GetBufferCap(n int) []byte {
+	if n < largeCap {
+		return GetBuffer()
+	}
+	for range cap(large) {
+		select {
+		case b := <-large:
+			if cap(b) >= n {
+				return b[:0]
+			}
+			select {
+			case large <- b: // too small for this one: back for another
+			default:
+			}
+		default:
+			return (*small.Get().(*[]byte))[:0]
+		}
+	}
+	return (*small.Get().(*[]byte))[:0]
+}
+
 // PutBuffer gives back a buffer GetBuffer returned (grown or not) once
 // nothing refers to its bytes any more.
 func PutBuffer(b []byte) {

@@ -182,6 +182,13 @@ func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 		d.r.ctx, d.r.data = nil, nil
 		decoders.Put(d)
 	}()
+	if p, ok := v.(*[]byte); ok && p != nil { // msgpack reads a *[]byte itself, past any registered decoder
+		b, err := decodeBytes(d.dec)
+		if err == nil {
+			*p = b
+		}
+		return err
+	}
 	return fixPackedAny(d.dec, v, d.dec.Decode(prepareBulk(v))) // packed*.go: packed slices in an interface{}, named slices and arrays
 }
 

@@ -303,7 +303,7 @@ func (c *Conn) Read() (Frame, error) {
 		return f, nil
 	}
 	c.r.Discard(header)
-	b := chunks.GetBuffer()
+	b := chunks.GetBufferCap(n)
 	if cap(b) < n {
 		chunks.PutBuffer(b)
 		b = make([]byte, 0, n)
