@@ -83,28 +83,11 @@ func releaseUnused(seg *segment) {
 // openSegment maps an existing segment and takes a holder slot in it: the
 // slot of the transit nonce, if it names one; mapped held.
 func openSegment(name string, nonce uint64) (*segment, error) {
-	path := Dir + "/" + name
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return nil, fmt.Errorf("%w: %s (unlinked, or on another host)", ErrNoSegment, path)
-	}
+	fd, st, path, err := openFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("shm: open %s: %w", path, err)
+		return nil, err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("shm: stat %s: %w", path, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrNoSegment, path)
-	}
-	if st.Uid != uint32(os.Getuid()) {
-		return nil, fmt.Errorf("%w: %s belongs to another user", ErrNoSegment, path)
-	}
-	if st.Size < headerSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes, shorter than its header", ErrNoSegment, path, st.Size)
-	}
 	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: %w", path, err)
@@ -129,6 +112,34 @@ func openSegment(name string, nonce uint64) (*segment, error) {
 	}
 	seg.mine = i
 	return seg, nil
+}
+
+// openFile opens the file of segment name, a regular file of the current
+// user at least a header long, and returns it with its status and path.
+func openFile(name string) (fd int, st unix.Stat_t, path string, err error) {
+	path = Dir + "/" + name
+	fd, err = unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return -1, st, path, fmt.Errorf("%w: %s (unlinked, or on another host)", ErrNoSegment, path)
+	}
+	if err != nil {
+		return -1, st, path, fmt.Errorf("shm: open %s: %w", path, err)
+	}
+	switch err = unix.Fstat(fd, &st); {
+	case err != nil:
+		err = fmt.Errorf("shm: stat %s: %w", path, err)
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		err = fmt.Errorf("%w: %s is not a regular file", ErrNoSegment, path)
+	case st.Uid != uint32(os.Getuid()):
+		err = fmt.Errorf("%w: %s belongs to another user", ErrNoSegment, path)
+	case st.Size < headerSize:
+		err = fmt.Errorf("%w: %s is %d bytes, shorter than its header", ErrNoSegment, path, st.Size)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, st, path, err
+	}
+	return fd, st, path, nil
 }
 
 // claim takes a free slot for (pid, start, nonce); a slot whose process

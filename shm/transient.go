@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"sync"
 	"unsafe"
@@ -149,27 +148,11 @@ func ReceiveTransient(name string, n int, nonce uint64, dst []byte) ([]byte, err
 	if !validName(name) {
 		return nil, fmt.Errorf("%w: %q is not a processional segment name", ErrNoSegment, name)
 	}
-	path := Dir + "/" + name
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return nil, fmt.Errorf("%w: %s (unlinked, or on another host)", ErrNoSegment, path)
-	}
+	fd, st, path, err := openFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("shm: open %s: %w", path, err)
+		return nil, err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("shm: stat %s: %w", path, err)
-	}
-	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrNoSegment, path)
-	case st.Uid != uint32(os.Getuid()):
-		return nil, fmt.Errorf("%w: %s belongs to another user", ErrNoSegment, path)
-	case st.Size < headerSize:
-		return nil, fmt.Errorf("%w: %s is %d bytes, shorter than its header", ErrNoSegment, path, st.Size)
-	}
 	mem, err := unix.Mmap(fd, 0, headerSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: %w", path, err)

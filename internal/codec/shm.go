@@ -143,22 +143,25 @@ func DropTransits(raw []byte) {
 			dropTransient(body)
 			return
 		}
-		if typ != ShmExtType {
-			return
-		}
-		r := Reader{B: body}
-		if len(r.B) == 0 || r.B[0] != 0x94 {
-			return
-		}
-		r.B = r.B[1:]
-		name := r.Str("")
-		r.Uint()
-		r.Uint()
-		nonce := r.Uint()
-		if r.Err == nil {
+		if name, nonce, ok := bufferTransit(typ, body); ok {
 			shm.DropTransit(name, nonce)
 		}
 	})
+}
+
+// bufferTransit returns the segment and the transit nonce of the
+// extension typ, body when it is a shared-memory buffer's.
+func bufferTransit(typ int8, body []byte) (name string, nonce uint64, ok bool) {
+	r := Reader{B: body}
+	if typ != ShmExtType || len(r.B) == 0 || r.B[0] != 0x94 {
+		return "", 0, false
+	}
+	r.B = r.B[1:]
+	name = r.Str("")
+	r.Uint()
+	r.Uint()
+	nonce = r.Uint()
+	return name, nonce, r.Err == nil
 }
 
 // CancelTransits clears the transits this process set for the
@@ -167,21 +170,10 @@ func DropTransits(raw []byte) {
 // need not wait for the receiver to die.
 func CancelTransits(raw []byte) {
 	walkExts(raw, func(typ int8, body []byte) {
-		switch typ {
-		case TransientExtType:
+		if typ == TransientExtType {
 			cancelTransient(body)
-		case ShmExtType:
-			r := Reader{B: body}
-			if len(r.B) == 0 || r.B[0] != 0x94 {
-				return
-			}
-			r.B = r.B[1:]
-			name := r.Str("")
-			r.Uint()
-			r.Uint()
-			if nonce := r.Uint(); r.Err == nil {
-				shm.CancelTransit(name, nonce)
-			}
+		} else if name, nonce, ok := bufferTransit(typ, body); ok {
+			shm.CancelTransit(name, nonce)
 		}
 	})
 }
