@@ -25,7 +25,10 @@ func TestTransientKillLoops(t *testing.T) {
 	if testing.Short() {
 		rounds = 5
 	}
+	// The two loops run side by side: each kills only its own processes,
+	// in a directory of its own.
 	t.Run("worker", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		out, err := bigflood(dir, "workerkill", strconv.Itoa(rounds)).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "ok") {
@@ -34,6 +37,7 @@ func TestTransientKillLoops(t *testing.T) {
 		sweptClean(t, dir)
 	})
 	t.Run("master", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		for i := range rounds {
 			cmd := bigflood(dir, "flood")
