@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/shm"
@@ -37,9 +35,7 @@ func (s *slave) watchProcess() {
 		// it. No owner awaits this reaper: it lives as long as the worker
 		// the master let go of, and no longer.
 		go func() {
-			var info unix.Siginfo
-			for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
-			}
+			waitGone(pid)
 			syscall.Kill(-pid, syscall.SIGKILL)
 			s.cmd.Wait()
 		}()

@@ -1,13 +1,10 @@
 package master
 
 import (
-	"errors"
 	"io"
 	"os"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // process is what the master holds of a worker process it spawned beyond
@@ -80,42 +77,3 @@ func (p *process) drainOutput() {
 
 // abandon tells watchProcess to stop waiting for the process: the master lets go of it.
 func (p *process) abandon() { p.abandonOnce.Do(func() { p.abandonW.Close() }) }
-
-// waitExit blocks until process pid has exited, without reaping it, and
-// reports true; or until abandon, and reports false.
-func (p *process) waitExit(pid int) bool {
-	defer p.abandonR.Close()
-	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.abandonR.Fd()), Events: unix.POLLIN}}
-		for {
-			_, err := unix.Poll(fds, -1)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil || fds[0].Revents != 0 {
-				break
-			}
-			if fds[1].Revents != 0 {
-				unix.Close(fd)
-				return false
-			}
-		}
-		unix.Close(fd)
-		var info unix.Siginfo
-		for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
-		}
-		return true
-	}
-	// No pidfd (an old kernel, no file descriptor left): look for the exit
-	// between short waits on the abandon pipe.
-	fds := []unix.PollFd{{Fd: int32(p.abandonR.Fd()), Events: unix.POLLIN}}
-	for {
-		var info unix.Siginfo
-		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err == nil && info.Signo != 0 {
-			return true
-		}
-		if n, _ := unix.Poll(fds, 20); n > 0 {
-			return false
-		}
-	}
-}

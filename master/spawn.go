@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -103,10 +102,7 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	// *os.File outputs: exec starts no copying goroutine of its own, and
 	// the master can stop copying when it lets go of the worker.
 	cmd.Stdout, cmd.Stderr = outW, errW
-	// A signal worker.Main catches, not SIGKILL, on the master's death: the
-	// worker then kills its whole process group, so that its own children
-	// go too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.Signal(parentDeathSignal())}
+	cmd.SysProcAttr = sysProcAttr()
 	var startErr error
 	m.onSpawner(func() { startErr = cmd.Start() })
 	outW.Close() // the child's now

@@ -2,18 +2,11 @@ package shm
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 func randomName() string {
@@ -80,68 +73,6 @@ func releaseUnused(seg *segment) {
 	release(seg)
 }
 
-// openSegment maps an existing segment and takes a holder slot in it: the
-// slot of the transit nonce, if it names one; mapped held.
-func openSegment(name string, nonce uint64) (*segment, error) {
-	fd, st, path, err := openFile(name)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("shm: map %s: %w", path, err)
-	}
-	seg := &segment{name: name, mem: mem}
-	size := *(*uint64)(unsafe.Pointer(&mem[8]))
-	if seg.magic().Load() != magic || size > uint64(len(mem)-headerSize) {
-		unix.Munmap(mem)
-		return nil, fmt.Errorf("%w: %s is not a complete processional segment", ErrNoSegment, path)
-	}
-	seg.data = mem[headerSize : headerSize+int(size)]
-	if i, ok := transitSlot(seg, nonce); ok {
-		// The transit to us becomes our hold: no new slot needed.
-		seg.slot(i).nonce.Store(0)
-		seg.mine = i
-		return seg, nil
-	}
-	i, err := claim(seg, self.pid, self.start, 0)
-	if err != nil {
-		unix.Munmap(mem)
-		return nil, err
-	}
-	seg.mine = i
-	return seg, nil
-}
-
-// openFile opens the file of segment name, a regular file of the current
-// user at least a header long, and returns it with its status and path.
-func openFile(name string) (fd int, st unix.Stat_t, path string, err error) {
-	path = Dir + "/" + name
-	fd, err = unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return -1, st, path, fmt.Errorf("%w: %s (unlinked, or on another host)", ErrNoSegment, path)
-	}
-	if err != nil {
-		return -1, st, path, fmt.Errorf("shm: open %s: %w", path, err)
-	}
-	switch err = unix.Fstat(fd, &st); {
-	case err != nil:
-		err = fmt.Errorf("shm: stat %s: %w", path, err)
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		err = fmt.Errorf("%w: %s is not a regular file", ErrNoSegment, path)
-	case st.Uid != uint32(os.Getuid()):
-		err = fmt.Errorf("%w: %s belongs to another user", ErrNoSegment, path)
-	case st.Size < headerSize:
-		err = fmt.Errorf("%w: %s is %d bytes, shorter than its header", ErrNoSegment, path, st.Size)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, st, path, err
-	}
-	return fd, st, path, nil
-}
-
 // claim takes a free slot for (pid, start, nonce); a slot whose process
 // is dead is free.
 func claim(seg *segment, pid int, start, nonce uint64) (int, error) {
@@ -154,9 +85,7 @@ func claim(seg *segment, pid int, start, nonce uint64) (int, error) {
 		if !s.pid.CompareAndSwap(old, -1) { // reserved while it is filled
 			continue
 		}
-		var now unix.Timespec
-		unix.ClockGettime(unix.CLOCK_REALTIME, &now)
-		s.stamp.Store(now.Sec)
+		s.stamp.Store(time.Now().Unix())
 		s.start.Store(start)
 		s.nonce.Store(nonce)
 		s.pid.Store(int32(pid))
@@ -191,9 +120,7 @@ func (s *slot) live() bool {
 	if pid == -1 {
 		// Being filled; a process killed while filling it leaves it so:
 		// a reservation older than a minute is stale.
-		var now unix.Timespec
-		unix.ClockGettime(unix.CLOCK_REALTIME, &now)
-		return now.Sec-s.stamp.Load() < 60
+		return time.Now().Unix()-s.stamp.Load() < 60
 	}
 	return pid > 0 && alive(int(pid), s.start.Load())
 }
@@ -316,118 +243,12 @@ func cachedStart(pid int) uint64 {
 	return st
 }
 
-// startTime returns the start time of process pid, in clock ticks since
-// boot, or 0 if there is no such process: with the pid, it names a process
-// even once its pid is reused.
-func startTime(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold spaces: count fields
-	// after its closing parenthesis. starttime is field 22.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
-		return 0 // a zombie holds nothing any more
-	}
-	v, err := strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return v
-}
-
-// Sweep removes the segments of this package, owned by the current user,
-// that no live process holds: those of processes killed before they could
-// release them. A segment still being created (no magic yet) is left
-// alone unless it is older than a minute. It returns how many it removed.
-func Sweep() (int, error) {
-	entries, err := os.ReadDir(Dir)
-	if err != nil {
-		return 0, err
-	}
-	removed := 0
-	for _, e := range entries {
-		name := e.Name()
-		if !validName(name) {
-			continue
-		}
-		if sweepOne(name) {
-			removed++
-		}
-	}
-	return removed, nil
-}
-
-func sweepOne(name string) bool {
-	mapped.Lock()
-	_, mine := mapped.byName[name]
-	mapped.Unlock()
-	if mine {
-		return false // this process holds it
-	}
-	path := Dir + "/" + name
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != uint32(os.Getuid()) {
-		return false
-	}
-	if st.Size < headerSize {
-		return sweepIncomplete(path, st)
-	}
-	mem, err := unix.Mmap(fd, 0, headerSize, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return false
-	}
-	defer unix.Munmap(mem)
-	seg := &segment{name: name, mem: mem}
-	if seg.magic().Load() != magic {
-		return sweepIncomplete(path, st)
-	}
-	if held(seg) {
-		return false
-	}
-	return unix.Unlink(path) == nil
-}
-
-// sweepIncomplete removes a segment whose creator never finished it, once
-// it is old enough that the creator is surely done or dead.
-func sweepIncomplete(path string, st unix.Stat_t) bool {
-	var now unix.Timespec
-	unix.ClockGettime(unix.CLOCK_REALTIME, &now)
-	if now.Sec-st.Mtim.Sec < 60 {
-		return false
-	}
-	return unix.Unlink(path) == nil
-}
-
 // Domain names the shared memory this process sees: processes with the
 // same Domain share /dev/shm, and exchange buffers by reference; others
 // copy. It is the kernel's boot id with /dev/shm's device and inode; the
 // environment variable PROCESSIONAL_SHM_DOMAIN overrides it (tests set it
 // to force copies).
 func Domain() string { return domain() }
-
-var domain = sync.OnceValue(func() string {
-	if d := os.Getenv("PROCESSIONAL_SHM_DOMAIN"); d != "" {
-		return d
-	}
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	var st unix.Stat_t
-	if unix.Stat(Dir, &st) != nil {
-		return "" // no /dev/shm: share with no one
-	}
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d", strings.TrimSpace(string(boot)), st.Dev, st.Ino)))
-	return hex.EncodeToString(h[:8])
-})
 
 // ReleaseAll releases every segment this process holds, as it exits: its
 // slots are cleared, and the segments no other live process holds are

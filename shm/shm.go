@@ -24,17 +24,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
-// Dir is where segments live: /dev/shm, or $PROCESSIONAL_SHM_DIR (for
-// tests: a small tmpfs to fill, a read-only one).
+// Dir is where segments live: /dev/shm on Linux, a private directory
+// of the user's temporary directory on macOS (no mapping on Windows: see
+// the package documentation), or $PROCESSIONAL_SHM_DIR (for tests: a
+// small tmpfs to fill, a read-only one).
 var Dir = func() string {
 	if d := os.Getenv("PROCESSIONAL_SHM_DIR"); d != "" {
 		return d
 	}
-	return "/dev/shm"
+	return defaultDir()
 }()
 
 // Prefix starts the name of every segment this package makes.
@@ -286,84 +286,6 @@ func Make[T Number](n int) (*Buffer, []T, error) {
 	return b, v, nil
 }
 
-// create makes, maps and holds a new segment of n data bytes. The
-// segment is made whole before it has a name: an unnamed file (O_TMPFILE)
-// is sized, mapped and given its header, and only then linked into Dir,
-// so that a process killed while it creates one leaves nothing behind.
-// Where Dir's file system has no unnamed files, the segment is named
-// first, and one left incomplete is swept once a minute old.
-func create(n int) (*segment, error) {
-	fd, err := unix.Open(Dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
-			return createNamed(n)
-		}
-		return nil, fmt.Errorf("shm: create in %s: %w", Dir, err)
-	}
-	defer unix.Close(fd)
-	seg, err := mapNew(fd, n)
-	if err != nil {
-		return nil, fmt.Errorf("shm: create in %s: %w", Dir, err)
-	}
-	if err := link(fd, seg); err != nil {
-		unix.Munmap(seg.mem)
-		return nil, err
-	}
-	register(seg)
-	return seg, nil
-}
-
-// createNamed is create where Dir's file system has no unnamed files.
-func createNamed(n int) (*segment, error) {
-	for range 10 {
-		name := Prefix + randomName()
-		path := Dir + "/" + name
-		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
-		if errors.Is(err, unix.EEXIST) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("shm: create %s: %w", path, err)
-		}
-		seg, err := mapNew(fd, n)
-		unix.Close(fd)
-		if err != nil {
-			unix.Unlink(path)
-			return nil, fmt.Errorf("shm: create %s: %w", path, err)
-		}
-		seg.name = name
-		register(seg)
-		return seg, nil
-	}
-	return nil, fmt.Errorf("shm: no free segment name")
-}
-
-// mapNew sizes the new file fd for n data bytes, maps it, and writes its
-// header, with this process as its holder.
-func mapNew(fd int, n int) (*segment, error) {
-	size := headerSize + n
-	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
-		if errors.Is(err, unix.ENOSPC) {
-			return nil, fmt.Errorf("%w: no room in %s for %d bytes: %v", ErrFull, Dir, n, err)
-		}
-		if err := unix.Ftruncate(fd, int64(size)); err != nil { // a file system with no fallocate
-			return nil, fmt.Errorf("size: %w", err)
-		}
-	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("map: %w", err)
-	}
-	seg := &segment{mem: mem, data: mem[headerSize:], refs: 1}
-	*(*uint64)(unsafe.Pointer(&mem[8])) = uint64(n)
-	s := seg.slot(0)
-	s.start.Store(self.start)
-	s.pid.Store(int32(self.pid))
-	seg.mine = 0
-	seg.magic().Store(magic)
-	return seg, nil
-}
-
 // register records seg among this process's segments.
 func register(seg *segment) {
 	mapped.Lock()
@@ -372,29 +294,6 @@ func register(seg *segment) {
 	}
 	mapped.byName[seg.name] = seg
 	mapped.Unlock()
-}
-
-// release drops one Buffer's hold on seg; the last one of the process
-// clears its slot, unlinks the segment if no live process holds it, and
-// unmaps it.
-func release(seg *segment) {
-	mapped.Lock()
-	seg.refs--
-	if seg.refs > 0 || seg.gone {
-		mapped.Unlock()
-		return
-	}
-	seg.gone = true
-	if mapped.byName[seg.name] == seg {
-		delete(mapped.byName, seg.name)
-	}
-	mapped.Unlock()
-	// Only our own slot: should it be someone else's already, leave it.
-	seg.slot(seg.mine).pid.CompareAndSwap(int32(self.pid), 0)
-	if !held(seg) {
-		unix.Unlink(Dir + "/" + seg.name)
-	}
-	unix.Munmap(seg.mem)
 }
 
 // held reports whether a live process holds seg, or a reference to it is

@@ -64,7 +64,7 @@ func startCmd(cmd *exec.Cmd) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	killOnParentDeath(cmd.SysProcAttr)
 	fork.Lock()
 	jobs := fork.jobs
 	if fork.holds == 0 {

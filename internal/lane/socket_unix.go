@@ -13,7 +13,16 @@ import (
 // hand the worker process (exec.Cmd.ExtraFiles). Both are close-on-exec:
 // only the process the child's end is handed to gets it.
 func Pair() (*net.UnixConn, *os.File, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	// Not every system takes SOCK_CLOEXEC here (macOS does not): the fork
+	// lock keeps an exec from inheriting the pair before it is marked,
+	// as os/exec itself does.
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, nil, fmt.Errorf("lane: socketpair: %w", err)
 	}

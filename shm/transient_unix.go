@@ -1,3 +1,5 @@
+//go:build linux || darwin
+
 package shm
 
 import (
@@ -48,7 +50,7 @@ func SendTransient(data []byte, pid int) (t *Transient, name string, nonce uint6
 	if len(data) == 0 {
 		return nil, "", 0, fmt.Errorf("%w: an empty transient segment", ErrRange)
 	}
-	fd, err := unix.Open(Dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	fd, err := openTmpfile(Dir)
 	named := ""
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
 		named = Prefix + randomName() // no unnamed files here: named first
