@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 // Faults of load: a flood past a worker's pending limit, on a served and

@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 // The local lane (master/lane.go, internal/lane, internal/serve/lane.go)

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/master"
 )
@@ -111,7 +109,7 @@ var (
 	rec               = bus.Register("test.thread.rec", func(ctx context.Context, i int) (int, error) {
 		recMu.Lock()
 		defer recMu.Unlock()
-		recTids = append(recTids, unix.Gettid())
+		recTids = append(recTids, threadID())
 		recOrder = append(recOrder, i)
 		return i, nil
 	})
@@ -150,7 +148,7 @@ func TestSlaveThread(t *testing.T) {
 			t.Fatalf("task %d ran as %d on thread %d (first on %d)", i, order[i], tids[i], tids[0])
 		}
 	}
-	if tids[0] == unix.Gettid() {
+	if tids[0] == threadID() {
 		t.Fatal("the slave thread ran on the caller's thread")
 	}
 	// Close waits for queued tasks; later tasks fail with ErrClosed.
