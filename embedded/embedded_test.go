@@ -34,6 +34,12 @@ func TestStartConnectShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	// The server has the subscription once a flush comes back: Subscribe
+	// only queues it, and a request from another connection may otherwise
+	// arrive first and find no responder (it did, once in CI).
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	// A TCP client with the token reaches the in-process responder.
 	tc, err := nats.Connect(s.URL(), nats.Token(s.Token()))
 	if err != nil {

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
+	"os"
 	"time"
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/server"
 )
@@ -417,7 +418,7 @@ func ExampleSlave_Persist() {
 	c, err := master.Connect(ctx, srv.URL(), master.WithToken(srv.Token()), master.WithServerID(id))
 	if err != nil {
 		fmt.Println(err)
-		syscall.Kill(pid, syscall.SIGKILL)
+		kill(pid)
 		return
 	}
 	n, err := master.Invoke(ctx, c, Sum, []int{20, 22})
@@ -426,11 +427,16 @@ func ExampleSlave_Persist() {
 	// It serves until it is asked to stop.
 	if err := c.StopServer(ctx); err != nil {
 		fmt.Println(err)
-		syscall.Kill(pid, syscall.SIGKILL)
+		kill(pid)
 	}
 	c.Close()
-	for syscall.Kill(pid, 0) == nil { // until its process is gone
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.Gone(pid, time.Minute) // until its process is gone
 	// Output: 42 <nil>
+}
+
+// kill kills process pid, where an example cannot go on.
+func kill(pid int) {
+	if p, err := os.FindProcess(pid); err == nil {
+		p.Kill()
+	}
 }

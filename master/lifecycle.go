@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"syscall"
 	"time"
 
 	"github.com/processional/processional/bus"
@@ -36,7 +35,7 @@ func (s *slave) watchProcess() {
 		// the master let go of, and no longer.
 		go func() {
 			waitGone(pid)
-			syscall.Kill(-pid, syscall.SIGKILL)
+			killGroup(pid)
 			s.cmd.Wait()
 		}()
 		return
@@ -46,7 +45,7 @@ func (s *slave) watchProcess() {
 	s.mu.Lock()
 	// The exited process still holds its pid until reaped: the group id
 	// names no one else yet.
-	syscall.Kill(-pid, syscall.SIGKILL)
+	killGroup(pid)
 	s.reaped = true
 	s.mu.Unlock()
 	s.cmd.Wait()
@@ -201,7 +200,7 @@ func (s *slave) killGroup() {
 	if s.cmd != nil && s.cmd.Process != nil && !s.reaped {
 		// The negative pid names the process group: the worker and
 		// whatever it started.
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(s.cmd.Process.Pid)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +62,7 @@ var (
 	ExitLeavingOutput = bus.Register("test.exitLeavingOutput", func(ctx context.Context, code int) (int, error) {
 		cmd := exec.Command("sleep", "2")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		cmd.SysProcAttr = newSession()
 		if err := cmd.Start(); err != nil {
 			return 0, err
 		}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +17,7 @@ type process struct {
 	copiers              sync.WaitGroup
 	abandonR, abandonW   *os.File
 	abandonOnce, outOnce sync.Once
+	abandoned            atomic.Bool // for systems that cannot wait on the pipe
 }
 
 // newProcess makes the pipes: give outW and errW to the child as its
@@ -76,4 +78,9 @@ func (p *process) drainOutput() {
 }
 
 // abandon tells watchProcess to stop waiting for the process: the master lets go of it.
-func (p *process) abandon() { p.abandonOnce.Do(func() { p.abandonW.Close() }) }
+func (p *process) abandon() {
+	p.abandonOnce.Do(func() {
+		p.abandoned.Store(true)
+		p.abandonW.Close()
+	})
+}

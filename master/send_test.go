@@ -5,11 +5,11 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/proctest"
 	"github.com/processional/processional/master"
 )
 
@@ -41,8 +41,8 @@ func TestSlaveInvoke(t *testing.T) {
 	if _, err := master.Invoke(ctx, s, Sum, []int{1}); !errors.Is(err, bus.ErrClosed) {
 		t.Fatalf("call after close: err = %v, want ErrClosed", err)
 	}
-	if err := syscall.Kill(s.PID(), 0); !errors.Is(err, syscall.ESRCH) {
-		t.Fatalf("worker pid %d still exists after Close: %v", s.PID(), err)
+	if !proctest.Gone(s.PID(), 0) {
+		t.Fatalf("worker pid %d still runs after Close", s.PID())
 	}
 }
 

@@ -12,6 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// mappable: segments are files of Dir, mapped.
+const mappable = true
+
 // create makes, maps and holds a new segment of n data bytes. The
 // segment is made whole before it has a name: an unnamed file (O_TMPFILE)
 // is sized, mapped and given its header, and only then linked into Dir,

@@ -134,11 +134,28 @@ func New(n int) (*Buffer, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: shm.New(%d): want a positive size", ErrRange, n)
 	}
+	if !mappable {
+		return FromBytes(make([]byte, n)), nil // see the package documentation
+	}
 	seg, err := create(n)
 	if err != nil {
 		return nil, err
 	}
 	return newBuffer(seg, 0, n), nil
+}
+
+// Transient is the sender's hold on a transient segment.
+type Transient struct {
+	seg  *segment
+	once sync.Once
+}
+
+// Close lets go of the sender's hold, once the reference is sent (or
+// failed to go, after [CancelTransit]): the transit holds it for the
+// receiver from then on.
+func (t *Transient) Close() error {
+	t.once.Do(func() { release(t.seg) })
+	return nil
 }
 
 // FromBytes returns a Buffer of b in ordinary memory, not shared: what a

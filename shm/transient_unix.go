@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,20 +26,6 @@ import (
 // it (Close, once the reference is sent): should the sender die first,
 // the reference may never have left it, and a sweep removes the segment
 // though its receiver lives.
-
-// Transient is the sender's hold on a transient segment.
-type Transient struct {
-	seg  *segment
-	once sync.Once
-}
-
-// Close lets go of the sender's hold, once the reference is sent (or
-// failed to go, after [CancelTransit]): the transit holds it for the
-// receiver from then on.
-func (t *Transient) Close() error {
-	t.once.Do(func() { release(t.seg) })
-	return nil
-}
 
 // SendTransient writes data into a new transient segment, in transit to
 // process pid, and returns the sender's hold on it with the segment's

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -181,6 +180,6 @@ func startProc(cmd *exec.Cmd) (*child, error) {
 
 // kill stops the child and waits until it is reaped.
 func (c *child) kill() {
-	syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	killGroup(c.cmd.Process.Pid)
 	<-c.done
 }

@@ -63,8 +63,7 @@ func startCmd(cmd *exec.Cmd) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Setpgid = true
-	killOnParentDeath(cmd.SysProcAttr)
+	ownGroup(cmd.SysProcAttr)
 	fork.Lock()
 	jobs := fork.jobs
 	if fork.holds == 0 {

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -83,7 +82,7 @@ func orphanExit(ctx context.Context, binary string, env ...string) (time.Duratio
 	stop() // SIGKILL: the master only, its worker has a group of its own
 	for !proctest.Gone(pid, 0) {
 		if time.Since(start) > 10*master.DefaultLease {
-			syscall.Kill(pid, syscall.SIGKILL)
+			killPID(pid)
 			return 0, fmt.Errorf("worker %d outlived its master by %s", pid, time.Since(start))
 		}
 		time.Sleep(100 * time.Microsecond)
@@ -127,7 +126,7 @@ func workerLost(ctx context.Context, s *master.Slave) (time.Duration, error) {
 		return 0, err
 	}
 	start := time.Now()
-	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
+	if err := killPID(s.PID()); err != nil {
 		return 0, err
 	}
 	_, err := pending.Wait(ctx)
@@ -154,7 +153,7 @@ func startReporter(ctx context.Context, binary, what string, env ...string) (lin
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			killGroup(cmd.Process.Pid)
 			cmd.Wait()
 		})
 	}

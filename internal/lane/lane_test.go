@@ -1,3 +1,5 @@
+//go:build unix
+
 package lane
 
 import (
@@ -26,7 +28,15 @@ func pair(t *testing.T, max int) (*Conn, *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Inherit(int(f.Fd()))
+	// As a worker does: Inherit takes a bare descriptor and closes it. The
+	// *os.File must let go of its own (its finalizer would close the
+	// number again, by then another test's descriptor).
+	fd, err := syscall.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Inherit(fd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
+//go:build unix
+
 package serve
 
 import (
 	"context"
 	"errors"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +39,14 @@ func laneWorker(t *testing.T) (w *Worker, master *lane.Conn, lost chan error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workerEnd, err := lane.Inherit(int(theirs.Fd()))
+	// As a worker does: Inherit takes a bare descriptor and closes it; the
+	// *os.File lets go of its own, which its finalizer would close again.
+	fd, err := syscall.Dup(int(theirs.Fd()))
+	theirs.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerEnd, err := lane.Inherit(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
