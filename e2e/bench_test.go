@@ -102,7 +102,7 @@ func TestBenchJSONContract(t *testing.T) {
 		"lease": true, "orphan_exit": true, "orphan_exit_pipe": true, "worker_lost": true, "lease_teardown": true,
 		"server_invoke_rtt": true, "server_invoke_rtt_unix": true, "proxy_call": true,
 		"shm_10mb": true, "read_10mb": true, "nats_chunks_10mb": true, "copy_10mb": true, "result_10mb": true, "floats_10mb": true,
-		"codec_structs_10mb": true, "structs_10mb": true, "copy_10mb_remote": true, "shm_cold_10mb": true, "copy_10mb_nats": true, "result_10mb_nats": true,
+		"codec_structs_10mb": true, "structs_10mb": true, "copy_10mb_remote": true, "shm_cold_10mb": true, "copy_10mb_nats": true, "result_10mb_nats": true, "floats_10mb_nats": true,
 		"floats_10mb_first": true, "structs_10mb_first": true, "copy_10mb_first": true, "result_10mb_first": true, "copy_10mb_remote_first": true, "shm_cold_10mb_first": true,
 		"nats_cluster_rtt": true, "cluster_invoke_rtt": true, "pool_map": true,
 		"worker_start_ms": true, "child_rss_mb": true, "worker_rss_mb": true, "lean_worker_rss_mb": true,

@@ -159,7 +159,7 @@ func (p *Pair) selected(only []string) bool {
 
 // Pairs lists every pair, in the order the command runs them.
 func Pairs() []*Pair {
-	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), floatsPair(), structsPair(), copyRemotePair(), shmColdPair(), copyNATSPair(), resultNATSPair(),
+	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), floatsPair(), structsPair(), copyRemotePair(), shmColdPair(), copyNATSPair(), resultNATSPair(), floatsNATSPair(),
 		floatsFirstPair(), structsFirstPair(), copyFirstPair(), resultFirstPair(), copyRemoteFirstPair(), shmColdFirstPair(),
 		clusterPair(), poolPair(), workerPair(), loadPair()}
 }
@@ -395,6 +395,7 @@ var Goals = map[string]float64{
 	// Same host by NATS: in a transient segment.
 	"copy_10mb_nats":   0.35,
 	"result_10mb_nats": 0.35,
+	"floats_10mb_nats": 0.35,
 	// A new shared-memory buffer each time, filled, sent, closed.
 	"shm_cold_10mb":      0.3,
 	"cluster_invoke_rtt": 1.25,

@@ -335,11 +335,15 @@ func resultFirstPair() *Pair { return resultRow().first() }
 
 // floatsRow sends a 10 MB []float64 by value to a spawned worker, which
 // sums it: the numbers users send, not bytes.
-func floatsRow() bigRow {
+func floatsRow() bigRow { return floatsRowTo("floats_10mb", false) }
+
+// floatsRowTo is floats_10mb as name, by NATS to a worker of this host
+// when nats is set (the numbers in a transient segment).
+func floatsRowTo(name string, nats bool) bigRow {
 	var xs []float64
 	var want float64
 	return bigRow{
-		name: "floats_10mb", baseline: "nats_chunks_10mb",
+		name: name, baseline: "nats_chunks_10mb", nats: nats,
 		prepare: func(context.Context, *Env) error {
 			if xs == nil {
 				xs = make([]float64, bigSize/8)
@@ -361,6 +365,7 @@ func floatsRow() bigRow {
 }
 
 func floatsPair() *Pair      { return floatsRow().pair() }
+func floatsNATSPair() *Pair  { return floatsRowTo("floats_10mb_nats", true).pair() }
 func floatsFirstPair() *Pair { return floatsRow().first() }
 
 // shmColdRow makes a new 10 MB shared-memory buffer for each operation,

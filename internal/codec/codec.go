@@ -79,8 +79,8 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 		return dst, err
 	}
 	// A big value to a process of this host: in a transient segment.
-	if r, ok := ctx.(TransientReceiver); ok && TransientMin > 0 && len(out)-start >= TransientMin {
-		if r.TransientTo() != 0 && uint64(len(out)-start) <= r.MaxValue() {
+	if n := len(out) - start; TransientMin > 0 && n >= TransientMin {
+		if r, ok := ctx.(TransientReceiver); ok && r.TransientTo() != 0 && uint64(n) <= r.MaxValue() {
 			out = toTransient(out, start, r)
 		}
 	}
