@@ -73,6 +73,20 @@ func releaseUnused(seg *segment) {
 	release(seg)
 }
 
+// hold takes seg for this process: the slot of the transit nonce, if it
+// names one to us, becomes our hold (no new slot needed); else a free
+// slot.
+func hold(seg *segment, nonce uint64) error {
+	if i, ok := transitSlot(seg, nonce); ok {
+		seg.slot(i).nonce.Store(0)
+		seg.mine = i
+		return nil
+	}
+	i, err := claim(seg, self.pid, self.start, 0)
+	seg.mine = i
+	return err
+}
+
 // claim takes a free slot for (pid, start, nonce); a slot whose process
 // is dead is free.
 func claim(seg *segment, pid int, start, nonce uint64) (int, error) {

@@ -124,30 +124,33 @@ func openSegment(name string, nonce uint64) (*segment, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|mapPopulate)
+	seg, size, err := mapSegment(fd, st, name, path, int(st.Size), mapPopulate)
 	if err != nil {
-		return nil, fmt.Errorf("shm: map %s: %w", path, err)
+		return nil, err
+	}
+	seg.data = seg.mem[headerSize : headerSize+int(size)]
+	if err := hold(seg, nonce); err != nil {
+		unix.Munmap(seg.mem)
+		return nil, err
+	}
+	return seg, nil
+}
+
+// mapSegment maps the first length bytes of fd, the file of segment name
+// (st its status, path its path), and checks that it is a complete
+// segment; it returns it with its data size.
+func mapSegment(fd int, st unix.Stat_t, name, path string, length, flags int) (*segment, uint64, error) {
+	mem, err := unix.Mmap(fd, 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|flags)
+	if err != nil {
+		return nil, 0, fmt.Errorf("shm: map %s: %w", path, err)
 	}
 	seg := &segment{name: name, mem: mem}
 	size := *(*uint64)(unsafe.Pointer(&mem[8]))
-	if seg.magic().Load() != magic || size > uint64(len(mem)-headerSize) {
+	if seg.magic().Load() != magic || size > uint64(st.Size-headerSize) {
 		unix.Munmap(mem)
-		return nil, fmt.Errorf("%w: %s is not a complete processional segment", ErrNoSegment, path)
+		return nil, 0, fmt.Errorf("%w: %s is not a complete processional segment", ErrNoSegment, path)
 	}
-	seg.data = mem[headerSize : headerSize+int(size)]
-	if i, ok := transitSlot(seg, nonce); ok {
-		// The transit to us becomes our hold: no new slot needed.
-		seg.slot(i).nonce.Store(0)
-		seg.mine = i
-		return seg, nil
-	}
-	i, err := claim(seg, self.pid, self.start, 0)
-	if err != nil {
-		unix.Munmap(mem)
-		return nil, err
-	}
-	seg.mine = i
-	return seg, nil
+	return seg, size, nil
 }
 
 // openFile opens the file of segment name, a regular file of the current

@@ -140,25 +140,17 @@ func ReceiveTransient(name string, n int, nonce uint64, dst []byte) ([]byte, err
 		return nil, err
 	}
 	defer unix.Close(fd)
-	mem, err := unix.Mmap(fd, 0, headerSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	seg, size, err := mapSegment(fd, st, name, path, headerSize, 0) // the header only
 	if err != nil {
-		return nil, fmt.Errorf("shm: map %s: %w", path, err)
+		return nil, err
 	}
-	seg := &segment{name: name, mem: mem, refs: 1}
-	size := *(*uint64)(unsafe.Pointer(&mem[8]))
-	if seg.magic().Load() != magic || size > uint64(st.Size-headerSize) {
-		unix.Munmap(mem)
-		return nil, fmt.Errorf("%w: %s is not a complete processional segment", ErrNoSegment, path)
-	}
+	seg.refs = 1
 	if n < 0 || uint64(n) > size {
-		unix.Munmap(mem)
+		unix.Munmap(seg.mem)
 		return nil, fmt.Errorf("%w: %d bytes of segment %s, which has %d", ErrRange, n, name, size)
 	}
-	if i, ok := transitSlot(seg, nonce); ok {
-		seg.slot(i).nonce.Store(0) // the transit to us becomes our hold
-		seg.mine = i
-	} else if seg.mine, err = claim(seg, self.pid, self.start, 0); err != nil {
-		unix.Munmap(mem)
+	if err := hold(seg, nonce); err != nil {
+		unix.Munmap(seg.mem)
 		return nil, err
 	}
 	defer release(seg)
