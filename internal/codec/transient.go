@@ -199,8 +199,11 @@ func unmarshalTransient(data []byte, v any, ctx any) error {
 
 // readBuffers keeps a few buffers that transient values were read into:
 // a new one each time would be fresh memory, whose pages cost their first
-// touch at every big call.
+// touch at every big call. One past keepReadBuffer is let go: a value of
+// a gigabyte once must not hold a gigabyte for good.
 var readBuffers = make(chan []byte, 2)
+
+const keepReadBuffer = 64 << 20
 
 func getReadBuffer() []byte {
 	select {
@@ -212,6 +215,9 @@ func getReadBuffer() []byte {
 }
 
 func putReadBuffer(b []byte) {
+	if cap(b) > keepReadBuffer {
+		return
+	}
 	select {
 	case readBuffers <- b:
 	default:
