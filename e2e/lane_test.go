@@ -346,6 +346,41 @@ func TestMasterKilledLaneAlone(t *testing.T) {
 	}
 }
 
+// TestMasterKilledDialledLaneAlone is TestMasterKilledLaneAlone with a
+// lane the worker dials ($PROCESSIONAL_LANE=dial), as every spawned
+// worker does on Windows: its EOF alone takes the worker and its child
+// along when the master is SIGKILLed, 20 times, two at once.
+func TestMasterKilledDialledLaneAlone(t *testing.T) {
+	laneOn(t)
+	rounds := 20
+	if testing.Short() {
+		rounds = 3
+	}
+	ds, err := runTrials(t, rounds, 2, 2*time.Minute, func(int) (time.Duration, error) {
+		h, err := startHolder(master.EnvParentDeathSignal+"=off", master.EnvLane+"=dial", "HOLDER_LEASE=60s")
+		if err != nil {
+			return 0, err
+		}
+		defer h.stop()
+		start := time.Now()
+		if err := h.cmd.Process.Kill(); err != nil {
+			return 0, err
+		}
+		took, running, ok := h.orphans.wait(start, hangBound)
+		if !ok {
+			return 0, fmt.Errorf("worker %d and grandchild %d: %v outlived their master by %s with the dialled lane alone to tell them", h.worker, h.grandchild, running, hangBound)
+		}
+		return took, h.stop()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logLatencies(t, "master SIGKILLed, parent-death signal off, dialled lane: worker and grandchild gone after", ds)
+	if _, err := shm.Sweep(); err != nil {
+		t.Error(err)
+	}
+}
+
 // orphanControl runs a holder with env added (no lane, no parent-death
 // signal), kills the master, and checks that its worker exits (on its
 // own) but leaves its child running: nothing kills the worker's group.

@@ -17,7 +17,9 @@ import (
 
 // EnvLane names the environment variable that, set to "off" in the
 // master's environment, spawns every worker without a lane, as
-// [WithoutLane] does one: its calls then go by NATS.
+// [WithoutLane] does one: its calls then go by NATS. Set to "dial", it
+// makes every worker dial its lane, a Unix socket the master listens on,
+// as on Windows, rather than inherit it: for tests of that path.
 const EnvLane = "PROCESSIONAL_LANE"
 
 // EnvParentDeathSignal names the environment variable that, set to "off"
@@ -41,12 +43,28 @@ func WithoutLane() SpawnOption {
 // first of exec.Cmd.ExtraFiles.
 const laneFD = 3
 
-// openLane makes the lane to a worker about to be spawned, and returns
-// the worker's end, for exec.Cmd.ExtraFiles.
-func (s *slave) openLane() (*os.File, error) {
-	conn, child, err := lane.Pair()
-	if err != nil {
-		return nil, err
+// openLane makes the lane to a worker about to be spawned, and says in
+// cfg where the worker finds it. It returns the worker's end, for
+// exec.Cmd.ExtraFiles, or nil for a lane the worker dials: on Windows,
+// which hands no socket down, and where $PROCESSIONAL_LANE=dial.
+func (s *slave) openLane(cfg *wire.WorkerConfig) (*os.File, error) {
+	var conn lane.HalfCloser
+	var child *os.File
+	if os.Getenv(EnvLane) != "dial" {
+		c, f, err := lane.Pair()
+		switch {
+		case err == nil:
+			conn, child, cfg.Lane = c, f, laneFD
+		case !errors.Is(err, errors.ErrUnsupported):
+			return nil, err
+		}
+	}
+	if conn == nil {
+		d, err := lane.Listen()
+		if err != nil {
+			return nil, err
+		}
+		conn, cfg.LaneAddr, cfg.LaneKey = d, d.Addr(), d.Key()
 	}
 	s.lane = lane.New(conn, int(s.m.maxValue)+lane.Overhead, s.laneAlive)
 	s.laneDone, s.laneBye = make(chan struct{}), make(chan struct{})
@@ -59,7 +77,9 @@ func (s *slave) dropLane(child *os.File) {
 	if s.lane == nil {
 		return
 	}
-	child.Close()
+	if child != nil {
+		child.Close()
+	}
 	s.laneShut.Store(true)
 	s.lane.Close()
 }

@@ -20,7 +20,8 @@ import (
 //	if worker.Main() { return }
 //
 // The master and the worker share a socketpair, the lane: the worker
-// inherits its end, and the master's calls, cancels, heartbeats and
+// inherits its end (on Windows it dials a Unix socket the master listens
+// on), and the master's calls, cancels, heartbeats and
 // object operations to it, and their answers, go on it rather than
 // through the NATS server ([WithoutLane] and $PROCESSIONAL_LANE=off spawn
 // without one). The worker also joins the master's NATS server with the
@@ -84,11 +85,13 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	cmd := exec.Command(o.binary, o.args...)
 	var laneEnd *os.File // the worker's end of the lane
 	if !o.noLane && laneEnabled() {
-		if laneEnd, err = s.openLane(); err != nil {
+		if laneEnd, err = s.openLane(&cfg); err != nil {
 			s.unsubscribe()
-			return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
+			return nil, fmt.Errorf("%w: lane: %v", ErrSpawn, err)
 		}
-		cmd.ExtraFiles, cfg.Lane = []*os.File{laneEnd}, laneFD
+		if laneEnd != nil {
+			cmd.ExtraFiles = []*os.File{laneEnd}
+		}
 	}
 	cmd.Env = append(append(os.Environ(), o.env...), cfg.Env())
 	s.stdout = newPrefixWriter(o.stdout, "["+o.id+"] ")
@@ -117,8 +120,10 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	}
 	proc.copyOutput(s.stdout, s.stderr)
 	s.cmd, s.proc, s.watched, s.died = cmd, proc, make(chan struct{}), make(chan struct{})
-	if laneEnd != nil {
-		laneEnd.Close() // the worker's now
+	if s.lane != nil {
+		if laneEnd != nil {
+			laneEnd.Close() // the worker's now
+		}
 		go s.readLane() // ends with the lane, which watchProcess closes and awaits
 	}
 	go s.watchProcess() // the slave's: its close, terminate and abandon await it

@@ -105,6 +105,13 @@ func serveMain(cfg *wire.WorkerConfig, cfgErr error) error {
 		}
 		laneConn = c
 		defer c.Close()
+	} else if cfg.LaneAddr != "" {
+		c, err := lane.Dial(cfg.LaneAddr, cfg.LaneKey)
+		if err != nil {
+			return fmt.Errorf("worker %s: %w", cfg.Worker, err)
+		}
+		laneConn = c
+		defer c.Close()
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)

@@ -113,6 +113,7 @@ type Conn struct {
 	max   int             // the largest body Read takes
 	alive func()          // called as a big frame's body arrives, piece by piece
 	raw   syscall.RawConn // c's descriptor, for writes that do not wait; nil: c.Write
+	once  sync.Once       // sets raw, at the first write: a dialled lane has none before
 
 	mu      sync.Mutex
 	out     []byte    // frames queued while a write is in progress
@@ -128,11 +129,18 @@ type Conn struct {
 // peer busy sending one is alive, whatever its heartbeats say.
 func New(c HalfCloser, max int, alive func()) *Conn {
 	l := &Conn{c: c, r: bufio.NewReaderSize(c, bigFrame+header), max: max, alive: alive}
-	if sc, ok := c.(syscall.Conn); ok {
-		l.raw, _ = sc.SyscallConn()
-	}
 	l.idle.L = &l.mu
 	return l
+}
+
+// rawConn returns c's descriptor, or nil when it has none.
+func (c *Conn) rawConn() syscall.RawConn {
+	c.once.Do(func() {
+		if sc, ok := c.c.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+		}
+	})
+	return c.raw
 }
 
 // queueCap bounds the queue buffer kept between writes.

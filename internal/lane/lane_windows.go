@@ -7,14 +7,19 @@ import (
 	"fmt"
 	"net"
 	"os"
+
+	"golang.org/x/sys/windows"
 )
 
-// On Windows a spawned worker has no lane: exec.Cmd's ExtraFiles, by
-// which the lane's end is handed down, are not for Windows. Spawned
-// workers there go by NATS, and a Job Object carries their fate.
+// On Windows a socket cannot be handed down to a child: there is no
+// socketpair, exec.Cmd's ExtraFiles are not for Windows, and
+// net.FileConn is not implemented there. A spawned worker dials its lane
+// instead ([Listen], [Dial]), over the AF_UNIX sockets of Windows 10 and
+// later.
 
-// ErrNoLane says that this system gives spawned workers no lane.
-var ErrNoLane = fmt.Errorf("%w: the local lane on windows", errors.ErrUnsupported)
+// ErrNoLane says that this system hands down no lane: Pair and Inherit
+// fail with it, and the master dials its lane instead.
+var ErrNoLane = fmt.Errorf("%w: a lane handed down to a child (socketpair) on windows", errors.ErrUnsupported)
 
 // Pair fails on Windows with ErrNoLane.
 func Pair() (*net.UnixConn, *os.File, error) { return nil, nil, ErrNoLane }
@@ -22,6 +27,12 @@ func Pair() (*net.UnixConn, *os.File, error) { return nil, nil, ErrNoLane }
 // Inherit fails on Windows with ErrNoLane.
 func Inherit(int) (*net.UnixConn, error) { return nil, ErrNoLane }
 
-// tryWrite writes b, waiting as the connection does: no lane is made on
-// Windows, so this never runs there but in tests of a Conn on a pipe.
+// tryWrite writes b, waiting as the connection does: Windows gives a
+// socket's writes no way not to wait.
 func (c *Conn) tryWrite(b []byte) (int, error) { return c.c.Write(b) }
+
+// noUnixSockets reports whether err says that this Windows has no AF_UNIX
+// sockets (before Windows 10 1803).
+func noUnixSockets(err error) bool {
+	return errors.Is(err, windows.WSAEAFNOSUPPORT) || errors.Is(err, windows.WSAEPROTONOSUPPORT) || errors.Is(err, windows.WSAESOCKTNOSUPPORT)
+}

@@ -6,10 +6,11 @@ import "syscall"
 
 // tryWrite writes what the socket takes of b without waiting.
 func (c *Conn) tryWrite(b []byte) (n int, err error) {
-	if c.raw == nil {
+	raw := c.rawConn()
+	if raw == nil {
 		return c.c.Write(b)
 	}
-	rerr := c.raw.Write(func(fd uintptr) bool {
+	rerr := raw.Write(func(fd uintptr) bool {
 		for {
 			n, err = syscall.Write(int(fd), b)
 			if err != syscall.EINTR {

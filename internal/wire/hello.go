@@ -36,6 +36,11 @@ type WorkerConfig struct {
 	// Lane is the descriptor of the worker's end of the lane to its
 	// master (package lane); 0 for none.
 	Lane int `json:"lane,omitempty"`
+	// LaneAddr and LaneKey, when there is no Lane to inherit, are where the
+	// worker dials its lane (the path of a Unix socket), and the key it
+	// presents there, as hex (package lane's Dial).
+	LaneAddr string `json:"lane_addr,omitempty"`
+	LaneKey  string `json:"lane_key,omitempty"`
 	// MaxValue is the largest call or result the master takes, for the
 	// worker to take the same; 0 for the default.
 	MaxValue int64 `json:"max_value,omitempty"`
