@@ -35,7 +35,8 @@ func (s *slave) watchProcess() {
 		// the master let go of, and no longer.
 		go func() {
 			waitGone(pid)
-			killGroup(pid)
+			s.proc.killGroup(pid)
+			s.proc.release()
 			s.cmd.Wait()
 		}()
 		return
@@ -45,8 +46,9 @@ func (s *slave) watchProcess() {
 	s.mu.Lock()
 	// The exited process still holds its pid until reaped: the group id
 	// names no one else yet.
-	killGroup(pid)
+	s.proc.killGroup(pid)
 	s.reaped = true
+	s.proc.release()
 	s.mu.Unlock()
 	s.cmd.Wait()
 	// The shared memory the worker held and no one else does: a worker
@@ -200,7 +202,7 @@ func (s *slave) killGroup() {
 	if s.cmd != nil && s.cmd.Process != nil && !s.reaped {
 		// The negative pid names the process group: the worker and
 		// whatever it started.
-		killGroup(s.cmd.Process.Pid)
+		s.proc.killGroup(s.cmd.Process.Pid)
 	}
 }
 
@@ -266,8 +268,9 @@ func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
 		return err
 	}
 	// Before asking: should the answer be lost, the worker may have acted,
-	// and then it must not be killed as ours.
+	// and then it must not be killed as ours, nor with us.
 	s.outlives = true
+	s.proc.outlive()
 	s.mu.Unlock()
 	ctx = orBackground(ctx)
 	t := newTask[struct{}](kind.String())

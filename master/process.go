@@ -18,6 +18,7 @@ type process struct {
 	abandonR, abandonW   *os.File
 	abandonOnce, outOnce sync.Once
 	abandoned            atomic.Bool // for systems that cannot wait on the pipe
+	sys                  procSys     // the system's hold on the process: a Job Object on Windows
 }
 
 // newProcess makes the pipes: give outW and errW to the child as its

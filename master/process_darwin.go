@@ -16,9 +16,6 @@ import (
 // sysProcAttr starts a worker in a process group of its own.
 func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
-// killGroup kills process group pid, the worker's and its children's.
-func killGroup(pid int) { syscall.Kill(-pid, syscall.SIGKILL) }
-
 // waitGone blocks until process pid, our child, has exited, without
 // reaping it.
 func waitGone(pid int) { waitProc(pid, -1) }

@@ -21,9 +21,6 @@ func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.Signal(parentDeathSignal())}
 }
 
-// killGroup kills process group pid, the worker's and its children's.
-func killGroup(pid int) { syscall.Kill(-pid, syscall.SIGKILL) }
-
 // waitGone blocks until process pid, our child, has exited, without
 // reaping it.
 func waitGone(pid int) {

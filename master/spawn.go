@@ -107,7 +107,16 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.SysProcAttr = sysProcAttr()
 	var startErr error
-	m.onSpawner(func() { startErr = cmd.Start() })
+	m.onSpawner(func() {
+		if startErr = cmd.Start(); startErr != nil {
+			return
+		}
+		if err := proc.started(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			startErr = err
+		}
+	})
 	outW.Close() // the child's now
 	errW.Close()
 	if startErr != nil {

@@ -24,6 +24,8 @@ func orphaned(cfg *wire.WorkerConfig) bool {
 	return err == nil && ev == windows.WAIT_OBJECT_0
 }
 
-// killGroup exits. Windows has no process group to kill: the worker's own
-// children stay, until a Job Object takes them along (not done yet).
+// killGroup exits. On Windows the master holds the worker's Job Object,
+// which the worker's children join: when the master dies, Windows kills
+// them all as it closes the master's handle, whichever of the worker's
+// ways (its lane's end, its lease) tells it first.
 func killGroup() { os.Exit(1) }
