@@ -46,7 +46,8 @@ const laneFD = 3
 // openLane makes the lane to a worker about to be spawned, and says in
 // cfg where the worker finds it. It returns the worker's end, for
 // exec.Cmd.ExtraFiles, or nil for a lane the worker dials: on Windows,
-// which hands no socket down, and where $PROCESSIONAL_LANE=dial.
+// which hands no socket down, and where $PROCESSIONAL_LANE=dial. A system
+// without Unix sockets to dial spawns the worker without a lane.
 func (s *slave) openLane(cfg *wire.WorkerConfig) (*os.File, error) {
 	var conn lane.HalfCloser
 	var child *os.File
@@ -61,6 +62,11 @@ func (s *slave) openLane(cfg *wire.WorkerConfig) (*os.File, error) {
 	}
 	if conn == nil {
 		d, err := lane.Listen()
+		if errors.Is(err, errors.ErrUnsupported) {
+			// A Windows before AF_UNIX: calls go by NATS, and the Job
+			// Object alone carries the worker's fate.
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}

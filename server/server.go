@@ -8,14 +8,15 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/embedded"
+	"github.com/processional/processional/internal/sockets"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/worker"
 )
@@ -139,12 +140,15 @@ func (s *Server) listenSocket(path string) error {
 			c.Close()
 			return fmt.Errorf("%w: socket %s is in use by a live server", ErrConfig, path)
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
+		if !sockets.Refused(err) {
 			return fmt.Errorf("%w: socket %s exists and cannot be checked: %v", ErrConfig, path, err)
 		}
 		os.Remove(path)
 	}
 	l, err := net.Listen("unix", path)
+	if sockets.NoUnix(err) {
+		return fmt.Errorf("%w: socket %s: %w: Unix sockets on %s: %v", ErrConfig, path, errors.ErrUnsupported, runtime.GOOS, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: socket %s: %v", ErrConfig, path, err)
 	}

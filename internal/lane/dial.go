@@ -10,9 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/processional/processional/internal/sockets"
 )
 
 // A dialled lane is for the systems where a socket cannot be handed down
@@ -66,8 +69,8 @@ func Listen() (*Dialled, error) {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		os.RemoveAll(dir)
-		if noUnixSockets(err) {
-			return nil, fmt.Errorf("lane: %w: Unix sockets on this system: %v", errors.ErrUnsupported, err)
+		if sockets.NoUnix(err) {
+			return nil, fmt.Errorf("lane: %w: Unix sockets on %s: %v", errors.ErrUnsupported, runtime.GOOS, err)
 		}
 		return nil, fmt.Errorf("lane: listen: %w", err)
 	}
@@ -261,8 +264,8 @@ func Dial(addr, key string) (*net.UnixConn, error) {
 	}
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: addr, Net: "unix"})
 	if err != nil {
-		if noUnixSockets(err) {
-			return nil, fmt.Errorf("lane: %w: Unix sockets on this system: %v", errors.ErrUnsupported, err)
+		if sockets.NoUnix(err) {
+			return nil, fmt.Errorf("lane: %w: Unix sockets on %s: %v", errors.ErrUnsupported, runtime.GOOS, err)
 		}
 		return nil, fmt.Errorf("lane: dial the master: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/registry"
+	"github.com/processional/processional/internal/sockets"
 )
 
 // Kind says what a frame carries.
@@ -374,7 +375,7 @@ func (c *Conn) Live() bool {
 // Ended reports whether err, from Read, is the lane's end rather than
 // garbage on it: EOF, or the peer gone with data unread (a reset).
 func Ended(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, io.EOF) || sockets.Reset(err)
 }
 
 // LetGo ends the writes on the lane cleanly: the peer reads the frames

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-
-	"golang.org/x/sys/windows"
 )
 
 // On Windows a socket cannot be handed down to a child: there is no
@@ -30,9 +28,3 @@ func Inherit(int) (*net.UnixConn, error) { return nil, ErrNoLane }
 // tryWrite writes b, waiting as the connection does: Windows gives a
 // socket's writes no way not to wait.
 func (c *Conn) tryWrite(b []byte) (int, error) { return c.c.Write(b) }
-
-// noUnixSockets reports whether err says that this Windows has no AF_UNIX
-// sockets (before Windows 10 1803).
-func noUnixSockets(err error) bool {
-	return errors.Is(err, windows.WSAEAFNOSUPPORT) || errors.Is(err, windows.WSAEPROTONOSUPPORT) || errors.Is(err, windows.WSAESOCKTNOSUPPORT)
-}
