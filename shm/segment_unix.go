@@ -15,6 +15,15 @@ import (
 // mappable: segments are files of Dir, mapped.
 const mappable = true
 
+// The system's ways of making a segment, as variables: the tests run
+// macOS's (a segment named as it is made, sized with ftruncate, mapped
+// lazily) on Linux too, where $SHM_TEST_NAMED asks for them.
+var (
+	tmpfile  = openTmpfile
+	allocate = fallocate
+	populate = mapPopulate
+)
+
 // create makes, maps and holds a new segment of n data bytes. The
 // segment is made whole before it has a name: an unnamed file (O_TMPFILE)
 // is sized, mapped and given its header, and only then linked into Dir,
@@ -22,7 +31,7 @@ const mappable = true
 // Where Dir's file system has no unnamed files, the segment is named
 // first, and one left incomplete is swept once a minute old.
 func create(n int) (*segment, error) {
-	fd, err := openTmpfile(Dir)
+	fd, err := tmpfile(Dir)
 	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
 			return createNamed(n)
@@ -71,7 +80,7 @@ func createNamed(n int) (*segment, error) {
 // header, with this process as its holder.
 func mapNew(fd int, n int) (*segment, error) {
 	size := headerSize + n
-	if err := fallocate(fd, int64(size)); err != nil {
+	if err := allocate(fd, int64(size)); err != nil {
 		if errors.Is(err, unix.ENOSPC) {
 			return nil, fmt.Errorf("%w: no room in %s for %d bytes: %v", ErrFull, Dir, n, err)
 		}
@@ -79,7 +88,7 @@ func mapNew(fd int, n int) (*segment, error) {
 			return nil, fmt.Errorf("size: %w", err)
 		}
 	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|mapPopulate)
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|populate)
 	if err != nil {
 		return nil, fmt.Errorf("map: %w", err)
 	}
@@ -124,7 +133,7 @@ func openSegment(name string, nonce uint64) (*segment, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	seg, size, err := mapSegment(fd, st, name, path, int(st.Size), mapPopulate)
+	seg, size, err := mapSegment(fd, st, name, path, int(st.Size), populate)
 	if err != nil {
 		return nil, err
 	}

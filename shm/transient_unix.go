@@ -35,7 +35,7 @@ func SendTransient(data []byte, pid int) (t *Transient, name string, nonce uint6
 	if len(data) == 0 {
 		return nil, "", 0, fmt.Errorf("%w: an empty transient segment", ErrRange)
 	}
-	fd, err := openTmpfile(Dir)
+	fd, err := tmpfile(Dir)
 	named := ""
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
 		named = Prefix + randomName() // no unnamed files here: named first
