@@ -212,20 +212,26 @@ func runDemo(ctx context.Context, w io.Writer, remote remoteWorker) error {
 		return err
 	}
 	defer buf.Close()
-	step(w, start, "shm.Make[float64](1<<20)", fmt.Sprintf("%d MiB in %s", buf.Len()>>20, shm.Dir))
+	where, how := "in "+shm.Dir, "by reference on one host"
+	if !buf.Shared() {
+		where, how = "in this process: this system shares none", "copied: the worker fills its copy"
+	}
+	step(w, start, "shm.Make[float64](1<<20)", fmt.Sprintf("%d MiB %s", buf.Len()>>20, where))
 	start = time.Now()
 	n, err = master.Invoke(ctx, s, builtin.Squares, buf)
 	if err != nil {
 		return err
 	}
-	step(w, start, "Invoke(slave, squares, buf) (by reference on one host)", n)
-	step(w, start, "squares[1000] read here, written there", squares[1000])
+	step(w, start, "Invoke(slave, squares, buf) ("+how+")", n)
+	if buf.Shared() {
+		step(w, start, "squares[1000] read here, written there", squares[1000])
+	}
 	start = time.Now()
 	big, err := master.Invoke(ctx, s, builtin.Echo, make([]byte, 3<<20))
 	if err != nil {
 		return err
 	}
-	step(w, start, "Invoke(slave, echo, 3 MiB) (copied, one frame on the lane)", fmt.Sprintf("%d bytes back", len(big)))
+	step(w, start, "Invoke(slave, echo, 3 MiB) (copied, in one frame or message)", fmt.Sprintf("%d bytes back", len(big)))
 
 	fmt.Fprintln(w, "\n8. Close: the worker finishes our queued calls, then exits (spawned) or forgets us (a server)")
 	start = time.Now()
