@@ -66,7 +66,26 @@ var (
 
 	// Getpid returns the process id of the process that runs it.
 	Getpid = bus.Register("getpid", func(context.Context, struct{}) (int, error) { return os.Getpid(), nil })
+
+	// Count is a stream: it yields 1, 2, … n, and stops early when its
+	// consumer wants no more. From the nats CLI:
+	//
+	//	nats req proc.<worker>.json.count 5 --replies 0 --wait-for-empty
+	Count = bus.RegisterStream("count", func(ctx context.Context, n int, yield func(int) bool) error {
+		if n < 0 {
+			return fmt.Errorf("count %d: %w", n, ErrNegativeCount)
+		}
+		for i := 1; i <= n; i++ {
+			if !yield(i) {
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
 )
+
+// ErrNegativeCount is returned by [Count] for a negative count.
+var ErrNegativeCount = bus.RegisterError("builtin.ErrNegativeCount", errors.New("builtin: negative count"))
 
 // Counter is a small stateful object, for examples and benchmarks of
 // remote objects: wrap one on a worker with

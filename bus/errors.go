@@ -134,3 +134,12 @@ var (
 	// received it, or released it), or passed on one it does not hold.
 	ErrNotHolder = registry.ErrNotHolder
 )
+
+// The errors of a call whose shape does not match the function's.
+var (
+	// ErrIsStream: a stream (RegisterStream) was called as a function;
+	// consume it with master.Stream.
+	ErrIsStream = registry.ErrIsStream
+	// ErrNotStream: a function was called as a stream.
+	ErrNotStream = registry.ErrNotStream
+)

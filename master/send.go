@@ -70,9 +70,20 @@ func (s *slave) onReply(msg *nats.Msg) {
 // handleReply handles one reply envelope, sent whole or joined from
 // chunks. It returns the error of an envelope it cannot decode.
 func (s *slave) handleReply(data []byte) error {
-	id, raw, remote, err := wire.DecodeReply(data)
+	id, status, raw, remote, err := wire.DecodeReplyStatus(data)
 	if id == 0 {
 		return err // not an answer to a call of ours
+	}
+	if status == wire.StatusItem && err == nil {
+		s.mu.Lock()
+		p := s.pending.peek(id)
+		s.mu.Unlock()
+		if st, ok := p.(*streamCall); ok {
+			st.item(raw)
+		} else if s.shmPID != 0 && codec.HasShm(raw) {
+			codec.DropTransits(raw) // no stream waits for it: its segments need not wait for us
+		}
+		return nil
 	}
 	if id == closeID {
 		s.markGone() // the worker ran our calls and forgot us

@@ -114,6 +114,8 @@ func (d *Dialled) accept() {
 // settle ends the wait for the worker: with its connection, or with why
 // there is none.
 func (d *Dialled) settle(c *net.UnixConn, err error) {
+	d.ln.Close() // removes the socket file
+	os.RemoveAll(d.dir)
 	d.mu.Lock()
 	if d.err != nil { // closed meanwhile
 		d.mu.Unlock()
@@ -128,8 +130,6 @@ func (d *Dialled) settle(c *net.UnixConn, err error) {
 	d.conn, d.err = c, err
 	d.mu.Unlock()
 	close(d.ready)
-	d.ln.Close() // removes the socket file
-	os.RemoveAll(d.dir)
 }
 
 // wait returns the connection once the worker has dialled, or why there

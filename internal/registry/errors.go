@@ -27,6 +27,8 @@ var (
 	ErrNoMember        = register("bus.ErrNoMember", "processional: no such method or field")
 	ErrNoItem          = register("bus.ErrNoItem", "processional: no such item")
 	ErrNotHolder       = register("bus.ErrNotHolder", "processional: reference not held")
+	ErrIsStream        = register("bus.ErrIsStream", "processional: a stream called as a function")
+	ErrNotStream       = register("bus.ErrNotStream", "processional: a function called as a stream")
 )
 
 func register(name, msg string) error { return RegisterError(name, errors.New(msg)) }

@@ -19,6 +19,10 @@ type Function struct {
 	argName  string
 	invoke   func(ctx context.Context, arg []byte, codec any) (any, error)
 	json     func(ctx context.Context, body []byte) (any, error)
+	// A stream's, instead of invoke and json: they call emit with each
+	// item, and stop when it returns false.
+	stream     func(ctx context.Context, arg []byte, codec any, emit func(any) bool) error
+	streamJSON func(ctx context.Context, body []byte, emit func(any) bool) error
 }
 
 // DecodeError is what an invoke function returns when the argument does
@@ -34,10 +38,14 @@ func (e *DecodeError) Error() string { return e.Err.Error() }
 // Either returns a *DecodeError when the argument does not decode. Add
 // panics when the name is taken or malformed.
 func Add(name string, arg, res reflect.Type, invoke func(ctx context.Context, arg []byte, codec any) (any, error), json func(ctx context.Context, body []byte) (any, error)) *Function {
+	return add(&Function{name: name, arg: arg, res: res, argName: arg.String(), invoke: invoke, json: json})
+}
+
+func add(f *Function) *Function {
+	name := f.name
 	if err := CheckName(name); err != nil {
 		panic(fmt.Sprintf("bus: Register(%q): %v", name, err))
 	}
-	f := &Function{name: name, arg: arg, res: res, argName: arg.String(), invoke: invoke, json: json}
 	functions.Lock()
 	defer functions.Unlock()
 	if functions.byName == nil {
@@ -50,8 +58,20 @@ func Add(name string, arg, res reflect.Type, invoke func(ctx context.Context, ar
 	return f
 }
 
+// AddStream registers a stream of argument type arg and item type item
+// under name, as Add does a function: stream decodes a msgpack argument
+// and runs the stream, json does so from a JSON body; each calls emit
+// with every item, and stops when it returns false.
+func AddStream(name string, arg, item reflect.Type, stream func(ctx context.Context, arg []byte, codec any, emit func(any) bool) error, json func(ctx context.Context, body []byte, emit func(any) bool) error) *Function {
+	return add(&Function{name: name, arg: arg, res: item, argName: arg.String(), stream: stream, streamJSON: json})
+}
+
 // Name is the name the function was registered under.
 func (f *Function) Name() string { return f.name }
+
+// IsStream reports whether f is a stream (registered with AddStream):
+// its result type is then the type of its items.
+func (f *Function) IsStream() bool { return f.stream != nil }
 
 // ArgType is the Go type of the function's argument.
 func (f *Function) ArgType() reflect.Type { return f.arg }
@@ -75,14 +95,35 @@ func (f *Function) Invoke(ctx context.Context, arg []byte, sent string) (any, er
 // InvokeWith is Invoke, decoding arg with the codec context codec: the
 // worker gives the context that binds the references the argument holds.
 func (f *Function) InvokeWith(ctx context.Context, arg []byte, sent string, codec any) (any, error) {
+	if f.stream != nil {
+		return nil, fmt.Errorf("%w: %q is a stream of %s: consume it with master.Stream", ErrIsStream, f.name, f.res)
+	}
 	res, err := f.invoke(ctx, arg, codec)
+	return res, f.argError(err, sent)
+}
+
+// Stream decodes arg into the stream's argument type and runs the
+// stream, calling emit with each item until it returns false; as
+// InvokeWith does for a function. A function that is not a stream
+// fails with [ErrNotStream]. It does not recover panics.
+func (f *Function) Stream(ctx context.Context, arg []byte, sent string, codec any, emit func(any) bool) error {
+	if f.stream == nil {
+		return fmt.Errorf("%w: %q is a function of %s, not a stream: call it with Invoke, Schedule or Thread", ErrNotStream, f.name, f.res)
+	}
+	return f.argError(f.stream(ctx, arg, codec, emit), sent)
+}
+
+// argError turns a *DecodeError into an error wrapping [ErrArgumentType]
+// that names the expected and the sent type; it returns any other error
+// as it is.
+func (f *Function) argError(err error, sent string) error {
 	if de, ok := err.(*DecodeError); ok {
 		if sent == "" {
 			sent = "an undecodable value"
 		}
-		return nil, fmt.Errorf("%w: function %q expects %s, got %s: %w", ErrArgumentType, f.name, f.argName, sent, de.Err)
+		return fmt.Errorf("%w: function %q expects %s, got %s: %w", ErrArgumentType, f.name, f.argName, sent, de.Err)
 	}
-	return res, err
+	return err
 }
 
 // InvokeJSON decodes body, JSON, into the function's argument type and
@@ -91,21 +132,39 @@ func (f *Function) InvokeWith(ctx context.Context, arg []byte, sent string, code
 // fit gives an error wrapping [ErrArgumentType] that names the field and
 // the type expected. It does not recover panics.
 func (f *Function) InvokeJSON(ctx context.Context, body []byte) (any, error) {
+	if f.stream != nil {
+		return nil, fmt.Errorf("%w: %q is a stream of %s", ErrIsStream, f.name, f.res)
+	}
 	res, err := f.json(ctx, body)
+	return res, f.jsonArgError(err)
+}
+
+// StreamJSON is Stream from a JSON body, as InvokeJSON is Invoke.
+func (f *Function) StreamJSON(ctx context.Context, body []byte, emit func(any) bool) error {
+	if f.stream == nil {
+		return fmt.Errorf("%w: %q is a function of %s, not a stream", ErrNotStream, f.name, f.res)
+	}
+	return f.jsonArgError(f.streamJSON(ctx, body, emit))
+}
+
+// jsonArgError turns a *DecodeError from a JSON body into an error
+// wrapping [ErrArgumentType] that names the field and the type expected;
+// it returns any other error as it is.
+func (f *Function) jsonArgError(err error) error {
 	if de, ok := err.(*DecodeError); ok {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
 		case errors.As(de.Err, &te) && te.Field != "":
-			return nil, fmt.Errorf("%w: function %q expects %s: field %q wants %s, got JSON %s", ErrArgumentType, f.name, f.argName, te.Field, te.Type, te.Value)
+			return fmt.Errorf("%w: function %q expects %s: field %q wants %s, got JSON %s", ErrArgumentType, f.name, f.argName, te.Field, te.Type, te.Value)
 		case errors.As(de.Err, &te):
-			return nil, fmt.Errorf("%w: function %q expects %s, got JSON %s", ErrArgumentType, f.name, f.argName, te.Value)
+			return fmt.Errorf("%w: function %q expects %s, got JSON %s", ErrArgumentType, f.name, f.argName, te.Value)
 		case errors.As(de.Err, &se):
-			return nil, fmt.Errorf("%w: function %q expects %s as JSON: the body is not JSON: %v", ErrArgumentType, f.name, f.argName, se)
+			return fmt.Errorf("%w: function %q expects %s as JSON: the body is not JSON: %v", ErrArgumentType, f.name, f.argName, se)
 		}
-		return nil, fmt.Errorf("%w: function %q expects %s as JSON: %w", ErrArgumentType, f.name, f.argName, de.Err)
+		return fmt.Errorf("%w: function %q expects %s as JSON: %w", ErrArgumentType, f.name, f.argName, de.Err)
 	}
-	return res, err
+	return err
 }
 
 var functions struct {

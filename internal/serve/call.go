@@ -40,6 +40,7 @@ type call struct {
 	ctx     lazyctx.Ctx
 	done    chan struct{} // a concurrent call's: closed when it has replied
 	lapsed  atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
+	stream  *streamState  // a stream's flow control; nil for any other call
 }
 
 // ShmReceiver is the pid the call's result sends shared-memory buffers
@@ -123,6 +124,9 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 	case wire.KindCancel:
 		w.cancelCall(key)
 		return nil
+	case wire.KindCredit:
+		w.credit(key, c.Arg)
+		return nil
 	case wire.KindDetach, wire.KindPersist:
 		if w.owner == "" || c.Master != w.owner {
 			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrNotOwner, c.Kind, c.Master, w.id))
@@ -186,6 +190,10 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
 		return nil
 	}
+	if c.Kind == wire.KindStream && op != nil {
+		w.replyError(reply, c.ID, c.Function, notStream(c.Function))
+		return nil
+	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID), max: w.maxValue}
 	cl.joined, in.joined = in.joined, nil
 	cl.since = time.Now()
@@ -228,7 +236,10 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		}()
 		return nil
 	}
-	if c.Kind == wire.KindThread {
+	if c.Kind == wire.KindStream {
+		cl.stream = newStreamState()
+	}
+	if c.Kind == wire.KindThread || c.Kind == wire.KindStream {
 		cl.done = make(chan struct{})
 		w.threads[key] = cl
 		w.tasks.Add(1)
@@ -271,7 +282,7 @@ func (w *Worker) run(cl *call) {
 	if err != nil && cl.lapsed.Load() {
 		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
 	}
-	if cl.kind == wire.KindThread {
+	if cl.kind == wire.KindThread || cl.kind == wire.KindStream {
 		w.mu.Lock()
 		delete(w.threads, cl.key)
 		w.mu.Unlock()
@@ -297,6 +308,9 @@ func (w *Worker) invoke(cl *call) (res any, err error) {
 	if cl.op != nil {
 		defer w.unpinArgs(cl)
 		return cl.op(w, cl)
+	}
+	if cl.stream != nil {
+		return nil, w.runStream(cl)
 	}
 	return cl.fn.InvokeWith(&cl.ctx, cl.arg, cl.argType, w.peer)
 }

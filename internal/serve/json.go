@@ -26,7 +26,8 @@ import (
 // endpoint's subscription), those of different functions concurrently; an
 // error answers with the micro error headers (Nats-Service-Error,
 // Nats-Service-Error-Code) and a JSON body with the fields of the error
-// envelope.
+// envelope. A stream answers each item as one message, and ends with an
+// empty message (see jsonStream).
 
 var badEndpointChar = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
@@ -79,6 +80,10 @@ func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 	defer w.tasks.Done()
 	ctx, cancel := context.WithCancel(w.baseCtx)
 	defer cancel()
+	if fn.IsStream() {
+		w.jsonStream(ctx, fn, req)
+		return
+	}
 	res, err := invokeJSON(ctx, fn, req.Data())
 	if err != nil {
 		code := "500"
@@ -94,6 +99,49 @@ func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 		return
 	}
 	req.Respond(body)
+}
+
+// jsonStream runs one JSON call of a stream: each item answers as one
+// message, and an empty message ends the stream (the request-many
+// convention, as `nats req --replies 0 --wait-for-empty` reads it). An
+// error answers with the micro error headers, then the empty message.
+func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micro.Request) {
+	var sendErr error
+	err := streamJSON(ctx, fn, req.Data(), func(item any) bool {
+		body, err := json.Marshal(item)
+		if err != nil {
+			sendErr = fmt.Errorf("%w: an item of %s as JSON: %v", bus.ErrEncode, fn.Name(), err)
+			return false
+		}
+		if len(body) == 0 {
+			body = []byte("null")
+		}
+		if err := req.Respond(body); err != nil {
+			sendErr = err
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = sendErr
+	}
+	if err != nil {
+		code := "500"
+		if errors.Is(err, bus.ErrArgumentType) {
+			code = "400"
+		}
+		w.jsonError(req, fn, code, err)
+	}
+	req.Respond(nil)
+}
+
+func streamJSON(ctx context.Context, fn *registry.Function, body []byte, emit func(any) bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = wire.NewPanicError(r)
+		}
+	}()
+	return fn.StreamJSON(ctx, body, emit)
 }
 
 func invokeJSON(ctx context.Context, fn *registry.Function, body []byte) (res any, err error) {

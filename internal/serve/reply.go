@@ -17,28 +17,64 @@ import (
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func (w *Worker) publishReply(reply string, id uint64, function string, res any, cl *call) {
+	w.sendResult(reply, id, function, res, cl, false)
+}
+
+// publishItem sends one item of stream cl, and returns its size; an item
+// that cannot be encoded or sent is the error that ends the stream.
+func (w *Worker) publishItem(cl *call, item any) (int, error) {
+	return w.sendResult(cl.reply, cl.key.id, cl.name, item, cl, true)
+}
+
+// sendResult sends a call's result, or a stream's item, and returns its
+// size. A result that cannot be encoded or sent is answered with the
+// error that says why; an item's is returned instead.
+func (w *Worker) sendResult(reply string, id uint64, function string, res any, cl *call, item bool) (int, error) {
 	buf := chunks.GetBuffer()
 	bp := &buf
 	var cctx any
 	if cl != nil && cl.pid != 0 {
 		cctx = cl // the caller shares our /dev/shm: buffers go by reference, big values in transient segments
 	}
-	out, err := wire.AppendReplyWith((*bp)[:0], id, res, cctx)
+	var out []byte
+	var err error
+	if item {
+		out, err = wire.AppendItemWith((*bp)[:0], id, res, cctx)
+	} else {
+		out, err = wire.AppendReplyWith((*bp)[:0], id, res, cctx)
+	}
 	if err != nil {
-		if wire.IsOp(function) {
+		switch {
+		case item:
+			err = fmt.Errorf("item of %s: %w; yield a type that can travel", function, err)
+		case wire.IsOp(function):
 			err = fmt.Errorf("result of %s: %w; ask for it as a reference (CallRef, FieldRef, ItemRef), which keeps it on the worker", function, err)
-		} else {
+		default:
 			err = fmt.Errorf("result of %s: %w; return a type that can travel, or keep the value on the worker (master.Wrap)", function, err)
+		}
+		if item {
+			if cctx != nil {
+				codec.CancelTransits(out)
+			}
+			w.closeSending(cl)
+			chunks.PutBuffer(out)
+			return 0, err
 		}
 		out = wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
 	}
+	size := len(out)
+	var failed error // an item's: the stream ends with it
 	if reply == laneReply {
 		// One frame, however big: the lane has no max payload.
 		if uint64(len(out)) > w.maxValue {
 			out = w.tooBig(out, id, function)
+			failed = errItemTooBig
 		}
 		err = w.lane.Write(lane.Reply, out)
 	} else if len(out) > int(w.nc.MaxPayload()) {
+		if uint64(len(out)) > w.maxValue {
+			failed = errItemTooBig
+		}
 		out = w.sendChunked(reply, id, function, out)
 	} else if err = w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
 		// Say so rather than leave the caller waiting for a reply that
@@ -46,6 +82,7 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.nc.MaxPayload())
 		out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
 		w.nc.Publish(reply, out)
+		failed = err
 	}
 	// Any other failure is a closed connection: the master sees the
 	// worker gone and fails the call. The segments the reply refers to
@@ -53,13 +90,28 @@ func (w *Worker) publishReply(reply string, id uint64, function string, res any,
 	if err != nil && cctx != nil {
 		codec.CancelTransits(out)
 	}
-	if cctx != nil {
-		for _, b := range cl.sending {
-			b.Close() // sent: the transit holds it for the master
-		}
-		cl.sending = nil
-	}
+	w.closeSending(cl)
 	chunks.PutBuffer(out)
+	if failed == nil {
+		failed = err
+	}
+	return size, failed
+}
+
+// errItemTooBig ends a stream whose item was too big: the master was
+// told so in an error reply.
+var errItemTooBig = fmt.Errorf("%w: an item over the largest value", bus.ErrTooBig)
+
+// closeSending closes the transient segments made for cl's reply, once
+// it is sent: the transits hold them for the master.
+func (w *Worker) closeSending(cl *call) {
+	if cl == nil || cl.pid == 0 {
+		return
+	}
+	for _, b := range cl.sending {
+		b.Close()
+	}
+	cl.sending = nil
 }
 
 func (w *Worker) replyError(reply string, id uint64, function string, err error) {

@@ -15,7 +15,7 @@ import (
 // ProtocolVersion is the version of the envelopes below. It is the first
 // element of every envelope; an end that reads another version refuses the
 // message with [ErrProtocolVersion] instead of guessing at its layout.
-const ProtocolVersion = 3
+const ProtocolVersion = 4
 
 // protocolOverride, when set at link time (-ldflags "-X
 // github.com/processional/processional/internal/wire.protocolOverride=N"), replaces
@@ -62,6 +62,15 @@ const (
 	// owner: it no longer watches the owner's lease or death, and serves
 	// until it is closed or stopped. The worker acknowledges it at once.
 	KindPersist
+	// KindStream starts a stream (bus.RegisterStream), concurrently with
+	// any other call: its items come back as item replies, in order, each
+	// sent once the master has granted credit for it (KindCredit); its end
+	// is a reply as a call's.
+	KindStream
+	// KindCredit grants the stream whose ID it carries more items: its
+	// argument is [items, bytes], items more (those the master consumed),
+	// and, when bytes is not 0, the most bytes of items in flight.
+	KindCredit
 	kindEnd
 )
 
@@ -82,6 +91,10 @@ func (k Kind) String() string {
 		return "detach"
 	case KindPersist:
 		return "persist"
+	case KindStream:
+		return "stream"
+	case KindCredit:
+		return "credit"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -165,11 +178,21 @@ func DecodeCall(data []byte, c *Call) error {
 	return nil
 }
 
+// Status says what a reply envelope carries.
+type Status uint8
+
 // Reply status values.
 const (
-	statusOK    = 0
-	statusError = 1
-	replyFields = 4
+	StatusOK    Status = 0 // a call's result, or a stream's end
+	StatusError Status = 1 // a call's or a stream's error
+	StatusItem  Status = 2 // one item of a stream, which goes on
+	replyFields        = 4
+)
+
+const (
+	statusOK    = uint64(StatusOK)
+	statusError = uint64(StatusError)
+	statusItem  = uint64(StatusItem)
 )
 
 // A reply carries the id of the call it answers, so that a master receives
@@ -192,6 +215,32 @@ func AppendReplyWith(dst []byte, id uint64, result any, cctx any) ([]byte, error
 	return codec.AppendValueWith(dst, result, cctx)
 }
 
+// AppendItemWith appends one item of stream id: the msgpack array
+// [version, 2, id, item], encoded as AppendReplyWith encodes a result.
+func AppendItemWith(dst []byte, id uint64, item any, cctx any) ([]byte, error) {
+	dst = append(dst, 0x90|replyFields)
+	dst = codec.AppendUint(dst, wireVersion)
+	dst = codec.AppendUint(dst, statusItem)
+	dst = codec.AppendUint(dst, id)
+	return codec.AppendValueWith(dst, item, cctx)
+}
+
+// AppendCredit appends the envelope of a credit to stream id of master:
+// items more, and the most bytes in flight if bytes is not 0.
+func AppendCredit(dst []byte, master string, id uint64, items, bytes uint64) ([]byte, error) {
+	return AppendCall(dst, &Call{Kind: KindCredit, Master: master, ID: id}, [2]uint64{items, bytes})
+}
+
+// DecodeCredit reads a credit's argument: the items granted, and the most
+// bytes in flight (0: unchanged).
+func DecodeCredit(arg []byte) (items, bytes uint64, err error) {
+	var v [2]uint64
+	if err := codec.Unmarshal(arg, &v); err != nil {
+		return 0, 0, fmt.Errorf("%w: credit: %v", registry.ErrBadPayload, err)
+	}
+	return v[0], v[1], nil
+}
+
 // AppendErrorReply appends a reply to call id carrying e: the msgpack
 // array [version, 1, id, error]. id is 0 when the call's id is unknown
 // (its envelope did not decode).
@@ -212,29 +261,39 @@ func AppendErrorReply(dst []byte, id uint64, e *bus.RemoteError) []byte {
 // the worker sent; or an error wrapping [ErrProtocolVersion] or
 // [ErrBadPayload] when data is not a reply this binary understands.
 func DecodeReply(data []byte) (id uint64, result []byte, remote *bus.RemoteError, err error) {
+	id, status, result, remote, err := DecodeReplyStatus(data)
+	if err == nil && status == StatusItem {
+		return id, nil, nil, fmt.Errorf("%w: reply envelope: a stream's item where a call's reply was due", registry.ErrBadPayload)
+	}
+	return id, result, remote, err
+}
+
+// DecodeReplyStatus is DecodeReply for a reply that may be a stream's
+// item: it says which status the envelope has.
+func DecodeReplyStatus(data []byte) (id uint64, status Status, result []byte, remote *bus.RemoteError, err error) {
 	r := codec.Reader{B: data}
 	if err := header(&r, replyFields); err != nil {
-		return 0, nil, nil, err
+		return 0, 0, nil, nil, err
 	}
-	status := r.Uint()
+	st := r.Uint()
 	id = r.Uint()
 	if r.Err != nil {
-		return 0, nil, nil, fmt.Errorf("%w: reply envelope: %v", registry.ErrBadPayload, r.Err)
+		return 0, 0, nil, nil, fmt.Errorf("%w: reply envelope: %v", registry.ErrBadPayload, r.Err)
 	}
-	switch status {
-	case statusOK:
+	switch st {
+	case statusOK, statusItem:
 		if len(r.B) == 0 {
-			return id, nil, nil, fmt.Errorf("%w: reply envelope: no result", registry.ErrBadPayload)
+			return id, 0, nil, nil, fmt.Errorf("%w: reply envelope: no result", registry.ErrBadPayload)
 		}
-		return id, r.B, nil, nil
+		return id, Status(st), r.B, nil, nil
 	case statusError:
 		re := new(bus.RemoteError)
 		if err := codec.Unmarshal(r.B, re); err != nil {
-			return id, nil, nil, fmt.Errorf("%w: error envelope: %v", registry.ErrBadPayload, err)
+			return id, 0, nil, nil, fmt.Errorf("%w: error envelope: %v", registry.ErrBadPayload, err)
 		}
-		return id, nil, re, nil
+		return id, StatusError, nil, re, nil
 	}
-	return id, nil, nil, fmt.Errorf("%w: reply envelope: unknown status %d", registry.ErrBadPayload, status)
+	return id, 0, nil, nil, fmt.Errorf("%w: reply envelope: unknown status %d", registry.ErrBadPayload, st)
 }
 
 // Chunks. A call or a reply larger than the server's max payload travels

@@ -37,7 +37,9 @@ func TestKindString(t *testing.T) {
 		{wire.KindHeartbeat, "heartbeat"},
 		{wire.KindDetach, "detach"},
 		{wire.KindPersist, "persist"},
-		{wire.Kind(7), "kind(7)"},
+		{wire.KindStream, "stream"},
+		{wire.KindCredit, "credit"},
+		{wire.Kind(9), "kind(9)"},
 		{wire.Kind(255), "kind(255)"},
 	} {
 		if got := tc.k.String(); got != tc.want {
@@ -258,7 +260,7 @@ func TestDecodeCallGarbage(t *testing.T) {
 		{"reply as call", mustReply(t, 1), "want 9"},
 		{"pid is a string", callHeader(9, with(7, fixstr("1"))...), "want an unsigned integer"},
 		{"pid over 32 bits", callHeader(9, with(7, []byte{0xcf, 0, 0, 0, 1, 0, 0, 0, 0})...), "pid"},
-		{"kind 7", callHeader(9, with(1, []byte{7})...), "unknown kind 7"},
+		{"kind 9", callHeader(9, with(1, []byte{9})...), "unknown kind 9"},
 		{"kind 255", callHeader(9, with(1, []byte{0xcc, 0xff})...), "unknown kind 255"},
 		{"kind 2^40", callHeader(9, with(1, []byte{0xcf, 0, 0, 1, 0, 0, 0, 0, 0})...), "unknown kind"},
 		{"kind is nil", callHeader(9, with(1, []byte{0xc0})...), "want an unsigned integer"},
@@ -308,7 +310,8 @@ func TestDecodeProtocolVersion(t *testing.T) {
 	}{
 		{"0", []byte{0}, "protocol 0"},
 		{"2, the version before references carried secrets", []byte{2}, "protocol 2"},
-		{"4", []byte{4}, "protocol 4"},
+		{"3, the version before streams", []byte{3}, "protocol 3"},
+		{"5", []byte{5}, "protocol 5"},
 		{"127", []byte{0x7f}, "protocol 127"},
 		{"uint8 255", []byte{0xcc, 0xff}, "protocol 255"},
 		{"uint16", []byte{0xcd, 0x01, 0x00}, "protocol 256"},
@@ -350,7 +353,7 @@ func TestDecodeProtocolVersion(t *testing.T) {
 	// version may have other fields, and must still say "version".
 	t.Run("other version, other layout", func(t *testing.T) {
 		for _, data := range [][]byte{
-			{0x92, 0x04, 0x00},
+			{0x92, 0x05, 0x00},
 			{0x9f, 0x05},
 			callHeader(12, []byte{9}, fixstr("anything")),
 		} {

@@ -142,7 +142,8 @@ func TestDecodeReplyGarbage(t *testing.T) {
 		{"2 fields", []byte{0x92, v, 0}, "want 4"},
 		{"5 fields", []byte{0x95, v, 0, 9, 1, 2}, "want 4"},
 		{"call as reply", appendCall(t, &wire.Call{Master: "m", Function: "f"}, 1), "want 4"},
-		{"status 2", []byte{0x94, v, 2, 9, 1}, "unknown status 2"},
+		{"status 2, an item", []byte{0x94, v, 2, 9, 1}, "a stream's item where a call's reply was due"},
+		{"status 3", []byte{0x94, v, 3, 9, 1}, "unknown status 3"},
 		{"status 255", []byte{0x94, v, 0xcc, 0xff, 9, 1}, "unknown status 255"},
 		{"status is a string", []byte{0x94, v, 0xa1, '0', 9, 1}, "want an unsigned integer"},
 		{"status missing", []byte{0x94, v}, "truncated"},
@@ -162,5 +163,35 @@ func TestDecodeReplyGarbage(t *testing.T) {
 			}
 			wantSubstrings(t, "error", err.Error(), tc.want)
 		})
+	}
+}
+
+// A stream's item and credit round-trip, and a reply decoder that wants
+// a call's reply refuses an item.
+func TestStreamEnvelopes(t *testing.T) {
+	item, err := wire.AppendItemWith(nil, 42, []int{1, 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, status, raw, re, err := wire.DecodeReplyStatus(item)
+	if err != nil || id != 42 || status != wire.StatusItem || re != nil || raw == nil {
+		t.Fatalf("DecodeReplyStatus(item) = %d, %d, %x, %v, %v", id, status, raw, re, err)
+	}
+	if _, _, _, err := wire.DecodeReply(item); !errors.Is(err, bus.ErrBadPayload) {
+		t.Fatalf("DecodeReply(item) = %v, want ErrBadPayload", err)
+	}
+	credit, err := wire.AppendCredit(nil, "m", 42, 7, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c wire.Call
+	if err := wire.DecodeCall(credit, &c); err != nil || c.Kind != wire.KindCredit || c.ID != 42 || c.Master != "m" {
+		t.Fatalf("DecodeCall(credit) = %+v, %v", c, err)
+	}
+	if items, bytes, err := wire.DecodeCredit(c.Arg); err != nil || items != 7 || bytes != 1<<20 {
+		t.Fatalf("DecodeCredit = %d, %d, %v; want 7, 1 MiB", items, bytes, err)
+	}
+	if _, _, err := wire.DecodeCredit([]byte{0xa1, 'x'}); !errors.Is(err, bus.ErrBadPayload) {
+		t.Fatalf("DecodeCredit(a string) = %v, want ErrBadPayload", err)
 	}
 }
