@@ -33,6 +33,8 @@ type pendingCall interface {
 	// giveBack hands the task the buffer its result was joined in, to give
 	// back to the chunks' buffers once the result is decoded.
 	giveBack(buf []byte)
+	// progress records the latest progress report, encoded.
+	progress(raw []byte)
 	// group is the caller's context the task watches; s.mu guards it.
 	group() *ctxGroup
 	setGroup(g *ctxGroup)
@@ -73,6 +75,15 @@ func (s *slave) handleReply(data []byte) error {
 	id, status, raw, remote, err := wire.DecodeReplyStatus(data)
 	if id == 0 {
 		return err // not an answer to a call of ours
+	}
+	if status == wire.StatusProgress && err == nil {
+		s.mu.Lock()
+		p := s.pending.peek(id)
+		s.mu.Unlock()
+		if p != nil {
+			p.progress(append([]byte(nil), raw...)) // the message's buffer may serve again
+		}
+		return nil
 	}
 	if status == wire.StatusItem && err == nil {
 		s.mu.Lock()

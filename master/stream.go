@@ -490,5 +490,9 @@ func (c *streamCall) giveBack(buf []byte) {
 	c.mu.Unlock()
 }
 
+// progress: a stream's reports are shown by the worker's pending verb;
+// the loop gets items only.
+func (c *streamCall) progress([]byte) {}
+
 func (c *streamCall) group() *ctxGroup     { return c.grp }
 func (c *streamCall) setGroup(g *ctxGroup) { c.grp = g }

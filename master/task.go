@@ -44,6 +44,8 @@ type Task[T any] struct {
 	shm      *shmGuard   // the result's shared-memory buffers, until decoded
 	joined   []byte      // the buffer a chunked result was joined in
 	kick     func()      // set while its caller reads the lane: finishing wakes it
+	prog     []byte        // the latest progress report, encoded
+	progCh   chan struct{} // closed at the next report, or at the end; made on demand
 }
 
 func (t *Task[T]) finished() bool { return t.fin.Load() }
@@ -122,7 +124,67 @@ func newTask[T any](name string) *Task[T] {
 func newLocalTask[T any](parent context.Context, name string) *Task[T] {
 	t := &Task[T]{name: name, isLocal: true}
 	t.local.Parent = parent
+	t.local.Progress = taskProgress[T]{t}
 	return t
+}
+
+// taskProgress takes a local task's progress reports (bus.Progress).
+type taskProgress[T any] struct{ t *Task[T] }
+
+func (p taskProgress[T]) ReportProgress(v any) {
+	if raw, err := codec.Marshal(v); err == nil {
+		p.t.progress(raw)
+	}
+}
+
+// progress records the latest progress report, and wakes those who wait
+// for it.
+func (t *Task[T]) progress(raw []byte) {
+	t.mu.Lock()
+	if t.fin.Load() {
+		t.mu.Unlock()
+		return
+	}
+	t.prog = raw
+	ch := t.progCh
+	t.progCh = nil
+	t.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// Progress decodes the latest progress the task's function reported
+// (bus.Progress) into v, a pointer, and reports whether it reported any.
+// A remote task's reports arrive at most every bus.ProgressEvery, the
+// latest winning.
+func (t *Task[T]) Progress(v any) (bool, error) {
+	t.mu.Lock()
+	raw := t.prog
+	t.mu.Unlock()
+	if raw == nil {
+		return false, nil
+	}
+	if err := codec.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("%w: %s: progress does not decode into %T: %v", bus.ErrResultType, t.name, v, err)
+	}
+	return true, nil
+}
+
+// ProgressChanged returns a channel closed at the task's next progress
+// report, or when the task finishes: wait on it, then read
+// [Task.Progress].
+func (t *Task[T]) ProgressChanged() <-chan struct{} {
+	t.nudge()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.progCh == nil {
+		t.progCh = make(chan struct{})
+		if t.fin.Load() {
+			close(t.progCh)
+		}
+	}
+	return t.progCh
 }
 
 // Done is closed when the task has finished: with a result, an error, or
@@ -312,6 +374,10 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 	t.fin.Store(true)
 	if t.done != nil {
 		close(t.done)
+	}
+	if t.progCh != nil {
+		close(t.progCh)
+		t.progCh = nil
 	}
 	t.mu.Unlock()
 	if kick != nil {

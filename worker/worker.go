@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -78,10 +79,13 @@ type PendingCall struct {
 	Master   string        `json:"master"`
 	ID       uint64        `json:"id"`
 	Function string        `json:"function"`
-	Kind     string        `json:"kind"`  // call or thread
+	Kind     string        `json:"kind"`  // call, thread or stream
 	State    string        `json:"state"` // queued or running
 	Age      time.Duration `json:"-"`
 	AgeMS    int64         `json:"age_ms"`
+	// Progress is the call's latest report (bus.Progress), as JSON; nil
+	// when it reported none.
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
 // Pending lists the calls the worker has queued or is running, oldest

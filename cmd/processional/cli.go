@@ -228,9 +228,13 @@ func printPending(w io.Writer, data []byte) int {
 		return fail("pending", err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MASTER\tID\tFUNCTION\tKIND\tSTATE\tAGE")
+	fmt.Fprintln(tw, "MASTER\tID\tFUNCTION\tKIND\tSTATE\tAGE\tPROGRESS")
 	for _, c := range calls {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Master, c.ID, c.Function, c.Kind, c.State, time.Duration(c.AgeMS)*time.Millisecond)
+		prog := "-"
+		if c.Progress != nil {
+			prog = string(c.Progress)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Master, c.ID, c.Function, c.Kind, c.State, time.Duration(c.AgeMS)*time.Millisecond, prog)
 	}
 	tw.Flush()
 	return 0

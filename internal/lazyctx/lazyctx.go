@@ -25,6 +25,9 @@ type Ctx struct {
 	// Parent, if not nil, is the context Ctx derives from: its deadline,
 	// values and end.
 	Parent context.Context
+	// Progress, if not nil, is where bus.Progress reports to, under this
+	// context and those derived from it: Value gives it for ProgressKey.
+	Progress ProgressReporter
 
 	mu         sync.Mutex
 	done       chan struct{} // made on the first Done
@@ -124,8 +127,18 @@ func (c *Ctx) Err() error {
 	return err
 }
 
-// Value returns the parent's value for key.
+// ProgressReporter takes the progress a task reports (bus.Progress).
+type ProgressReporter interface{ ReportProgress(v any) }
+
+// ProgressKey is the context key of a task's ProgressReporter.
+type ProgressKey struct{}
+
+// Value returns the ProgressReporter for ProgressKey, if set; and the
+// parent's value for any other key.
 func (c *Ctx) Value(key any) any {
+	if _, ok := key.(ProgressKey); ok && c.Progress != nil {
+		return c.Progress
+	}
 	if c.Parent == nil {
 		return nil
 	}

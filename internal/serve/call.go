@@ -23,24 +23,26 @@ type callKey struct {
 }
 
 type call struct {
-	key     callKey
-	kind    wire.Kind
-	fn      *registry.Function // the function called, or nil for an object operation
-	op      opFunc             // the object operation called, or nil
-	name    string             // the function's or operation's name
-	pinned  []*object          // objects of this worker an operation works on: its target and arguments
-	pid     int                // the caller's pid when it shares our /dev/shm, else 0
-	max     uint64             // the worker's max value
-	sending []*shm.Transient   // transient segments made for the reply, closed once it is sent
-	joined  []byte             // the buffer the call was joined in from chunks, to give back once it ran
-	since   time.Time          // when the call arrived
-	argType string
-	arg     []byte
-	reply   string
-	ctx     lazyctx.Ctx
-	done    chan struct{} // a concurrent call's: closed when it has replied
-	lapsed  atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
-	stream  *streamState  // a stream's flow control; nil for any other call
+	key      callKey
+	kind     wire.Kind
+	fn       *registry.Function // the function called, or nil for an object operation
+	op       opFunc             // the object operation called, or nil
+	name     string             // the function's or operation's name
+	pinned   []*object          // objects of this worker an operation works on: its target and arguments
+	pid      int                // the caller's pid when it shares our /dev/shm, else 0
+	max      uint64             // the worker's max value
+	sending  []*shm.Transient   // transient segments made for the reply, closed once it is sent
+	joined   []byte             // the buffer the call was joined in from chunks, to give back once it ran
+	since    time.Time          // when the call arrived
+	argType  string
+	arg      []byte
+	reply    string
+	ctx      lazyctx.Ctx
+	done     chan struct{} // a concurrent call's: closed when it has replied
+	lapsed   atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
+	stream   *streamState  // a stream's flow control; nil for any other call
+	w        *Worker
+	progress progress // the call's reports (bus.Progress)
 }
 
 // ShmReceiver is the pid the call's result sends shared-memory buffers
@@ -194,7 +196,8 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		w.replyError(reply, c.ID, c.Function, notStream(c.Function))
 		return nil
 	}
-	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID), max: w.maxValue}
+	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID), max: w.maxValue, w: w}
+	cl.ctx.Progress = cl
 	cl.joined, in.joined = in.joined, nil
 	cl.since = time.Now()
 	// The context has no worker-wide parent: a child of a cancelable
@@ -288,6 +291,7 @@ func (w *Worker) run(cl *call) {
 		w.mu.Unlock()
 	}
 	cl.cancel(context.Canceled)
+	cl.endProgress()
 	w.pending.Add(-1) // counted when handleCall accepted it
 	if cl.reply == "" {
 		return

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"encoding/json"
 	"runtime"
 	"sort"
 	"sync/atomic"
@@ -16,10 +17,12 @@ type PendingCall struct {
 	Master   string        `json:"master"`
 	ID       uint64        `json:"id"`
 	Function string        `json:"function"`
-	Kind     string        `json:"kind"`  // call or thread
+	Kind     string        `json:"kind"`  // call, thread or stream
 	State    string        `json:"state"` // queued or running
 	Age      time.Duration `json:"-"`
 	AgeMS    int64         `json:"age_ms"`
+	// Progress is the call's latest report (bus.Progress), as JSON.
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
 // Pending lists the calls the worker has queued or is running, oldest
@@ -29,7 +32,7 @@ func (w *Worker) Pending() []PendingCall {
 	var out []PendingCall
 	add := func(cl *call, state string) {
 		age := now.Sub(cl.since)
-		out = append(out, PendingCall{Master: cl.key.master, ID: cl.key.id, Function: cl.name, Kind: cl.kind.String(), State: state, Age: age, AgeMS: age.Milliseconds()})
+		out = append(out, PendingCall{Master: cl.key.master, ID: cl.key.id, Function: cl.name, Kind: cl.kind.String(), State: state, Age: age, AgeMS: age.Milliseconds(), Progress: cl.latestProgress()})
 	}
 	w.mu.Lock()
 	for _, q := range w.masters {

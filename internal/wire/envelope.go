@@ -186,7 +186,10 @@ const (
 	StatusOK    Status = 0 // a call's result, or a stream's end
 	StatusError Status = 1 // a call's or a stream's error
 	StatusItem  Status = 2 // one item of a stream, which goes on
-	replyFields        = 4
+	// StatusProgress is the latest progress a running call or stream
+	// reported (bus.Progress): it goes on.
+	StatusProgress Status = 3
+	replyFields           = 4
 )
 
 const (
@@ -194,6 +197,16 @@ const (
 	statusError = uint64(StatusError)
 	statusItem  = uint64(StatusItem)
 )
+
+// AppendProgress appends a progress report of call id: the msgpack
+// array [version, 3, id, value].
+func AppendProgress(dst []byte, id uint64, value any) ([]byte, error) {
+	dst = append(dst, 0x90|replyFields)
+	dst = codec.AppendUint(dst, wireVersion)
+	dst = codec.AppendUint(dst, uint64(StatusProgress))
+	dst = codec.AppendUint(dst, id)
+	return codec.AppendValue(dst, value)
+}
 
 // A reply carries the id of the call it answers, so that a master receives
 // all the replies of one worker on one fixed subject ([ReplySubject]): the
@@ -265,6 +278,9 @@ func DecodeReply(data []byte) (id uint64, result []byte, remote *bus.RemoteError
 	if err == nil && status == StatusItem {
 		return id, nil, nil, fmt.Errorf("%w: reply envelope: a stream's item where a call's reply was due", registry.ErrBadPayload)
 	}
+	if err == nil && status == StatusProgress {
+		return id, nil, nil, fmt.Errorf("%w: reply envelope: a progress report where a call's reply was due", registry.ErrBadPayload)
+	}
 	return id, result, remote, err
 }
 
@@ -281,7 +297,7 @@ func DecodeReplyStatus(data []byte) (id uint64, status Status, result []byte, re
 		return 0, 0, nil, nil, fmt.Errorf("%w: reply envelope: %v", registry.ErrBadPayload, r.Err)
 	}
 	switch st {
-	case statusOK, statusItem:
+	case statusOK, statusItem, uint64(StatusProgress):
 		if len(r.B) == 0 {
 			return id, 0, nil, nil, fmt.Errorf("%w: reply envelope: no result", registry.ErrBadPayload)
 		}
