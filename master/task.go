@@ -39,11 +39,11 @@ type Task[T any] struct {
 	stop     func() bool // stops the watch on the caller's context
 	unread   *unreadError
 	decoded  sync.Once
-	userStop bool        // the outcome came from Cancel or the caller's context
-	pins     []*refEntry // Refs the task's argument carries, held until it ends
-	shm      *shmGuard   // the result's shared-memory buffers, until decoded
-	joined   []byte      // the buffer a chunked result was joined in
-	kick     func()      // set while its caller reads the lane: finishing wakes it
+	userStop bool          // the outcome came from Cancel or the caller's context
+	pins     []*refEntry   // Refs the task's argument carries, held until it ends
+	shm      *shmGuard     // the result's shared-memory buffers, until decoded
+	joined   []byte        // the buffer a chunked result was joined in
+	kick     func()        // set while its caller reads the lane: finishing wakes it
 	prog     []byte        // the latest progress report, encoded
 	progCh   chan struct{} // closed at the next report, or at the end; made on demand
 }
