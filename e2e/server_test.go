@@ -59,6 +59,36 @@ func startServer(t *testing.T, binary string, args ...string) *server {
 	return s
 }
 
+// pendingCalls asks the server for the calls it queues or runs.
+func (s *server) pendingCalls(t *testing.T) []worker.PendingCall {
+	t.Helper()
+	nc, err := nats.Connect(s.url, nats.Token(s.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request(wire.ControlSubject("server", "pending"), nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []worker.PendingCall
+	if err := json.Unmarshal(msg.Data, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// runs reports whether the server runs function for master.
+func (s *server) runs(t *testing.T, master, function string) bool {
+	t.Helper()
+	for _, c := range s.pendingCalls(t) {
+		if c.Master == master && c.Function == function {
+			return true
+		}
+	}
+	return false
+}
+
 // leases asks the server for the leases it holds, by master id.
 func (s *server) leases(t *testing.T) map[string]int64 {
 	t.Helper()
@@ -194,8 +224,20 @@ func TestServerRefsOfKilledMaster(t *testing.T) {
 	if h[clientID] != 3 || h[me.Master().ID()] != 1 {
 		t.Fatalf("holders %v: want 3 objects of %s and 1 of mine", h, clientID)
 	}
+	if !srv.runs(t, clientID, "count") {
+		t.Fatalf("the client's stream does not run on the server: %v", srv.pendingCalls(t))
+	}
 	client.Process.Kill()
 	start := time.Now()
+	// Its stream's producer, held back by its window, sees its context
+	// end with the lease.
+	for srv.runs(t, clientID, "count") {
+		if time.Since(start) > 3*master.DefaultLease {
+			t.Fatalf("the killed master's stream still runs after %s: %v", time.Since(start), srv.pendingCalls(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the killed master's stream ended after %s", time.Since(start))
 	for holders(srv.refs(t))[clientID] > 0 {
 		if time.Since(start) > 3*master.DefaultLease {
 			t.Fatalf("the killed master's objects are still held after %s: %v", time.Since(start), srv.refs(t))

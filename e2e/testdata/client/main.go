@@ -1,12 +1,15 @@
 // Command client is a master that connects to a processional server
 // (its first argument is the address, its second the token), sets a long
-// call running there, keeps three objects there, prints its master id, and
-// waits to be killed.
+// call running there, keeps three objects there, reads one item of an
+// endless stream there and no more, prints its master id, and waits to
+// be killed.
 package main
 
 import (
 	"context"
 	"fmt"
+	"iter"
+	"math"
 	"os"
 	"runtime"
 	"time"
@@ -39,6 +42,12 @@ func main() {
 			os.Exit(1)
 		}
 		refs = append(refs, r)
+	}
+	next, stop := iter.Pull2(master.Stream(ctx, s, builtin.Count, math.MaxInt))
+	defer stop()
+	if _, err, _ := next(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	fmt.Println(s.Master().ID())
 	defer runtime.KeepAlive(refs)
