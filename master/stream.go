@@ -241,7 +241,7 @@ func remoteStream[T any](ctx context.Context, s *slave, name, argType string, ar
 			yield(zero, fmt.Errorf("%w: %s: item does not decode into %T: %v", bus.ErrResultType, name, v, derr))
 			return
 		}
-		st.consumed()
+		st.consumed(len(raw))
 		if !yield(v, nil) {
 			return
 		}
@@ -255,19 +255,20 @@ type streamCall struct {
 	name   string
 	window streamOptions
 
-	mu       sync.Mutex
-	id       uint64
-	queue    [][]byte      // items arrived and not taken, oldest first
-	ended    bool          // the final reply came, or the stream failed
-	err      error         // why it ended, if it failed
-	ready    chan struct{} // closed when an item arrives or the stream ends; then made anew
-	kick     func()
-	pins     []*refEntry
-	grp      *ctxGroup
-	joined   []byte // the buffer the last item was joined in, to give back
-	taken    int    // items taken since the last credit
-	stopping bool   // the loop left: drop what comes
-	unwatch  func() bool
+	mu         sync.Mutex
+	id         uint64
+	queue      [][]byte      // items arrived and not taken, oldest first
+	ended      bool          // the final reply came, or the stream failed
+	err        error         // why it ended, if it failed
+	ready      chan struct{} // closed when an item arrives or the stream ends; then made anew
+	kick       func()
+	pins       []*refEntry
+	grp        *ctxGroup
+	joined     []byte // the buffer the last item was joined in, to give back
+	taken      int    // items taken since the last credit
+	takenBytes int    // their bytes
+	stopping   bool   // the loop left: drop what comes
+	unwatch    func() bool
 }
 
 // item queues one item, arrived from the worker.
@@ -358,17 +359,19 @@ func (c *streamCall) credit(items, bytes uint64) {
 	}
 }
 
-// consumed counts one item taken by the loop, and acknowledges them to
-// the worker half a window at a time.
-func (c *streamCall) consumed() {
+// consumed counts one item of size bytes taken by the loop, and
+// acknowledges them to the worker half a window at a time: half its
+// items, or half its bytes.
+func (c *streamCall) consumed(size int) {
 	c.mu.Lock()
 	c.taken++
+	c.takenBytes += size
 	n := c.taken
-	if n*2 < c.window.items {
+	if n*2 < c.window.items && c.takenBytes*2 < c.window.bytes {
 		c.mu.Unlock()
 		return
 	}
-	c.taken = 0
+	c.taken, c.takenBytes = 0, 0
 	c.mu.Unlock()
 	c.credit(uint64(n), 0)
 }

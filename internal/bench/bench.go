@@ -161,7 +161,7 @@ func (p *Pair) selected(only []string) bool {
 func Pairs() []*Pair {
 	return []*Pair{goroutinePair(), threadPair(), rttPair(), pipelinedPair(), spawnPair(), orphanPair(), workerLostPair(), leaseTeardownPair(), serverPair(), proxyPair(), shmPair(), copyPair(), resultPair(), floatsPair(), structsPair(), copyRemotePair(), shmColdPair(), copyNATSPair(), resultNATSPair(), floatsNATSPair(),
 		floatsFirstPair(), structsFirstPair(), copyFirstPair(), resultFirstPair(), copyRemoteFirstPair(), shmColdFirstPair(),
-		clusterPair(), poolPair(), workerPair(), loadPair()}
+		clusterPair(), poolPair(), workerPair(), loadPair(), streamPair(), streamFirstPair()}
 }
 
 // Options configure [Run].
@@ -401,6 +401,9 @@ var Goals = map[string]float64{
 	"cluster_invoke_rtt": 1.25,
 	"pool_map":           0.5,
 	"worker_start_ms":    1.5,
+	// Against raw pipelined request-reply, and a raw request-reply.
+	"stream_items":      0.6,
+	"stream_first_item": 1.3,
 }
 
 // ValueGoals are goals on a row's value itself, in its unit, where no
@@ -411,6 +414,9 @@ var ValueGoals = map[string]float64{
 	"worker_rss_mb": 15,
 	// The same, of the worker-only binary's workers.
 	"lean_worker_rss_mb": 11,
+	// The master's growth while it reads 1 GiB slowly: the window's 4
+	// MiB, and 10 MB.
+	"stream_backpressure_mb": 14,
 }
 
 // goalPlus names, for a row, a reference row whose ratio its goal adds:
