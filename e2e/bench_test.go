@@ -107,6 +107,7 @@ func TestBenchJSONContract(t *testing.T) {
 		"nats_cluster_rtt": true, "cluster_invoke_rtt": true, "pool_map": true,
 		"worker_start_ms": true, "child_rss_mb": true, "worker_rss_mb": true, "lean_worker_rss_mb": true,
 		"nats_load": true, "load": true, "nats_load_p50_us": true, "load_p50_us": true, "nats_load_p99_us": true, "load_p99_us": true,
+		"stream_items": true, "stream_window_mb": true, "stream_backpressure_mb": true, "stream_first_item": true,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var row map[string]any
