@@ -16,7 +16,7 @@ import (
 // The default credit window of a stream: what a producer may send ahead
 // of its consumer.
 const (
-	DefaultWindowItems = 32
+	DefaultWindowItems = 128
 	DefaultWindowBytes = 4 << 20
 )
 

@@ -194,6 +194,33 @@ func (c *Conn) Write(k Kind, body []byte) error {
 	return c.flushLocked(false)
 }
 
+// Queue sends one frame of kind k as Write does, but never writes from
+// the caller's goroutine (but a big frame, which Write writes): it queues
+// the frame, and a flusher goroutine writes it with the frames queued
+// meanwhile, in one write. For a producer of many frames in a row (a
+// stream's items), whose frames then go many to a write rather than one
+// to a system call each.
+func (c *Conn) Queue(k Kind, body []byte) error {
+	if len(body) >= bigFrame {
+		return c.Write(k, body)
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	c.out = appendFrame(c.out, k, body)
+	if c.writing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.writing = true
+	c.mu.Unlock()
+	go c.flusher()
+	return nil
+}
+
 // flushLocked writes the queue, c.mu held and c.writing set, and
 // unlocks c.mu. With wait false it writes what the socket takes at once,
 // and leaves the rest to a flusher goroutine, which then owns c.writing.

@@ -17,19 +17,33 @@ import (
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func (w *Worker) publishReply(reply string, id uint64, function string, res any, cl *call) {
-	w.sendResult(reply, id, function, res, cl, false)
+	w.sendResult(reply, id, function, res, cl, resultSent)
 }
 
-// publishItem sends one item of stream cl, and returns its size; an item
-// that cannot be encoded or sent is the error that ends the stream.
-func (w *Worker) publishItem(cl *call, item any) (int, error) {
-	return w.sendResult(cl.reply, cl.key.id, cl.name, item, cl, true)
+// How sendResult sends: a call's result, or a stream's item, written at
+// once or queued for the lane's flusher (lane.Conn.Queue).
+type sendKind int
+
+const (
+	resultSent sendKind = iota
+	itemSent
+	itemQueuedSent
+)
+
+// itemQueued is the sendKind of an item: queued for the lane's flusher,
+// or written at once.
+func itemQueued(queued bool) sendKind {
+	if queued {
+		return itemQueuedSent
+	}
+	return itemSent
 }
 
 // sendResult sends a call's result, or a stream's item, and returns its
 // size. A result that cannot be encoded or sent is answered with the
 // error that says why; an item's is returned instead.
-func (w *Worker) sendResult(reply string, id uint64, function string, res any, cl *call, item bool) (int, error) {
+func (w *Worker) sendResult(reply string, id uint64, function string, res any, cl *call, how sendKind) (int, error) {
+	item := how != resultSent
 	buf := chunks.GetBuffer()
 	bp := &buf
 	var cctx any
@@ -70,7 +84,11 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 			out = w.tooBig(out, id, function)
 			failed = errItemTooBig
 		}
-		err = w.lane.Write(lane.Reply, out)
+		if how == itemQueuedSent {
+			err = w.lane.Queue(lane.Reply, out)
+		} else {
+			err = w.lane.Write(lane.Reply, out)
+		}
 	} else if len(out) > int(w.nc.MaxPayload()) {
 		if uint64(len(out)) > w.maxValue {
 			failed = errItemTooBig

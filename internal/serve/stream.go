@@ -24,6 +24,7 @@ type streamState struct {
 	inFlight uint64   // bytes of the items sent and not acknowledged
 	sizes    []uint64 // their sizes, oldest first
 	ended    bool     // the producer returned, or refused: emit sends no more
+	sent     int      // items sent
 	err      error    // an item that could not be sent: the stream's error
 }
 
@@ -76,12 +77,16 @@ func (w *Worker) emit(cl *call, item any) bool {
 	if st.ended || cl.ctx.Err() != nil {
 		return false
 	}
-	n, err := w.publishItem(cl, item)
+	// The first item goes at once; the next ones, on the lane, are
+	// queued for its flusher, which writes those queued meanwhile
+	// together: a fast producer's items go many to a system call.
+	n, err := w.sendResult(cl.reply, cl.key.id, cl.name, item, cl, itemQueued(st.sent > 0))
 	if err != nil {
 		st.err, st.ended = err, true
 		return false
 	}
 	st.items--
+	st.sent++
 	st.sizes = append(st.sizes, uint64(n))
 	st.inFlight += uint64(n)
 	return true
