@@ -68,7 +68,8 @@ var (
 	Getpid = bus.Register("getpid", func(context.Context, struct{}) (int, error) { return os.Getpid(), nil })
 
 	// Count is a stream: it yields 1, 2, … n, and stops early when its
-	// consumer wants no more. From the nats CLI:
+	// consumer wants no more; it reports its progress ({"done": i, "of":
+	// n}) as it goes. From the nats CLI:
 	//
 	//	nats req proc.<worker>.json.count 5 --replies 0 --wait-for-empty
 	Count = bus.RegisterStream("count", func(ctx context.Context, n int, yield func(int) bool) error {
@@ -79,10 +80,17 @@ var (
 			if !yield(i) {
 				return ctx.Err()
 			}
+			bus.Progress(ctx, CountProgress{Done: i, Of: n})
 		}
 		return nil
 	})
 )
+
+// CountProgress is the progress [Count] reports.
+type CountProgress struct {
+	Done int `json:"done" msgpack:"done"`
+	Of   int `json:"of" msgpack:"of"`
+}
 
 // ErrNegativeCount is returned by [Count] for a negative count.
 var ErrNegativeCount = bus.RegisterError("builtin.ErrNegativeCount", errors.New("builtin: negative count"))

@@ -137,3 +137,26 @@ func TestPoolRefusesOtherProtocol(t *testing.T) {
 		t.Fatalf("members %v, want w-ours only", ms)
 	}
 }
+
+// processional call prints a stream's items, one per line, and with
+// --progress (the default on a terminal) the call's progress on a line
+// of stderr, cleared at the end; without it, no progress at all.
+func TestCallStreamAndProgress(t *testing.T) {
+	srv := startServer(t, binProcessional)
+	conn := []string{"--nats", srv.url, "--token", srv.token}
+	out, errOut, code := processional(t, append([]string{"call", "--progress"}, append(conn, "count", "3")...)...)
+	if code != 0 || out != "1\n2\n3\n" {
+		t.Fatalf("call --progress count 3: exit %d, stdout %q, stderr %q; want 1 2 3", code, out, errOut)
+	}
+	if !strings.Contains(errOut, `count: {"done":1,"of":3}`) || !strings.HasSuffix(errOut, "\r\x1b[K") {
+		t.Fatalf("call --progress count 3: stderr %q; want the progress line, then cleared", errOut)
+	}
+	out, errOut, code = processional(t, append([]string{"call", "--progress=false"}, append(conn, "count", "2")...)...)
+	if code != 0 || out != "1\n2\n" || errOut != "" {
+		t.Fatalf("call --progress=false count 2: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	_, errOut, code = processional(t, append([]string{"call"}, append(conn, "count", "-1")...)...)
+	if code != 1 || !strings.Contains(errOut, "negative count") {
+		t.Fatalf("call count -1: exit %d, stderr %q; want the stream's error", code, errOut)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -120,8 +121,9 @@ func callCmd(args []string) int {
 	conn := cli.AddConnFlags(fs)
 	id := fs.String("worker", server.DefaultID, "the worker's id")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the result")
+	showProgress := fs.Bool("progress", onTerminal(os.Stderr), "show the call's progress reports on a line of stderr (default: when stderr is a terminal)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: processional call [--nats URL] [--worker ID] FUNCTION [JSON]\n\nCalls FUNCTION on the worker with the JSON argument (none: its zero value)\nand prints its JSON result.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "usage: processional call [--nats URL] [--worker ID] [--progress] FUNCTION [JSON]\n\nCalls FUNCTION on the worker with the JSON argument (none: its zero value)\nand prints its JSON result; a stream's items, one per line. On a terminal,\na line of stderr shows the call's latest progress as it runs.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -165,24 +167,77 @@ func callCmd(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	msg, err = nc.RequestWithContext(ctx, wire.JSONSubject(*id, function), []byte(body))
+	return callJSON(ctx, nc, *id, function, body, slices.Contains(h.Streams, function), *showProgress)
+}
+
+// onTerminal reports whether f is a terminal.
+func onTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// callJSON calls function on worker id with the JSON body, and prints its
+// result, or each item of a stream on a line of its own. With progress
+// set, it asks for the call's progress reports and shows the latest on a
+// line of stderr, rewritten as they come and cleared at the end.
+func callJSON(ctx context.Context, nc *nats.Conn, id, function, body string, stream, progress bool) int {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return fail("call", err)
 	}
-	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		var re bus.RemoteError
-		if json.Unmarshal(msg.Data, &re) == nil && re.Message != "" {
-			fmt.Fprintf(os.Stderr, "processional call: %v\n", &re)
-			if re.Stack != "" {
-				fmt.Fprintln(os.Stderr, re.Stack)
-			}
-		} else {
-			fmt.Fprintf(os.Stderr, "processional call: %s %s\n", code, msg.Header.Get(micro.ErrorHeader))
-		}
-		return 1
+	defer sub.Unsubscribe()
+	req := nats.NewMsg(wire.JSONSubject(id, function))
+	req.Reply, req.Data = inbox, []byte(body)
+	if progress {
+		req.Header.Set(wire.ProgressHeader, "1")
 	}
-	fmt.Println(string(msg.Data))
-	return 0
+	if err := nc.PublishMsg(req); err != nil {
+		return fail("call", err)
+	}
+	shown := false
+	clear := func() {
+		if shown {
+			fmt.Fprint(os.Stderr, "\r\x1b[K")
+			shown = false
+		}
+	}
+	defer clear()
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			clear()
+			return fail("call", fmt.Errorf("%s on worker %s: %w", function, id, err))
+		}
+		if msg.Header.Get("Status") == "503" {
+			return fail("call", fmt.Errorf("no worker %q answers %s", id, function))
+		}
+		if msg.Header.Get(wire.ProgressHeader) != "" {
+			fmt.Fprintf(os.Stderr, "\r\x1b[K%s: %s", function, msg.Data)
+			shown = true
+			continue
+		}
+		clear()
+		if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+			var re bus.RemoteError
+			if json.Unmarshal(msg.Data, &re) == nil && re.Message != "" {
+				fmt.Fprintf(os.Stderr, "processional call: %v\n", &re)
+				if re.Stack != "" {
+					fmt.Fprintln(os.Stderr, re.Stack)
+				}
+			} else {
+				fmt.Fprintf(os.Stderr, "processional call: %s %s\n", code, msg.Header.Get(micro.ErrorHeader))
+			}
+			return 1
+		}
+		if stream && len(msg.Data) == 0 {
+			return 0 // the stream's end
+		}
+		fmt.Println(string(msg.Data))
+		if !stream {
+			return 0
+		}
+	}
 }
 
 // verbCmd asks a worker one of its diagnosis verbs and prints the answer.

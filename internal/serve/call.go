@@ -291,7 +291,7 @@ func (w *Worker) run(cl *call) {
 		w.mu.Unlock()
 	}
 	cl.cancel(context.Canceled)
-	cl.endProgress()
+	cl.progress.end()
 	w.pending.Add(-1) // counted when handleCall accepted it
 	if cl.reply == "" {
 		return

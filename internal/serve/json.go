@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/lazyctx"
 	"github.com/processional/processional/internal/registry"
 	"github.com/processional/processional/internal/wire"
 )
@@ -80,11 +81,18 @@ func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 	defer w.tasks.Done()
 	ctx, cancel := context.WithCancel(w.baseCtx)
 	defer cancel()
+	end := func() {}
+	if req.Headers().Get(wire.ProgressHeader) != "" {
+		jp := &jsonProgress{req: req}
+		end = jp.end // before the answer: no report after it
+		ctx = context.WithValue(ctx, lazyctx.ProgressKey{}, lazyctx.ProgressReporter(jp))
+	}
 	if fn.IsStream() {
-		w.jsonStream(ctx, fn, req)
+		w.jsonStream(ctx, fn, req, end)
 		return
 	}
 	res, err := invokeJSON(ctx, fn, req.Data())
+	end()
 	if err != nil {
 		code := "500"
 		if errors.Is(err, bus.ErrArgumentType) {
@@ -105,7 +113,7 @@ func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 // message, and an empty message ends the stream (the request-many
 // convention, as `nats req --replies 0 --wait-for-empty` reads it). An
 // error answers with the micro error headers, then the empty message.
-func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micro.Request) {
+func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micro.Request, end func()) {
 	var sendErr error
 	err := streamJSON(ctx, fn, req.Data(), func(item any) bool {
 		body, err := json.Marshal(item)
@@ -122,6 +130,7 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 		}
 		return true
 	})
+	end()
 	if err == nil {
 		err = sendErr
 	}

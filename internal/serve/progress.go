@@ -6,14 +6,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/micro"
+
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/wire"
 )
 
 // Progress. A running call's latest report (bus.Progress) is kept for
-// the pending verb, and sent to its master at most every
+// the pending verb, and sent to its caller at most every
 // bus.ProgressEvery: the first at once, the later ones when their time
-// comes, the latest winning. Nothing is sent after the call's reply.
+// comes, the latest winning. Nothing is sent after the call's answer.
 
 // maxProgress bounds a progress report: a bigger one is not sent, and
 // the pending verb says why.
@@ -26,13 +28,16 @@ type progress struct {
 	set    bool
 	sent   time.Time   // when the last report went
 	timer  *time.Timer // the next report's, while one is due
-	done   bool        // the call replied: send no more
+	done   bool        // the call answered: send no more
 }
 
-// ReportProgress is bus.Progress for the call's context
-// (lazyctx.ProgressReporter).
-func (cl *call) ReportProgress(v any) {
-	p := &cl.progress
+// progressSender sends a report to the call's caller.
+type progressSender interface {
+	sendProgress(v any) error
+}
+
+// report records v and sends it, now or when its time comes.
+func (p *progress) report(v any, s progressSender) {
 	p.mu.Lock()
 	if p.done {
 		p.mu.Unlock()
@@ -43,43 +48,37 @@ func (cl *call) ReportProgress(v any) {
 		p.mu.Unlock() // a report is due: it takes this value
 		return
 	}
-	wait := bus.ProgressEvery - time.Since(p.sent)
-	if wait > 0 {
-		p.timer = time.AfterFunc(wait, cl.sendProgress)
+	if wait := bus.ProgressEvery - time.Since(p.sent); wait > 0 {
+		p.timer = time.AfterFunc(wait, func() { p.flush(s) })
 		p.mu.Unlock()
 		return
 	}
 	p.mu.Unlock()
-	cl.sendProgress()
+	p.flush(s)
 }
 
-// sendProgress sends the latest report to the call's master.
-func (cl *call) sendProgress() {
-	p := &cl.progress
+// flush sends the latest report.
+func (p *progress) flush(s progressSender) {
 	p.mu.Lock()
 	p.timer = nil
-	if p.done || cl.reply == "" {
+	if p.done {
 		p.mu.Unlock()
 		return
 	}
 	v := p.latest
 	p.sent = time.Now()
-	data, err := wire.AppendProgress(nil, cl.key.id, v)
-	if err == nil && len(data) > maxProgress {
-		err = fmt.Errorf("%d bytes encoded, over %d", len(data), maxProgress)
-	}
-	if err != nil {
-		p.latest = fmt.Sprintf("progress not sent: %T: %v", v, err)
-		p.mu.Unlock()
-		return
-	}
 	p.mu.Unlock()
-	cl.w.publish(cl.reply, data)
+	if err := s.sendProgress(v); err != nil {
+		p.mu.Lock()
+		if p.latest == v {
+			p.latest = fmt.Sprintf("progress not sent: %T: %v", v, err)
+		}
+		p.mu.Unlock()
+	}
 }
 
-// endProgress stops the call's reports: it is about to reply.
-func (cl *call) endProgress() {
-	p := &cl.progress
+// end stops the reports: the call is about to answer.
+func (p *progress) end() {
 	p.mu.Lock()
 	p.done = true
 	if p.timer != nil {
@@ -89,10 +88,9 @@ func (cl *call) endProgress() {
 	p.mu.Unlock()
 }
 
-// latestProgress is the call's latest report as JSON, for the pending
-// verb; nil when there is none.
-func (cl *call) latestProgress() json.RawMessage {
-	p := &cl.progress
+// json is the latest report as JSON, for the pending verb; nil when
+// there is none.
+func (p *progress) json() json.RawMessage {
 	p.mu.Lock()
 	v, set := p.latest, p.set
 	p.mu.Unlock()
@@ -104,4 +102,46 @@ func (cl *call) latestProgress() json.RawMessage {
 		b, _ = json.Marshal(fmt.Sprintf("%v", v))
 	}
 	return b
+}
+
+// ReportProgress is bus.Progress for a call's context
+// (lazyctx.ProgressReporter).
+func (cl *call) ReportProgress(v any) { cl.progress.report(v, cl) }
+
+// sendProgress sends a report to the call's master, by the way its
+// answer goes.
+func (cl *call) sendProgress(v any) error {
+	if cl.reply == "" {
+		return nil
+	}
+	data, err := wire.AppendProgress(nil, cl.key.id, v)
+	if err == nil && len(data) > maxProgress {
+		err = fmt.Errorf("%d bytes encoded, over %d", len(data), maxProgress)
+	}
+	if err != nil {
+		return err
+	}
+	return cl.w.publish(cl.reply, data)
+}
+
+// jsonProgress is a JSON call's progress reports, for a caller that asked
+// for them (wire.ProgressHeader).
+type jsonProgress struct {
+	progress
+	req micro.Request
+}
+
+// ReportProgress is bus.Progress for the JSON call's context.
+func (jp *jsonProgress) ReportProgress(v any) { jp.report(v, jp) }
+
+// sendProgress answers a report, as JSON with ProgressHeader.
+func (jp *jsonProgress) sendProgress(v any) error {
+	body, err := json.Marshal(v)
+	if err == nil && len(body) > maxProgress {
+		err = fmt.Errorf("%d bytes of JSON, over %d", len(body), maxProgress)
+	}
+	if err != nil {
+		return err
+	}
+	return jp.req.Respond(body, micro.WithHeaders(micro.Headers{wire.ProgressHeader: []string{"1"}}))
 }

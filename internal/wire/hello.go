@@ -102,6 +102,8 @@ type Hello struct {
 	PID       int      `msgpack:"pid" json:"pid"`
 	Error     string   `msgpack:"error,omitempty" json:"error,omitempty"` // why the worker cannot serve
 	Functions []string `msgpack:"functions" json:"functions"`
+	// Streams are those of Functions that are streams (bus.RegisterStream).
+	Streams []string `msgpack:"streams,omitempty" json:"streams,omitempty"`
 	// ShmDomain is the worker's shm.Domain: a master of the same domain
 	// shares its /dev/shm, and sends it buffers by reference.
 	ShmDomain string `msgpack:"shm_domain,omitempty" json:"shm_domain,omitempty"`
@@ -111,10 +113,14 @@ type Hello struct {
 func NewHello(worker string) *Hello {
 	fs := registry.Functions()
 	names := make([]string, len(fs))
+	var streams []string
 	for i, f := range fs {
 		names[i] = f.Name()
+		if f.IsStream() {
+			streams = append(streams, f.Name())
+		}
 	}
-	return &Hello{Version: wireVersion, Worker: worker, PID: os.Getpid(), Functions: names, ShmDomain: shm.Domain()}
+	return &Hello{Version: wireVersion, Worker: worker, PID: os.Getpid(), Functions: names, Streams: streams, ShmDomain: shm.Domain()}
 }
 
 // Check returns an error wrapping [ErrProtocolVersion] when h comes from a

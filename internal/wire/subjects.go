@@ -106,3 +106,9 @@ func NewID(prefix string) string {
 	}
 	return prefix + "-" + string(b[:])
 }
+
+// ProgressHeader, set on a JSON call's request, asks for its progress
+// reports (bus.Progress): each then answers as a message with this
+// header, before the result or the stream's items that follow it.
+// `processional call` asks on a terminal; the nats CLI does not.
+const ProgressHeader = "Processional-Progress"
