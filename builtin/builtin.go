@@ -86,6 +86,33 @@ var (
 	})
 )
 
+// Work works for d (it sleeps, or until its context ends), reporting
+// its progress, the percentage of d done, every 10 ms; it returns the
+// last percentage.
+var Work = bus.Register("work", func(ctx context.Context, d time.Duration) (int, error) {
+	if d < 0 {
+		return 0, fmt.Errorf("work %s: %w", d, ErrNegativeSleep)
+	}
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := 100
+		if d > 0 {
+			done = int(min(100, 100*time.Since(start)/d))
+		}
+		bus.Progress(ctx, done)
+		if done == 100 {
+			return done, nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return done, ctx.Err()
+		}
+	}
+})
+
 // CountProgress is the progress [Count] reports.
 type CountProgress struct {
 	Done int `json:"done" msgpack:"done"`

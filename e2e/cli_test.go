@@ -70,7 +70,7 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("call sum with a string (%d): %s", code, stderr)
 	}
 	stdout, stderr, code = processional(t, "demo", "--nats", srv.url, "--token", srv.token, "--worker", "w-cli")
-	if code != 0 || !strings.Contains(stdout, "worker w-cli") || !strings.Contains(stdout, "8. Close") {
+	if code != 0 || !strings.Contains(stdout, "worker w-cli") || !strings.Contains(stdout, "9. Close") {
 		t.Fatalf("demo on a worker of the server (%d):\n%s%s", code, stdout, stderr)
 	}
 	stdout, _, code = processional(t, append([]string{"pending", "--worker", "w-cli"}, conn...)...)

@@ -507,7 +507,7 @@ func TestSubjectPermissions(t *testing.T) {
 		t.Fatalf("ls under permissions (%d): %s%s", code, stdout, stderr)
 	}
 	// The compose file's master: the demo, as the master user.
-	if stdout, stderr, code = processional(t, "demo", "--nats", url, "--user", "master", "--password", "master-pw", "--worker", "worker-1"); code != 0 || !strings.Contains(stdout, "8. Close") {
+	if stdout, stderr, code = processional(t, "demo", "--nats", url, "--user", "master", "--password", "master-pw", "--worker", "worker-1"); code != 0 || !strings.Contains(stdout, "9. Close") {
 		t.Fatalf("the demo under permissions (%d):\n%s%s", code, stdout, stderr)
 	}
 	if strings.Contains(w.stderr.String(), "iolation") {

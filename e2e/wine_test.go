@@ -156,7 +156,7 @@ func TestWindowsUnderWine(t *testing.T) {
 		if err != nil {
 			t.Fatalf("processional.exe demo: %v\n%s", err, out)
 		}
-		for _, want := range []string{"master.Spawn(ctx)", "this system shares none", "8. Close", "Invoke on the closed slave"} {
+		for _, want := range []string{"master.Spawn(ctx)", "this system shares none", "9. Close", "Invoke on the closed slave"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("the demo's output lacks %q:\n%s", want, out)
 			}

@@ -233,7 +233,48 @@ func runDemo(ctx context.Context, w io.Writer, remote remoteWorker) error {
 	}
 	step(w, start, "Invoke(slave, echo, 3 MiB) (copied, in one frame or message)", fmt.Sprintf("%d bytes back", len(big)))
 
-	fmt.Fprintln(w, "\n8. Close: the worker finishes our queued calls, then exits (spawned) or forgets us (a server)")
+	fmt.Fprintln(w, "\n8. A stream, ranged over with backpressure, and a task's progress")
+	start = time.Now()
+	var items []int
+	for v, err := range master.Stream(ctx, s, builtin.Count, 5) {
+		if err != nil {
+			return err
+		}
+		items = append(items, v)
+	}
+	step(w, start, "for v := range Stream(slave, count, 5)", fmt.Sprint(items))
+	start = time.Now()
+	taken := 0
+	for _, err := range master.Stream(ctx, s, builtin.Count, 1<<40) {
+		if err != nil {
+			return err
+		}
+		if taken++; taken == 3 {
+			break // the worker's producer is cancelled at once
+		}
+	}
+	step(w, start, "Stream(slave, count, 2^40), break at 3", fmt.Sprintf("%d items, producer cancelled", taken))
+	start = time.Now()
+	work := master.Schedule(ctx, s, builtin.Work, 300*time.Millisecond)
+	var seen []string
+	for !work.Available() {
+		select {
+		case <-work.ProgressChanged():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		var pct int
+		if ok, _ := work.Progress(&pct); ok && (len(seen) == 0 || seen[len(seen)-1] != fmt.Sprint(pct, "%")) {
+			seen = append(seen, fmt.Sprint(pct, "%"))
+		}
+	}
+	done, err := work.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	step(w, start, "Schedule(slave, work, 300ms) → Task.Progress", fmt.Sprintf("%s, done: %d%%", strings.Join(seen, " "), done))
+
+	fmt.Fprintln(w, "\n9. Close: the worker finishes our queued calls, then exits (spawned) or forgets us (a server)")
 	start = time.Now()
 	if err := s.Close(); err != nil {
 		return err
