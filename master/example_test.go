@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/proctest"
@@ -439,4 +440,43 @@ func kill(pid int) {
 	if p, err := os.FindProcess(pid); err == nil {
 		p.Kill()
 	}
+}
+
+func ExampleStream() {
+	ctx := context.Background()
+	s, err := master.Spawn(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+
+	for n, err := range master.Stream(ctx, s, builtin.Count, 1_000_000) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(n)
+		if n == 3 {
+			break // the worker's producer is cancelled
+		}
+	}
+	// Output:
+	// 1
+	// 2
+	// 3
+}
+
+func ExampleTask_Progress() {
+	ctx := context.Background()
+	task := master.Schedule(ctx, master.InGoroutine, builtin.Work, 50*time.Millisecond)
+	<-task.ProgressChanged() // the first report
+	var pct int
+	ok, err := task.Progress(&pct) // a percentage: builtin.Work's
+	fmt.Println(ok, err)
+	done, err := task.Wait(ctx)
+	fmt.Println(done, err)
+	// Output:
+	// true <nil>
+	// 100 <nil>
 }

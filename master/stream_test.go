@@ -3,6 +3,7 @@
 package master_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
+	"github.com/processional/processional/server"
 	"github.com/processional/processional/worker"
 )
 
@@ -48,6 +50,21 @@ func TestStreamEveryExecutor(t *testing.T) {
 	for i := range want {
 		want[i] = i + 1
 	}
+	srv, err := server.Start(server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	conn, err := master.Connect(ctx, srv.Addr(), master.WithToken(srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	spawn(t, m, master.InPool("streams"))
+	pool, err := m.Pool(ctx, "streams")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		ex   master.Executor
@@ -57,6 +74,9 @@ func TestStreamEveryExecutor(t *testing.T) {
 		{"slave thread", th},
 		{"worker, lane", spawn(t, m)},
 		{"worker, NATS", spawn(t, m, master.WithoutLane())},
+		{"connected server", conn},
+		{"pool member", pool},
+		{"idempotent", spawn(t, m).Idempotent()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := collect(master.Stream(ctx, tc.ex, builtin.Count, 200, master.WithWindow(7, 1<<20)))
@@ -345,6 +365,50 @@ func TestProgress(t *testing.T) {
 			case <-task.ProgressChanged():
 			default:
 				t.Fatal("ProgressChanged of a finished task is not closed")
+			}
+		})
+	}
+}
+
+// BigItems yields n items of 3 MiB, each filled with its index.
+var BigItems = bus.RegisterStream("test.bigItems", func(ctx context.Context, n int, yield func([]byte) bool) error {
+	for i := range n {
+		if !yield(bytes.Repeat([]byte{byte(i + 1)}, 3<<20)) {
+			return ctx.Err()
+		}
+	}
+	return nil
+})
+
+// Big items take each road a big value takes: one frame on the lane, a
+// transient segment by NATS to a process of this host, chunks by NATS to
+// another host (another shared-memory domain), with a window of one.
+func TestStreamBigItems(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := newMaster(t)
+	for _, tc := range []struct {
+		name string
+		opts []master.SpawnOption
+	}{
+		{"lane", nil},
+		{"NATS, transient segments", []master.SpawnOption{master.WithoutLane()}},
+		{"NATS, chunks", []master.SpawnOption{master.WithoutLane(), master.WithEnv("PROCESSIONAL_SHM_DOMAIN=elsewhere")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := spawn(t, m, tc.opts...)
+			i := 0
+			for b, err := range master.Stream(ctx, s, BigItems, 4, master.WithWindow(1, 1)) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				i++
+				if len(b) != 3<<20 || b[0] != byte(i) || b[len(b)-1] != byte(i) {
+					t.Fatalf("item %d: %d bytes of %d…%d", i, len(b), b[0], b[len(b)-1])
+				}
+			}
+			if i != 4 {
+				t.Fatalf("%d items, want 4", i)
 			}
 		})
 	}
