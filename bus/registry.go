@@ -52,24 +52,8 @@ func RegisterConstructor[A, R any](name string, fn func(context.Context, A) (R, 
 }
 
 func register[A, R any](name string, fn func(context.Context, A) (R, error), checkResult bool) *Func[A, R] {
-	if fn == nil {
-		panic(fmt.Sprintf("bus: Register(%q): nil function", name))
-	}
-	if name == "" {
-		name = runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
-	}
-	if err := registry.CheckName(name); err != nil {
-		panic(fmt.Sprintf("bus: Register(%q): %v", name, err))
-	}
 	at, rt := reflect.TypeFor[A](), reflect.TypeFor[R]()
-	if err := codec.CheckTravel(at); err != nil {
-		panic(fmt.Sprintf("bus: Register(%q): argument type cannot travel: %v", name, err))
-	}
-	if checkResult {
-		if err := codec.CheckTravel(rt); err != nil {
-			panic(fmt.Sprintf("bus: Register(%q): result type cannot travel: %v", name, err))
-		}
-	}
+	name = checkRegistration("Register", name, fn == nil, fn, at, rt, "result", checkResult)
 	registry.Add(name, at, rt,
 		func(ctx context.Context, data []byte, cctx any) (any, error) {
 			var a A
@@ -96,4 +80,30 @@ func register[A, R any](name string, fn func(context.Context, A) (R, error), che
 			return r, nil
 		})
 	return &Func[A, R]{name: name, fn: fn}
+}
+
+// checkRegistration checks what a registration (by call, such as
+// "Register") is given, and returns the name to register under: name, or
+// fn's qualified name. It panics, naming the function and what is wrong,
+// when fn is nil, the name is malformed, or the argument type (or, if
+// checkOut, the result or item type, out names which) cannot travel.
+func checkRegistration(call, name string, isNil bool, fn any, arg, res reflect.Type, out string, checkOut bool) string {
+	if isNil {
+		panic(fmt.Sprintf("bus: %s(%q): nil function", call, name))
+	}
+	if name == "" {
+		name = runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
+	}
+	if err := registry.CheckName(name); err != nil {
+		panic(fmt.Sprintf("bus: %s(%q): %v", call, name, err))
+	}
+	if err := codec.CheckTravel(arg); err != nil {
+		panic(fmt.Sprintf("bus: %s(%q): argument type cannot travel: %v", call, name, err))
+	}
+	if checkOut {
+		if err := codec.CheckTravel(res); err != nil {
+			panic(fmt.Sprintf("bus: %s(%q): %s type cannot travel: %v", call, name, out, err))
+		}
+	}
+	return name
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"reflect"
-	"runtime"
 	"sync/atomic"
 
 	"github.com/processional/processional/internal/codec"
@@ -48,22 +46,8 @@ func (s *StreamFunc[A, T]) Call(ctx context.Context, arg A, yield func(T) bool) 
 // It panics at start-up as [Register] does: a nil fn, a name taken or
 // malformed, an argument or item type that cannot travel.
 func RegisterStream[A, T any](name string, fn func(ctx context.Context, arg A, yield func(T) bool) error) *StreamFunc[A, T] {
-	if fn == nil {
-		panic(fmt.Sprintf("bus: RegisterStream(%q): nil function", name))
-	}
-	if name == "" {
-		name = runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
-	}
-	if err := registry.CheckName(name); err != nil {
-		panic(fmt.Sprintf("bus: RegisterStream(%q): %v", name, err))
-	}
 	at, it := reflect.TypeFor[A](), reflect.TypeFor[T]()
-	if err := codec.CheckTravel(at); err != nil {
-		panic(fmt.Sprintf("bus: RegisterStream(%q): argument type cannot travel: %v", name, err))
-	}
-	if err := codec.CheckTravel(it); err != nil {
-		panic(fmt.Sprintf("bus: RegisterStream(%q): item type cannot travel: %v", name, err))
-	}
+	name = checkRegistration("RegisterStream", name, fn == nil, fn, at, it, "item", true)
 	run := func(ctx context.Context, a A, emit func(any) bool) error {
 		var done atomic.Bool // yield may outlive fn, in a goroutine fn left behind
 		err := fn(ctx, a, func(v T) bool {

@@ -201,11 +201,7 @@ const (
 // AppendProgress appends a progress report of call id: the msgpack
 // array [version, 3, id, value].
 func AppendProgress(dst []byte, id uint64, value any) ([]byte, error) {
-	dst = append(dst, 0x90|replyFields)
-	dst = codec.AppendUint(dst, wireVersion)
-	dst = codec.AppendUint(dst, uint64(StatusProgress))
-	dst = codec.AppendUint(dst, id)
-	return codec.AppendValue(dst, value)
+	return appendReply(dst, uint64(StatusProgress), id, value, nil)
 }
 
 // A reply carries the id of the call it answers, so that a master receives
@@ -221,21 +217,22 @@ func AppendReply(dst []byte, id uint64, result any) ([]byte, error) {
 // AppendReplyWith is AppendReply, encoding result with [AppendValueWith]
 // and codec.
 func AppendReplyWith(dst []byte, id uint64, result any, cctx any) ([]byte, error) {
+	return appendReply(dst, statusOK, id, result, cctx)
+}
+
+// appendReply appends the reply envelope [version, status, id, v].
+func appendReply(dst []byte, status, id uint64, v any, cctx any) ([]byte, error) {
 	dst = append(dst, 0x90|replyFields)
 	dst = codec.AppendUint(dst, wireVersion)
-	dst = codec.AppendUint(dst, statusOK)
+	dst = codec.AppendUint(dst, status)
 	dst = codec.AppendUint(dst, id)
-	return codec.AppendValueWith(dst, result, cctx)
+	return codec.AppendValueWith(dst, v, cctx)
 }
 
 // AppendItemWith appends one item of stream id: the msgpack array
 // [version, 2, id, item], encoded as AppendReplyWith encodes a result.
 func AppendItemWith(dst []byte, id uint64, item any, cctx any) ([]byte, error) {
-	dst = append(dst, 0x90|replyFields)
-	dst = codec.AppendUint(dst, wireVersion)
-	dst = codec.AppendUint(dst, statusItem)
-	dst = codec.AppendUint(dst, id)
-	return codec.AppendValueWith(dst, item, cctx)
+	return appendReply(dst, statusItem, id, item, cctx)
 }
 
 // AppendCredit appends the envelope of a credit to stream id of master:
