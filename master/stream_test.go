@@ -206,6 +206,22 @@ func TestStreamFaults(t *testing.T) {
 			for _, e := counts(); e != ended+2; _, e = counts() {
 			}
 
+			// The caller's deadline ends the loop with its error, and the
+			// producer with it.
+			dctx, dcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			var derr error
+			for _, err := range master.Stream(dctx, s, Endless, struct{}{}) {
+				if err != nil {
+					derr = err
+				}
+			}
+			dcancel()
+			if !errors.Is(derr, context.DeadlineExceeded) {
+				t.Fatalf("a stream past its deadline ended with %v, want DeadlineExceeded", derr)
+			}
+			for _, e := counts(); e != ended+3; _, e = counts() {
+			}
+
 			// A panic after 3 items: the items, then ErrPanic with the stack.
 			got, err := collect(master.Stream(ctx, s, PanicAfter, 3))
 			var pe *bus.RemoteError
