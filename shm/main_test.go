@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -173,19 +174,38 @@ func liveNow(pid int, start uint64) bool {
 }
 
 // foreign reports whether entry name belongs to someone else than the tests
-// of this process: held by a live process other than this one, or not a
-// complete segment of ours (another test binary creating one right now).
+// of this process: not a complete segment (another test binary creating
+// one right now), or held only by processes other than this one and the
+// children it started (another package's, live or killed: the e2e kill
+// loops leave segments that their sweeps remove later). A complete
+// segment that no process holds is ours: a release that did not unlink.
 func foreign(name string) bool {
 	hdr, ok := readHeader(name)
 	if !ok || binary.LittleEndian.Uint64(hdr) != magic {
 		return true
 	}
+	held := false
 	for _, s := range slotsOf(hdr) {
-		if s.pid != 0 && int(s.pid) != os.Getpid() && liveNow(int(s.pid), s.start) {
-			return true
+		if s.pid == 0 {
+			continue
+		}
+		held = true
+		if int(s.pid) == os.Getpid() || isChild(int(s.pid), s.start) {
+			return false
 		}
 	}
-	return false
+	return held
+}
+
+// children are the processes startChild started, by pid, with their
+// start times.
+var children sync.Map
+
+// isChild reports whether process pid, started at start, is one of
+// startChild's.
+func isChild(pid int, start uint64) bool {
+	v, ok := children.Load(pid)
+	return ok && v.(uint64) == start
 }
 
 // watch snapshots /dev/shm and checks, when the test ends (after the
@@ -518,6 +538,7 @@ func startChild(t *testing.T, env ...string) *child {
 	inR.Close()
 	outW.Close()
 	c := &child{t: t, cmd: cmd, in: inW, out: outR, r: bufio.NewReader(outR), pid: cmd.Process.Pid, start: startTime(cmd.Process.Pid)}
+	children.Store(c.pid, c.start)
 	t.Cleanup(func() {
 		c.kill()
 		c.in.Close()
