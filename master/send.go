@@ -90,7 +90,7 @@ func (s *slave) handleReply(data []byte) error {
 		p := s.pending.peek(id)
 		s.mu.Unlock()
 		if st, ok := p.(*streamCall); ok {
-			st.item(raw)
+			st.item(raw, len(data))
 		} else if s.shmPID != 0 && codec.HasShm(raw) {
 			codec.DropTransits(raw) // no stream waits for it: its segments need not wait for us
 		}

@@ -140,10 +140,13 @@ func streamSlave(ex Executor) (*slave, error) {
 }
 
 // inCaller runs the producer in the ranging goroutine: each item goes
-// straight to the loop's body.
+// straight to the loop's body. A yield from a goroutine the producer left
+// behind, after it returned or after the loop broke, is refused: the
+// loop's body is never called after the loop ended.
 func inCaller[T any](ctx context.Context, name string, produce func(context.Context, func(T) bool) error, yield func(T, error) bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var mu sync.Mutex // held around each call of the loop's body
 	broke, returned := false, false
 	var err error
 	func() {
@@ -153,6 +156,8 @@ func inCaller[T any](ctx context.Context, name string, produce func(context.Cont
 			}
 		}()
 		err = produce(ctx, func(v T) bool {
+			mu.Lock()
+			defer mu.Unlock()
 			if broke || returned || ctx.Err() != nil {
 				return false // after break, after the producer returned, or after ctx's end
 			}
@@ -163,7 +168,9 @@ func inCaller[T any](ctx context.Context, name string, produce func(context.Cont
 			return !broke
 		})
 	}()
+	mu.Lock()
 	returned = true
+	mu.Unlock()
 	if broke {
 		return // the loop has left: it wants nothing more
 	}
@@ -178,18 +185,19 @@ func inCaller[T any](ctx context.Context, name string, produce func(context.Cont
 
 // localStream runs the producer in a goroutine start gives it (a new
 // goroutine, or a slave thread's), handing items to the loop through a
-// channel of window items: a slow loop holds the producer back.
+// channel of window items: a slow loop holds the producer back. The task
+// may end without running the producer (its context ended first, its
+// thread closed): the loop ends with the task, not with the channel.
 func localStream[T any](ctx context.Context, name string, window int, start func(context.Context, func(context.Context) (struct{}, error)) *Task[struct{}], produce func(context.Context, func(T) bool) error, yield func(T, error) bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	items := make(chan T, window)
 	t := start(ctx, func(ctx context.Context) (struct{}, error) {
-		defer close(items)
-		var once sync.Mutex // a yield from a goroutine the producer left behind must not send on a closed channel
+		var mu sync.Mutex // a yield from a goroutine the producer left behind sends nothing once it returned
 		ended := false
 		err := produce(ctx, func(v T) bool {
-			once.Lock()
-			defer once.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
 			if ended {
 				return false
 			}
@@ -200,21 +208,37 @@ func localStream[T any](ctx context.Context, name string, window int, start func
 				return false
 			}
 		})
-		once.Lock()
+		mu.Lock()
 		ended = true
-		once.Unlock()
+		mu.Unlock()
 		return struct{}{}, err
 	})
-	for v := range items {
+	done := t.Done()
+	for {
+		var v T
+		select {
+		case v = <-items:
+		case <-done:
+			select {
+			case v = <-items: // what it sent before it ended
+			default:
+				goto end
+			}
+		case <-ctx.Done():
+			goto end
+		}
 		if !yield(v, nil) {
 			cancel()
-			for range items { // until the producer has returned
-			}
-			t.Wait(context.Background())
+			t.Wait(context.Background()) // the producer sees its context end
 			return
 		}
 	}
-	if _, err := t.Wait(context.Background()); err != nil {
+end:
+	_, err := t.Wait(context.Background())
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		var zero T
 		yield(zero, err)
 	}
@@ -228,7 +252,7 @@ func remoteStream[T any](ctx context.Context, s *slave, name, argType string, ar
 	defer st.stop()
 	var zero T
 	for {
-		raw, err, ok := st.next(ctx)
+		raw, size, err, ok := st.next(ctx)
 		if !ok {
 			if err != nil {
 				yield(zero, err)
@@ -238,10 +262,13 @@ func remoteStream[T any](ctx context.Context, s *slave, name, argType string, ar
 		var v T
 		derr := codec.Unmarshal(raw, &v)
 		if derr != nil {
+			if codec.HasShm(raw) {
+				codec.DropTransits(raw) // never decoded: its segments need not wait for us
+			}
 			yield(zero, fmt.Errorf("%w: %s: item does not decode into %T: %v", bus.ErrResultType, name, v, derr))
 			return
 		}
-		st.consumed(len(raw))
+		st.consumed(size)
 		if !yield(v, nil) {
 			return
 		}
@@ -258,6 +285,7 @@ type streamCall struct {
 	mu         sync.Mutex
 	id         uint64
 	queue      [][]byte      // items arrived and not taken, oldest first
+	sizes      []int         // the sizes of their envelopes, as the worker counts them
 	ended      bool          // the final reply came, or the stream failed
 	err        error         // why it ended, if it failed
 	ready      chan struct{} // closed when an item arrives or the stream ends; then made anew
@@ -271,8 +299,9 @@ type streamCall struct {
 	unwatch    func() bool
 }
 
-// item queues one item, arrived from the worker.
-func (c *streamCall) item(raw []byte) {
+// item queues one item, arrived from the worker in an envelope of size
+// bytes.
+func (c *streamCall) item(raw []byte, size int) {
 	v := make([]byte, len(raw)) // the message's buffer may serve again
 	copy(v, raw)
 	c.mu.Lock()
@@ -288,6 +317,7 @@ func (c *streamCall) item(raw []byte) {
 		return
 	}
 	c.queue = append(c.queue, v)
+	c.sizes = append(c.sizes, size)
 	c.wakeLocked()
 }
 
@@ -366,34 +396,52 @@ func (c *streamCall) consumed(size int) {
 	c.mu.Lock()
 	c.taken++
 	c.takenBytes += size
-	n := c.taken
-	if n*2 < c.window.items && c.takenBytes*2 < c.window.bytes {
+	if c.taken*2 < c.window.items && c.takenBytes*2 < c.window.bytes {
 		c.mu.Unlock()
 		return
 	}
-	c.taken, c.takenBytes = 0, 0
-	c.mu.Unlock()
-	c.credit(uint64(n), 0)
+	c.ackLocked()
 }
 
-// next returns the next item, or reports false with the stream's error
-// (nil at its end) once none is left.
-func (c *streamCall) next(ctx context.Context) (raw []byte, err error, ok bool) {
+// ackLocked acknowledges the items taken and not acknowledged yet, if
+// any, and unlocks c.mu.
+func (c *streamCall) ackLocked() {
+	n := c.taken
+	c.taken, c.takenBytes = 0, 0
+	c.mu.Unlock()
+	if n > 0 {
+		c.credit(uint64(n), 0)
+	}
+}
+
+// next returns the next item with the size of its envelope, or reports
+// false with the stream's error (nil at its end) once none is left or
+// ctx ended. Before it waits, it acknowledges what the loop took: the
+// worker then never waits for an acknowledgement that waits for it.
+func (c *streamCall) next(ctx context.Context) (raw []byte, size int, err error, ok bool) {
 	for {
+		if err := ctx.Err(); err != nil {
+			c.abort(err)
+		}
 		c.mu.Lock()
-		if len(c.queue) > 0 {
-			raw = c.queue[0]
-			c.queue[0] = nil
-			c.queue = c.queue[1:]
+		if c.ended && c.err != nil && ctx.Err() != nil {
+			err := c.err
 			c.mu.Unlock()
-			return raw, nil, true
+			return nil, 0, err, false // ctx's end: what is queued is dropped by stop
+		}
+		if len(c.queue) > 0 {
+			raw, size = c.queue[0], c.sizes[0]
+			c.queue[0] = nil
+			c.queue, c.sizes = c.queue[1:], c.sizes[1:]
+			c.mu.Unlock()
+			return raw, size, nil, true
 		}
 		if c.ended {
 			err := c.err
 			c.mu.Unlock()
-			return nil, err, false
+			return nil, 0, err, false
 		}
-		c.mu.Unlock()
+		c.ackLocked()
 		if c.s.lane != nil {
 			c.s.awaitLane(ctx, c)
 		} else {
@@ -401,9 +449,6 @@ func (c *streamCall) next(ctx context.Context) (raw []byte, err error, ok bool) 
 			case <-c.doneChan():
 			case <-ctx.Done():
 			}
-		}
-		if err := ctx.Err(); err != nil {
-			c.abort(err)
 		}
 	}
 }
@@ -415,7 +460,7 @@ func (c *streamCall) stop() {
 	c.stopping = true
 	ended := c.ended
 	queue := c.queue
-	c.queue = nil
+	c.queue, c.sizes = nil, nil
 	id := c.id
 	c.mu.Unlock()
 	for _, raw := range queue {

@@ -429,3 +429,75 @@ func TestStreamBigItems(t *testing.T) {
 		})
 	}
 }
+
+var (
+	// HugeProgress reports a progress too big to send, twice within the
+	// rate limit (the second from the timer), then returns.
+	HugeProgress = bus.Register("test.hugeProgress", func(ctx context.Context, _ struct{}) (int, error) {
+		bus.Progress(ctx, make([]byte, 100<<10))
+		bus.Progress(ctx, make([]byte, 100<<10))
+		time.Sleep(2 * bus.ProgressEvery) // the timer's report fires meanwhile
+		return 1, nil
+	})
+)
+
+// The faults a review found, each on the road it was found on: a byte
+// window smaller than half an item's envelope on ints; a stream on a busy
+// slave thread whose context ends before it starts; a progress report
+// too big to send, from the call and from the timer; a Close inside the
+// loop; a yield left behind by a producer run in the caller.
+func TestStreamReviewFaults(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := newMaster(t)
+	for _, opts := range [][]master.SpawnOption{nil, {master.WithoutLane()}} {
+		s := spawn(t, m, opts...)
+		got, err := collect(master.Stream(ctx, s, builtin.Count, 5000, master.WithWindow(1000, 1000)))
+		if err != nil || len(got) != 5000 {
+			t.Fatalf("a window of 1000 bytes: %d items, %v; want 5000", len(got), err)
+		}
+		if n, err := master.Invoke(ctx, s, HugeProgress, struct{}{}); n != 1 || err != nil {
+			t.Fatalf("a progress report too big to send: %d, %v; want the call's result", n, err)
+		}
+		// Close from inside the loop: the worker ends the stream, which
+		// waits for us, and closes.
+		var last error
+		for v, err := range master.Stream(ctx, s, builtin.Count, 1<<30, master.WithWindow(8, 1<<20)) {
+			if err != nil {
+				last = err
+				break
+			}
+			if v == 3 {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if !errors.Is(last, bus.ErrClosed) {
+			t.Fatalf("a stream whose worker was closed from its loop ended with %v, want ErrClosed", last)
+		}
+	}
+
+	th := master.NewThread()
+	defer th.Close()
+	busy := master.Schedule(ctx, th, Sleepy, 300*time.Millisecond)
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := collect(master.Stream(short, th, builtin.Count, 5)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a stream on a busy thread past its deadline: %v, want DeadlineExceeded", err)
+	}
+	busy.Wait(ctx)
+
+	if got, err := collect(master.Stream(ctx, master.InCaller, Truant, struct{}{})); !slices.Equal(got, []int{1}) || err != nil {
+		t.Fatalf("truant in the caller: %v, %v", got, err)
+	}
+	if said := (<-leftBehind)(2); said {
+		t.Fatal("a yield after the producer returned, in the caller, said true")
+	}
+}
+
+// Sleepy sleeps for d, in this process.
+var Sleepy = bus.Register("test.sleepy", func(ctx context.Context, d time.Duration) (struct{}, error) {
+	time.Sleep(d)
+	return struct{}{}, nil
+})

@@ -258,14 +258,15 @@ func runDemo(ctx context.Context, w io.Writer, remote remoteWorker) error {
 	work := master.Schedule(ctx, s, builtin.Work, 300*time.Millisecond)
 	var seen []string
 	for !work.Available() {
-		select {
-		case <-work.ProgressChanged():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		changed := work.ProgressChanged() // before reading: no report falls between
 		var pct int
 		if ok, _ := work.Progress(&pct); ok && (len(seen) == 0 || seen[len(seen)-1] != fmt.Sprint(pct, "%")) {
 			seen = append(seen, fmt.Sprint(pct, "%"))
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	done, err := work.Wait(ctx)

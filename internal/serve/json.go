@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 
 	"github.com/nats-io/nats.go/micro"
 
@@ -113,9 +114,20 @@ func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 // message, and an empty message ends the stream (the request-many
 // convention, as `nats req --replies 0 --wait-for-empty` reads it). An
 // error answers with the micro error headers, then the empty message.
+// A JSON caller grants no credit: the producer runs at its own pace, and
+// runs to its end even when the caller has left.
 func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micro.Request, end func()) {
-	var sendErr error
+	var (
+		mu      sync.Mutex // a yield from a goroutine the producer left behind must not answer after the end
+		ended   bool
+		sendErr error
+	)
 	err := streamJSON(ctx, fn, req.Data(), func(item any) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended {
+			return false
+		}
 		body, err := json.Marshal(item)
 		if err != nil {
 			sendErr = fmt.Errorf("%w: an item of %s as JSON: %v", bus.ErrEncode, fn.Name(), err)
@@ -131,9 +143,12 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 		return true
 	})
 	end()
+	mu.Lock()
+	ended = true
 	if err == nil {
 		err = sendErr
 	}
+	mu.Unlock()
 	if err != nil {
 		code := "500"
 		if errors.Is(err, bus.ErrArgumentType) {

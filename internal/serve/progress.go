@@ -23,12 +23,13 @@ const maxProgress = 64 << 10
 
 // progress is a call's progress reports.
 type progress struct {
-	mu     sync.Mutex
-	latest any
-	set    bool
-	sent   time.Time   // when the last report went
-	timer  *time.Timer // the next report's, while one is due
-	done   bool        // the call answered: send no more
+	sending sync.Mutex // held while a report is sent, and by end: none goes after it
+	mu      sync.Mutex
+	latest  any
+	seq     uint64      // reports made: the latest's number
+	sent    time.Time   // when the last report went, or is to go at once
+	timer   *time.Timer // the next report's, while one is due
+	done    bool        // the call answered: send no more
 }
 
 // progressSender sends a report to the call's caller.
@@ -43,7 +44,8 @@ func (p *progress) report(v any, s progressSender) {
 		p.mu.Unlock()
 		return
 	}
-	p.latest, p.set = v, true
+	p.latest = v
+	p.seq++
 	if p.timer != nil {
 		p.mu.Unlock() // a report is due: it takes this value
 		return
@@ -53,31 +55,35 @@ func (p *progress) report(v any, s progressSender) {
 		p.mu.Unlock()
 		return
 	}
+	p.sent = time.Now() // a report made meanwhile waits for its time
 	p.mu.Unlock()
 	p.flush(s)
 }
 
-// flush sends the latest report.
+// flush sends the latest report, unless the call answered.
 func (p *progress) flush(s progressSender) {
+	p.sending.Lock()
+	defer p.sending.Unlock()
 	p.mu.Lock()
 	p.timer = nil
 	if p.done {
 		p.mu.Unlock()
 		return
 	}
-	v := p.latest
+	v, seq := p.latest, p.seq
 	p.sent = time.Now()
 	p.mu.Unlock()
 	if err := s.sendProgress(v); err != nil {
 		p.mu.Lock()
-		if p.latest == v {
+		if p.seq == seq { // no report since: say why this one did not go
 			p.latest = fmt.Sprintf("progress not sent: %T: %v", v, err)
 		}
 		p.mu.Unlock()
 	}
 }
 
-// end stops the reports: the call is about to answer.
+// end stops the reports: the call is about to answer. It returns once no
+// report is being sent.
 func (p *progress) end() {
 	p.mu.Lock()
 	p.done = true
@@ -86,13 +92,15 @@ func (p *progress) end() {
 		p.timer = nil
 	}
 	p.mu.Unlock()
+	p.sending.Lock() // a report on its way goes before the answer
+	p.sending.Unlock()
 }
 
 // json is the latest report as JSON, for the pending verb; nil when
 // there is none.
 func (p *progress) json() json.RawMessage {
 	p.mu.Lock()
-	v, set := p.latest, p.set
+	v, set := p.latest, p.seq > 0
 	p.mu.Unlock()
 	if !set {
 		return nil

@@ -2,8 +2,10 @@ package serve
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -178,6 +180,11 @@ func (w *Worker) closeMaster(master string, cl *call) {
 	for key, t := range w.threads {
 		if key.master == master {
 			threads = append(threads, t.done)
+			if t.stream != nil {
+				// A stream waits for its consumer, which waits for the
+				// close: it ends now, its producer cancelled.
+				t.cancel(fmt.Errorf("%w: master %s closed the worker", bus.ErrClosed, master))
+			}
 		}
 	}
 	w.mu.Unlock()
