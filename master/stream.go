@@ -416,8 +416,10 @@ func (c *streamCall) ackLocked() {
 
 // next returns the next item with the size of its envelope, or reports
 // false with the stream's error (nil at its end) once none is left or
-// ctx ended. Before it waits, it acknowledges what the loop took: the
-// worker then never waits for an acknowledgement that waits for it.
+// ctx ended. The worker never waits for an acknowledgement that waits
+// for the loop: both ends count the same envelopes, and the loop
+// acknowledges half a window of items or of bytes, which the worker
+// always sends without waiting.
 func (c *streamCall) next(ctx context.Context) (raw []byte, size int, err error, ok bool) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -441,7 +443,7 @@ func (c *streamCall) next(ctx context.Context) (raw []byte, size int, err error,
 			c.mu.Unlock()
 			return nil, 0, err, false
 		}
-		c.ackLocked()
+		c.mu.Unlock()
 		if c.s.lane != nil {
 			c.s.awaitLane(ctx, c)
 		} else {
