@@ -48,7 +48,7 @@ func TestKindString(t *testing.T) {
 	}
 }
 
-var kinds = []wire.Kind{wire.KindCall, wire.KindThread, wire.KindCancel, wire.KindClose, wire.KindHeartbeat, wire.KindDetach, wire.KindPersist}
+var kinds = []wire.Kind{wire.KindCall, wire.KindThread, wire.KindCancel, wire.KindClose, wire.KindHeartbeat, wire.KindDetach, wire.KindPersist, wire.KindStream, wire.KindCredit}
 
 // ids cross every msgpack integer width.
 var ids = []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64, math.MaxUint64 - 1, math.MaxUint64}
@@ -419,7 +419,7 @@ func checkDecodeCall(t testing.TB, data []byte) {
 		}
 		return
 	}
-	if c.Kind > wire.KindPersist || c.Timeout < 0 || len(c.Arg) == 0 {
+	if c.Kind > wire.KindCredit || c.Timeout < 0 || len(c.Arg) == 0 {
 		t.Fatalf("DecodeCall(% x) accepted %+v", data, c)
 	}
 	enc, err := wire.AppendCall(nil, &c, msgpack.RawMessage(c.Arg))
