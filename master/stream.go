@@ -482,13 +482,17 @@ func (c *streamCall) stop() {
 func (c *streamCall) finished() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.queue) > 0 || c.ended
+	return c.readyLocked()
 }
+
+// readyLocked reports whether next has something to return: an item, or
+// the stream's end; c.mu held.
+func (c *streamCall) readyLocked() bool { return len(c.queue) > 0 || c.ended }
 
 func (c *streamCall) doneChan() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.queue) > 0 || c.ended {
+	if c.readyLocked() {
 		done := make(chan struct{})
 		close(done)
 		return done
@@ -499,7 +503,7 @@ func (c *streamCall) doneChan() <-chan struct{} {
 func (c *streamCall) setKick(kick func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if kick != nil && (len(c.queue) > 0 || c.ended) {
+	if kick != nil && c.readyLocked() {
 		return false
 	}
 	c.kick = kick
