@@ -20,6 +20,7 @@ import (
 
 	"github.com/processional/processional/internal/bench"
 	"github.com/processional/processional/internal/cli"
+	"github.com/processional/processional/internal/leasesoak"
 	"github.com/processional/processional/worker"
 
 	_ "github.com/processional/processional/builtin" // functions every processional worker serves
@@ -30,6 +31,9 @@ func main() {
 		return
 	}
 	if bench.ChildMain() {
+		return
+	}
+	if leasesoak.SpinMain() {
 		return
 	}
 	os.Exit(run(os.Args[1:]))
@@ -50,6 +54,7 @@ var commands = []struct {
 	{"stack", "print a worker's goroutine stacks", verbCmd("stack", "Prints the stacks of all the worker's goroutines: what a worker that hangs is doing.")},
 	{"refs", "list the objects a worker holds", verbCmd("refs", "Lists the objects the worker holds (JSON): id, Go type, holders, age, calls in flight.")},
 	{"leases", "list the masters holding a lease on a worker", verbCmd("leases", "Lists the masters holding a lease on the worker (JSON): master id → ms since its last heartbeat.")},
+	{"falseloss", "measure how often healthy workers are declared lost under CPU starvation", falseLossCmd},
 }
 
 func run(args []string) int {

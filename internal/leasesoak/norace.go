@@ -1,0 +1,5 @@
+//go:build !race
+
+package leasesoak
+
+const raceEnabled = false
