@@ -20,7 +20,7 @@ func (s *slave) sendChunked(ctx context.Context, id uint64, fn string, data []by
 		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the limit of %d (master.WithMaxValue)", bus.ErrTooBig, s.id, fn, len(data), s.m.maxValue)
 	}
 	alive := func() { s.lastAck.Store(time.Now().UnixNano()) }
-	err := chunks.Send(orBackground(ctx), s.m.nc, s.subject, data, 2*s.m.lease, alive, func(dst []byte, c *wire.Chunk) []byte {
+	err := chunks.Send(orBackground(ctx), s.m.nc, s.subject, data, 2*s.m.leaseOf(s), alive, func(dst []byte, c *wire.Chunk) []byte {
 		c.Master, c.ID = s.m.id, id
 		return wire.AppendCallChunk(dst, c)
 	})

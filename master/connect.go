@@ -132,7 +132,7 @@ func (m *Master) attach(ctx context.Context, id string) (*slave, error) {
 	}
 	// The first heartbeat goes before any call, so that the server holds
 	// the master's lease from the start.
-	if err := m.firstBeat(id); err != nil {
+	if err := m.firstBeat(id, m.lease); err != nil {
 		s.unsubscribe()
 		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
 	}

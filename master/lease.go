@@ -12,9 +12,18 @@ import (
 	"github.com/processional/processional/internal/wire"
 )
 
-// Default lease timing; see [WithLease].
+// Default lease timing; see [WithLease] and [WithChildLease]. They were
+// chosen from `processional falseloss`, which watches healthy workers
+// under busy loops on every core: docs/lifetimes.md gives its figures.
 const (
+	// DefaultLease is the lease of workers elsewhere: connected servers
+	// and pool members, whose death or hang only their silence tells.
 	DefaultLease = time.Second
+	// DefaultChildLease is the lease of the workers a master spawns. A
+	// child's death is seen at once (its lane ends, its process exits),
+	// and so is its master's: the lease catches only a child, or a
+	// master, that hangs, and a long one costs nothing else.
+	DefaultChildLease = 5 * time.Second
 )
 
 // WithLease sets how long a worker keeps the master's state (its calls,
@@ -24,12 +33,33 @@ const (
 // [bus.ErrWorkerLost]. The defaults are a lease of [DefaultLease] and an
 // interval of a quarter of the lease; the interval must be shorter than
 // the lease.
+//
+// Given alone, the lease is the spawned workers' too; [WithChildLease]
+// sets theirs apart.
 func WithLease(lease, interval time.Duration) Option {
 	return func(o *options) error {
 		if lease <= 0 || interval <= 0 || interval >= lease {
 			return fmt.Errorf("%w: lease %s with heartbeats every %s: want 0 < interval < lease", ErrConfig, lease, interval)
 		}
 		o.lease, o.interval = lease, interval
+		o.note("WithLease")
+		return nil
+	}
+}
+
+// WithChildLease sets the lease of the workers the master spawns, apart
+// from the lease of workers elsewhere ([WithLease]): how long a spawned
+// worker that hangs keeps its calls before they fail with
+// [bus.ErrWorkerLost], and how long a spawned worker outlives a master
+// that hangs (not one that dies: that is seen at once). The default is
+// [DefaultChildLease], or the lease given to WithLease. Heartbeats go at
+// least every quarter of it.
+func WithChildLease(lease time.Duration) Option {
+	return func(o *options) error {
+		if lease <= 0 {
+			return fmt.Errorf("%w: child lease %s: want a positive duration", ErrConfig, lease)
+		}
+		o.child = lease
 		return nil
 	}
 }
@@ -40,8 +70,8 @@ func WithLease(lease, interval time.Duration) Option {
 // reconnected (see sawReconnect).
 func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	beat := m.heartbeat()
-	t := time.NewTicker(m.interval)
+	beat, childBeat := m.heartbeat(m.lease), m.heartbeat(m.childLease)
+	t := time.NewTicker(m.tick())
 	defer t.Stop()
 	last := time.Now()
 	for {
@@ -49,7 +79,7 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
-			if now.Sub(last) > 2*m.interval {
+			if now.Sub(last) > 2*m.tick() {
 				// The master itself was stalled: the workers' silence is
 				// ours. Give each a fresh lease's worth of answers.
 				for _, s := range m.liveSlaves() {
@@ -61,11 +91,15 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 				m.reconnected()
 			}
 			for _, s := range m.liveSlaves() {
-				if silent := now.Sub(time.Unix(0, s.lastAck.Load())); silent > m.lease {
-					s.declareLost(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), m.lease))
+				lease, b := m.lease, beat
+				if s.cmd != nil {
+					lease, b = m.childLease, childBeat
+				}
+				if silent := now.Sub(time.Unix(0, s.lastAck.Load())); silent > lease {
+					s.declareLost(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), lease))
 					continue
 				}
-				s.heartbeat(beat)
+				s.heartbeat(b)
 				if s.lane != nil {
 					s.lr.nudge() // the answers, and the lane's end, are read within a tick
 				}
@@ -93,19 +127,33 @@ func (m *Master) liveSlaves() []*slave {
 	return out
 }
 
-// heartbeat is the envelope of the master's heartbeats.
-func (m *Master) heartbeat() []byte {
-	beat, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindHeartbeat, Master: m.id, Timeout: m.lease}, nil)
+// tick is how often the master sends heartbeats and looks for silent
+// workers: the interval given with the lease, shorter if a quarter of the
+// child lease is shorter still.
+func (m *Master) tick() time.Duration { return min(m.interval, m.childLease/4) }
+
+// leaseOf is the lease s holds: a spawned worker's, or a worker's
+// elsewhere.
+func (m *Master) leaseOf(s *slave) time.Duration {
+	if s.cmd != nil {
+		return m.childLease
+	}
+	return m.lease
+}
+
+// heartbeat is the envelope of the master's heartbeats for a lease.
+func (m *Master) heartbeat(lease time.Duration) []byte {
+	beat, err := wire.AppendCall(nil, &wire.Call{Kind: wire.KindHeartbeat, Master: m.id, Timeout: lease}, nil)
 	if err != nil {
 		panic(err) // a fixed envelope always encodes
 	}
 	return beat
 }
 
-// firstBeat sends worker id a heartbeat at once, ahead of the periodic
-// ones, and flushes it.
-func (m *Master) firstBeat(id string) error {
-	if err := m.nc.PublishRequest(wire.HeartbeatSubject(id), m.hbInbox, m.heartbeat()); err != nil {
+// firstBeat sends worker id a heartbeat for lease at once, ahead of the
+// periodic ones, and flushes it.
+func (m *Master) firstBeat(id string, lease time.Duration) error {
+	if err := m.nc.PublishRequest(wire.HeartbeatSubject(id), m.hbInbox, m.heartbeat(lease)); err != nil {
 		return err
 	}
 	return m.nc.Flush()

@@ -72,6 +72,38 @@ func TestCloseKeepsRepliesInFlight(t *testing.T) {
 	}
 }
 
+// A spawned worker holds the child lease, apart from the lease of workers
+// elsewhere: stopped past the one and within the other, it is not lost,
+// and answers once it runs again.
+func TestChildLeaseApart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const lease, child, stop = 200 * time.Millisecond, 6 * time.Second, time.Second
+	m, err := master.New(ctx, master.WithLease(lease, lease/4), master.WithChildLease(child))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := spawn(t, m)
+	if err := syscall.Kill(s.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Five leases elsewhere go by: the master's heartbeats on the lane go
+	// unanswered, as they would from a worker elsewhere that is lost.
+	timer := time.NewTimer(stop)
+	select {
+	case <-timer.C:
+	case <-s.Exited():
+		t.Fatal("the stopped worker was killed within its child lease")
+	}
+	if err := syscall.Kill(s.PID(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := master.Invoke(ctx, s, Sum, []int{2, 3}); n != 5 || err != nil {
+		t.Fatalf("after a stop of %s (lease %s, child lease %s): %d, %v; want 5", stop, lease, child, n, err)
+	}
+}
+
 func TestHungWorkerIsLost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -129,11 +161,16 @@ func TestDroppedSlaveIsClosed(t *testing.T) {
 }
 
 func TestDetach(t *testing.T) {
-	m := newMaster(t)
-	s := spawn(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	slow := master.Schedule(ctx, s, Sleep, master.DefaultLease*3/2) // past a lease
+	const lease = time.Second
+	m, err := master.New(ctx, master.WithChildLease(lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s := spawn(t, m)
+	slow := master.Schedule(ctx, s, Sleep, lease*3/2) // past a lease
 	queued := master.Schedule(ctx, s, Sum, []int{1, 2})
 	if err := s.Detach(ctx); err != nil {
 		t.Fatal(err)

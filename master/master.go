@@ -42,12 +42,13 @@ type Master struct {
 	spawnOnce sync.Once     // starts the spawner thread at the first spawn
 	closing   chan struct{} // closed when Close starts: in-flight spawns give up
 
-	lease    time.Duration // see WithLease
-	interval time.Duration
-	hbInbox  string             // where workers acknowledge heartbeats
-	hbSub    *nats.Subscription // on hbInbox
-	hbStop   chan struct{}      // stops heartbeats
-	hbDone   chan struct{}      // closed when heartbeats has returned
+	lease      time.Duration // see WithLease
+	childLease time.Duration // see WithChildLease
+	interval   time.Duration
+	hbInbox    string             // where workers acknowledge heartbeats
+	hbSub      *nats.Subscription // on hbInbox
+	hbStop     chan struct{}      // stops heartbeats
+	hbDone     chan struct{}      // closed when heartbeats has returned
 
 	mu        sync.Mutex
 	slaves    map[string]*slave        // by worker id
@@ -87,18 +88,19 @@ func start(ctx context.Context, o options) (*Master, error) {
 		o.maxValue = chunks.DefaultLimit
 	}
 	m := &Master{
-		maxValue:  o.maxValue,
-		id:        o.id,
-		lease:     o.lease,
-		interval:  o.interval,
-		hbStop:    make(chan struct{}),
-		hbDone:    make(chan struct{}),
-		slaves:    make(map[string]*slave),
-		reserved:  make(map[string]bool),
-		closeDone: make(chan struct{}),
-		spawnJobs: make(chan func()),
-		spawnDone: make(chan struct{}),
-		closing:   make(chan struct{}),
+		maxValue:   o.maxValue,
+		id:         o.id,
+		lease:      o.lease,
+		childLease: o.child,
+		interval:   o.interval,
+		hbStop:     make(chan struct{}),
+		hbDone:     make(chan struct{}),
+		slaves:     make(map[string]*slave),
+		reserved:   make(map[string]bool),
+		closeDone:  make(chan struct{}),
+		spawnJobs:  make(chan func()),
+		spawnDone:  make(chan struct{}),
+		closing:    make(chan struct{}),
 	}
 	name := "processional master " + m.id
 	switch {

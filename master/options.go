@@ -22,6 +22,7 @@ type options struct {
 	natsOpt  []nats.Option
 	lease    time.Duration
 	interval time.Duration
+	child    time.Duration // the lease of spawned workers; 0: see WithLease
 	serverID string
 	maxValue int64
 	conn     *nats.Conn      // WithConn
@@ -44,6 +45,12 @@ func applyOptions(opts []Option) (options, error) {
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return options{}, err
+		}
+	}
+	if o.child == 0 {
+		o.child = DefaultChildLease
+		if o.given["WithLease"] {
+			o.child = o.lease
 		}
 	}
 	return o, nil

@@ -54,6 +54,11 @@ func TestLeaseOption(t *testing.T) {
 			t.Errorf("WithLease(%s, %s): %v, want ErrConfig", tc[0], tc[1], err)
 		}
 	}
+	for _, d := range []time.Duration{0, -time.Second} {
+		if _, err := master.New(ctx, master.WithChildLease(d)); !errors.Is(err, master.ErrConfig) || !strings.Contains(err.Error(), "child lease") {
+			t.Errorf("WithChildLease(%s): %v, want ErrConfig naming the child lease", d, err)
+		}
+	}
 }
 
 // TestOptionsThatDoNotApply: an option New, Connect, Spawn or Map would

@@ -62,6 +62,10 @@ func (s *slave) onReply(msg *nats.Msg) {
 		}
 		return
 	}
+	// A reply is a sign of life as good as a heartbeat's answer: a worker
+	// whose connection holds a backlog of calls reads its heartbeats late,
+	// and must not be taken for lost while it answers.
+	s.lastAck.Store(time.Now().UnixNano())
 	if wire.IsReplyChunk(msg.Data) {
 		s.replyChunk(msg)
 		return

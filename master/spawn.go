@@ -183,9 +183,9 @@ func (m *Master) Spawn(ctx context.Context, opts ...SpawnOption) (*Slave, error)
 	// holding a live lease rides out a NATS outage, one without gives up.
 	// Should this one not go, the next tick's will.
 	if s.lane != nil {
-		s.heartbeat(m.heartbeat())
+		s.heartbeat(m.heartbeat(m.childLease))
 	} else {
-		m.firstBeat(s.id)
+		m.firstBeat(s.id, m.childLease)
 	}
 	s.lastAck.Store(time.Now().UnixNano()) // the hello counts as the first answer
 	m.mu.Lock()

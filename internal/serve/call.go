@@ -210,17 +210,24 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 	// for it, and its id is not unique.
 	noAnswer := c.Kind == wire.KindThread && reply == "" && c.ID == 0
 	w.mu.Lock()
-	if w.closing {
-		w.mu.Unlock()
-		w.refuse(cl, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
-		return nil
-	}
+	// A lapsed master is told so before a closing worker's refusal: the
+	// owner's lapse is why a spawned worker closes.
 	if len(w.gone) > 0 {
 		if g, ok := w.gone[c.Master]; ok && g.lapsed && time.Now().Before(g.until) {
 			w.mu.Unlock()
 			w.refuse(cl, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
 			return nil
 		}
+	}
+	if w.closing {
+		w.mu.Unlock()
+		w.refuse(cl, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
+		return nil
+	}
+	// A call is a sign of its master's life as good as a heartbeat: behind
+	// a backlog of calls on the connection, heartbeats are read late.
+	if l := w.leases[c.Master]; l != nil && cl.since.After(l.last) {
+		l.last = cl.since
 	}
 	// Every call counts until it has run (see run); only a release, which
 	// nobody could be told of, is never refused.

@@ -18,6 +18,11 @@ import (
 // noticed at most this late.
 const leaseTick = 20 * time.Millisecond
 
+// stallGap is how late a look for lapsed leases must come for the worker
+// to count itself stalled (stopped, or starved of CPU): the time it did
+// not run is not its masters' silence, and is added to their leases.
+const stallGap = 5 * leaseTick
+
 // lease is one master's hold on the worker, renewed by its heartbeats.
 type lease struct {
 	length time.Duration
@@ -97,11 +102,16 @@ func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(leaseTick)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
+			if gap := now.Sub(last); gap > stallGap {
+				w.stalled(gap - leaseTick)
+			}
+			last = now
 			w.expireLeases(now)
 			if w.lane != nil {
 				w.relieveLane()
@@ -110,6 +120,18 @@ func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// stalled adds d, a time the worker did not run, to every lease: the
+// heartbeats that came meanwhile wait unread, and the masters' silence
+// was the worker's own.
+func (w *Worker) stalled(d time.Duration) {
+	w.mu.Lock()
+	for _, l := range w.leases {
+		l.last = l.last.Add(d)
+	}
+	w.mu.Unlock()
+}
+
+// expireLeases drops the masters whose lease lapsed by now.
 func (w *Worker) expireLeases(now time.Time) {
 	ownerGone := false
 	w.mu.Lock()
