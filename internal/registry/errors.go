@@ -71,17 +71,10 @@ func init() {
 		{"os.ErrDeadlineExceeded", os.ErrDeadlineExceeded},
 		{"os.ErrProcessDone", os.ErrProcessDone},
 		{"net.ErrClosed", net.ErrClosed},
-	} {
-		RegisterError(s.name, s.err)
-	}
-	// The errnos travel by name, not by number, which differs from one
-	// system to another: a worker's ECONNREFUSED is the master's. (Their
-	// portable meaning travels anyway: an ENOENT is fs.ErrNotExist, by
-	// syscall.Errno's Is.)
-	for _, s := range []struct {
-		name string
-		err  syscall.Errno
-	}{
+		// The errnos travel by name, not by number, which differs from
+		// one system to another: a worker's ECONNREFUSED is the master's.
+		// (Their portable meaning travels anyway: an ENOENT is
+		// fs.ErrNotExist, by syscall.Errno's Is.)
 		{"syscall.ENOENT", syscall.ENOENT},
 		{"syscall.EEXIST", syscall.EEXIST},
 		{"syscall.EACCES", syscall.EACCES},
