@@ -1,12 +1,23 @@
 package bus_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/processional/processional/bus"
@@ -286,8 +297,9 @@ func TestRegisterErrorPanics(t *testing.T) {
 		{"empty name", func() { bus.RegisterError("", errors.New("x")) }, "needs a name"},
 		{"nil error", func() { bus.RegisterError("bus_test.nilErr", nil) }, "non-nil error"},
 		{"duplicate of a bus sentinel", func() { bus.RegisterError("bus.ErrPanic", errors.New("x")) }, `"bus.ErrPanic" registered twice`},
-		{"duplicate of a test sentinel", func() { bus.RegisterError("bus_test.errEmpty", errEmpty) }, `"bus_test.errEmpty" registered twice`},
-		{"duplicate of context.Canceled", func() { bus.RegisterError("context.Canceled", context.Canceled) }, "registered twice"},
+		{"a test sentinel's name for another error", func() { bus.RegisterError("bus_test.errEmpty", errTooLarge) }, `"bus_test.errEmpty" registered twice, for two errors`},
+		{"io.EOF's name for another error", func() { bus.RegisterError("io.EOF", errors.New("EOF")) }, `"io.EOF" registered twice`},
+		{"uncomparable", func() { bus.RegisterError("bus_test.uncomparable", sliceError{"a"}) }, "bus_test.sliceError is not comparable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg, ok := panicValue(tc.reg)
@@ -296,6 +308,33 @@ func TestRegisterErrorPanics(t *testing.T) {
 			}
 			wantSubstrings(t, "panic", msg, "bus: RegisterError", tc.want)
 		})
+	}
+}
+
+// sliceError is an error type errors.Is cannot compare.
+type sliceError []string
+
+func (e sliceError) Error() string { return strings.Join(e, ", ") }
+
+// TestRegisterErrorAgain: the same error under the same name again is a
+// no-op, so that a program that registered a standard sentinel itself,
+// before processional did, still starts.
+func TestRegisterErrorAgain(t *testing.T) {
+	for name, err := range map[string]error{
+		"bus_test.errEmpty": errEmpty, "context.Canceled": context.Canceled, "io.EOF": io.EOF, "fs.ErrNotExist": fs.ErrNotExist,
+	} {
+		// Registered already (by processional for the standard ones):
+		// this test must not be what registers them.
+		if re := wire.NewRemoteError("w", "f", err); !slices.Contains(re.Sentinels, name) {
+			t.Fatalf("%q is not registered: sentinels %q", name, re.Sentinels)
+		}
+		if got, panicked := panicValue(func() { bus.RegisterError(name, err) }); panicked {
+			t.Errorf("RegisterError(%q, %v) again panicked: %s", name, err, got)
+		}
+		re := wire.NewRemoteError("w", "f", fmt.Errorf("x: %w", err))
+		if n := strings.Count(strings.Join(re.Sentinels, ","), name); n != 1 || !errors.Is(re, err) {
+			t.Errorf("%q: sentinels %q, want it once", name, re.Sentinels)
+		}
 	}
 }
 
@@ -330,3 +369,181 @@ func TestPanicStackStartsAtThePanic(t *testing.T) {
 }
 
 func panicHere() { panic("here") }
+
+// stdSentinels are the standard library's sentinels that hold across the
+// wire with no registration by the user.
+var stdSentinels = []error{
+	io.EOF, io.ErrUnexpectedEOF, io.ErrClosedPipe, io.ErrShortWrite, io.ErrShortBuffer, io.ErrNoProgress,
+	fs.ErrInvalid, fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, fs.ErrClosed,
+	os.ErrNoDeadline, os.ErrDeadlineExceeded, os.ErrProcessDone,
+	net.ErrClosed, errors.ErrUnsupported, context.Canceled, context.DeadlineExceeded,
+	syscall.ENOENT, syscall.EEXIST, syscall.EACCES, syscall.EPERM, syscall.ENOTDIR, syscall.EISDIR,
+	syscall.ENOTEMPTY, syscall.ENOSPC, syscall.EINVAL, syscall.EINTR, syscall.EAGAIN, syscall.EPIPE,
+	syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ETIMEDOUT, syscall.EADDRINUSE,
+}
+
+func TestRemoteErrorStandardSentinels(t *testing.T) {
+	for _, target := range stdSentinels {
+		for _, err := range []error{target, fmt.Errorf("wrapped: %w", target), errors.Join(errEmpty, target)} {
+			for i, re := range travel(t, err) {
+				if !errors.Is(re, target) {
+					t.Errorf("%d: %v (%T) lost %v: sentinels %q", i, err, err, target, re.Sentinels)
+				}
+				// Nothing else: each sentinel matches under its own name
+				// only, but an errno's portable meaning (ENOENT is
+				// fs.ErrNotExist) travels with it, as Errno.Is says.
+				for _, other := range stdSentinels {
+					if other != target && errors.Is(re, other) != errors.Is(err, other) {
+						t.Errorf("%d: %v: errors.Is(%v) = %v across the wire, %v here",
+							i, err, other, errors.Is(re, other), errors.Is(err, other))
+					}
+				}
+			}
+		}
+	}
+	// os's errors are fs's values: they match under fs's names.
+	re := travel(t, fmt.Errorf("open x: %w", os.ErrNotExist))[2]
+	if !errors.Is(re, os.ErrNotExist) || !errors.Is(re, fs.ErrNotExist) || !slices.Contains(re.Sentinels, "fs.ErrNotExist") {
+		t.Errorf("os.ErrNotExist across the wire: sentinels %q", re.Sentinels)
+	}
+}
+
+// TestRemoteErrorSyscallErrors: the errors the os and net packages really
+// return, wrapping an errno, keep both the errno (by name) and its
+// portable meaning.
+func TestRemoteErrorSyscallErrors(t *testing.T) {
+	_, openErr := os.Open(filepath.Join(t.TempDir(), "missing"))
+	mkdirErr := os.Mkdir(t.TempDir(), 0o700)
+	for _, tc := range []struct {
+		name string
+		err  error
+		is   []error
+	}{
+		{"os.Open of a missing file", openErr, []error{fs.ErrNotExist, syscall.ENOENT}},
+		{"os.Mkdir of a directory there", mkdirErr, []error{fs.ErrExist, syscall.EEXIST}},
+		{"an os.SyscallError", os.NewSyscallError("connect", syscall.ECONNREFUSED), []error{syscall.ECONNREFUSED}},
+		{"a bare errno", syscall.EACCES, []error{syscall.EACCES, fs.ErrPermission}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil {
+				t.Fatal("no error to send")
+			}
+			for i, re := range travel(t, tc.err) {
+				for _, target := range tc.is {
+					if !errors.Is(tc.err, target) {
+						t.Fatalf("%v is not %v even here", tc.err, target)
+					}
+					if !errors.Is(re, target) {
+						t.Errorf("%d: %v lost %v: sentinels %q", i, tc.err, target, re.Sentinels)
+					}
+				}
+			}
+		})
+	}
+}
+
+// remoteFrom returns err as the master reads it from a worker's reply.
+func remoteFrom(t *testing.T, err error) *bus.RemoteError {
+	t.Helper()
+	return travel(t, err)[2]
+}
+
+func TestErrorFormat(t *testing.T) {
+	pe := func() (pe *bus.PanicError) {
+		defer func() { pe = wire.NewPanicError(recover()) }()
+		panicker()
+		return nil
+	}()
+	for _, tc := range []struct {
+		name  string
+		err   error
+		stack string // what %+v adds
+	}{
+		{"panic", pe, pe.Stack},
+		{"remote panic", remoteFrom(t, pe), pe.Stack},
+		{"remote wrapped panic", remoteFrom(t, fmt.Errorf("task: %w", pe)), pe.Stack},
+		{"remote error", remoteFrom(t, fmt.Errorf("x: %w", io.EOF)), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := tc.err.Error()
+			for _, f := range []struct{ format, want string }{
+				{"%v", msg},
+				{"%s", msg},
+				{"%q", strconv.Quote(msg)},
+				{"%x", hex.EncodeToString([]byte(msg))},
+				{"%.5s", msg[:5]},
+				{"[%-80v]", fmt.Sprintf("[%-80s]", msg)},
+				{"%d", "%!d(" + fmt.Sprintf("%T", tc.err) + "=" + msg + ")"},
+			} {
+				if got := fmt.Sprintf(f.format, tc.err); got != f.want {
+					t.Errorf("%s = %q, want %q", f.format, got, f.want)
+				}
+			}
+			want := msg
+			if tc.stack != "" {
+				want += "\n\n" + strings.TrimSuffix(tc.stack, "\n")
+				wantSubstrings(t, "%+v", fmt.Sprintf("%+v", tc.err), "\n\ngoroutine ", "bus_test.panicker(")
+			}
+			if got := fmt.Sprintf("%+v", tc.err); got != want {
+				t.Errorf("%%+v = %q, want %q", got, want)
+			}
+			// Wrapped on the master's side, it is the wrapper's message.
+			if got := fmt.Sprintf("%+v", fmt.Errorf("call: %w", tc.err)); got != "call: "+msg {
+				t.Errorf("%%+v of a wrapper = %q", got)
+			}
+		})
+	}
+	// %#v gives Go syntax, not the message.
+	re := &bus.RemoteError{Type: "*errors.errorString", Message: "boom", Worker: "w", Sentinels: []string{"io.EOF"}}
+	if got, want := fmt.Sprintf("%#v", re), `&bus.RemoteError{Type:"*errors.errorString", Message:"boom", Worker:"w", Function:"", Stack:"", Sentinels:[]string{"io.EOF"}, Panic:""}`; got != want {
+		t.Errorf("%%#v = %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprintf("%#v", &bus.PanicError{Value: 7, Stack: "s"}), `&bus.PanicError{Value:7, Stack:"s"}`; got != want {
+		t.Errorf("%%#v = %s, want %s", got, want)
+	}
+	// A nil one prints as fmt prints a nil pointer whose method panics.
+	if got := fmt.Sprintf("%v", (*bus.RemoteError)(nil)); got != "<nil>" {
+		t.Errorf("%%v of a nil *RemoteError = %q", got)
+	}
+}
+
+// logJSON logs err through a slog.JSONHandler and returns the decoded
+// value of its "err" attribute.
+func logJSON(t *testing.T, err error) map[string]any {
+	t.Helper()
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Error("failed", "err", err)
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("the log line %q does not decode: %v", buf.String(), err)
+	}
+	group, ok := rec["err"].(map[string]any)
+	if !ok {
+		t.Fatalf("err is %T in %s, want a group", rec["err"], buf.String())
+	}
+	return group
+}
+
+func TestErrorLogValue(t *testing.T) {
+	pe := wire.NewPanicError(fmt.Errorf("bad: %w", errEmpty))
+	got := logJSON(t, pe)
+	want := map[string]any{"message": "panic: bad: bus_test: empty input", "panic": "bad: bus_test: empty input",
+		"panic_type": "*fmt.wrapError", "stack": pe.Stack}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("a *PanicError logs %v, want %v", got, want)
+	}
+
+	re := remoteFrom(t, fmt.Errorf("task: %w", pe))
+	got = logJSON(t, re)
+	want = map[string]any{"message": "task: panic: bad: bus_test: empty input", "type": "*fmt.wrapError",
+		"worker": "w-1", "function": "bus_test.fn", "sentinels": []any{"bus.ErrPanic", "bus_test.errEmpty"},
+		"panic": "bad: bus_test: empty input", "stack": pe.Stack}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("a remote panic logs %v, want %v", got, want)
+	}
+
+	got = logJSON(t, &bus.RemoteError{Message: "m", Worker: "w"})
+	if want := map[string]any{"message": "m", "worker": "w"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("a bare remote error logs %v, want %v", got, want)
+	}
+}

@@ -5,9 +5,20 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/worker"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain lets the test binary double as the worker of the tests that
+// call a real worker process (errors_remote_test.go, the examples).
+func TestMain(m *testing.M) {
+	if worker.Main() {
+		return
+	}
+	proctest.NoRaceExitSleep()
+	goleak.VerifyTestMain(m)
+}
 
 // panicValue runs f and returns what it panicked with, as a string, and
 // whether it panicked.

@@ -4,7 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"reflect"
 	"sync"
+	"syscall"
 )
 
 // processional's own sentinel errors, registered under the names of their
@@ -33,9 +39,62 @@ var (
 
 func register(name, msg string) error { return RegisterError(name, errors.New(msg)) }
 
+// The standard library's sentinels, registered in every binary under the
+// names Go code spells them by, so that errors.Is holds for them across
+// the wire with no registration by the user. os.ErrNotExist and its
+// kin are the same values as fs's, and match under fs's names.
+//
+// Only names travel: a peer built before one of these was registered
+// reads its name and does not match it, and the error is otherwise the
+// same. The names of the standard packages (context, errors, io, fs, os,
+// net, syscall) and bus are processional's.
 func init() {
-	RegisterError("context.Canceled", context.Canceled)
-	RegisterError("context.DeadlineExceeded", context.DeadlineExceeded)
+	for _, s := range []struct {
+		name string
+		err  error
+	}{
+		{"context.Canceled", context.Canceled},
+		{"context.DeadlineExceeded", context.DeadlineExceeded},
+		{"errors.ErrUnsupported", errors.ErrUnsupported},
+		{"io.EOF", io.EOF},
+		{"io.ErrUnexpectedEOF", io.ErrUnexpectedEOF},
+		{"io.ErrClosedPipe", io.ErrClosedPipe},
+		{"io.ErrShortWrite", io.ErrShortWrite},
+		{"io.ErrShortBuffer", io.ErrShortBuffer},
+		{"io.ErrNoProgress", io.ErrNoProgress},
+		{"fs.ErrInvalid", fs.ErrInvalid},
+		{"fs.ErrPermission", fs.ErrPermission},
+		{"fs.ErrExist", fs.ErrExist},
+		{"fs.ErrNotExist", fs.ErrNotExist},
+		{"fs.ErrClosed", fs.ErrClosed},
+		{"os.ErrNoDeadline", os.ErrNoDeadline},
+		{"os.ErrDeadlineExceeded", os.ErrDeadlineExceeded},
+		{"os.ErrProcessDone", os.ErrProcessDone},
+		{"net.ErrClosed", net.ErrClosed},
+		// The errnos travel by name, not by number, which differs from
+		// one system to another: a worker's ECONNREFUSED is the master's.
+		// (Their portable meaning travels anyway: an ENOENT is
+		// fs.ErrNotExist, by syscall.Errno's Is.)
+		{"syscall.ENOENT", syscall.ENOENT},
+		{"syscall.EEXIST", syscall.EEXIST},
+		{"syscall.EACCES", syscall.EACCES},
+		{"syscall.EPERM", syscall.EPERM},
+		{"syscall.ENOTDIR", syscall.ENOTDIR},
+		{"syscall.EISDIR", syscall.EISDIR},
+		{"syscall.ENOTEMPTY", syscall.ENOTEMPTY},
+		{"syscall.ENOSPC", syscall.ENOSPC},
+		{"syscall.EINVAL", syscall.EINVAL},
+		{"syscall.EINTR", syscall.EINTR},
+		{"syscall.EAGAIN", syscall.EAGAIN},
+		{"syscall.EPIPE", syscall.EPIPE},
+		{"syscall.ECONNREFUSED", syscall.ECONNREFUSED},
+		{"syscall.ECONNRESET", syscall.ECONNRESET},
+		{"syscall.ECONNABORTED", syscall.ECONNABORTED},
+		{"syscall.ETIMEDOUT", syscall.ETIMEDOUT},
+		{"syscall.EADDRINUSE", syscall.EADDRINUSE},
+	} {
+		RegisterError(s.name, s.err)
+	}
 }
 
 var sentinels struct {
@@ -45,18 +104,26 @@ var sentinels struct {
 }
 
 // RegisterError registers err under name and returns it. It panics on an
-// empty name, a nil error or a name registered twice (see bus.RegisterError).
+// empty name, a nil or uncomparable error, or a name registered twice for
+// two errors (see bus.RegisterError); the same error under the same name
+// again is a no-op.
 func RegisterError(name string, err error) error {
 	if name == "" || err == nil {
 		panic("bus: RegisterError needs a name and a non-nil error")
+	}
+	if !reflect.TypeOf(err).Comparable() {
+		panic(fmt.Sprintf("bus: RegisterError: %q: a %T is not comparable: errors.Is cannot match it", name, err))
 	}
 	sentinels.Lock()
 	defer sentinels.Unlock()
 	if sentinels.byName == nil {
 		sentinels.byName = make(map[string]error)
 	}
-	if _, dup := sentinels.byName[name]; dup {
-		panic(fmt.Sprintf("bus: RegisterError: %q registered twice", name))
+	if prev, dup := sentinels.byName[name]; dup {
+		if prev == err {
+			return err
+		}
+		panic(fmt.Sprintf("bus: RegisterError: %q registered twice, for two errors", name))
 	}
 	sentinels.byName[name] = err
 	sentinels.names = append(sentinels.names, name)

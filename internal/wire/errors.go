@@ -51,7 +51,7 @@ func NewRemoteError(worker, function string, err error) *bus.RemoteError {
 	}
 	var pe *bus.PanicError
 	if errors.As(err, &pe) {
-		r.Stack = pe.Stack
+		r.Stack, r.Panic = pe.Stack, fmt.Sprint(pe.Value)
 	}
 	return r
 }
