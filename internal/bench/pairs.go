@@ -61,12 +61,16 @@ type Env struct {
 
 	cluster *clusterEnv
 
-	pool        *master.Pool // two `processional worker --pool` processes
+	pool        *master.Pool // poolMembers `processional worker --pool` processes
 	poolWorkers []*child
+	poolEchoes  []*child // as many raw responders, in one queue group
+	poolSubject string   // theirs
 
-	load      *Load  // master processes connected to server
-	loadEcho  *child // raw responder on server's NATS
-	loadRawTo string // its subject
+	load         *Load  // master processes connected to server's NATS
+	loadEcho     *child // raw responder on server's NATS
+	loadRawTo    string // its subject
+	loadWorker   *child // `processional worker` on server's NATS, which load calls
+	loadWorkerID string // its id
 
 	lean leanWorker // the worker-only binary
 
@@ -95,10 +99,12 @@ func (e *Env) Close() {
 		e.load.Close()
 		e.load = nil
 	}
-	if e.loadEcho != nil {
-		e.loadEcho.kill()
-		e.loadEcho = nil
+	for _, c := range []*child{e.loadEcho, e.loadWorker} {
+		if c != nil {
+			c.kill()
+		}
 	}
+	e.loadEcho, e.loadWorker = nil, nil
 	for _, s := range []*master.Slave{e.viaTCP, e.viaUnix} {
 		if s != nil {
 			s.Close()
@@ -135,10 +141,10 @@ func (e *Env) Close() {
 		e.pool.Close()
 		e.pool = nil
 	}
-	for _, c := range e.poolWorkers {
+	for _, c := range append(e.poolWorkers, e.poolEchoes...) {
 		c.kill()
 	}
-	e.poolWorkers = nil
+	e.poolWorkers, e.poolEchoes = nil, nil
 	if e.acker != nil {
 		e.acker.kill()
 		e.acker = nil
