@@ -469,7 +469,7 @@ func pipelinedPair() *Pair {
 			inbox := nats.NewInbox()
 			var got atomic.Int64
 			all := make(chan struct{})
-			sub, err := nc.Subscribe(inbox, func(*nats.Msg) {
+			sub, err := replySub(nc, inbox, func(*nats.Msg) {
 				if got.Add(1) == int64(n) {
 					close(all)
 				}
@@ -478,22 +478,14 @@ func pipelinedPair() *Pair {
 				return 0, err
 			}
 			defer sub.Unsubscribe()
-			sub.SetPendingLimits(-1, -1)
-			if err := nc.Flush(); err != nil {
-				return 0, err
-			}
 			start := time.Now()
 			for range n {
 				if err := nc.PublishRequest(e.subject, inbox, payload); err != nil {
 					return 0, err
 				}
 			}
-			select {
-			case <-all:
-			case <-time.After(60 * time.Second):
-				return 0, fmt.Errorf("raw pipelined: %d of %d replies after 60s", got.Load(), n)
-			case <-ctx.Done():
-				return 0, ctx.Err()
+			if err := awaitReplies(ctx, all, &got, n, "raw pipelined"); err != nil {
+				return 0, err
 			}
 			return time.Since(start), nil
 		},
@@ -549,5 +541,33 @@ func spawnPair() *Pair {
 			}
 			return total, nil
 		},
+	}
+}
+
+// replySub subscribes cb to a raw side's replies on subject, with no
+// pending limit, and returns once the server has the subscription.
+func replySub(nc *nats.Conn, subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(subject, cb)
+	if err != nil {
+		return nil, err
+	}
+	sub.SetPendingLimits(-1, -1)
+	if err := nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// awaitReplies waits until all is closed: the n replies a raw side
+// counts in got have come; what names the side in the error after 60 s.
+func awaitReplies(ctx context.Context, all <-chan struct{}, got *atomic.Int64, n int, what string) error {
+	select {
+	case <-all:
+		return nil
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("%s: %d of %d replies after 60s", what, got.Load(), n)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

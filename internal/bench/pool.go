@@ -148,7 +148,7 @@ func rawMap(ctx context.Context, nc *nats.Conn, subject string, items [][]byte) 
 			fail(err)
 		}
 	}
-	sub, err := nc.Subscribe(inbox+".*", func(m *nats.Msg) {
+	sub, err := replySub(nc, inbox+".*", func(m *nats.Msg) {
 		i, err := strconv.Atoi(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:])
 		switch {
 		case err != nil || i < 0 || i >= n:
@@ -167,22 +167,14 @@ func rawMap(ctx context.Context, nc *nats.Conn, subject string, items [][]byte) 
 		return 0, err
 	}
 	defer sub.Unsubscribe()
-	sub.SetPendingLimits(-1, -1)
-	if err := nc.Flush(); err != nil {
-		return 0, err
-	}
 	start := time.Now()
 	first := min(n, mapInFlight)
 	sent.Store(int64(first))
 	for i := range first {
 		send(int64(i))
 	}
-	select {
-	case <-all:
-	case <-time.After(60 * time.Second):
-		return 0, fmt.Errorf("raw map: %d of %d replies after 60s", got.Load(), n)
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if err := awaitReplies(ctx, all, &got, n, "raw map"); err != nil {
+		return 0, err
 	}
 	if p := bad.Load(); p != nil {
 		return 0, *p
