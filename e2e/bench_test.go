@@ -104,7 +104,7 @@ func TestBenchJSONContract(t *testing.T) {
 		"shm_10mb": true, "read_10mb": true, "nats_chunks_10mb": true, "copy_10mb": true, "result_10mb": true, "floats_10mb": true,
 		"codec_structs_10mb": true, "structs_10mb": true, "copy_10mb_remote": true, "shm_cold_10mb": true, "copy_10mb_nats": true, "result_10mb_nats": true, "floats_10mb_nats": true,
 		"floats_10mb_first": true, "structs_10mb_first": true, "copy_10mb_first": true, "result_10mb_first": true, "copy_10mb_remote_first": true, "shm_cold_10mb_first": true,
-		"nats_cluster_rtt": true, "cluster_invoke_rtt": true, "pool_map": true,
+		"nats_cluster_rtt": true, "cluster_invoke_rtt": true, "nats_pool_map": true, "pool_map": true,
 		"worker_start_ms": true, "child_rss_mb": true, "worker_rss_mb": true, "lean_worker_rss_mb": true,
 		"nats_load": true, "load": true, "nats_load_p50_us": true, "load_p50_us": true, "nats_load_p99_us": true, "load_p99_us": true,
 		"stream_items": true, "stream_window_mb": true, "stream_backpressure_mb": true, "stream_first_item": true,

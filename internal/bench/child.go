@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,9 +25,9 @@ const envChild = "PROCESSIONAL_BENCH_CHILD"
 
 // Child modes, and the environment each reads.
 const (
-	modeNATS   = "nats"   // PROCESSIONAL_BENCH_URL, _TOKEN, _SUBJECT, _READY
+	modeNATS   = "nats"   // PROCESSIONAL_BENCH_URL, _TOKEN, _SUBJECT, _READY, and _QUEUE for a queue group
 	modeUnix   = "unix"   // PROCESSIONAL_BENCH_SOCKET
-	modeHolder = "holder" // a master that spawns a worker, prints its pid, and waits to be killed
+	modeHolder = "holder" // a master that spawns a worker, prints its pid, and waits to be killed (PROCESSIONAL_BENCH_URL, _TOKEN: on that server)
 	modeClient = "client" // a master connected to a server (PROCESSIONAL_BENCH_URL, _TOKEN), waiting to be killed
 )
 
@@ -82,7 +83,9 @@ func natsChild() error {
 			}
 		}
 	}
-	sub, err := nc.Subscribe(os.Getenv("PROCESSIONAL_BENCH_SUBJECT"), respond)
+	// With PROCESSIONAL_BENCH_QUEUE, one of a queue group: each request
+	// goes to one of its members, as to one of a pool's.
+	sub, err := nc.QueueSubscribe(os.Getenv("PROCESSIONAL_BENCH_SUBJECT"), os.Getenv("PROCESSIONAL_BENCH_QUEUE"), respond)
 	if err != nil {
 		return err
 	}
@@ -101,10 +104,22 @@ func natsChild() error {
 
 // holderChild is a master process: it spawns a worker (this binary), sets
 // a long call running on it, prints the worker's pid, and waits to be
-// killed.
+// killed. With PROCESSIONAL_BENCH_URL (and _TOKEN) it starts no server of
+// its own but uses that one, which outlives it: its worker, if spawned
+// without the lane and the parent-death signal ($PROCESSIONAL_LANE=off,
+// $PROCESSIONAL_PDEATHSIG=off), then hears of its master's death from
+// the lease alone.
 func holderChild() error {
 	ctx := context.Background()
-	s, err := master.Spawn(ctx, master.WithOutput(os.Stderr, os.Stderr))
+	spawn := master.Spawn
+	if url := os.Getenv("PROCESSIONAL_BENCH_URL"); url != "" {
+		m, err := master.New(ctx, master.WithNATS(url), master.WithToken(os.Getenv("PROCESSIONAL_BENCH_TOKEN")))
+		if err != nil {
+			return err
+		}
+		spawn = m.Spawn
+	}
+	s, err := spawn(ctx, master.WithOutput(os.Stderr, os.Stderr))
 	if err != nil {
 		return err
 	}
@@ -114,6 +129,7 @@ func holderChild() error {
 	master.Schedule(ctx, s, builtin.Sleep, time.Hour)
 	fmt.Println(s.PID())
 	time.Sleep(time.Hour)
+	runtime.KeepAlive(s) // held until killed: a slave dropped is closed
 	return nil
 }
 

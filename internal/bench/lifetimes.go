@@ -25,10 +25,35 @@ import (
 	"github.com/processional/processional/master"
 )
 
-// leaseBase is the baseline of the lifetime pairs: the lease, the time a
-// worker would take to notice a death without the fast paths.
-func leaseBase(_ context.Context, _ *Env, n int) (time.Duration, error) {
-	return time.Duration(n) * master.DefaultLease, nil
+// leaseBase is lease, the baseline of the lifetime pairs: the lease as
+// it lapses in practice, measured in the same run, not the configured
+// length. It is orphan_exit with every fast path off: a holder master on
+// the bench's NATS server (which outlives it) spawns a worker without the
+// lane and without the parent-death signal, sets a call running, and is
+// SIGKILLed; the time until its worker is gone is the time the worker
+// takes to notice by missed heartbeats alone, from the kill: what the
+// lease costs when nothing faster tells.
+func leaseBase(ctx context.Context, e *Env, n int) (time.Duration, error) {
+	m, err := e.master(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for range n {
+		d, err := orphanExit(ctx, e.binary, "PROCESSIONAL_BENCH_URL="+m.URL(), "PROCESSIONAL_BENCH_TOKEN="+m.Token(),
+			master.EnvLane+"=off", master.EnvParentDeathSignal+"=off")
+		if err != nil {
+			return 0, fmt.Errorf("the lease-only holder: %w", err)
+		}
+		// Its last heartbeat came at most an interval (a quarter of the
+		// lease) before the kill: a worker gone much sooner heard of the
+		// death some other way, and this would be no lease.
+		if d < master.DefaultLease/2 {
+			return 0, fmt.Errorf("the lease-only holder's worker was gone %s after its master's death, sooner than its lease (%s) can lapse: it did not go by the lease", d, master.DefaultLease)
+		}
+		total += d
+	}
+	return total, nil
 }
 
 // orphanPair times how long a worker outlives its SIGKILLed master
@@ -143,6 +168,7 @@ func workerLost(ctx context.Context, s *master.Slave) (time.Duration, error) {
 func startReporter(ctx context.Context, binary, what string, env ...string) (line string, stop func(), err error) {
 	cmd := exec.CommandContext(ctx, binary)
 	cmd.Env = append(cmd.Environ(), env...)
+	cmd.Stderr = os.Stderr // a child that fails says why
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -267,37 +293,95 @@ func leaseTeardownPair() *Pair {
 	}
 }
 
-// leaseTeardown starts a master process connected to the server, kills it
-// with SIGKILL, and times until the server has dropped its lease.
+// leaseTeardown starts a master process connected to the server, makes
+// sure the server holds its lease, renewed by a heartbeat seen on the
+// wire, kills it with SIGKILL, and times until the server has dropped
+// its lease.
 func leaseTeardown(ctx context.Context, e *Env) (time.Duration, error) {
+	nc, err := nats.Connect(e.server.url, nats.Token(e.server.token))
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	// The client's heartbeats to the server go by NATS: a raw subscriber
+	// sees them. Subscribed before the client starts, so that none is
+	// missed.
+	beats := make(chan *nats.Msg, 64)
+	hbSubject := wire.HeartbeatSubject(wire.DefaultServerID)
+	sub, err := nc.ChanSubscribe(hbSubject, beats)
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		return 0, err
+	}
 	id, stop, err := startReporter(ctx, e.binary, "the client's master id", envChild+"="+modeClient,
 		"PROCESSIONAL_BENCH_URL="+e.server.url, "PROCESSIONAL_BENCH_TOKEN="+e.server.token)
 	if err != nil {
 		return 0, err
 	}
 	defer stop()
-	nc, err := nats.Connect(e.server.url, nats.Token(e.server.token))
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	start := time.Now()
-	stop()
-	for {
-		msg, err := nc.Request(wire.ControlSubject("server", "leases"), nil, 5*time.Second)
+	leases := func() (map[string]int64, error) {
+		msg, err := nc.Request(wire.ControlSubject(wire.DefaultServerID, "leases"), nil, 5*time.Second)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		var leases map[string]int64
 		if err := json.Unmarshal(msg.Data, &leases); err != nil {
+			return nil, fmt.Errorf("the server's leases %q: %v", msg.Data, err)
+		}
+		return leases, nil
+	}
+	// Before the kill, the lease must be live: a heartbeat of this master
+	// on the wire after it reported (it renews a lease its calls already
+	// started), and then the server listing its lease. Otherwise what
+	// follows would time the teardown of a lease never held.
+	reported := time.Now()
+	if err := awaitHeartbeat(ctx, beats, hbSubject, id, reported.Add(10*master.DefaultLease)); err != nil {
+		return 0, err
+	}
+	sub.Unsubscribe()
+	held, err := leases()
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := held[id]; !ok {
+		return 0, fmt.Errorf("the server holds no lease of master %s after its heartbeat (leases: %v): nothing to tear down", id, held)
+	}
+	start := time.Now()
+	stop()
+	for {
+		held, err := leases()
+		if err != nil {
 			return 0, err
 		}
-		if _, held := leases[id]; !held {
+		if _, ok := held[id]; !ok {
 			return time.Since(start), nil
 		}
 		if time.Since(start) > 10*master.DefaultLease {
 			return 0, fmt.Errorf("the server still holds the killed master's lease after %s", time.Since(start))
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// awaitHeartbeat waits until beats, a subscription to msgSubject,
+// carries a heartbeat of master id, or deadline.
+func awaitHeartbeat(ctx context.Context, beats <-chan *nats.Msg, msgSubject, id string, deadline time.Time) error {
+	timeout := time.NewTimer(time.Until(deadline))
+	defer timeout.Stop()
+	var c wire.Call
+	for {
+		select {
+		case msg := <-beats:
+			if wire.DecodeCall(msg.Data, &c) == nil && c.Kind == wire.KindHeartbeat && c.Master == id {
+				return nil
+			}
+		case <-timeout.C:
+			return fmt.Errorf("no heartbeat of master %s on %s in time: its lease is not renewed", id, msgSubject)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }

@@ -35,18 +35,23 @@ import (
 // call, the common verb, so each master's calls also keep their order on
 // the server. Its raw equivalent (the nats_load rows) is a nats.go
 // request, from the same processes, to a bare responder child on the same
-// NATS server, checked to echo its 8 bytes.
+// NATS server, checked to echo its 8 bytes. In the bench (loadPair), the
+// worker called is a `processional worker` process of its own on that
+// server, over TCP, as the responder is: both sides cross the same hops.
 
-const modeLoad = "load" // PROCESSIONAL_BENCH_URL, _TOKEN, _INFLIGHT, and _SUBJECT for raw requests
+const modeLoad = "load" // PROCESSIONAL_BENCH_URL, _TOKEN, _SERVER_ID, _INFLIGHT, and _SUBJECT for raw requests
 
 // LoadOptions configure [StartLoad].
 type LoadOptions struct {
 	// Binary is run as each master: its main must call worker.Main and
 	// ChildMain first (the processional binary does).
 	Binary string
-	// URL and Token are the server's (a `processional server`, or any
-	// worker.Server whose binary registered bench.inc).
+	// URL and Token are the NATS server's (a `processional server`'s, or
+	// any whose workers' binary registered bench.inc).
 	URL, Token string
+	// ServerID is the id of the worker the masters call; empty means the
+	// `processional server`'s own (server.DefaultID).
+	ServerID string
 	// Masters is the number of master processes; 0 means 8.
 	Masters int
 	// InFlight is the calls each master keeps in flight; 0 means 1000.
@@ -142,6 +147,7 @@ func startLoadProc(o LoadOptions) (*loadProc, error) {
 	cmd := exec.Command(o.Binary)
 	cmd.Env = append(os.Environ(), envChild+"="+modeLoad,
 		"PROCESSIONAL_BENCH_URL="+o.URL, "PROCESSIONAL_BENCH_TOKEN="+o.Token,
+		"PROCESSIONAL_BENCH_SERVER_ID="+o.ServerID,
 		"PROCESSIONAL_BENCH_INFLIGHT="+strconv.Itoa(o.InFlight),
 		"PROCESSIONAL_BENCH_SUBJECT="+o.RawSubject,
 		"PROCESSIONAL_BENCH_LEASE="+o.Lease.String())
@@ -312,6 +318,9 @@ func loadChild() error {
 		return err
 	}
 	opts := []master.Option{master.WithToken(token)}
+	if id := os.Getenv("PROCESSIONAL_BENCH_SERVER_ID"); id != "" {
+		opts = append(opts, master.WithServerID(id))
+	}
 	if lease, err := time.ParseDuration(os.Getenv("PROCESSIONAL_BENCH_LEASE")); err == nil && lease > 0 {
 		opts = append(opts, master.WithLease(lease, lease/10))
 	}
@@ -475,9 +484,11 @@ func (h *histogram) quantile(q float64) time.Duration {
 }
 
 // loadPair measures the load of 8 master processes × 1000 calls in flight
-// on a `processional server` against the same processes' raw nats.go
-// requests to a bare responder on the same NATS server, with the same
-// calls in flight. N is the window in milliseconds; each side reports the
+// on a `processional worker` process against the same processes' raw
+// nats.go requests to a bare responder process, with the same calls in
+// flight: the worker and the responder each in a process of its own,
+// connected over TCP to the same NATS server (a `processional server`'s,
+// whose own worker is idle), as the masters are. N is the window in milliseconds; each side reports the
 // time N calls take at the rate it measured, so that the row's value is
 // that rate. The latency rows are recorded from the same runs. A run that
 // loses, fails or hangs a call fails the bench.
@@ -492,12 +503,12 @@ func loadPair() *Pair {
 			if err := e.startServer(ctx); err != nil {
 				return err
 			}
+			nc, err := nats.Connect(e.server.url, nats.Token(e.server.token))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
 			if e.loadEcho == nil {
-				nc, err := nats.Connect(e.server.url, nats.Token(e.server.token))
-				if err != nil {
-					return err
-				}
-				defer nc.Close()
 				e.loadRawTo = "bench.load." + wire.NewID("b")
 				c, _, err := e.startResponder(ctx, nc, e.server.url, e.server.token, e.loadRawTo)
 				if err != nil {
@@ -505,8 +516,16 @@ func loadPair() *Pair {
 				}
 				e.loadEcho = c
 			}
+			if e.loadWorker == nil {
+				e.loadWorkerID = wire.NewID("wl")
+				c, err := e.startNATSWorker(ctx, nc, e.server.url, e.server.token, e.loadWorkerID)
+				if err != nil {
+					return err
+				}
+				e.loadWorker = c
+			}
 			if e.load == nil {
-				l, err := StartLoad(ctx, LoadOptions{Binary: e.binary, URL: e.server.url, Token: e.server.token, RawSubject: e.loadRawTo})
+				l, err := StartLoad(ctx, LoadOptions{Binary: e.binary, URL: e.server.url, Token: e.server.token, ServerID: e.loadWorkerID, RawSubject: e.loadRawTo})
 				if err != nil {
 					return err
 				}
@@ -538,4 +557,35 @@ func (e *Env) loadRound(ctx context.Context, raw bool, ms int) (time.Duration, e
 	e.record(name+"_p50_us", float64(r.P50)/1e3)
 	e.record(name+"_p99_us", float64(r.P99)/1e3)
 	return time.Duration(float64(ms) / r.Throughput * 1e9), nil
+}
+
+// startNATSWorker runs a `processional worker` process with id on the
+// NATS server at url, over TCP, and returns once nc hears its hello.
+func (e *Env) startNATSWorker(ctx context.Context, nc *nats.Conn, url, token, id string) (*child, error) {
+	cmd := exec.Command(e.binary, "worker", "--nats", url, "--token", token, "--id", id)
+	cmd.Stdout, cmd.Stderr = nil, os.Stderr
+	c, err := startProc(cmd)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := nc.Request(wire.ControlSubject(id, "hello"), nil, time.Second)
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("worker %s ended before its hello: %s", id, c.cmd.ProcessState)
+		case <-ctx.Done():
+			c.kill()
+			return nil, ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			c.kill()
+			return nil, fmt.Errorf("worker %s: no hello within 30s: %v", id, err)
+		}
+		time.Sleep(50 * time.Millisecond) // a request with no responder fails at once
+	}
 }

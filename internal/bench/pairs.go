@@ -61,12 +61,16 @@ type Env struct {
 
 	cluster *clusterEnv
 
-	pool        *master.Pool // two `processional worker --pool` processes
+	pool        *master.Pool // poolMembers `processional worker --pool` processes
 	poolWorkers []*child
+	poolEchoes  []*child // as many raw responders, in one queue group
+	poolSubject string   // theirs
 
-	load      *Load  // master processes connected to server
-	loadEcho  *child // raw responder on server's NATS
-	loadRawTo string // its subject
+	load         *Load  // master processes connected to server's NATS
+	loadEcho     *child // raw responder on server's NATS
+	loadRawTo    string // its subject
+	loadWorker   *child // `processional worker` on server's NATS, which load calls
+	loadWorkerID string // its id
 
 	lean leanWorker // the worker-only binary
 
@@ -95,10 +99,12 @@ func (e *Env) Close() {
 		e.load.Close()
 		e.load = nil
 	}
-	if e.loadEcho != nil {
-		e.loadEcho.kill()
-		e.loadEcho = nil
+	for _, c := range []*child{e.loadEcho, e.loadWorker} {
+		if c != nil {
+			c.kill()
+		}
 	}
+	e.loadEcho, e.loadWorker = nil, nil
 	for _, s := range []*master.Slave{e.viaTCP, e.viaUnix} {
 		if s != nil {
 			s.Close()
@@ -135,10 +141,10 @@ func (e *Env) Close() {
 		e.pool.Close()
 		e.pool = nil
 	}
-	for _, c := range e.poolWorkers {
+	for _, c := range append(e.poolWorkers, e.poolEchoes...) {
 		c.kill()
 	}
-	e.poolWorkers = nil
+	e.poolWorkers, e.poolEchoes = nil, nil
 	if e.acker != nil {
 		e.acker.kill()
 		e.acker = nil
@@ -463,7 +469,7 @@ func pipelinedPair() *Pair {
 			inbox := nats.NewInbox()
 			var got atomic.Int64
 			all := make(chan struct{})
-			sub, err := nc.Subscribe(inbox, func(*nats.Msg) {
+			sub, err := replySub(nc, inbox, func(*nats.Msg) {
 				if got.Add(1) == int64(n) {
 					close(all)
 				}
@@ -472,22 +478,14 @@ func pipelinedPair() *Pair {
 				return 0, err
 			}
 			defer sub.Unsubscribe()
-			sub.SetPendingLimits(-1, -1)
-			if err := nc.Flush(); err != nil {
-				return 0, err
-			}
 			start := time.Now()
 			for range n {
 				if err := nc.PublishRequest(e.subject, inbox, payload); err != nil {
 					return 0, err
 				}
 			}
-			select {
-			case <-all:
-			case <-time.After(60 * time.Second):
-				return 0, fmt.Errorf("raw pipelined: %d of %d replies after 60s", got.Load(), n)
-			case <-ctx.Done():
-				return 0, ctx.Err()
+			if err := awaitReplies(ctx, all, &got, n, "raw pipelined"); err != nil {
+				return 0, err
 			}
 			return time.Since(start), nil
 		},
@@ -543,5 +541,33 @@ func spawnPair() *Pair {
 			}
 			return total, nil
 		},
+	}
+}
+
+// replySub subscribes cb to a raw side's replies on subject, with no
+// pending limit, and returns once the server has the subscription.
+func replySub(nc *nats.Conn, subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(subject, cb)
+	if err != nil {
+		return nil, err
+	}
+	sub.SetPendingLimits(-1, -1)
+	if err := nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// awaitReplies waits until all is closed: the n replies a raw side
+// counts in got have come; what names the side in the error after 60 s.
+func awaitReplies(ctx context.Context, all <-chan struct{}, got *atomic.Int64, n int, what string) error {
+	select {
+	case <-all:
+		return nil
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("%s: %d of %d replies after 60s", what, got.Load(), n)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
