@@ -113,7 +113,10 @@ func holderChild() error {
 	ctx := context.Background()
 	spawn := master.Spawn
 	if url := os.Getenv("PROCESSIONAL_BENCH_URL"); url != "" {
-		m, err := master.New(ctx, master.WithNATS(url), master.WithToken(os.Getenv("PROCESSIONAL_BENCH_TOKEN")))
+		// The lease measured is the default lease of workers elsewhere,
+		// which lease_teardown's server holds: the child takes it too.
+		m, err := master.New(ctx, master.WithNATS(url), master.WithToken(os.Getenv("PROCESSIONAL_BENCH_TOKEN")),
+			master.WithChildLease(master.DefaultLease))
 		if err != nil {
 			return err
 		}
