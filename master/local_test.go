@@ -229,3 +229,32 @@ func TestUnreadErrorIsReported(t *testing.T) {
 		t.Fatalf("log = %q: an error that was read was reported", out)
 	}
 }
+
+// A remote panic nobody read is reported with its stack, once: the error
+// logs its own stack (slog.LogValuer), and the report adds none.
+func TestUnreadRemotePanicIsReportedOnce(t *testing.T) {
+	var buf syncBuffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(old)
+
+	m := newMaster(t)
+	s := spawn(t, m)
+	ctx := context.Background()
+	func() {
+		task := master.Schedule(ctx, s, Panic, "unread boom")
+		<-task.Done() // finished, error never read
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), "unread boom") && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "nobody read its error") || !strings.Contains(out, "unread boom") {
+		t.Fatalf("log = %q, want a report of the unread panic", out)
+	}
+	if n := strings.Count(out, " [running]:"); n != 1 {
+		t.Fatalf("log = %q: the stack appears %d times, want once", out, n)
+	}
+}

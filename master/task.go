@@ -413,13 +413,17 @@ func reportUnread(u *unreadError) {
 		return
 	}
 	attrs := []any{"function", u.name, "err", u.err}
-	var pe *bus.PanicError
-	var re *bus.RemoteError
-	switch {
-	case errors.As(u.err, &pe):
-		attrs = append(attrs, "stack", pe.Stack)
-	case errors.As(u.err, &re) && re.Stack != "":
-		attrs = append(attrs, "stack", re.Stack)
+	switch u.err.(type) {
+	case *bus.PanicError, *bus.RemoteError: // a slog.LogValuer: its group holds the stack
+	default:
+		var pe *bus.PanicError
+		var re *bus.RemoteError
+		switch {
+		case errors.As(u.err, &pe):
+			attrs = append(attrs, "stack", pe.Stack)
+		case errors.As(u.err, &re) && re.Stack != "":
+			attrs = append(attrs, "stack", re.Stack)
+		}
 	}
 	slog.Error("processional: exception in task, and nobody read its error", attrs...)
 }
