@@ -160,6 +160,15 @@ func startCLIWorker(t *testing.T, p *natsProc, id string) {
 	run(t, "worker "+id+" serving", "worker", "--nats", p.url, "--token", p.token, "--id", id)
 }
 
+// leaseBound is what a test asserts of a loss or a teardown that the
+// lease brings about: the promise of docs/lifetimes.md, a lease after the
+// last heartbeat, which went at most one heartbeat interval before the
+// fault; plus a margin of 3 s for the timers, kills and exits of
+// race-built processes on a loaded 2-core machine.
+func leaseBound(lease, interval time.Duration) time.Duration {
+	return lease + interval + 3*time.Second
+}
+
 // faultsMaster is a master on p's server with the given lease; the test's
 // cleanup closes it.
 func faultsMaster(t *testing.T, p *natsProc, lease time.Duration) *master.Master {
@@ -525,18 +534,15 @@ func TestFaultsMasterReconnect(t *testing.T) {
 // (killing the worker it spawned); a worker whose master does not come
 // back tears down on its own, server or not, within as long; a connected
 // worker drops the master's lease; once the server is back, new masters
-// work. Each bound is asserted as teardownBound: the promise of
+// work. Each bound is asserted as leaseBound: the promise of
 // docs/lifetimes.md plus a stated margin.
 func TestFaultsOutageLongerThanLease(t *testing.T) {
 	const lease = time.Second
-	// The promise: a lease after the last heartbeat, which went at most
-	// one heartbeat interval before the fault (200 ms for this test's
-	// masters, lease/4 for faultmaster's). The margin, 3 s, is for the
-	// timers, the kill and the exit of race-built processes on a loaded
-	// 2-core machine: measured teardowns take 0.9–1.2 s; one that waited
-	// on anything but the lease would miss the bound, as the server comes
-	// back only after these checks.
-	const teardownBound = lease + lease/4 + 3*time.Second
+	// The heartbeat interval is 200 ms for this test's masters, lease/4
+	// for faultmaster's. Measured teardowns take 0.9–1.2 s; one that
+	// waited on anything but the lease would miss the bound, as the
+	// server comes back only after these checks.
+	teardownBound := leaseBound(lease, lease/4)
 	p := startNATSProc(t)
 
 	// A master in a process of its own, frozen (SIGSTOP): it cannot kill
