@@ -162,7 +162,9 @@ func TestWorkerKilledDuringCall(t *testing.T) {
 	sleeping := master.Schedule(ctx, s, Sleep, time.Hour)
 	queued := master.Schedule(ctx, s, Sum, []int{1})
 	concurrent := master.Thread(ctx, s, Sleep, time.Hour)
-	time.Sleep(50 * time.Millisecond)
+	// Killed once it holds all three: the two sleeps and the sum behind.
+	waitPending(t, m.Conn(), s.ID(), Sleep.Name(), 2)
+	waitPending(t, m.Conn(), s.ID(), Sum.Name(), 1)
 	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

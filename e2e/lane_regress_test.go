@@ -41,7 +41,8 @@ func laneSendBuffer(t *testing.T) int {
 
 // TestLaneStoppedWorkerKeepsHeartbeats stops a worker (SIGSTOP) whose
 // lane the master's calls then fill, and checks that the master still
-// declares it lost within its lease, failing its calls, and that its
+// declares it lost, failing its calls (about a lease; asserted within
+// hangBound, as the fault was that it never did), and that its
 // other worker keeps its lease and serves. Two calls of half the
 // socket's send buffer fill it without a call waiting: the next write on
 // the lane is the heartbeat's.

@@ -61,7 +61,9 @@ func TestTransientKillLoops(t *testing.T) {
 			time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // somewhere mid-transfer
 			cmd.Process.Kill()
 			cmd.Wait()
-			// Its worker learns of its death from the lane, at once.
+			// Its worker learns of its death from the lane, at once
+			// (asserted within 10 s, a bound for a loaded machine: what
+			// this test proves is the segments swept, not the speed).
 			if !proctest.Gone(pid, 10*time.Second) {
 				syscall.Kill(pid, syscall.SIGKILL)
 				t.Fatalf("round %d: worker %d outlived its killed master by 10 s", i, pid)

@@ -102,7 +102,7 @@ const exitDelayEnv = "MASTER_TEST_EXIT_DELAY"
 func TestMain(m *testing.M) {
 	if worker.Main() {
 		if d, err := time.ParseDuration(os.Getenv(exitDelayEnv)); err == nil {
-			time.Sleep(d)
+			time.Sleep(d) // the slow, silent exit the test exercises
 		}
 		return
 	}
@@ -207,6 +207,8 @@ func TestSpawnRacesClose(t *testing.T) {
 				errs <- err
 			}()
 		}
+		// Close at a random point of the spawns: the race is what is
+		// tested, and every outcome is checked.
 		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
 		m.Close()
 		for range 2 {

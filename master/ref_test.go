@@ -188,14 +188,27 @@ func refsOf(t *testing.T, m *master.Master, id string) []worker.ObjectInfo {
 // waitEmpty waits until worker id holds no object.
 func waitEmpty(t *testing.T, m *master.Master, id string) {
 	t.Helper()
+	waitRefs(t, m, id, "no object", nil, func(objs []worker.ObjectInfo) bool { return len(objs) == 0 })
+}
+
+// waitRefs waits until the objects worker id holds are as ok wants, and
+// returns them; want says what that is, for the failure. A release goes
+// to the worker on its own message, unanswered: what it holds is the
+// only thing to watch. poke, when not nil, runs before each look (a
+// garbage collection, for Refs that their cleanups release).
+func waitRefs(t *testing.T, m *master.Master, id, want string, poke func(), ok func([]worker.ObjectInfo) bool) []worker.ObjectInfo {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		if poke != nil {
+			poke()
+		}
 		objs := refsOf(t, m, id)
-		if len(objs) == 0 {
-			return
+		if ok(objs) {
+			return objs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("worker %s still holds %v", id, objs)
+			t.Fatalf("worker %s holds %+v, want %s", id, objs, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -223,11 +236,8 @@ func TestRefReleasedWhenDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	refs = nil
-	for i := 0; i < 5 && len(refsOf(t, m, s.ID())) > 1; i++ {
-		runtimeGC()
-		time.Sleep(20 * time.Millisecond)
-	}
-	objs := refsOf(t, m, s.ID())
+	objs := waitRefs(t, m, s.ID(), "the child only, once 100 Refs were dropped", runtimeGC,
+		func(objs []worker.ObjectInfo) bool { return len(objs) <= 1 })
 	if len(objs) != 1 || objs[0].Type != "*master_test.Counter" {
 		t.Fatalf("after dropping 100 Refs the worker holds %v, want the child only", objs)
 	}
@@ -314,11 +324,9 @@ func TestRefBetweenWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	time.Sleep(50 * time.Millisecond) // let the master's release arrive
-	objs := refsOf(t, m, s1.ID())
-	if len(objs) != 1 || objs[0].Holders[s2.ID()] < 1 || objs[0].Holders[m.ID()] != 0 {
-		t.Fatalf("s1 holds %+v; want c, held by s2 (%s) only", objs, s2.ID())
-	}
+	waitRefs(t, m, s1.ID(), fmt.Sprintf("c, held by s2 (%s) only", s2.ID()), nil, func(objs []worker.ObjectInfo) bool {
+		return len(objs) == 1 && objs[0].Holders[s2.ID()] >= 1 && objs[0].Holders[m.ID()] == 0
+	})
 	if _, err := d.Call(ctx, "Drop"); err != nil {
 		t.Fatal(err)
 	}
@@ -402,17 +410,9 @@ func TestRefsVerbShowsInflight(t *testing.T) {
 	defer r.Close()
 	slow := master.ThreadMethod[any](ctx, r, "Wait", time.Hour)
 	defer slow.Cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		objs := refsOf(t, m, s.ID())
-		if len(objs) == 1 && objs[0].InFlight == 1 && objs[0].Holders[m.ID()] == 1 && objs[0].Type == "*master_test.Counter" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("refs %+v: want one counter, held once by %s, one call in flight", objs, m.ID())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitRefs(t, m, s.ID(), "one counter, held once by "+m.ID()+", one call in flight", nil, func(objs []worker.ObjectInfo) bool {
+		return len(objs) == 1 && objs[0].InFlight == 1 && objs[0].Holders[m.ID()] == 1 && objs[0].Type == "*master_test.Counter"
+	})
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -124,15 +124,16 @@ func TestNilBuffer(t *testing.T) {
 
 func TestGarbageCollectedBufferReleases(t *testing.T) {
 	watch(t)
+	// A cleanup runs some time after the collection that found its
+	// Buffer unreachable: collect, and look, until the deadline.
 	gone := func(name string) bool {
-		for range 100 {
-			if !exists(name) {
-				return true
+		for deadline := time.Now().Add(timeout); exists(name); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return false
 			}
 			runtime.GC()
-			time.Sleep(5 * time.Millisecond)
 		}
-		return false
+		return true
 	}
 	name := func() string {
 		b, err := New(64)
@@ -155,9 +156,18 @@ func TestGarbageCollectedBufferReleases(t *testing.T) {
 		s, _ = b.Slice(8, 16)
 		return nameOf(t, b)
 	}()
-	for range 5 {
+	// The parent's cleanup has run once the slice is the segment's only
+	// Buffer in this process.
+	refs := func() int {
+		mapped.Lock()
+		defer mapped.Unlock()
+		return s.seg.refs
+	}
+	for deadline := time.Now().Add(timeout); refs() > 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the parent of a slice, unreachable, was never released: %d Buffers hold the segment", refs())
+		}
 		runtime.GC()
-		time.Sleep(5 * time.Millisecond)
 	}
 	wantExists(t, name, true)
 	copy(s.Bytes(), "kept")

@@ -382,9 +382,15 @@ func TestZombieHolder(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	// Give the package the time to forget what it knew of the child.
-	for end := time.Now().Add(3 * time.Second); alive(c.pid, c.start) && time.Now().Before(end); {
-		time.Sleep(10 * time.Millisecond)
+	// The package may remember a process's start time for a moment: wait
+	// until it sees the zombie dead.
+	for deadline := time.Now().Add(timeout); alive(c.pid, c.start); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Close()
+			c.kill()
+			sweepAll(t)
+			t.Fatalf("the zombie %d is still seen alive after %s", c.pid, timeout)
+		}
 	}
 	b.Close()
 	exists := exists(name)

@@ -174,7 +174,7 @@ func record(ctx context.Context, a recordArg) (int, error) {
 	l.maxActive = max(l.maxActive, l.active)
 	l.order = append(l.order, a.I)
 	l.mu.Unlock()
-	time.Sleep(a.Sleep)
+	time.Sleep(a.Sleep) // busy for a while, overlapping others or not: what the callers measure
 	l.mu.Lock()
 	l.active--
 	l.mu.Unlock()

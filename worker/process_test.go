@@ -27,7 +27,10 @@ import (
 const envHelper = "WORKER_TEST_HELPER"
 
 var (
+	// worker_test.sleep reports its start (bus.Progress), for a test to
+	// wait on, then sleeps d.
 	_ = bus.Register("worker_test.sleep", func(ctx context.Context, d time.Duration) (string, error) {
+		bus.Progress(ctx, "started")
 		select {
 		case <-time.After(d):
 			return "slept", nil
@@ -217,7 +220,15 @@ func TestMainServes(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.nc.Flush()
-			time.Sleep(100 * time.Millisecond) // let the call start
+			// The call runs once its start's progress report comes.
+			select {
+			case msg := <-in:
+				if _, st, _, re, err := wire.DecodeReplyStatus(msg.Data); err != nil || re != nil || st != wire.StatusProgress {
+					t.Fatalf("the call's first message: status %d, %v, %v; want its start's progress", st, re, err)
+				}
+			case <-time.After(timeout):
+				t.Fatal("the call never started")
+			}
 			if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}

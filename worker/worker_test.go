@@ -169,13 +169,24 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 			if err := h.nc.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(20 * time.Millisecond) // let the worker queue it
+			// The worker has it once it lists it pending (or, beside a
+			// thread, has run it already).
+			deadline := time.Now().Add(timeout)
+			for !listsPending(h.w, 2) {
+				if order, _ := log.snapshot(); len(order) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the worker never took call 2: pending %+v", h.w.Pending())
+				}
+				time.Sleep(time.Millisecond)
+			}
 
 			closeDone := make(chan error, 1)
 			go func() { closeDone <- h.w.Close() }()
 
 			// Calls that arrive while the worker closes fail with ErrClosed.
-			deadline := time.Now().Add(timeout)
+			deadline = time.Now().Add(timeout)
 			for i := uint64(100); ; i++ {
 				raw, re := h.call(t, wire.Call{Kind: wire.KindThread, Master: "m-probe", ID: i, Function: "worker_test.echo"}, "probe")
 				if is(re, bus.ErrClosed) {
@@ -256,6 +267,16 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listsPending reports whether w lists call id pending, queued or running.
+func listsPending(w *worker.Worker, id uint64) bool {
+	for _, p := range w.Pending() {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 func TestCloseIdempotent(t *testing.T) {

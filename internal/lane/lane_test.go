@@ -213,12 +213,11 @@ func TestWriteToGonePeer(t *testing.T) {
 	forEachPair(t, func(t *testing.T, pair pairFunc) {
 		a, b := pair(t, 1024)
 		b.Close()
+		// The first writes may go into the socket's buffer before the
+		// peer's end is seen; one soon fails.
 		var err error
-		for range 100 {
-			if err = a.Write(Call, []byte("x")); err != nil {
-				break
-			}
-			time.Sleep(time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); err == nil && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			err = a.Write(Call, []byte("x"))
 		}
 		if !errors.Is(err, ErrClosed) || !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("write to a gone peer: %v", err)
@@ -240,7 +239,9 @@ func TestLongQueue(t *testing.T) {
 			defer close(done)
 			for i := range n {
 				if i%20_000 == 0 {
-					time.Sleep(10 * time.Millisecond) // rounds of writes behind a long queue
+					// Rounds of writes, each arriving behind a long queue:
+					// the shape of the load, not a wait.
+					time.Sleep(10 * time.Millisecond)
 				}
 				if err := a.Write(Send, binary.BigEndian.AppendUint32(make([]byte, 0, 64), uint32(i))); err != nil {
 					t.Error(err)
@@ -248,7 +249,19 @@ func TestLongQueue(t *testing.T) {
 				}
 			}
 		}()
-		time.Sleep(50 * time.Millisecond) // the writer queues past queueCap meanwhile
+		// The peer reads late: only once the writer's queue has grown past
+		// what is kept between writes.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			a.mu.Lock()
+			queued := len(a.out)
+			a.mu.Unlock()
+			if queued > queueCap {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the queue holds %d bytes after 10 s, want more than %d", queued, queueCap)
+			}
+		}
 		for i := range n {
 			f, err := b.Read()
 			if err != nil {

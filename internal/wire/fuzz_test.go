@@ -1,9 +1,17 @@
 package wire_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/processional/processional/bus"
@@ -116,22 +124,233 @@ func FuzzReference(f *testing.F) {
 }
 
 // FuzzShmReference decodes crafted shared-memory references: none may map
-// anything outside a segment, nor anything that is not one of ours.
+// anything outside a live segment of ours, nor anything that is not one.
+// Random names never name a live segment, so each input names one of
+// these targets (shmTargets): a live segment mapped in this process, a
+// copy of one that only its file holds (opened as another process's
+// would be), a file with a segment's name that is no segment, one whose
+// header claims more than the file holds, and a name with no file. The
+// fuzzer picks the target and mutates the offset, length and nonce of a
+// reference to it; and mutates raw bytes too, in which placeholders
+// (shmPlaceholder) stand for the targets' names, for the framing around
+// them. TestShmReferenceSeedsReach shows that the seeds reach each
+// outcome.
 func FuzzShmReference(f *testing.F) {
-	f.Add([]byte{0xc7, 0x05, byte(codec.ShmExtType), 0x94, 0xa1, 'x', 0, 0})
-	f.Add([]byte{0xc4, 0x03, 1, 2, 3})
-	f.Add([]byte{0xc0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var b *shm.Buffer
-		if err := codec.Unmarshal(data, &b); err == nil && b != nil {
-			if b.Shared() {
-				t.Fatalf("a crafted reference mapped %s", b)
-			}
-			b.Close()
-		}
-		codec.DropTransits(data)
-		codec.HasShm(data)
+	fx := newShmFixture(f)
+	for _, seed := range shmSeeds() {
+		f.Add(seed.target, seed.off, seed.n, seed.nonce, seed.raw)
+	}
+	f.Fuzz(func(t *testing.T, target uint8, off, n, nonce uint64, raw []byte) {
+		fx.check(t, shmRef(shmPlaceholder(int(target)%shmTargets), off, n, nonce))
+		fx.check(t, raw)
 	})
+}
+
+// TestShmReferenceSeedsReach runs FuzzShmReference's check on its seeds
+// and requires each outcome the fuzz target asserts on to be reached:
+// bytes mapped from both live segments, a range refused, and each file
+// that is no live segment refused.
+func TestShmReferenceSeedsReach(t *testing.T) {
+	fx := newShmFixture(t)
+	mapped := map[int]int{}
+	refused := map[int]error{}
+	for _, seed := range shmSeeds() {
+		target, err := fx.check(t, shmRef(shmPlaceholder(int(seed.target)), seed.off, seed.n, seed.nonce))
+		fx.check(t, seed.raw)
+		switch {
+		case target >= 0 && err == nil:
+			mapped[target]++
+		case target >= 0:
+			refused[target] = err
+		}
+	}
+	for _, i := range []int{shmMapped, shmCopy} {
+		if mapped[i] == 0 {
+			t.Errorf("no seed maps bytes of target %d: the fuzz target's byte check is never reached", i)
+		}
+	}
+	if !errors.Is(refused[shmMapped], shm.ErrRange) || !errors.Is(refused[shmCopy], shm.ErrRange) {
+		t.Errorf("ranges outside the live segments: %v, %v; want shm.ErrRange", refused[shmMapped], refused[shmCopy])
+	}
+	for _, i := range []int{shmNotASegment, shmTruncated, shmNoFile} {
+		if !errors.Is(refused[i], shm.ErrNoSegment) {
+			t.Errorf("a reference to target %d: %v, want shm.ErrNoSegment", i, refused[i])
+		}
+	}
+}
+
+// The targets of FuzzShmReference, by placeholder number.
+const (
+	shmMapped      = iota // a live segment this process maps
+	shmCopy               // a live segment only its file holds
+	shmNotASegment        // a file named like a segment, without the magic
+	shmTruncated          // a segment's header claiming more than its file
+	shmNoFile             // a segment's name with no file
+	shmTargets
+)
+
+// shmPlaceholder is the name an input uses for target i: as long as a
+// segment's name, so that substituting it keeps the framing.
+func shmPlaceholder(i int) string {
+	return fmt.Sprintf("%s%024x", shm.Prefix, 0xf0+i)
+}
+
+// shmRef encodes a reference to segment name, as a sender does.
+func shmRef(name string, off, n, nonce uint64) []byte {
+	body := codec.AppendStr([]byte{0x94}, name)
+	body = codec.AppendUint(body, off)
+	body = codec.AppendUint(body, n)
+	body = codec.AppendUint(body, nonce)
+	return append([]byte{0xc7, byte(len(body)), byte(codec.ShmExtType)}, body...)
+}
+
+// Sizes of the live segments' data.
+const shmMappedSize, shmCopySize = 300, 5000
+
+// shmSeed is an input of FuzzShmReference: a reference to a target, and
+// raw bytes.
+type shmSeed struct {
+	target        uint8
+	off, n, nonce uint64
+	raw           []byte
+}
+
+func shmSeeds() []shmSeed {
+	var seeds []shmSeed
+	for i, size := range []uint64{shmMapped: shmMappedSize, shmCopy: shmCopySize} {
+		name := shmPlaceholder(i)
+		for _, s := range []shmSeed{
+			{off: 0, n: size},
+			{off: 7, n: 100, raw: shmRef(name, 7, 100, 0)},
+			{off: size, n: 0},
+			{off: 1, n: size}, // one byte past the end
+			{off: size + 1},   // past the end
+			{off: 3, n: 20, nonce: 1<<40 + 5, raw: shmRef(name, 0, size, 0)}, // a nonce naming no transit
+		} {
+			s.target = uint8(i)
+			seeds = append(seeds, s)
+		}
+	}
+	seeds = append(seeds,
+		shmSeed{target: shmNotASegment, n: 1, raw: []byte{0xc7, 0x05, byte(codec.ShmExtType), 0x94, 0xa1, 'x', 0, 0}},
+		shmSeed{target: shmTruncated, n: 1, raw: []byte{0xc4, 0x03, 1, 2, 3}},
+		shmSeed{target: shmNoFile, n: 1, raw: []byte{0xc0}},
+	)
+	return seeds
+}
+
+// shmFixture holds the targets of FuzzShmReference.
+type shmFixture struct {
+	names  [shmTargets]string
+	files  map[string][]byte // the files written anew before each input
+	seeds  map[string]byte   // a live segment's name: its pattern's seed
+	sizes  map[string]int    // a live segment's name: its data's size
+	target map[string]int    // a name: its target's number
+}
+
+// shmPattern is byte i of a live segment's data, for pattern seed k.
+func shmPattern(k byte, i int) byte { return byte(i)*7 + k }
+
+func newShmFixture(tb testing.TB) *shmFixture {
+	fx := &shmFixture{files: map[string][]byte{}, seeds: map[string]byte{}, sizes: map[string]int{}, target: map[string]int{}}
+	fill := func(size int, k byte) (*shm.Buffer, string) {
+		b, err := shm.New(size)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for i := range b.Bytes() {
+			b.Bytes()[i] = shmPattern(k, i)
+		}
+		name, _, _, ok := b.Ref()
+		if !ok {
+			tb.Fatal("shm.New gave a buffer that is not shared")
+		}
+		fx.seeds[name], fx.sizes[name] = k, size
+		return b, name
+	}
+	live, name := fill(shmMappedSize, 1)
+	tb.Cleanup(func() { live.Close() })
+	fx.names[shmMapped] = name
+
+	// The copy: a segment's file under another name, which no Buffer of
+	// this process holds. Its creator's slot still names this process, so
+	// that closing what an input opened does not unlink it.
+	orig, origName := fill(shmCopySize, 2)
+	image, err := os.ReadFile(filepath.Join(shm.Dir, origName))
+	orig.Close()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	randomName := func() string {
+		var r [12]byte
+		rand.Read(r[:])
+		return shm.Prefix + hex.EncodeToString(r[:])
+	}
+	fx.names[shmCopy] = randomName()
+	fx.seeds[fx.names[shmCopy]], fx.sizes[fx.names[shmCopy]] = 2, shmCopySize
+	fx.files[fx.names[shmCopy]] = image
+	notASegment := slices.Clone(image)
+	notASegment[0] ^= 0xff // the magic
+	fx.names[shmNotASegment] = randomName()
+	fx.files[fx.names[shmNotASegment]] = notASegment
+	truncated := slices.Clone(image)
+	binary.NativeEndian.PutUint64(truncated[8:], uint64(len(image))) // the data's size, past the file
+	fx.names[shmTruncated] = randomName()
+	fx.files[fx.names[shmTruncated]] = truncated
+	fx.names[shmNoFile] = randomName()
+	for i, name := range fx.names {
+		fx.target[name] = i
+	}
+	tb.Cleanup(func() {
+		for name := range fx.files {
+			os.Remove(filepath.Join(shm.Dir, name))
+		}
+	})
+	return fx
+}
+
+// check decodes data, its placeholders replaced by the targets' names,
+// as a reference to a Buffer: a Buffer it maps must be a range of a live
+// segment, holding that segment's bytes. It returns the target the
+// reference named (-1 for none) and the decoding's error.
+func (fx *shmFixture) check(t testing.TB, data []byte) (target int, err error) {
+	for i, name := range fx.names {
+		data = bytes.ReplaceAll(data, []byte(shmPlaceholder(i)), []byte(name))
+	}
+	for name, image := range fx.files { // as they were: an input may have changed their slots
+		if err := os.WriteFile(filepath.Join(shm.Dir, name), image, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target = -1
+	for name, i := range fx.target {
+		if bytes.Contains(data, []byte(name)) {
+			target = i
+		}
+	}
+	var b *shm.Buffer
+	err = codec.Unmarshal(data, &b)
+	if err == nil && b != nil && b.Shared() {
+		name, off, n, _ := b.Ref()
+		size, live := fx.sizes[name]
+		if !live || name == fx.names[shmNoFile] {
+			t.Fatalf("% x mapped %s, which is no live segment", data, b)
+		}
+		if off+n > size {
+			t.Fatalf("% x mapped bytes [%d, %d) of a segment of %d", data, off, off+n, size)
+		}
+		for i, c := range b.Bytes() {
+			if want := shmPattern(fx.seeds[name], off+i); c != want {
+				t.Fatalf("% x mapped %s: byte %d is %d, want %d", data, b, i, c, want)
+			}
+		}
+	}
+	if err == nil && b != nil {
+		b.Close()
+	}
+	codec.DropTransits(data)
+	codec.HasShm(data)
+	return target, err
 }
 
 type jsonArg struct {

@@ -5,7 +5,7 @@
 //	invoke W      getpid on worker W
 //	proxy W       wrap a counter on worker W, add 2 to it twice
 //	map           Map 200 items over pool "p"
-//	hold W        start a one-hour call on W; "wait" waits for it
+//	hold W        start a one-hour call on W, answer once W runs it; "wait" waits for it
 //	wait          the outcome of the held call
 //	leases W      how many masters hold a lease on worker W
 package main
@@ -115,7 +115,31 @@ func main() {
 					return "", err
 				}
 				held = master.Schedule(ctx, s, builtin.Sleep, time.Hour)
-				return "held", nil
+				// Held once the worker says it runs it: only then may
+				// the test cut it off or kill it.
+				for {
+					msg, err := m.Conn().RequestWithContext(cctx, wire.ControlSubject(f[1], "pending"), nil)
+					if err != nil {
+						return "", err
+					}
+					var calls []struct{ Master, Function, State string }
+					if err := json.Unmarshal(msg.Data, &calls); err != nil {
+						return "", err
+					}
+					for _, c := range calls {
+						if c.Master == s.Master().ID() && c.Function == builtin.Sleep.Name() && c.State == "running" {
+							return "held", nil
+						}
+					}
+					select {
+					case <-held.Done():
+						_, err := held.Wait(ctx)
+						return "", fmt.Errorf("the held call ended before it was seen running: %v", err)
+					case <-cctx.Done():
+						return "", fmt.Errorf("the held call was never seen running: %w", cctx.Err())
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
 			case "leases":
 				msg, err := m.Conn().RequestWithContext(cctx, wire.ControlSubject(f[1], "leases"), nil)
 				if err != nil {
