@@ -55,7 +55,13 @@ func laneSendBuffer(t *testing.T) int {
 func TestLaneStoppedWorkerKeepsHeartbeats(t *testing.T) {
 	laneOn(t)
 	ctx := testCtx(t)
-	m := newMaster(t) // the default lease, 1 s
+	// A child lease of 1 s, not the default 5 s: the stopped worker is
+	// lost within hangBound with room to spare on a loaded machine.
+	m, err := master.New(ctx, master.WithChildLease(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
 	stopped := spawn(t, m)
 	other := spawn(t, m)
 	if err := syscall.Kill(stopped.PID(), syscall.SIGSTOP); err != nil {
