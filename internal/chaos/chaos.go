@@ -51,8 +51,11 @@ func (o *orch) chaos(ctx context.Context) {
 			}
 		}
 	}()
+	// The faults go on for the duration, and through one round of every
+	// kind at least.
 	var deck []string
-	for time.Since(o.started) < o.c.Duration && ctx.Err() == nil {
+	rounds := 0
+	for (time.Since(o.started) < o.c.Duration || rounds == 0) && ctx.Err() == nil {
 		if len(deck) == 0 {
 			for _, k := range chaosKinds {
 				if o.net != nil || !strings.HasPrefix(k, "netcut") {
@@ -62,7 +65,9 @@ func (o *orch) chaos(ctx context.Context) {
 			o.rng.Shuffle(len(deck), func(i, j int) { deck[i], deck[j] = deck[j], deck[i] })
 		}
 		kind := deck[0]
-		deck = deck[1:]
+		if deck = deck[1:]; len(deck) == 0 {
+			rounds++
+		}
 		if what := o.fault(kind); what != "" {
 			o.mu.Lock()
 			o.s.Kills[kind]++
@@ -270,6 +275,10 @@ func (o *orch) sampleWorkers(phase int) {
 	for _, id := range o.workerIDs {
 		p := o.workers[id]
 		msg, err := o.nc.Request(wire.ControlSubject(id, "stack"), nil, 10*time.Second)
+		for try := 0; err != nil && try < 20; try++ { // a worker started again may still be joining the cluster's interest
+			time.Sleep(250 * time.Millisecond)
+			msg, err = o.nc.Request(wire.ControlSubject(id, "stack"), nil, 10*time.Second)
+		}
 		if err != nil {
 			o.log.printf("worker %s gave no stack: %v", id, err)
 			continue
@@ -300,7 +309,9 @@ func (o *orch) growth(what string, start, end map[string]sample, gSlack int64, g
 		if b.pid == 0 || a.pid != b.pid {
 			continue // restarted: not a survivor
 		}
-		o.s.Samples[n+".goroutines"] = [2]int64{a.goroutines, b.goroutines}
+		if a.goroutines > 0 {
+			o.s.Samples[n+".goroutines"] = [2]int64{a.goroutines, b.goroutines}
+		}
 		o.s.Samples[n+".mem_mb"] = [2]int64{a.mem >> 20, b.mem >> 20}
 		gBound := a.goroutines + gSlack
 		if goroutines2x {

@@ -1,0 +1,98 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The chaos soak (issue 18): `processional chaos --duration 60s` as a real
+// binary, built as the tests are (with -race under -race). It runs a
+// cluster of three NATS servers, CLI and spawned workers and two masters
+// under a mixed load while it kills, stops and cuts off processes, and
+// checks its invariants as it goes; here its exit and its JSON line must
+// say that they all held, and that every kind of fault happened.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a soak of a minute")
+	}
+	seed := time.Now().UnixNano()
+	logs := filepath.Join(t.TempDir(), "logs")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binProcessional, "chaos", "--duration", "60s", "--seed", fmt.Sprint(seed), "--logs", logs)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("seed %d, %s; its log:\n%s", seed, time.Since(start).Round(time.Second), stderr.String())
+	if err != nil {
+		t.Errorf("processional chaos --seed %d: %v", seed, err)
+		dumpLogs(t, logs)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var s struct {
+		Tasks, OK, Hung, Wrong, Unnamed, Unexpected, Orphans int
+		IdemFailed                                           int            `json:"idem_failed"`
+		LeakedShm                                            int            `json:"leaked_shm"`
+		Silent                                               int            `json:"silent_masters"`
+		Kills                                                map[string]int `json:"kills"`
+		NetCut                                               string         `json:"netcut"`
+		Growth, Failures                                     []string
+		Pass                                                 bool
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+		t.Fatalf("its last line is not the summary: %v\n%s", err, stdout.String())
+	}
+	t.Logf("summary: %s", lines[len(lines)-1])
+	if s.Tasks < 200 || s.OK == 0 {
+		t.Errorf("%d tasks, %d ok: the load hardly ran", s.Tasks, s.OK)
+	}
+	for what, n := range map[string]int{"hung": s.Hung, "wrong": s.Wrong, "unnamed": s.Unnamed, "unexpected": s.Unexpected,
+		"idem_failed": s.IdemFailed, "orphans": s.Orphans, "leaked_shm": s.LeakedShm, "silent_masters": s.Silent,
+		"growth": len(s.Growth), "failures": len(s.Failures)} {
+		if n != 0 {
+			t.Errorf("%s: %d, want 0", what, n)
+		}
+	}
+	if !s.Pass {
+		t.Errorf("the run did not pass: %v", s.Failures)
+	}
+	kinds := []string{"worker_cli", "worker_spawned", "master", "nats", "stop_short", "stop_long"}
+	if os.Geteuid() == 0 { // as in CI: the links are cut too
+		if s.NetCut != "on" {
+			t.Errorf("as root, no link was cut: %s", s.NetCut)
+		}
+		kinds = append(kinds, "netcut_short", "netcut_long")
+	}
+	for _, k := range kinds {
+		if s.Kills[k] == 0 {
+			t.Errorf("no fault of kind %s: %v", k, s.Kills)
+		}
+	}
+}
+
+// dumpLogs logs the end of each process's log of a failed run.
+func dumpLogs(t *testing.T, dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		t.Logf("%s (its end):\n%s", e.Name(), b)
+	}
+}
+
