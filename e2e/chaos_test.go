@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/master"
+	"github.com/processional/processional/shm"
 )
 
 // The chaos soak (issue 18): `processional chaos --duration 60s` as a real
@@ -96,3 +102,49 @@ func dumpLogs(t *testing.T, dir string) {
 	}
 }
 
+// Found by the chaos soak (seed 2): a CLI worker killed and started again
+// under the same id within the lease. The new process answers the
+// master's heartbeats, so the master took the old one for alive: the
+// calls in flight to it waited for their deadline (an idempotent pool
+// Map never sent them again), and buffers went by reference to the dead
+// pid for ever (bus.ErrEncode, "no process N on this host"). The worker's
+// epoch now names its process: the master fails the calls with
+// bus.ErrWorkerLost, and the pool attaches to the new process.
+func TestRestartedWorkerIsLost(t *testing.T) {
+	p := startNATSProc(t)
+	const id, pool = "w-restarted", "restarted"
+	start := func() *running {
+		return run(t, "worker "+id+" serving", "worker", "--nats", p.url, "--token", p.token, "--id", id, "--pool", pool)
+	}
+	w := start()
+	// A lease far longer than the restart: only the epoch can tell.
+	m := faultsMaster(t, p, time.Minute)
+	ctx := testCtx(t)
+	pl, err := m.Pool(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := master.Invoke(ctx, pl, builtin.Getpid, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	held := master.Schedule(ctx, pl.Members()[0], builtin.Sleep, time.Hour)
+	syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	w.cmd.Wait()
+	start()
+	_, err = awaitTask(t, "a call held by the killed worker", held, 45*time.Second)
+	if !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a call held by a worker killed and started again: %v, want ErrWorkerLost", err)
+	}
+	t.Logf("the held call: %v", err)
+	if err := pl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	buf, squares, err := shm.Make[float64](512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	if n, err := master.Invoke(ctx, pl, builtin.Squares, buf); err != nil || n != 512 || squares[9] != 81 {
+		t.Fatalf("a buffer to the worker started again: %d, %v (squares[9] %v)", n, err, squares[9])
+	}
+}
