@@ -148,3 +148,58 @@ func TestRestartedWorkerIsLost(t *testing.T) {
 		t.Fatalf("a buffer to the worker started again: %d, %v (squares[9] %v)", n, err, squares[9])
 	}
 }
+
+// Found by the chaos soak (seed 2): a pool member stopped past the lease.
+// The master took it for lost, and found it again in the pool once it
+// woke; but the worker, which had dropped the master meanwhile, refused
+// its calls with bus.ErrLeaseLapsed for two leases, and an idempotent Map
+// failed with it instead of sending the items to another member. Such a
+// refusal now makes the member lost to the master (as a heartbeat so
+// answered does), and Map sends the items again.
+func TestLapsedPoolMemberMap(t *testing.T) {
+	p := startNATSProc(t)
+	const pool = "lapsed"
+	var workers []*running
+	for _, id := range []string{"w-lapsed-a", "w-lapsed-b"} {
+		workers = append(workers, run(t, "worker "+id+" serving", "worker", "--nats", p.url, "--token", p.token, "--id", id, "--pool", pool))
+	}
+	const lease = time.Second
+	m := faultsMaster(t, p, lease)
+	ctx := testCtx(t)
+	pl, err := m.Pool(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([][]int, 64)
+	for i := range items {
+		items[i] = []int{i, 1}
+	}
+	mapAll := func(what string) {
+		t.Helper()
+		res, errs := master.Map(ctx, pl, builtin.Sum, items, master.Idempotent())
+		for i := range items {
+			if errs[i] != nil || res[i] != i+1 {
+				t.Fatalf("%s: item %d: %d, %v", what, i, res[i], errs[i])
+			}
+		}
+	}
+	mapAll("before the stop")
+	// Stopped past the lease: the master loses it, and it drops the master.
+	stopped := workers[0].cmd.Process.Pid
+	syscall.Kill(stopped, syscall.SIGSTOP)
+	for len(pl.Members()) == 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the stopped member is never lost")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	syscall.Kill(stopped, syscall.SIGCONT)
+	// Found again in the pool, within the two leases it refuses us.
+	for len(pl.Members()) < 2 {
+		if err := pl.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapAll("once the stopped member is back")
+}

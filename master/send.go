@@ -121,6 +121,12 @@ func (s *slave) handleReply(data []byte) error {
 		p.guardShm(raw)
 	}
 	p.resolve(raw, remote, err)
+	if remote != nil && errors.Is(remote, bus.ErrLeaseLapsed) {
+		// The worker dropped this master (its lease lapsed there) and
+		// refuses its calls for a while: as when a heartbeat is answered
+		// so, the worker is lost to us, and a pool picks it no more.
+		s.declareLost(remote)
+	}
 	return nil
 }
 
