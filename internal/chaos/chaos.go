@@ -124,10 +124,14 @@ func (o *orch) fault(kind string) string {
 		return fmt.Sprintf("SIGKILL %s's spawned worker %s (pid %d)", id, child, pid)
 	case "master":
 		// m0 is never killed: the growth of a master is measured on it.
-		id := fmt.Sprintf("m%d", 1+o.rng.IntN(len(o.masters)-1))
+		id := fmt.Sprintf("m%d", 1+o.rng.IntN(max(o.c.Masters, 2)-1))
 		o.mu.Lock()
 		mp := o.masters[id]
 		delete(o.masters, id)
+		if mp == nil { // it would not start again: said already
+			o.mu.Unlock()
+			return ""
+		}
 		var children []int
 		for _, pid := range mp.children {
 			children = append(children, pid)
