@@ -50,14 +50,14 @@ func TestChaos(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	var s struct {
-		Tasks, OK, Hung, Wrong, Unnamed, Unexpected, Orphans int
-		IdemFailed                                           int            `json:"idem_failed"`
-		LeakedShm                                            int            `json:"leaked_shm"`
-		Silent                                               int            `json:"silent_masters"`
-		Kills                                                map[string]int `json:"kills"`
-		NetCut                                               string         `json:"netcut"`
-		Growth, Failures                                     []string
-		Pass                                                 bool
+		Tasks, OK, Hung, Wrong, Unnamed, Unexpected, Orphans, Crashed int
+		IdemFailed                                                    int            `json:"idem_failed"`
+		LeakedShm                                                     int            `json:"leaked_shm"`
+		Silent                                                        int            `json:"silent_masters"`
+		Kills                                                         map[string]int `json:"kills"`
+		NetCut                                                        string         `json:"netcut"`
+		Growth, Failures                                              []string
+		Pass                                                          bool
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
 		t.Fatalf("its last line is not the summary: %v\n%s", err, stdout.String())
@@ -67,7 +67,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("%d tasks, %d ok: the load hardly ran", s.Tasks, s.OK)
 	}
 	for what, n := range map[string]int{"hung": s.Hung, "wrong": s.Wrong, "unnamed": s.Unnamed, "unexpected": s.Unexpected,
-		"idem_failed": s.IdemFailed, "orphans": s.Orphans, "leaked_shm": s.LeakedShm, "silent_masters": s.Silent,
+		"idem_failed": s.IdemFailed, "orphans": s.Orphans, "crashed": s.Crashed, "leaked_shm": s.LeakedShm, "silent_masters": s.Silent,
 		"growth": len(s.Growth), "failures": len(s.Failures)} {
 		if n != 0 {
 			t.Errorf("%s: %d, want 0", what, n)
@@ -202,4 +202,41 @@ func TestLapsedPoolMemberMap(t *testing.T) {
 		}
 	}
 	mapAll("once the stopped member is back")
+}
+
+// Found by the chaos soak (seed 10, under heavy load): a buffer sent by
+// reference to a worker whose process had died, before the master saw
+// the death, failed with bus.ErrEncode ("no process N on this host").
+// The worker is gone: the call fails with bus.ErrWorkerLost. A worker
+// reached by NATS makes it plain, for the master sees its death only at
+// the lease.
+func TestBufferToDeadWorker(t *testing.T) {
+	p := startNATSProc(t)
+	const id = "w-dead-buffer"
+	w := run(t, "worker "+id+" serving", "worker", "--nats", p.url, "--token", p.token, "--id", id)
+	ctx := testCtx(t)
+	s, err := master.Connect(ctx, p.url, master.WithToken(p.token), master.WithServerID(id), master.WithLease(time.Minute, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	buf, _, err := shm.Make[float64](512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	// Attached, and no buffer sent yet (a process this one sent one to
+	// is known to it until it exits: see shm.Exited).
+	if _, err := master.Invoke(ctx, s, builtin.Getpid, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	w.cmd.Wait()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = master.Invoke(cctx, s, builtin.Squares, buf)
+	if !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a buffer to a worker that died: %v, want ErrWorkerLost", err)
+	}
+	t.Logf("a buffer to a worker that died: %v", err)
 }
