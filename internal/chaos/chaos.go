@@ -349,6 +349,7 @@ func (o *orch) finish() {
 	}
 	o.mu.Unlock()
 	for _, mp := range ms {
+		mp.p.meant.Store(true)
 		fmt.Fprintln(mp.p.stdin, "stop")
 		mp.p.stdin.Close()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/processional/processional/bus"
@@ -107,6 +108,9 @@ var (
 			}
 		}
 		Pattern(^a.ID, b[half:])
+		// b is valid while its Buffer is reachable: the garbage collector
+		// would unmap it under us (a worker crashed so, in the soak).
+		runtime.KeepAlive(a.Buf)
 		return Mix(a.ID), nil
 	})
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -30,6 +31,7 @@ type proc struct {
 	lines chan string   // its stdout, line by line; closed at EOF
 	done  chan struct{} // closed once reaped
 	err   error         // its exit, once done
+	meant atomic.Bool   // the orchestrator killed it, or asked it to stop
 }
 
 // startProc starts argv with the run's environment, its stderr appended
@@ -105,12 +107,19 @@ func (p *proc) drain() {
 	}()
 }
 
-// signal sends sig to the process.
-func (p *proc) signal(sig syscall.Signal) { syscall.Kill(p.pid(), sig) }
+// signal sends sig to the process; its exit is then meant, unless sig
+// only stops or continues it.
+func (p *proc) signal(sig syscall.Signal) {
+	if sig != syscall.SIGSTOP && sig != syscall.SIGCONT {
+		p.meant.Store(true)
+	}
+	syscall.Kill(p.pid(), sig)
+}
 
 // killGroup kills the process group with SIGKILL, and waits for its
 // leader to be reaped.
 func (p *proc) killGroup() {
+	p.meant.Store(true)
 	syscall.Kill(-p.pid(), syscall.SIGKILL)
 	<-p.done
 }

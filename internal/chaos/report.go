@@ -59,6 +59,7 @@ type Summary struct {
 	Unnamed     int                 `json:"unnamed"`
 	Unexpected  int                 `json:"unexpected"`
 	IdemFailed  int                 `json:"idem_failed"`
+	Crashed     int                 `json:"crashed"`
 	Orphans     int                 `json:"orphans"`
 	LeakedShm   int                 `json:"leaked_shm"`
 	ShmSwept    int                 `json:"shm_swept"`

@@ -229,6 +229,7 @@ func (o *orch) startNATS(i int) error {
 		}
 		if _, lastErr = p.waitLine("nats ", 30*time.Second); lastErr == nil {
 			p.drain()
+			go o.watchExit(p)
 			o.nats[i] = p
 			return nil
 		}
@@ -257,6 +258,7 @@ func (o *orch) startWorker(id string) error {
 		return err
 	}
 	p.drain()
+	go o.watchExit(p)
 	o.mu.Lock()
 	o.workers[id] = p
 	o.mu.Unlock()
@@ -271,6 +273,7 @@ func (o *orch) startMaster(id string) error {
 		return err
 	}
 	mp := &masterProc{p: p, children: map[string]int{}, last: time.Now(), samples: make(chan Event, 4)}
+	go o.watchExit(p)
 	ready := make(chan struct{})
 	go o.readMaster(id, mp, ready)
 	t := time.NewTimer(90 * time.Second)
@@ -287,6 +290,19 @@ func (o *orch) startMaster(id string) error {
 	o.masters[id] = mp
 	o.mu.Unlock()
 	return nil
+}
+
+// watchExit counts a process that exits when nobody meant it to: it
+// crashed.
+func (o *orch) watchExit(p *proc) {
+	<-p.done
+	if p.meant.Load() {
+		return
+	}
+	o.mu.Lock()
+	o.s.Crashed++
+	o.mu.Unlock()
+	o.fail("%s (pid %d) exited by itself: %v (see %s)", p.name, p.pid(), p.err, filepath.Join(o.c.Dir, p.name+".log"))
 }
 
 // readMaster takes in a master's events until its stdout ends.
