@@ -118,7 +118,7 @@ func TestRestartedWorkerIsLost(t *testing.T) {
 	}
 	w := start()
 	// A lease far longer than the restart: only the epoch can tell.
-	m := faultsMaster(t, p, time.Minute)
+	m := faultsMaster(t, p, 15*time.Second)
 	ctx := testCtx(t)
 	pl, err := m.Pool(ctx, pool)
 	if err != nil {
@@ -215,7 +215,7 @@ func TestBufferToDeadWorker(t *testing.T) {
 	const id = "w-dead-buffer"
 	w := run(t, "worker "+id+" serving", "worker", "--nats", p.url, "--token", p.token, "--id", id)
 	ctx := testCtx(t)
-	s, err := master.Connect(ctx, p.url, master.WithToken(p.token), master.WithServerID(id), master.WithLease(time.Minute, time.Second))
+	s, err := master.Connect(ctx, p.url, master.WithToken(p.token), master.WithServerID(id), master.WithLease(15*time.Second, time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
