@@ -39,6 +39,9 @@ var chaosKinds = []string{"worker_cli", "worker_spawned", "master", "nats", "sto
 const (
 	goroutineSlack = 100
 	memorySlack    = 64 << 20
+	// raceMemorySlack replaces memorySlack for a resident size under
+	// the race detector (see memSlack).
+	raceMemorySlack = 512 << 20
 	// workerIdleSlack bounds an idle CLI worker's goroutines at the end
 	// against its idle count before the load.
 	workerIdleSlack = 25
