@@ -117,9 +117,15 @@ func TestRestartedWorkerIsLost(t *testing.T) {
 		return run(t, "worker "+id+" serving", "worker", "--nats", p.url, "--token", p.token, "--id", id, "--pool", pool)
 	}
 	w := start()
-	// A lease far longer than the restart: only the epoch can tell.
-	m := faultsMaster(t, p, 15*time.Second)
+	// A lease far longer than the restart: only the epoch can tell. And
+	// heartbeats far apart: the restart comes before the master heard
+	// the first process answer one, and only its hello named it.
 	ctx := testCtx(t)
+	m, err := master.New(ctx, master.WithNATS(p.url), master.WithToken(p.token), master.WithLease(15*time.Second, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
 	pl, err := m.Pool(ctx, pool)
 	if err != nil {
 		t.Fatal(err)

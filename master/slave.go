@@ -147,6 +147,15 @@ func (s *slave) sameMemory(h *wire.Hello) {
 	if d := shm.Domain(); d != "" && h.ShmDomain == d && h.PID > 0 {
 		s.shmPID, s.selfPID = h.PID, uint32(os.Getpid())
 	}
+	if h.Epoch != 0 {
+		// The process attached to: one that answers the heartbeats under
+		// the id later, even before the first of them, is another.
+		s.mu.Lock()
+		if !s.epochSeen {
+			s.epoch, s.epochSeen = h.Epoch, true
+		}
+		s.mu.Unlock()
+	}
 	if s.cmd != nil {
 		s.mu.Lock()
 		if !s.epochSeen {
