@@ -189,18 +189,34 @@ func (m *Master) onAck(msg *nats.Msg) {
 	}
 }
 
-// sawEpoch notes the worker's connection epoch from a heartbeat answer. A
-// new epoch means the worker's connection dropped and came back: NATS
+// sawEpoch notes the worker's connection epoch from a heartbeat answer.
+// An epoch of another process (its high half) means the worker died and
+// another process took its id: the worker is lost, and a pool or a
+// reference attaches to the new one afresh. A new epoch of the same
+// process means the worker's connection dropped and came back: NATS
 // delivers at most once, so the calls in flight then may never have
 // arrived, and would wait for ever. They fail with [bus.ErrWorkerLost],
 // and the worker is asked to cancel those that did arrive; a close is
 // sent again.
 func (s *slave) sawEpoch(epoch uint64) {
 	s.mu.Lock()
+	if s.epochSeen && s.epoch>>32 == 0 {
+		// The epoch from a spawned worker's hello (0) names no process:
+		// this first answer does. (A worker of before has 0 for ever.)
+		s.epoch |= epoch &^ (1<<32 - 1)
+	}
 	if !s.epochSeen || epoch == s.epoch {
 		s.epoch, s.epochSeen = epoch, true
 		s.abandoned = nil // the worker was there to hear their cancels
 		s.mu.Unlock()
+		return
+	}
+	if epoch>>32 != s.epoch>>32 {
+		// Another process answers under the worker's id: the one the
+		// calls went to died (and was started again within the lease).
+		s.epoch = epoch
+		s.mu.Unlock()
+		s.declareLost(fmt.Errorf("%w: worker %s restarted: another process answers under its id, and the calls sent to the one before died with it", bus.ErrWorkerLost, s.id))
 		return
 	}
 	s.epoch = epoch

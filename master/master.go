@@ -33,6 +33,7 @@ type Master struct {
 	maxValue int64          // see WithMaxValue
 
 	reconnects atomic.Uint64 // nc's reconnects handled already: see sawReconnect
+	slaveIDs   atomic.Uint64 // slaves made: each numbers its calls from its own base (newSlave)
 
 	exportMu sync.Mutex
 	exports  *serve.Worker // serves the objects the master exports; nil until the first Export

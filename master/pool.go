@@ -209,8 +209,9 @@ func InFlight(n int) MapOption {
 }
 
 // Idempotent says that f may run twice for an item: an item whose member
-// died is sent again to another member, instead of failing with
-// [bus.ErrWorkerLost].
+// died, or dropped this master's calls (its lease lapsed there), is sent
+// again to another member, instead of failing with [bus.ErrWorkerLost]
+// or [bus.ErrLeaseLapsed].
 func Idempotent() MapOption {
 	return func(o *mapOptions) error { o.idempotent = true; return nil }
 }
@@ -239,7 +240,7 @@ func Map[A, R any](ctx context.Context, p *Pool, f *bus.Func[A, R], items []A, o
 	}
 	for i := range items {
 		v, err := tasks[i].Wait(ctx)
-		for tries := 1; err != nil && o.idempotent && errors.Is(err, bus.ErrWorkerLost) && tries <= len(p.Members())+1; tries++ {
+		for tries := 1; err != nil && o.idempotent && (errors.Is(err, bus.ErrWorkerLost) || errors.Is(err, bus.ErrLeaseLapsed)) && tries <= len(p.Members())+1; tries++ {
 			send(i)
 			v, err = tasks[i].Wait(ctx)
 		}

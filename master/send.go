@@ -125,6 +125,12 @@ func (s *slave) handleReply(data []byte) error {
 		p.guardShm(raw)
 	}
 	p.resolve(raw, remote, err)
+	if remote != nil && errors.Is(remote, bus.ErrLeaseLapsed) {
+		// The worker dropped this master (its lease lapsed there) and
+		// refuses its calls for a while: as when a heartbeat is answered
+		// so, the worker is lost to us, and a pool picks it no more.
+		s.declareLost(remote)
+	}
 	return nil
 }
 
@@ -173,9 +179,15 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 	sending := cc.sending
 	cc.sending = nil
 	codecs.Put(cc)
-	if err != nil {
+	switch {
+	case errors.Is(err, shm.ErrNoProcess):
+		// A buffer was to go by reference to the worker's process, which
+		// is gone: the worker died, and the master has not seen it yet
+		// (a worker reached by NATS is seen at the lease).
+		err = fmt.Errorf("%w: worker %s (pid %d) no longer runs: %s: argument: %w", bus.ErrWorkerLost, s.id, s.shmPID, fn, err)
+	case err != nil:
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
-	} else {
+	default:
 		*bp = data
 		err = s.sendCall(ctx, c.ID, fn, data)
 	}

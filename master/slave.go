@@ -121,8 +121,18 @@ func newSlave(m *Master, id string) *slave {
 		subject:      wire.CallSubject(id),
 		replySubject: wire.ReplySubject(m.id, id),
 		exited:       make(chan struct{}),
+		// Each slave numbers its calls from a base of its own: a slave
+		// made again for a worker (attached again after it was lost)
+		// shares its reply subject, and the worker keys calls by master
+		// and id, so a late reply to the one before, or its call still
+		// held there, must not meet a new call of the same id.
+		pending: pendingSet{base: m.slaveIDs.Add(1)<<slaveIDBits | 1},
 	}
 }
+
+// slaveIDBits is how many bits of call ids each slave has to itself:
+// 2^40 calls, before its ids would run into the next slave's.
+const slaveIDBits = 40
 
 func (*slave) executor() {}
 
@@ -136,6 +146,15 @@ func (*slave) executor() {}
 func (s *slave) sameMemory(h *wire.Hello) {
 	if d := shm.Domain(); d != "" && h.ShmDomain == d && h.PID > 0 {
 		s.shmPID, s.selfPID = h.PID, uint32(os.Getpid())
+	}
+	if h.Epoch != 0 {
+		// The process attached to: one that answers the heartbeats under
+		// the id later, even before the first of them, is another.
+		s.mu.Lock()
+		if !s.epochSeen {
+			s.epoch, s.epochSeen = h.Epoch, true
+		}
+		s.mu.Unlock()
 	}
 	if s.cmd != nil {
 		s.mu.Lock()

@@ -162,7 +162,7 @@ func (b *Buffer) Transit(pid int) (uint64, error) {
 func transit(seg *segment, pid int) (uint64, error) {
 	start := cachedStart(pid)
 	if start == 0 {
-		return 0, fmt.Errorf("shm: no process %d on this host to send a buffer to", pid)
+		return 0, fmt.Errorf("%w: no process %d on this host to send a buffer to", ErrNoProcess, pid)
 	}
 	nonces.Lock()
 	nonces.next++

@@ -53,6 +53,9 @@ var (
 	// ErrFull: /dev/shm has no room (ENOSPC), or a segment has as many
 	// holders as its header can record.
 	ErrFull = errors.New("shm: full")
+	// ErrNoProcess: a buffer was to be sent by reference to a process
+	// that no longer runs.
+	ErrNoProcess = errors.New("shm: no such process")
 )
 
 // The header of a segment: one page, then the data.

@@ -25,8 +25,10 @@ func (h *harness) beat(t *testing.T, master string, length time.Duration) {
 		t.Fatalf("heartbeat: %v", err)
 	}
 	id, raw, re, err := wire.DecodeReply(msg.Data)
-	if err != nil || re != nil || id != 0 {
-		t.Fatalf("heartbeat ack: %d, %v, %v", id, re, err)
+	// Its id is the worker's epoch: its process (the high half, never 0)
+	// and no reconnect yet (the low half).
+	if err != nil || re != nil || id>>32 == 0 || id&(1<<32-1) != 0 {
+		t.Fatalf("heartbeat ack: %#x, %v, %v", id, re, err)
 	}
 	var worker string
 	if err := codec.Unmarshal(raw, &worker); err != nil || worker != h.id {

@@ -6,6 +6,7 @@
 //	processional bench [--json]  measure against raw baselines
 //	processional server          a persistent worker for many masters
 //	processional worker          join a NATS server as a worker
+//	processional chaos           a soak under faults (docs/chaos.md)
 //	processional ls              the workers on a NATS server
 //	processional call F [JSON]   call a worker's function
 //	processional pending|stack|refs|leases   ask a worker what it does
@@ -48,6 +49,7 @@ var commands = []struct {
 	{"server", "run a persistent worker with its own NATS server, for many masters", serverCmd},
 	{"worker", "join a NATS server as a worker serving this binary's functions", workerCmd},
 	{"nats", "run a NATS server, alone or in a cluster joined by routes", natsCmd},
+	{"chaos", "soak a cluster of servers, workers and masters under load and faults, checking its promises", chaosCmd},
 	{"ls", "list the workers on a NATS server, with their functions", lsCmd},
 	{"call", "call a worker's function with a JSON argument, print its JSON result", callCmd},
 	{"pending", "list a worker's calls queued and running", verbCmd("pending", "Lists the worker's calls queued and running: master, id, function, kind, state, age.")},

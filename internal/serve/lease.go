@@ -201,7 +201,9 @@ func (w *Worker) Leases() map[string]time.Duration {
 // hello answers the worker's Hello, for a master that connects to a
 // worker it did not spawn.
 func (w *Worker) hello(req micro.Request) {
-	data, err := codec.Marshal(wire.NewHello(w.id))
+	h := wire.NewHello(w.id)
+	h.Epoch = w.epoch.Load() // the process the master attaches to, and its reconnects so far
+	data, err := codec.Marshal(h)
 	if err != nil {
 		req.Error("500", err.Error(), nil)
 		return

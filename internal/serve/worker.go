@@ -70,7 +70,7 @@ type Worker struct {
 
 	joining map[callKey]*chunks.Joiner // calls arriving in chunks; guarded by mu
 
-	epoch      atomic.Uint64           // how many times the connection reconnected; in heartbeat acknowledgements
+	epoch      atomic.Uint64           // in heartbeat acknowledgements: this process's own (high half), and how many times the connection reconnected (low half)
 	hooked     *atomic.Pointer[Worker] // the worker, for the connection's handlers; nil once closed
 	pending    atomic.Int64            // calls accepted and not finished: queued or running
 	maxPending int64                   // past it, calls are refused with bus.ErrOverloaded
@@ -116,6 +116,10 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		drainStop: make(chan struct{}),
 		maxValue:  c.MaxValue,
 	}
+	// The epoch's high half names this process among the workers that
+	// ever served under the id: a master that sees it change knows that
+	// the worker it spoke to died and another took its id.
+	w.epoch.Store(newSecret()&^(1<<32-1) | 1<<63)
 	if w.maxValue == 0 {
 		w.maxValue = chunks.DefaultLimit
 	}

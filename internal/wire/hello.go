@@ -107,6 +107,10 @@ type Hello struct {
 	// ShmDomain is the worker's shm.Domain: a master of the same domain
 	// shares its /dev/shm, and sends it buffers by reference.
 	ShmDomain string `msgpack:"shm_domain,omitempty" json:"shm_domain,omitempty"`
+	// Epoch is the worker's epoch when it answered, as its heartbeat
+	// acknowledgements carry it: its process (high half) and its
+	// reconnects (low half); 0 from a worker that does not say.
+	Epoch uint64 `msgpack:"epoch,omitempty" json:"epoch,omitempty"`
 }
 
 // NewHello describes this process as worker id.

@@ -1,0 +1,90 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/processional/processional/bus"
+	"github.com/processional/processional/internal/proctest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err      error
+		kind     string
+		expected bool
+	}{
+		{nil, "", true},
+		{fmt.Errorf("call 3: %w", context.DeadlineExceeded), "deadline", true},
+		{fmt.Errorf("worker w (pid 1) exited: %w", bus.ErrWorkerLost), "worker_lost", true},
+		{errors.Join(bus.ErrWorkerLost, bus.ErrBadPayload), "worker_lost", true}, // a broken lane: its worker was killed
+		{nats.ErrNoResponders, "no_responders", true},
+		{fmt.Errorf("decode: %w", bus.ErrBadPayload), "bad_payload", false},
+		{fmt.Errorf("x: %w", ErrForeignBuffer), "foreign_buffer", false},
+		{errors.New("something"), Unnamed, false},
+	} {
+		kind, expected := Classify(tc.err)
+		if kind != tc.kind || expected != tc.expected {
+			t.Errorf("Classify(%v) = %q %v, want %q %v", tc.err, kind, expected, tc.kind, tc.expected)
+		}
+	}
+}
+
+// Each task's answers are its own: two ids never give the same Mix nor
+// the same pattern, and Reversed undoes itself.
+func TestAnswersAreTheTasksOwn(t *testing.T) {
+	seen := map[uint64]bool{}
+	for id := range uint64(100000) {
+		if m := Mix(id); seen[m] {
+			t.Fatalf("Mix(%d) repeats", id)
+		} else {
+			seen[m] = true
+		}
+	}
+	a, b := make([]byte, 100), make([]byte, 100)
+	Pattern(1, a)
+	Pattern(2, b)
+	if slices.Equal(a, b) {
+		t.Fatal("two ids, one pattern")
+	}
+	if back := Reversed(Reversed(a)); !slices.Equal(back, a) {
+		t.Fatal("Reversed twice is not the identity")
+	}
+}
+
+// The orphan scan finds a process by the run's mark, and no longer once
+// it is gone.
+func TestMarked(t *testing.T) {
+	run := fmt.Sprintf("test%d", time.Now().UnixNano())
+	cmd := exec.Command("sleep", "60")
+	cmd.Env = append(os.Environ(), RunEnv+"="+run)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if got := marked(run); !slices.Equal(got, []int{pid}) {
+		t.Errorf("marked: %v, want [%d]", got, pid)
+	}
+	if got := marked(run + "x"); len(got) != 0 {
+		t.Errorf("another run's mark found %v", got)
+	}
+	cmd.Process.Kill()
+	if !proctest.Gone(pid, 5*time.Second) {
+		t.Fatal("sleep outlived SIGKILL")
+	}
+	if got := marked(run); len(got) != 0 {
+		t.Errorf("a killed process (a zombie) counts: %v", got)
+	}
+	cmd.Wait()
+}
