@@ -79,13 +79,16 @@ func (p *Pool) Members() []*Slave {
 }
 
 // Refresh finds the pool's members again: new ones join, gone ones leave.
-// It fails with [ErrNoMembers] when none is left.
+// A member that did not answer but is not gone (its lease holds: it is
+// stopped for a moment, or its answer was lost in a NATS outage, or it is
+// on its lane) stays. It fails with [ErrNoMembers] when none is left.
 func (p *Pool) Refresh(ctx context.Context) error {
 	ids, err := p.m.discover(ctx, p.name)
 	if err != nil {
 		return err
 	}
 	var members []*Slave
+	found := make(map[*slave]bool, len(ids))
 	for _, id := range ids {
 		s, err := p.m.slaveOf(ctx, id)
 		if err != nil {
@@ -93,8 +96,14 @@ func (p *Pool) Refresh(ctx context.Context) error {
 			continue
 		}
 		members = append(members, &Slave{s})
+		found[s] = true
 	}
 	p.mu.Lock()
+	for _, s := range p.members {
+		if !found[s.slave] && s.alive() {
+			members = append(members, s)
+		}
+	}
 	p.members = members
 	p.mu.Unlock()
 	if len(members) == 0 {
