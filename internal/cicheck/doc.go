@@ -4,7 +4,7 @@
 // its failed tests. It then lists the tests that skipped, with why, and
 // the counts of tests passed, failed and skipped.
 //
-//	go test -race -count=1 -json ./... | go run ./internal/cicheck
+//	go test -race -count=1 -timeout 20m -json ./... | go run ./internal/cicheck
 //
 // It exits 1 when a build, a package or a test failed, when no package was
 // tested, when the output holds a race report (from a race-built process a
