@@ -245,4 +245,9 @@ func TestBufferToDeadWorker(t *testing.T) {
 		t.Fatalf("a buffer to a worker that died: %v, want ErrWorkerLost", err)
 	}
 	t.Logf("a buffer to a worker that died: %v", err)
+	// The worker is lost for every call, not that one alone, long before
+	// its lease of 15 s: a pool would pick it no more.
+	if _, err := master.Invoke(cctx, s, builtin.Getpid, struct{}{}); !errors.Is(err, bus.ErrWorkerLost) {
+		t.Fatalf("a plain call after a buffer found the worker dead: %v, want ErrWorkerLost", err)
+	}
 }

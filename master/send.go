@@ -124,13 +124,14 @@ func (s *slave) handleReply(data []byte) error {
 	if s.shmPID != 0 && raw != nil && codec.HasShm(raw) {
 		p.guardShm(raw)
 	}
-	p.resolve(raw, remote, err)
 	if remote != nil && errors.Is(remote, bus.ErrLeaseLapsed) {
 		// The worker dropped this master (its lease lapsed there) and
 		// refuses its calls for a while: as when a heartbeat is answered
-		// so, the worker is lost to us, and a pool picks it no more.
+		// so, the worker is lost to us, and a pool picks it no more
+		// (lost before the task ends, so that a retry picks another).
 		s.declareLost(remote)
 	}
+	p.resolve(raw, remote, err)
 	return nil
 }
 
@@ -185,6 +186,9 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		// is gone: the worker died, and the master has not seen it yet
 		// (a worker reached by NATS is seen at the lease).
 		err = fmt.Errorf("%w: worker %s (pid %d) no longer runs: %s: argument: %w", bus.ErrWorkerLost, s.id, s.shmPID, fn, err)
+		// Lost for every call, not this one alone: a pool picks it no
+		// more, and its calls in flight fail now rather than at the lease.
+		s.declareLost(err)
 	case err != nil:
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
 	default:

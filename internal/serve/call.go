@@ -226,7 +226,9 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 	}
 	// A call is a sign of its master's life as good as a heartbeat: behind
 	// a backlog of calls on the connection, heartbeats are read late.
-	if l := w.leases[c.Master]; l != nil && cl.since.After(l.last) {
+	// Only a lease that still holds: a lapse the watcher has yet to see
+	// is a lapse.
+	if l := w.leases[c.Master]; l != nil && cl.since.After(l.last) && cl.since.Sub(l.last) <= l.length {
 		l.last = cl.since
 	}
 	// Every call counts until it has run (see run); only a release, which

@@ -107,9 +107,13 @@ func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			// The clock, not the tick's value: a ticker sends the time it
+			// was due, and the first tick read after a stall was due
+			// before it.
+			now := time.Now()
 			if gap := now.Sub(last); gap > stallGap {
-				w.stalled(gap - leaseTick)
+				w.stalled(gap-leaseTick, now)
 			}
 			last = now
 			w.expireLeases(now)
@@ -120,13 +124,18 @@ func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// stalled adds d, a time the worker did not run, to every lease: the
-// heartbeats that came meanwhile wait unread, and the masters' silence
-// was the worker's own.
-func (w *Worker) stalled(d time.Duration) {
+// stalled adds d, a time the worker did not run, to every lease, up to
+// now: the heartbeats that came meanwhile wait unread, and the masters'
+// silence was the worker's own. A lease renewed since the stall ended
+// stays as it is: no lease runs past a whole length from now.
+func (w *Worker) stalled(d time.Duration, now time.Time) {
 	w.mu.Lock()
 	for _, l := range w.leases {
-		l.last = l.last.Add(d)
+		if last := l.last.Add(d); last.Before(now) {
+			l.last = last
+		} else if l.last.Before(now) {
+			l.last = now
+		}
 	}
 	w.mu.Unlock()
 }

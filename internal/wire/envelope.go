@@ -15,7 +15,9 @@ import (
 // ProtocolVersion is the version of the envelopes below. It is the first
 // element of every envelope; an end that reads another version refuses the
 // message with [ErrProtocolVersion] instead of guessing at its layout.
-const ProtocolVersion = 4
+// 5: a worker's epoch names its process in its high half (heartbeat
+// answers and the hello); an end of 4 would take it for a reconnect.
+const ProtocolVersion = 5
 
 // protocolOverride, when set at link time (-ldflags "-X
 // github.com/processional/processional/internal/wire.protocolOverride=N"), replaces

@@ -311,7 +311,8 @@ func TestDecodeProtocolVersion(t *testing.T) {
 		{"0", []byte{0}, "protocol 0"},
 		{"2, the version before references carried secrets", []byte{2}, "protocol 2"},
 		{"3, the version before streams", []byte{3}, "protocol 3"},
-		{"5", []byte{5}, "protocol 5"},
+		{"4, the version before epochs named their process", []byte{4}, "protocol 4"},
+		{"6", []byte{6}, "protocol 6"},
 		{"127", []byte{0x7f}, "protocol 127"},
 		{"uint8 255", []byte{0xcc, 0xff}, "protocol 255"},
 		{"uint16", []byte{0xcd, 0x01, 0x00}, "protocol 256"},
@@ -353,8 +354,8 @@ func TestDecodeProtocolVersion(t *testing.T) {
 	// version may have other fields, and must still say "version".
 	t.Run("other version, other layout", func(t *testing.T) {
 		for _, data := range [][]byte{
-			{0x92, 0x05, 0x00},
-			{0x9f, 0x05},
+			{0x92, 0x06, 0x00},
+			{0x9f, 0x06},
 			callHeader(12, []byte{9}, fixstr("anything")),
 		} {
 			var c wire.Call
