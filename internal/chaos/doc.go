@@ -8,5 +8,6 @@
 // [Run] is the orchestrator; [RunMaster] is the master role it starts in
 // processes of their own (the same binary, re-executed). The functions the
 // load calls are registered here, so that every binary that imports this
-// package serves them. See docs/chaos.md.
+// package serves them. It runs on Linux alone (/proc, network
+// namespaces, signals). See docs/chaos.md.
 package chaos
