@@ -72,7 +72,8 @@ func WithChildLease(lease time.Duration) Option {
 // reconnected (see sawReconnect).
 func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	beat, childBeat := m.heartbeat(m.lease), m.heartbeat(m.childLease)
+	// One envelope per lease, built once: leaseOf picks it for each worker.
+	beats := map[time.Duration][]byte{m.lease: m.heartbeat(m.lease), m.childLease: m.heartbeat(m.childLease)}
 	t := time.NewTicker(m.tick())
 	defer t.Stop()
 	last := time.Now()
@@ -93,15 +94,12 @@ func (m *Master) heartbeats(stop <-chan struct{}, done chan<- struct{}) {
 				m.reconnected()
 			}
 			for _, s := range m.liveSlaves() {
-				lease, b := m.lease, beat
-				if s.cmd != nil {
-					lease, b = m.childLease, childBeat
-				}
+				lease := m.leaseOf(s)
 				if silent := now.Sub(time.Unix(0, s.lastAck.Load())); silent > lease {
 					s.declareLost(fmt.Errorf("%w: worker %s answered no heartbeat for %s (lease %s)", bus.ErrWorkerLost, s.id, silent.Round(time.Millisecond), lease))
 					continue
 				}
-				s.heartbeat(b)
+				s.heartbeat(beats[lease])
 				if s.lane != nil {
 					s.lr.nudge() // the answers, and the lane's end, are read within a tick
 				}
