@@ -19,8 +19,12 @@ func (s *slave) sendChunked(ctx context.Context, id uint64, fn string, data []by
 	if int64(len(data)) > s.m.maxValue {
 		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the limit of %d (master.WithMaxValue)", bus.ErrTooBig, s.id, fn, len(data), s.m.maxValue)
 	}
+	s.out.mu.Lock() // the calls waiting to go, first
+	failed, err := s.flushLocked()
+	s.out.mu.Unlock()
+	s.failSent(failed, err)
 	alive := func() { s.lastAck.Store(time.Now().UnixNano()) }
-	err := chunks.Send(orBackground(ctx), s.m.nc, s.subject, data, 2*s.m.leaseOf(s), alive, func(dst []byte, c *wire.Chunk) []byte {
+	err = chunks.Send(orBackground(ctx), s.m.nc, s.subject, data, 2*s.m.leaseOf(s), alive, func(dst []byte, c *wire.Chunk) []byte {
 		c.Master, c.ID = s.m.id, id
 		return wire.AppendCallChunk(dst, c)
 	})

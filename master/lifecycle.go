@@ -137,7 +137,7 @@ func (s *slave) sendClose() error {
 	if err != nil {
 		return err
 	}
-	return s.m.nc.PublishRequest(s.subject, s.replySubject, data)
+	return s.post(data, closeID, true, false) // after the calls waiting to go
 }
 
 // closeAgain sends Close's request again, when Close waits for the worker

@@ -57,6 +57,7 @@ type Master struct {
 	attaching map[string]chan struct{} // attaches in flight for references, closed when done
 	closeDone chan struct{}            // closed when Close has finished
 	spawning  sync.WaitGroup           // spawns in flight; Close waits for them
+	flushers  sync.WaitGroup           // goroutines sending batches of calls; Close waits for them
 	closed    bool
 }
 
@@ -252,6 +253,7 @@ func (m *Master) Close() error {
 			s.close()
 		}
 	}
+	m.flushers.Wait() // the calls they send fail, or are answered, with their slave's close
 	close(m.hbStop)
 	<-m.hbDone
 	m.exportMu.Lock()

@@ -185,7 +185,12 @@ type callCodec struct {
 	lane     bool             // the call goes on the worker's lane
 	maxValue uint64           // the master's max value
 	sending  []*shm.Transient // transient segments made for the call, closed once it is sent
+	shm      bool             // the call refers to shared-memory buffers by reference
 }
+
+// SentShm notes that the call refers to a shared-memory buffer by
+// reference (codec.ShmSender).
+func (c *callCodec) SentShm() { c.shm = true }
 
 // ShmReceiver is the pid shared-memory buffers are sent to by reference,
 // or 0 to copy them.

@@ -70,6 +70,10 @@ func (s *slave) onReply(msg *nats.Msg) {
 		s.replyChunk(msg)
 		return
 	}
+	if wire.IsReplyBatch(msg.Data) {
+		s.replyBatch(msg.Data)
+		return
+	}
 	s.handleReply(msg.Data)
 }
 
@@ -177,8 +181,8 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		t.setPins(cc.pins) // before the call goes: its reply may come at once
 		cc.pins = nil
 	}
-	sending := cc.sending
-	cc.sending = nil
+	sending, refersShm := cc.sending, cc.shm
+	cc.sending, cc.shm = nil, false
 	codecs.Put(cc)
 	switch {
 	case errors.Is(err, shm.ErrNoProcess):
@@ -193,7 +197,11 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
 	default:
 		*bp = data
-		err = s.sendCall(ctx, c.ID, fn, data)
+		// A big call goes alone, and so does one that refers to shared
+		// memory: should its message fail, its segments are dropped at
+		// once (below).
+		alone := len(data) > wire.MaxBatched || len(sending) > 0 || refersShm
+		err = s.sendCall(ctx, c.ID, fn, data, !alone)
 	}
 	if err != nil {
 		s.mu.Lock()
@@ -222,9 +230,10 @@ func closeAll(bufs []*shm.Transient) {
 
 // sendCall sends call id to fn, encoded in data: on the lane, in one
 // frame however big (the lane has no max payload); or by NATS, in chunks
-// past the server's max payload. Past the master's max value it is
+// past the server's max payload, else in a batch with the calls of its
+// burst when batch is set (post). Past the master's max value it is
 // refused before anything is sent.
-func (s *slave) sendCall(ctx context.Context, id uint64, fn string, data []byte) error {
+func (s *slave) sendCall(ctx context.Context, id uint64, fn string, data []byte, batch bool) error {
 	if int64(len(data)) <= s.m.maxValue {
 		if sent, err := s.viaLane(lane.Call, data); sent {
 			return err
@@ -233,7 +242,7 @@ func (s *slave) sendCall(ctx context.Context, id uint64, fn string, data []byte)
 	if len(data) > int(s.m.nc.MaxPayload()) || int64(len(data)) > s.m.maxValue {
 		return s.sendChunked(ctx, id, fn, data) // or refuse it past maxValue
 	}
-	err := s.m.nc.PublishRequest(s.subject, s.replySubject, data)
+	err := s.post(data, id, true, batch)
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
 		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
@@ -357,7 +366,7 @@ func (s *slave) publish(data []byte) error {
 	if sent, err := s.viaLane(lane.Send, data); sent {
 		return err
 	}
-	return s.m.nc.Publish(s.subject, data)
+	return s.post(data, 0, false, false)
 }
 
 // closedErr is the error of a call on a slave that is not open; s.mu held.

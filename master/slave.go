@@ -63,6 +63,8 @@ type slave struct {
 	releases      []uint64                  // releases to send: id, count, id, count…
 	releaseQueued bool                      // a flush of releases is scheduled
 	joining       map[uint64]*chunks.Joiner // replies arriving in chunks, by call id
+	out           outbox                    // calls by NATS waiting to go together
+	replies       wire.Received             // the reply batch read, for its memory; onReply's alone
 
 	shmPID  int    // the worker's pid when it shares our /dev/shm: buffers go by reference
 	selfPID uint32 // our pid, sent in calls when we share the worker's /dev/shm

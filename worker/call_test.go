@@ -169,7 +169,7 @@ func TestBadEnvelopes(t *testing.T) {
 			[]string{fmt.Sprintf("speaks protocol %d", wire.ProtocolVersion+1), fmt.Sprintf("this binary speaks %d", wire.ProtocolVersion)}},
 		{"older protocol", withVersion(0), bus.ErrProtocolVersion, []string{"speaks protocol 0"}},
 		{"far protocol", withVersion(0xcf, 1, 0, 0, 0, 0, 0, 0, 0), bus.ErrProtocolVersion, []string{"speaks protocol 72057594037927936"}},
-		{"other protocol, other layout", []byte{0x92, 0x06, 0xc0}, bus.ErrProtocolVersion, []string{"speaks protocol 6"}},
+		{"other protocol, other layout", []byte{0x92, 0x7f, 0xc0}, bus.ErrProtocolVersion, []string{"speaks protocol 127"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, re := h.request(t, tc.data)

@@ -460,10 +460,20 @@ func (e *Env) startUnix() error {
 	return nil
 }
 
+// pipelinedPair times 100,000 Scheduled echoes, all sent, then waited:
+// on the lane (pipelined) and by NATS (pipelined_nats, to a worker
+// spawned WithoutLane, where calls and replies go in batches), against
+// as many raw pipelined requests.
 func pipelinedPair() *Pair {
 	return &Pair{
 		Name: "pipelined", Baseline: "nats_pipelined", Unit: "tasks/s", N: 100_000,
-		setup: func(ctx context.Context, e *Env) error { return e.rttSetup(ctx) },
+		Extra: []string{"pipelined_nats"},
+		setup: func(ctx context.Context, e *Env) error {
+			if err := e.rttSetup(ctx); err != nil {
+				return err
+			}
+			return e.natsWorker(ctx)
+		},
 		base: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
 			nc := e.m.Conn()
 			inbox := nats.NewInbox()
@@ -490,19 +500,30 @@ func pipelinedPair() *Pair {
 			return time.Since(start), nil
 		},
 		measure: func(ctx context.Context, e *Env, n int) (time.Duration, error) {
-			tasks := make([]*master.Task[[]byte], n)
-			start := time.Now()
-			for i := range tasks {
-				tasks[i] = master.Schedule(ctx, e.slave, builtin.Echo, payload)
-			}
-			for _, t := range tasks {
-				if _, err := t.Wait(ctx); err != nil {
-					return 0, err
-				}
-			}
-			return time.Since(start), nil
+			return scheduleEchoes(ctx, e.slave, n)
+		},
+		extra: []func(context.Context, *Env, int) (time.Duration, error){
+			func(ctx context.Context, e *Env, n int) (time.Duration, error) {
+				return scheduleEchoes(ctx, e.natsSlave, n)
+			},
 		},
 	}
+}
+
+// scheduleEchoes Schedules n echoes of payload on s, then waits for them
+// all.
+func scheduleEchoes(ctx context.Context, s *master.Slave, n int) (time.Duration, error) {
+	tasks := make([]*master.Task[[]byte], n)
+	start := time.Now()
+	for i := range tasks {
+		tasks[i] = master.Schedule(ctx, s, builtin.Echo, payload)
+	}
+	for _, t := range tasks {
+		if _, err := t.Wait(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
 }
 
 func spawnPair() *Pair {

@@ -28,6 +28,13 @@ type ShmReceiver interface {
 	ShmReceiver() int
 }
 
+// ShmSender, when the context given to [AppendValueWith] offers it, is
+// told of each buffer the value refers to by reference (a transit for
+// the receiver): a message that fails to go must drop those transits.
+type ShmSender interface {
+	SentShm()
+}
+
 var bufferType = reflect.TypeFor[*shm.Buffer]()
 
 func init() {
@@ -55,6 +62,9 @@ func encodeBuffer(enc *msgpack.Encoder, v reflect.Value) error {
 	if pid != 0 && shared {
 		nonce, err := b.Transit(pid)
 		if err == nil {
+			if s, ok := EncoderContext(enc).(ShmSender); ok {
+				s.SentShm()
+			}
 			var buf [96]byte
 			body := append(buf[:0], 0x94)
 			body = AppendStr(body, name)

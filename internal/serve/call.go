@@ -43,7 +43,14 @@ type call struct {
 	stream   *streamState  // a stream's flow control; nil for any other call
 	w        *Worker
 	progress progress // the call's reports (bus.Progress)
+	shmSent  bool     // its reply refers to shared-memory buffers by reference
+	q        *queue   // the queue running it, whose outbox its NATS reply may join; nil for a concurrent call
+	more     bool     // calls of its queue wait behind it: its reply may wait for theirs, or for the flusher
 }
+
+// SentShm notes that the call's reply refers to a shared-memory buffer
+// by reference (codec.ShmSender).
+func (cl *call) SentShm() { cl.shmSent = true }
 
 // ShmReceiver is the pid the call's result sends shared-memory buffers
 // to by reference (codec.ShmReceiver).
@@ -76,6 +83,10 @@ func (w *Worker) handle(req micro.Request) {
 	data := req.Data()
 	if wire.IsCallChunk(data) {
 		w.chunk(req)
+		return
+	}
+	if wire.IsCallBatch(data) {
+		w.handleBatch(&w.natsIn, data, req.Reply())
 		return
 	}
 	w.handleCall(&w.natsIn, data, req.Reply())
@@ -117,27 +128,33 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		w.replyError(reply, 0, "", err)
 		return err
 	}
+	w.acceptCall(in, c, reply)
+	return nil
+}
+
+// acceptCall handles the call c, decoded from in, which it reuses.
+func (w *Worker) acceptCall(in *inlet, c *wire.Call, reply string) {
 	if c.Master == "" {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: a %s with no master id", bus.ErrBadPayload, c.Kind))
-		return nil
+		return
 	}
 	key := callKey{c.Master, c.ID}
 	switch c.Kind {
 	case wire.KindCancel:
 		w.cancelCall(key)
-		return nil
+		return
 	case wire.KindCredit:
 		w.credit(key, c.Arg)
-		return nil
+		return
 	case wire.KindDetach, wire.KindPersist:
 		if w.owner == "" || c.Master != w.owner {
 			w.replyError(reply, c.ID, "", fmt.Errorf("%w: %s from master %s, which does not own worker %s", bus.ErrNotOwner, c.Kind, c.Master, w.id))
-			return nil
+			return
 		}
 		w.persistent.Store(true) // the owner's lease and death no longer matter
 		w.publishReply(reply, c.ID, "", struct{}{}, nil)
 		if c.Kind == wire.KindPersist {
-			return nil
+			return
 		}
 		// Detach: the owner stops heartbeating, and its queued calls run
 		// to the end all the same; then the worker exits, as on a close.
@@ -156,7 +173,7 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 			if q := w.masters[c.Master]; q != nil && q.running {
 				w.enqueueLocked(cl) // its drainer is running: it takes this too
 				w.mu.Unlock()
-				return nil
+				return
 			}
 			if w.hasThreadsLocked(c.Master) {
 				w.tasks.Add(1) // its concurrent calls hold the count above zero
@@ -165,18 +182,18 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 					defer w.tasks.Done()
 					w.closeMaster(c.Master, cl)
 				}()
-				return nil
+				return
 			}
 			w.mu.Unlock()
 			w.publishReply(reply, key.id, "", struct{}{}, nil)
-			return nil
+			return
 		}
 		start := w.enqueueLocked(&call{key: key, kind: wire.KindClose, reply: reply})
 		w.mu.Unlock()
 		if start {
 			w.startDrain(in, c.Master)
 		}
-		return nil
+		return
 	}
 	var (
 		fn *registry.Function
@@ -190,11 +207,11 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 	}
 	if !ok {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))
-		return nil
+		return
 	}
 	if c.Kind == wire.KindStream && op != nil {
 		w.replyError(reply, c.ID, c.Function, notStream(c.Function))
-		return nil
+		return
 	}
 	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID), max: w.maxValue, w: w}
 	cl.ctx.Progress = cl
@@ -216,13 +233,13 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		if g, ok := w.gone[c.Master]; ok && g.lapsed && time.Now().Before(g.until) {
 			w.mu.Unlock()
 			w.refuse(cl, fmt.Errorf("%w: worker %s dropped master %s, which sent no heartbeat for a whole lease", bus.ErrLeaseLapsed, w.id, c.Master))
-			return nil
+			return
 		}
 	}
 	if w.closing {
 		w.mu.Unlock()
 		w.refuse(cl, fmt.Errorf("%w: worker %s is closing", bus.ErrClosed, w.id))
-		return nil
+		return
 	}
 	// A call is a sign of its master's life as good as a heartbeat: behind
 	// a backlog of calls on the connection, heartbeats are read late.
@@ -237,7 +254,7 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		w.pending.Add(-1)
 		w.mu.Unlock()
 		w.refuse(cl, fmt.Errorf("%w: worker %s holds %d calls, queued or running, at its limit of %d: call refused", bus.ErrOverloaded, w.id, n-1, w.maxPending))
-		return nil
+		return
 	}
 	if noAnswer {
 		w.tasks.Add(1)
@@ -246,7 +263,7 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 			defer w.tasks.Done()
 			w.run(cl)
 		}()
-		return nil
+		return
 	}
 	if c.Kind == wire.KindStream {
 		cl.stream = newStreamState()
@@ -261,14 +278,14 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 			defer close(cl.done)
 			w.run(cl)
 		}()
-		return nil
+		return
 	}
 	start := w.enqueueLocked(cl)
 	w.mu.Unlock()
 	if start {
 		w.startDrain(in, c.Master)
 	}
-	return nil
+	return
 }
 
 // run calls cl's function behind recover and sends its reply.
@@ -306,7 +323,7 @@ func (w *Worker) run(cl *call) {
 		return
 	}
 	if err != nil {
-		w.replyError(cl.reply, cl.key.id, cl.name, err)
+		w.replyErrorTo(cl, cl.reply, cl.key.id, cl.name, err)
 		return
 	}
 	w.publishReply(cl.reply, cl.key.id, cl.name, res, cl)

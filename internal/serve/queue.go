@@ -23,6 +23,7 @@ type queue struct {
 	closed    bool            // the master closed: forget the queue once it is empty
 	dropped   bool            // the master's lease lapsed: cancel every call before it runs
 	cancelled map[uint64]bool // ids cancelled while queued; cleared when the queue empties
+	out       outbox          // replies ready, waiting to go in one message
 }
 
 // enqueueLocked appends cl to its master's queue, with w.mu held. It
@@ -76,7 +77,7 @@ func (w *Worker) cancelCall(key callKey) {
 // handing it to another goroutine would cost a wake-up on the call's
 // path.
 func (w *Worker) startDrain(in *inlet, master string) {
-	if in.inline {
+	if in.inline || in.holding {
 		in.drain = master
 		return
 	}
@@ -137,6 +138,9 @@ func (w *Worker) drain(master string) {
 		w.mu.Unlock()
 		for i, cl := range batch {
 			if cl.kind == wire.KindClose {
+				if cl.reply != laneReply {
+					cl.q = q // its reply goes after the replies q holds
+				}
 				w.closeMaster(master, cl)
 			} else {
 				w.mu.Lock()
@@ -148,6 +152,9 @@ func (w *Worker) drain(master string) {
 					cl.cancel(context.Canceled)
 				}
 				q.current = cl
+				if cl.reply != laneReply {
+					cl.q, cl.more = q, i < len(batch)-1 || len(q.items) > 0
+				}
 				w.mu.Unlock()
 				w.run(cl)
 			}
@@ -201,7 +208,7 @@ func (w *Worker) closeMaster(master string, cl *call) {
 	w.mu.Unlock()
 	w.dropHolder(master)
 	if cl.reply != "" {
-		w.publishReply(cl.reply, cl.key.id, "", struct{}{}, nil)
+		w.publishReply(cl.reply, cl.key.id, "", struct{}{}, cl)
 	}
 	if w.owner != "" && master == w.owner {
 		w.stopOnce.Do(func() { close(w.stopping) })

@@ -94,6 +94,8 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 			failed = errItemTooBig
 		}
 		out = w.sendChunked(reply, id, function, out)
+	} else if cl != nil && cl.q != nil && !item && batchable(cl, out) {
+		err = w.post(cl, out) // with the replies ready beside it
 	} else if err = w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
 		// Say so rather than leave the caller waiting for a reply that
 		// the server refused.
@@ -116,6 +118,13 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 	return size, failed
 }
 
+// batchable reports whether out, the reply to cl, may go in a batch:
+// a small one, which refers to no shared memory (should its message
+// fail, its segments must be dropped at once).
+func batchable(cl *call, out []byte) bool {
+	return len(out) <= wire.MaxBatched && len(cl.sending) == 0 && !cl.shmSent
+}
+
 // errItemTooBig ends a stream whose item was too big: the master was
 // told so in an error reply.
 var errItemTooBig = fmt.Errorf("%w: an item over the largest value", bus.ErrTooBig)
@@ -133,7 +142,21 @@ func (w *Worker) closeSending(cl *call) {
 }
 
 func (w *Worker) replyError(reply string, id uint64, function string, err error) {
+	w.replyErrorTo(nil, reply, id, function, err)
+}
+
+// replyErrorTo is replyError for cl, whose reply may join the replies
+// its queue has ready (post); cl may be nil.
+func (w *Worker) replyErrorTo(cl *call, reply string, id uint64, function string, err error) {
 	if reply == "" {
+		return
+	}
+	if cl != nil && cl.q != nil && reply != laneReply {
+		bp := buffers.Get().(*[]byte)
+		out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
+		w.post(cl, out)
+		*bp = out
+		buffers.Put(bp)
 		return
 	}
 	bp := buffers.Get().(*[]byte)

@@ -314,8 +314,10 @@ func (w *Worker) Abort() error {
 // inlet is what one source of calls (the NATS call endpoint, the lane)
 // decodes a call into: handleCall runs on one goroutine per source.
 type inlet struct {
-	call   wire.Call // the envelope, for its strings
-	joined []byte    // the buffer of the call handleJoined hands handleCall
-	inline bool      // the inlet's reader drains the queues it starts itself
-	drain  string    // the master whose queue handleCall left for it to drain
+	call    wire.Call     // the envelope, for its strings
+	joined  []byte        // the buffer of the call handleJoined hands handleCall
+	inline  bool          // the inlet's reader drains the queues it starts itself
+	holding bool          // a batch is read: the queue it starts is run once it is all in
+	drain   string        // the master whose queue handleCall left for it to drain
+	batch   wire.Received // the batch read, for its memory
 }

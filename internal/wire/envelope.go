@@ -17,7 +17,9 @@ import (
 // message with [ErrProtocolVersion] instead of guessing at its layout.
 // 5: a worker's epoch names its process in its high half (heartbeat
 // answers and the hello); an end of 4 would take it for a reconnect.
-const ProtocolVersion = 5
+// 6: calls and replies travel in batches (see [Batch]), which an end of 5
+// would refuse as garbage.
+const ProtocolVersion = 6
 
 // protocolOverride, when set at link time (-ldflags "-X
 // github.com/processional/processional/internal/wire.protocolOverride=N"), replaces
@@ -369,18 +371,20 @@ func appendChunkTail(dst []byte, c *Chunk) []byte {
 
 // IsCallChunk reports whether data is a call's chunk envelope (of any
 // protocol version: DecodeCallChunk says which).
-func IsCallChunk(data []byte) bool { return isChunk(data, callChunkFields) }
+func IsCallChunk(data []byte) bool { return isMarked(data, callChunkFields, chunkMark) }
 
 // IsReplyChunk reports whether data is a reply's chunk envelope.
-func IsReplyChunk(data []byte) bool { return isChunk(data, replyChunkFields) }
+func IsReplyChunk(data []byte) bool { return isMarked(data, replyChunkFields, chunkMark) }
 
-func isChunk(data []byte, fields byte) bool {
+// isMarked reports whether data is an envelope of fields elements whose
+// second is mark (a chunk's, a batch's), of any protocol version.
+func isMarked(data []byte, fields, mark byte) bool {
 	if len(data) < 4 || data[0] != 0x90|fields {
 		return false
 	}
 	r := codec.Reader{B: data[1:]}
 	r.Uint() // the version
-	return r.Err == nil && len(r.B) >= 2 && r.B[0] == 0xcc && r.B[1] == chunkMark
+	return r.Err == nil && len(r.B) >= 2 && r.B[0] == 0xcc && r.B[1] == mark
 }
 
 // DecodeCallChunk reads a call's chunk envelope; c.Data aliases data.

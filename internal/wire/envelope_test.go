@@ -312,7 +312,8 @@ func TestDecodeProtocolVersion(t *testing.T) {
 		{"2, the version before references carried secrets", []byte{2}, "protocol 2"},
 		{"3, the version before streams", []byte{3}, "protocol 3"},
 		{"4, the version before epochs named their process", []byte{4}, "protocol 4"},
-		{"6", []byte{6}, "protocol 6"},
+		{"5, the version before batches", []byte{5}, "protocol 5"},
+		{"7", []byte{7}, "protocol 7"},
 		{"127", []byte{0x7f}, "protocol 127"},
 		{"uint8 255", []byte{0xcc, 0xff}, "protocol 255"},
 		{"uint16", []byte{0xcd, 0x01, 0x00}, "protocol 256"},
@@ -354,8 +355,8 @@ func TestDecodeProtocolVersion(t *testing.T) {
 	// version may have other fields, and must still say "version".
 	t.Run("other version, other layout", func(t *testing.T) {
 		for _, data := range [][]byte{
-			{0x92, 0x06, 0x00},
-			{0x9f, 0x06},
+			{0x92, 0x07, 0x00},
+			{0x9f, 0x07},
 			callHeader(12, []byte{9}, fixstr("anything")),
 		} {
 			var c wire.Call

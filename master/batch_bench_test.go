@@ -1,0 +1,42 @@
+package master_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/processional/processional/builtin"
+	"github.com/processional/processional/master"
+)
+
+// BenchmarkScheduleNATS Schedules b.N echoes to a worker by NATS, then
+// waits for them all: the master's share of pipelined_nats.
+func BenchmarkScheduleNATS(b *testing.B) {
+	m, err := master.New(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	s, err := m.Spawn(ctx, master.WithoutLane())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	payload := make([]byte, 32)
+	tasks := make([]*master.Task[[]byte], 0, 100_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(b.N-done, cap(tasks))
+		tasks = tasks[:0]
+		for range n {
+			tasks = append(tasks, master.Schedule(ctx, s, builtin.Echo, payload))
+		}
+		for _, t := range tasks {
+			if _, err := t.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done += n
+	}
+}
