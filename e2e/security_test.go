@@ -118,8 +118,19 @@ func callCounts(t *testing.T, nc *nats.Conn) map[string]uint64 {
 	}
 	out := map[string]uint64{}
 	for _, ep := range stats.Endpoints {
-		if ep.Name == "heartbeat" {
+		switch ep.Name {
+		case "heartbeat":
 			continue
+		case "calls":
+			// Its data counts the calls by function, and the messages on
+			// the call subject the worker could not read.
+			var per map[string]worker.FunctionStat
+			if err := json.Unmarshal(ep.Data, &per); err != nil {
+				t.Fatalf("the calls endpoint's data %s: %v", ep.Data, err)
+			}
+			for fn, st := range per {
+				out["call "+fn] = uint64(st.Requests)
+			}
 		}
 		out[ep.Name] = uint64(ep.NumRequests)
 	}

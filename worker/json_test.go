@@ -125,13 +125,21 @@ func TestFunctionStats(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &stats); err != nil {
 		t.Fatal(err)
 	}
+	// The calls verb answers the same counts as the calls endpoint's data.
+	verb, err := h.nc.Request(wire.ControlSubject(h.id, "calls"), nil, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, ep := range stats.Endpoints {
-		if ep.Name != "call" {
+		if ep.Name != "calls" {
 			continue
 		}
-		var per map[string]worker.FunctionStat
+		var per, answered map[string]worker.FunctionStat
 		if err := json.Unmarshal(ep.Data, &per); err != nil {
-			t.Fatalf("the call endpoint's data %s: %v", ep.Data, err)
+			t.Fatalf("the calls endpoint's data %s: %v", ep.Data, err)
+		}
+		if err := json.Unmarshal(verb.Data, &answered); err != nil || answered["worker_test.sum"] != per["worker_test.sum"] {
+			t.Errorf("the calls verb answered %s, the stats %s", verb.Data, ep.Data)
 		}
 		if s := per["worker_test.sum"]; s.Requests != 3 || s.Errors != 0 {
 			t.Errorf("sum: %+v", s)
@@ -141,5 +149,5 @@ func TestFunctionStats(t *testing.T) {
 		}
 		return
 	}
-	t.Fatal("no call endpoint in the stats")
+	t.Fatal("no calls endpoint in the stats")
 }

@@ -100,7 +100,7 @@ func (w *Worker) Pending() []PendingCall {
 }
 
 // FunctionStat counts the calls a worker ran of one function, as `nats
-// micro stats` shows them.
+// micro stats` shows them (the data of the calls endpoint).
 type FunctionStat struct {
 	Requests       int64         `json:"num_requests"`
 	Errors         int64         `json:"num_errors"`
@@ -108,8 +108,10 @@ type FunctionStat struct {
 	AverageTime    time.Duration `json:"average_processing_time"`
 }
 
-// FunctionStats returns the counts of the calls the worker ran (through
-// its msgpack call endpoint), by function.
+// FunctionStats returns the counts of the calls the worker ran, by NATS
+// or on its lane, by function; and under "(malformed)" the messages on
+// its call subject that were no call it could read. `nats micro stats`
+// shows them as the data of the calls endpoint.
 func (w *Worker) FunctionStats() map[string]FunctionStat {
 	in := w.w.FunctionStats()
 	out := make(map[string]FunctionStat, len(in))

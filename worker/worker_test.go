@@ -379,6 +379,7 @@ func TestMicroService(t *testing.T) {
 		{"worker", info.Metadata["worker"], h.id},
 		{"protocol", info.Metadata["protocol"], fmt.Sprint(wire.Version())},
 		{"pid", info.Metadata["pid"], fmt.Sprint(os.Getpid())},
+		{"calls", info.Metadata["calls"], wire.CallSubject(h.id)},
 	} {
 		if c.got != c.want {
 			t.Errorf("info %s = %q, want %q", c.name, c.got, c.want)
@@ -391,8 +392,8 @@ func TestMicroService(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		names = append(names, ep.Name)
 	}
-	if got := strings.Join(names[:min(8, len(names))], ","); got != "call,heartbeat,hello,leases,stop,refs,pending,stack" {
-		t.Fatalf("endpoints %s, want call,heartbeat,hello,leases,stop,refs,pending,stack first", got)
+	if got := strings.Join(names[:min(8, len(names))], ","); got != "heartbeat,calls,hello,leases,stop,refs,pending,stack" {
+		t.Fatalf("endpoints %s, want heartbeat,calls,hello,leases,stop,refs,pending,stack first", got)
 	}
 	// Then one JSON endpoint per registered function.
 	found := false
@@ -407,44 +408,35 @@ func TestMicroService(t *testing.T) {
 	if !found || len(info.Endpoints)-8 != len(registry.Functions()) {
 		t.Fatalf("%d JSON endpoints for %d functions; worker_test.sum among them: %v", len(info.Endpoints)-8, len(registry.Functions()), found)
 	}
-	ep := info.Endpoints[0]
-	if ep.Name != "call" || ep.Subject != wire.CallSubject(h.id) || ep.Metadata["format"] != "msgpack" {
-		t.Errorf("endpoint %+v, want call on %s", ep, wire.CallSubject(h.id))
-	}
-	if hb := info.Endpoints[1]; hb.Name != "heartbeat" || hb.Subject != wire.HeartbeatSubject(h.id) {
+	if hb := info.Endpoints[0]; hb.Name != "heartbeat" || hb.Subject != wire.HeartbeatSubject(h.id) {
 		t.Errorf("endpoint %+v, want heartbeat on %s", hb, wire.HeartbeatSubject(h.id))
 	}
+	// The calls come on a subscription of the worker's own (the subject
+	// of the metadata's "calls"); the calls endpoint counts them.
+	if ep := info.Endpoints[1]; ep.Name != "calls" || ep.Subject != wire.ControlSubject(h.id, "calls") {
+		t.Errorf("endpoint %+v, want calls on %s", ep, wire.ControlSubject(h.id, "calls"))
+	}
 
-	// The instance answers on its own subjects too, with its counters.
+	// The instance answers on its own subjects too, with its counters:
+	// the call above was counted before it was answered.
 	subject, err = micro.ControlSubject(micro.StatsVerb, worker.ServiceName, info.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// micro counts a request once its handler has returned, which may be
-	// after the call's reply went out: poll.
-	deadline := time.Now().Add(timeout)
-	for {
-		msg, err = h.nc.Request(subject, nil, timeout)
-		if err != nil {
-			t.Fatalf("%s: %v", subject, err)
-		}
-		var stats micro.Stats
-		if err := json.Unmarshal(msg.Data, &stats); err != nil {
-			t.Fatal(err)
-		}
-		if len(stats.Endpoints) != 8+len(registry.Functions()) {
-			t.Fatalf("stats of %d endpoints, want 8 and one per function", len(stats.Endpoints))
-		}
-		if ep := stats.Endpoints[0]; ep.NumRequests >= 1 {
-			if ep.Name != "call" || ep.Subject != wire.CallSubject(h.id) {
-				t.Errorf("stats endpoint %s on %s", ep.Name, ep.Subject)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v, want the call counted", *stats.Endpoints[0])
-		}
-		time.Sleep(time.Millisecond)
+	msg, err = h.nc.Request(subject, nil, timeout)
+	if err != nil {
+		t.Fatalf("%s: %v", subject, err)
+	}
+	var stats micro.Stats
+	if err := json.Unmarshal(msg.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.Endpoints) != 8+len(registry.Functions()) {
+		t.Fatalf("stats of %d endpoints, want 8 and one per function", len(stats.Endpoints))
+	}
+	var per map[string]worker.FunctionStat
+	if ep := stats.Endpoints[1]; ep.Name != "calls" || json.Unmarshal(ep.Data, &per) != nil || per["worker_test.echo"].Requests != 1 {
+		t.Errorf("stats endpoint %s: %s, want worker_test.echo counted once", ep.Name, ep.Data)
 	}
 
 	// Once closed, it is no longer listed.
@@ -452,7 +444,7 @@ func TestMicroService(t *testing.T) {
 		t.Fatal(err)
 	}
 	subject, _ = micro.ControlSubject(micro.PingVerb, worker.ServiceName, "")
-	deadline = time.Now().Add(timeout)
+	deadline := time.Now().Add(timeout)
 	for {
 		_, err := h.nc.Request(subject, nil, timeout)
 		if errors.Is(err, nats.ErrNoResponders) {

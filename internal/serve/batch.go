@@ -16,6 +16,7 @@ func (w *Worker) handleBatch(in *inlet, data []byte, reply string) {
 	b := &in.batch
 	err := wire.DecodeCallBatch(data, b)
 	if len(b.IDs) == 0 {
+		w.count(malformed, 0, err)
 		w.replyError(reply, 0, "", err) // not one call can be named
 		return
 	}
@@ -40,6 +41,7 @@ func (w *Worker) handleBatch(in *inlet, data []byte, reply string) {
 func (w *Worker) handleCallIn(in *inlet, env []byte, reply, master string, id uint64, i, n int) {
 	c := &in.call
 	if err := wire.DecodeCall(env, c); err != nil {
+		w.count(malformed, 0, err)
 		w.replyError(reply, id, "", fmt.Errorf("call %d of master %s, %d of %d in a batch: %w", id, master, i+1, n, err))
 		return
 	}

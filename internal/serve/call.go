@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
@@ -77,21 +76,6 @@ func (cl *call) Sending(t *shm.Transient) { cl.sending = append(cl.sending, t) }
 // cancel ends the call's context with err.
 func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }
 
-// handle runs in the NATS subscription's goroutine: it decodes the header
-// and hands the call on, and never runs user code itself.
-func (w *Worker) handle(req micro.Request) {
-	data := req.Data()
-	if wire.IsCallChunk(data) {
-		w.chunk(req)
-		return
-	}
-	if wire.IsCallBatch(data) {
-		w.handleBatch(&w.natsIn, data, req.Reply())
-		return
-	}
-	w.handleCall(&w.natsIn, data, req.Reply())
-}
-
 // handleJoined handles a call joined from chunks; its buffer goes back to
 // the chunks' buffers once the call has run.
 func (w *Worker) handleJoined(in *inlet, data []byte, reply string) error {
@@ -125,6 +109,7 @@ func (w *Worker) refuse(cl *call, err error) {
 func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 	c := &in.call // one goroutine per inlet
 	if err := wire.DecodeCall(data, c); err != nil {
+		w.count(malformed, 0, err)
 		w.replyError(reply, 0, "", err)
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
@@ -18,9 +17,9 @@ import (
 // with the last, the joined call is handled as if it had come whole. It
 // runs on the call subscription's goroutine, so the joined call keeps its
 // place among the master's calls.
-func (w *Worker) chunk(req micro.Request) {
+func (w *Worker) chunk(req *nats.Msg) {
 	var c wire.Chunk
-	if err := wire.DecodeCallChunk(req.Data(), &c); err != nil {
+	if err := wire.DecodeCallChunk(req.Data, &c); err != nil {
 		w.ackChunk(req, 0, err)
 		return
 	}
@@ -29,7 +28,7 @@ func (w *Worker) chunk(req micro.Request) {
 		l.last = time.Now() // a master sending chunks is alive, whatever delays its heartbeats
 	}
 	// An error the sender does not hear now, it hears at its next request.
-	keep := req.Reply() == "" && c.Index != c.Count-1
+	keep := req.Reply == "" && c.Index != c.Count-1
 	msg, err := chunks.Join(&w.joining, callKey{c.Master, c.ID}, &c, w.maxValue, keep)
 	w.mu.Unlock()
 	if err != nil {
@@ -44,8 +43,8 @@ func (w *Worker) chunk(req micro.Request) {
 
 // ackChunk answers a chunk sent as a request: empty to go on, or the
 // error that ends the transfer.
-func (w *Worker) ackChunk(req micro.Request, id uint64, err error) {
-	if req.Reply() == "" {
+func (w *Worker) ackChunk(req *nats.Msg, id uint64, err error) {
+	if req.Reply == "" {
 		return
 	}
 	if err != nil {

@@ -63,6 +63,12 @@ func (w *Worker) pendingVerb(req micro.Request) {
 	req.RespondJSON(out)
 }
 
+// callsVerb answers the counts of the calls the worker ran, by function
+// (FunctionStats), in JSON.
+func (w *Worker) callsVerb(req micro.Request) {
+	req.RespondJSON(w.FunctionStats())
+}
+
 // stackVerb answers the stacks of all the worker's goroutines: what a
 // worker that hangs is doing.
 func (w *Worker) stackVerb(req micro.Request) {
@@ -90,6 +96,10 @@ type functionCounter struct {
 	requests, errors, nanos atomic.Int64
 }
 
+// malformed is the name FunctionStats counts the messages under that
+// were no call the worker could read: no function has it.
+const malformed = "(malformed)"
+
 // count records one call of function that took d.
 func (w *Worker) count(function string, d time.Duration, err error) {
 	v, ok := w.fnStats.Load(function)
@@ -104,8 +114,9 @@ func (w *Worker) count(function string, d time.Duration, err error) {
 	}
 }
 
-// FunctionStats returns the counts of the calls the worker ran (through
-// its msgpack call endpoint), by function.
+// FunctionStats returns the counts of the calls the worker ran (by NATS
+// or on its lane), by function, and under "(malformed)" the messages on
+// its call subject it could not read.
 func (w *Worker) FunctionStats() map[string]FunctionStat {
 	out := map[string]FunctionStat{}
 	w.fnStats.Range(func(k, v any) bool {

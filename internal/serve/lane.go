@@ -47,47 +47,17 @@ func (w *Worker) serveLane() {
 			// The frames already here first: the queue then runs them
 			// in one go.
 			w.laneIn.drain = ""
-			if !w.drainInline(master) {
+			if !w.drainInline(&w.laneRun, master) {
 				return // a relief reads the lane now
 			}
 		}
 	}
 }
 
-// reliefDelay is how long the lane's reader runs a queue before another
-// goroutine takes the lane over; the lease ticker looks, so it is at
-// most a leaseTick more.
-const reliefDelay = 500 * time.Microsecond
-
-// drainInline runs master's queue, which a call on the lane started, on
-// the lane's reader: the call and its reply then cost no goroutine
-// wake-up, which on a busy machine costs more than the call. Should the
-// queue run longer than reliefDelay, a new reader takes the lane over
-// (relieveLane), so that cancels, heartbeats and the calls that follow
-// are read meanwhile. It reports whether the caller still reads the
-// lane. It arms no timer: adding one wakes an idle thread, on every
-// call.
-func (w *Worker) drainInline(master string) bool {
-	v := w.inlineSeq.Add(1)<<1 | 1 // odd: running a queue
-	w.inlineAt.Store(int64(time.Since(w.born)))
-	w.inline.Store(v)
-	w.drain(master)
-	return w.inline.CompareAndSwap(v, v&^1)
-}
-
 // relieveLane starts a new lane reader when the reader has run a queue
-// for longer than reliefDelay; the lease ticker calls it.
+// for longer than reliefDelay (see drainInline).
 func (w *Worker) relieveLane() {
-	v := w.inline.Load()
-	if v&1 == 0 || time.Since(w.born)-time.Duration(w.inlineAt.Load()) < reliefDelay {
-		return
-	}
-	w.laneReaders.Add(1) // before the CAS: the reader it relieves may return at once
-	if w.inline.CompareAndSwap(v, v&^1) {
-		go w.serveLane()
-		return
-	}
-	w.laneReaders.Done()
+	w.relieve(&w.laneRun, &w.laneReaders, w.serveLane)
 }
 
 // laneStopped ends the lane's reads: a queue the reader started and had

@@ -120,6 +120,7 @@ func (w *Worker) watchLeases(stop <-chan struct{}, done chan<- struct{}) {
 			if w.lane != nil {
 				w.relieveLane()
 			}
+			w.relieveCalls()
 		}
 	}
 }

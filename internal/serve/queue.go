@@ -73,15 +73,16 @@ func (w *Worker) cancelCall(key callKey) {
 // call at a time (a method call through a Ref, deep in reflection and
 // msgpack) runs it on a grown stack, not on a new goroutine's.
 //
-// The lane's reader runs the queue itself (in.drain; see drainInline):
-// handing it to another goroutine would cost a wake-up on the call's
-// path.
+// The reader of the lane, or of the call subscription, runs the queue
+// itself (in.drain; see drainInline): handing it to another goroutine
+// would cost a wake-up on the call's path. It runs one at a time; the
+// queue of another master that starts meanwhile goes to a drainer.
 func (w *Worker) startDrain(in *inlet, master string) {
-	if in.inline || in.holding {
+	if (in.inline || in.holding) && in.drain == "" {
 		in.drain = master
 		return
 	}
-	w.spawnDrain(master)
+	w.spawnDrain(master) // the reader runs another master's queue already
 }
 
 // spawnDrain has an idle drainer, or a new one, run master's queue.

@@ -28,18 +28,22 @@ type Worker struct {
 	nc    *nats.Conn
 	svc   micro.Service
 
-	natsIn    inlet     // the call endpoint's: handle runs on its one goroutine
+	natsIn    inlet     // the call subscription's reader's (serveCalls)
+	natsRun   inlineRun // the call reader's queue runs
 	laneIn    inlet     // the lane reader's
+	laneRun   inlineRun // the lane reader's queue runs
 	hbScratch wire.Call // the envelope heartbeat decodes into, on its one goroutine
 
 	lane        *lane.Conn     // the lane to the master that spawned the worker, if any
 	laneReaders sync.WaitGroup // the lane's readers; Close awaits them
 	onLaneLost  func(error)    // called when the lane ends and the owner with it
 	laneClosed  atomic.Bool    // Close closed the lane
-	inline      atomic.Uint64  // drainInline's sequence number, shifted, odd while it runs a queue
-	inlineSeq   atomic.Uint64
-	inlineAt    atomic.Int64 // when the queue drainInline runs began, since born
-	born        time.Time    // the worker's start, for monotonic times in atomics
+	born        time.Time      // the worker's start, for monotonic times in atomics
+
+	callSub     *nats.Subscription // the call subject's, delivering to callCh
+	callCh      chan *nats.Msg
+	callStop    chan struct{}  // closed by Close once callSub is gone: the readers end
+	callReaders sync.WaitGroup // serveCalls goroutines; Close awaits them
 
 	mu         sync.Mutex
 	masters    map[string]*queue
@@ -163,8 +167,11 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 	prevErr := nc.Opts.AsyncErrorCB
 	warnErr := natsauth.ErrorHandler(slog.Warn, "worker", w.id)
 	nc.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
-		if hooked.Load() != nil {
+		if w := hooked.Load(); w != nil {
 			warnErr(c, sub, err)
+			if sub != nil && sub == w.callSub && errors.Is(err, nats.ErrSlowConsumer) {
+				w.slowCalls()
+			}
 		}
 		if prevErr != nil {
 			prevErr(c, sub, err)
@@ -179,13 +186,14 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 			"protocol": fmt.Sprint(wire.Version()),
 			"pid":      fmt.Sprint(os.Getpid()),
 			"pool":     c.Pool,
+			"calls":    wire.CallSubject(c.ID),
 		},
 		QueueGroupDisabled: true,
 		StatsHandler: func(e *micro.Endpoint) any {
 			switch e.Name {
 			case "heartbeat":
 				return map[string]int64{"ignored": w.stats.ignored.Load(), "lapsed": w.stats.lapsed.Load()}
-			case "call":
+			case "calls":
 				return w.FunctionStats()
 			}
 			return nil
@@ -195,12 +203,17 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker %s: micro service: %w", c.ID, err)
 	}
 	w.svc = svc
-	err = svc.AddEndpoint("call", micro.HandlerFunc(w.handle),
-		micro.WithEndpointSubject(wire.CallSubject(c.ID)),
-		micro.WithEndpointPendingLimits(-1, -1),
-		micro.WithEndpointMetadata(map[string]string{"format": "msgpack", "carries": "call, thread, cancel, close"}),
-	)
+	// The calls come on a subscription of the worker's own, not a micro
+	// endpoint's: its reader runs a call itself when its master's queue
+	// is idle (serveCalls), where a micro handler would hand it to
+	// another goroutine, and wake another thread, on every call.
+	w.callCh = make(chan *nats.Msg, callChanLen)
+	w.callStop = make(chan struct{})
+	w.callSub, err = nc.ChanSubscribe(wire.CallSubject(c.ID), w.callCh)
 	if err == nil {
+		w.natsIn.inline = true
+		w.callReaders.Add(1)
+		go w.serveCalls() // ends once Close has unsubscribed, and awaited
 		err = svc.AddEndpoint("heartbeat", micro.HandlerFunc(w.heartbeat),
 			micro.WithEndpointSubject(wire.HeartbeatSubject(c.ID)),
 			micro.WithEndpointPendingLimits(-1, -1),
@@ -212,6 +225,7 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 		handler micro.HandlerFunc
 		carries string
 	}{
+		{"calls", w.callsVerb, "the calls the worker ran, by function: requests, errors, time (JSON); the calls themselves (msgpack) come on the subject of the service's metadata \"calls\""},
 		{"hello", w.hello, "the worker's hello (msgpack): protocol version, id, pid, functions"},
 		{"leases", w.leasesVerb, "the masters holding a lease, with the ms since their last heartbeat (JSON)"},
 		{"stop", w.stopVerb, "asks a worker with no owner (a server) to stop after its running calls"},
@@ -234,6 +248,7 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 	}
 	if err != nil {
 		w.baseCancel()
+		w.stopCalls()
 		svc.Stop()
 		return nil, fmt.Errorf("worker %s: subscribe: %w", c.ID, err)
 	}
@@ -270,6 +285,7 @@ func (w *Worker) Close() error {
 		// The references the worker received are released at their
 		// owners, then the objects it holds are dropped and closed.
 		w.peer.Close()
+		w.stopCalls()
 		w.closeErr = w.svc.Stop()
 		if errors.Is(w.closeErr, nats.ErrConnectionClosed) {
 			w.closeErr = nil
