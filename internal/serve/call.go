@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/chunks"
 	"github.com/processional/processional/internal/codec"
