@@ -56,7 +56,7 @@ func goLocal[T any](ctx context.Context, name string, fn func(context.Context) (
 
 // runLocal runs fn behind recover and finishes t with its outcome.
 func runLocal[T any](t *Task[T], fn func(context.Context) (T, error)) {
-	ctx := &t.local
+	ctx := t.local
 	defer ctx.Cancel(context.Canceled) // unlinks from the parent
 	var (
 		val T

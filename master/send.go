@@ -159,8 +159,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 	watch = watch && ctx.Done() != nil
 	perTask := watch && !reflect.TypeOf(ctx).Comparable() // cannot key a group
 	buf := chunks.GetBuffer()
-	bp := &buf
-	defer func() { chunks.PutBuffer(*bp) }()
+	defer putBuffer(&buf) // the encoding may grow it: the one it ends in goes back
 	s.mu.Lock()
 	if s.state != slaveOpen {
 		err := s.closedErr()
@@ -176,7 +175,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 	c.PID = s.selfPID
 	cc := codecs.Get().(*callCodec)
 	cc.shmPID, cc.maxValue, cc.lane = s.shmPID, uint64(s.m.maxValue), s.laneLive()
-	data, err := wire.AppendCallWith((*bp)[:0], &c, arg, cc)
+	data, err := wire.AppendCallWith(buf[:0], &c, arg, cc)
 	if len(cc.pins) > 0 {
 		t.setPins(cc.pins) // before the call goes: its reply may come at once
 		cc.pins = nil
@@ -196,7 +195,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 	case err != nil:
 		err = fmt.Errorf("worker %s: %s: argument: %w", s.id, fn, err)
 	default:
-		*bp = data
+		buf = data
 		// A big call goes alone, and so does one that refers to shared
 		// memory: should its message fail, its segments are dropped at
 		// once (below).
@@ -220,6 +219,9 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		t.watch(ctx)
 	}
 }
+
+// putBuffer gives *b back to the chunks' buffers.
+func putBuffer(b *[]byte) { chunks.PutBuffer(*b) }
 
 // closeAll closes the transient segments a call or a reply was sent with.
 func closeAll(bufs []*shm.Transient) {

@@ -31,8 +31,7 @@ type Task[T any] struct {
 	val      T
 	err      error
 	raw      []byte      // a remote result, decoded by the first Wait
-	local    lazyctx.Ctx // the function's context, for a local task
-	isLocal  bool
+	local    *lazyctx.Ctx // the function's context, for a local task; nil for a remote one, which is smaller without it
 	remote   *slave      // the worker a remote task was sent to
 	callID   uint64      // the remote call's id
 	watching *ctxGroup   // the caller's context a remote task watches; its slave's mu guards it
@@ -122,7 +121,7 @@ func newTask[T any](name string) *Task[T] {
 // newLocalTask returns a task whose function runs in this process, under
 // a context derived from parent (which may be nil).
 func newLocalTask[T any](parent context.Context, name string) *Task[T] {
-	t := &Task[T]{name: name, isLocal: true}
+	t := &Task[T]{name: name, local: new(lazyctx.Ctx)}
 	t.local.Parent = parent
 	t.local.Progress = taskProgress[T]{t}
 	return t
@@ -239,7 +238,7 @@ func (t *Task[T]) Available() bool {
 // [bus.ErrPanic] that carries the stack. Wait may be called any number of
 // times.
 func (t *Task[T]) Wait(ctx context.Context) (T, error) {
-	if t == nil || t.name == "" && !t.isLocal && !t.fin.Load() {
+	if t == nil || t.name == "" && t.local == nil && !t.fin.Load() {
 		var zero T
 		return zero, fmt.Errorf("%w: a nil or zero Task: get one from Schedule, Thread, Go or Method", ErrBadCall)
 	}
@@ -302,7 +301,7 @@ func (t *Task[T]) abort(err error) {
 	// return, and its result must not win over the cancellation.
 	var zero T
 	t.finish(zero, nil, err)
-	if t.isLocal {
+	if t.local != nil {
 		t.local.Cancel(err)
 	}
 	if remote != nil {

@@ -187,9 +187,14 @@ func (j *Joiner) Bytes() []byte { return j.buf }
 // collection, which a stream of 10 MB calls runs at every call, each call
 // then growing its buffer from nothing, doubling it a dozen times: a few
 // large buffers are kept aside from the pool.
+//
+// A buffer is kept in the pool behind a pointer, and the pointers go to
+// a pool of their own while their buffer is out: putting a slice back
+// would otherwise allocate a pointer to it, on every message.
 var (
-	small = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-	large = make(chan []byte, 4)
+	small   = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	holders sync.Pool // *[]byte whose buffer is out
+	large   = make(chan []byte, 4)
 )
 
 // largeCap is the capacity from which a buffer is kept aside.
@@ -202,7 +207,11 @@ func GetBuffer() []byte {
 	case b := <-large:
 		return b[:0]
 	default:
-		return (*small.Get().(*[]byte))[:0]
+		p := small.Get().(*[]byte)
+		b := *p
+		*p = nil
+		holders.Put(p)
+		return b[:0]
 	}
 }
 
@@ -239,5 +248,10 @@ func PutBuffer(b []byte) {
 		}
 		return
 	}
-	small.Put(&b)
+	p, _ := holders.Get().(*[]byte)
+	if p == nil {
+		p = new([]byte)
+	}
+	*p = b
+	small.Put(p)
 }
