@@ -167,6 +167,18 @@ func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 	if isTransient(data) {
 		return unmarshalTransient(data, v, ctx)
 	}
+	if p, ok := v.(*[]byte); ok && p != nil {
+		// A bin or a str into a []byte, the commonest small result:
+		// copied straight out, with no decoder taken from the pool.
+		if n, hdr, ok := binHeader(data); ok && n <= len(data)-hdr {
+			b := append([]byte(nil), data[hdr:hdr+n]...)
+			if b == nil {
+				b = []byte{}
+			}
+			*p = b
+			return nil
+		}
+	}
 	if _, err := valueLen(data); err != nil {
 		return err
 	}

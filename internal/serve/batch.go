@@ -3,6 +3,7 @@ package serve
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/wire"
@@ -23,6 +24,7 @@ func (w *Worker) handleBatch(in *inlet, data []byte, reply string) {
 	// The queue the calls start is run once they are all in it: a drainer
 	// started at the first would contend for the lock with the others.
 	in.holding = true
+	in.at = time.Now() // one clock reading for all: they came together
 	for i, env := range b.Entries {
 		w.handleCallIn(in, env, reply, b.Master, b.IDs[i], i, len(b.IDs))
 	}

@@ -40,10 +40,10 @@ type call struct {
 	lapsed   atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
 	stream   *streamState  // a stream's flow control; nil for any other call
 	w        *Worker
-	progress progress // the call's reports (bus.Progress)
-	shmSent  bool     // its reply refers to shared-memory buffers by reference
-	q        *queue   // the queue running it, whose outbox its NATS reply may join; nil for a concurrent call
-	more     bool     // calls of its queue wait behind it: its reply may wait for theirs, or for the flusher
+	progress atomic.Pointer[progress] // the call's reports (bus.Progress), made at the first
+	shmSent  bool                     // its reply refers to shared-memory buffers by reference
+	q        *queue                   // the queue running it, whose outbox its NATS reply may join; nil for a concurrent call
+	more     bool                     // calls of its queue wait behind it: its reply may wait for theirs, or for the flusher
 }
 
 // SentShm notes that the call's reply refers to a shared-memory buffer
@@ -112,11 +112,13 @@ func (w *Worker) handleCall(in *inlet, data []byte, reply string) error {
 		w.replyError(reply, 0, "", err)
 		return err
 	}
+	in.at = time.Now()
 	w.acceptCall(in, c, reply)
 	return nil
 }
 
-// acceptCall handles the call c, decoded from in, which it reuses.
+// acceptCall handles the call c, decoded from in, which it reuses; it
+// arrived at in.at.
 func (w *Worker) acceptCall(in *inlet, c *wire.Call, reply string) {
 	if c.Master == "" {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w: a %s with no master id", bus.ErrBadPayload, c.Kind))
@@ -200,7 +202,7 @@ func (w *Worker) acceptCall(in *inlet, c *wire.Call, reply string) {
 	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID), max: w.maxValue, w: w}
 	cl.ctx.Progress = cl
 	cl.joined, in.joined = in.joined, nil
-	cl.since = time.Now()
+	cl.since = in.at
 	// The context has no worker-wide parent: a child of a cancelable
 	// parent costs a map insert and delete in the parent on every call.
 	// Abort cancels the running calls one by one.
@@ -301,7 +303,7 @@ func (w *Worker) run(cl *call) {
 		w.mu.Unlock()
 	}
 	cl.cancel(context.Canceled)
-	cl.progress.end()
+	cl.endProgress()
 	w.pending.Add(-1) // counted when handleCall accepted it
 	if cl.reply == "" {
 		return

@@ -32,7 +32,7 @@ func (w *Worker) Pending() []PendingCall {
 	var out []PendingCall
 	add := func(cl *call, state string) {
 		age := now.Sub(cl.since)
-		out = append(out, PendingCall{Master: cl.key.master, ID: cl.key.id, Function: cl.name, Kind: cl.kind.String(), State: state, Age: age, AgeMS: age.Milliseconds(), Progress: cl.progress.json()})
+		out = append(out, PendingCall{Master: cl.key.master, ID: cl.key.id, Function: cl.name, Kind: cl.kind.String(), State: state, Age: age, AgeMS: age.Milliseconds(), Progress: cl.progressJSON()})
 	}
 	w.mu.Lock()
 	for _, q := range w.masters {

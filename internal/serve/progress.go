@@ -113,8 +113,37 @@ func (p *progress) json() json.RawMessage {
 }
 
 // ReportProgress is bus.Progress for a call's context
-// (lazyctx.ProgressReporter).
-func (cl *call) ReportProgress(v any) { cl.progress.report(v, cl) }
+// (lazyctx.ProgressReporter). A call's reports are made on its first:
+// most calls report none, and are the smaller for it.
+func (cl *call) ReportProgress(v any) {
+	p := cl.progress.Load()
+	if p == nil {
+		p = new(progress)
+		if !cl.progress.CompareAndSwap(nil, p) {
+			p = cl.progress.Load() // another report, or the end, came first
+		}
+	}
+	p.report(v, cl)
+}
+
+// endProgress ends the call's reports: none goes after its answer.
+func (cl *call) endProgress() {
+	if !cl.progress.CompareAndSwap(nil, endedProgress) {
+		cl.progress.Load().end()
+	}
+}
+
+// progressJSON is the call's latest report, in JSON; nil if none.
+func (cl *call) progressJSON() json.RawMessage {
+	if p := cl.progress.Load(); p != nil {
+		return p.json()
+	}
+	return nil
+}
+
+// endedProgress stands for the reports of a call that answered before it
+// made any: a report made after takes it for done.
+var endedProgress = &progress{done: true}
 
 // sendProgress sends a report to the call's master, by the way its
 // answer goes.

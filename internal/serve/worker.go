@@ -335,5 +335,6 @@ type inlet struct {
 	inline  bool          // the inlet's reader drains the queues it starts itself
 	holding bool          // a batch is read: the queue it starts is run once it is all in
 	drain   string        // the master whose queue handleCall left for it to drain
+	at      time.Time     // when the call handled now arrived
 	batch   wire.Received // the batch read, for its memory
 }
