@@ -32,9 +32,18 @@ const burstWindow = 15 * time.Microsecond
 type outbox struct {
 	mu       sync.Mutex
 	batch    wire.Batch
-	buf      []byte    // the last batch built, for its memory
-	flushing bool      // a flusher goroutine will send what it holds
-	last     time.Time // when the last call was sent or queued
+	buf      []byte // the last batch built, for its memory
+	flushing bool   // a flusher goroutine will send what it holds
+}
+
+// epoch is the origin of the slaves' lastSend clocks.
+var epoch = time.Now()
+
+// burst reports whether a call sent now comes in a burst: within
+// burstWindow of the call before it. It notes the call's time.
+func (s *slave) burst() bool {
+	now := int64(time.Since(epoch))
+	return now-s.lastSend.Swap(now) < int64(burstWindow)
 }
 
 // post sends data, the envelope of call id, to the worker on NATS, after
@@ -43,11 +52,9 @@ type outbox struct {
 // a release, a close of no answer, a call of shared memory) goes at once,
 // with the calls before it.
 func (s *slave) post(data []byte, id uint64, request, batch bool) error {
+	burst := s.burst()
 	o := &s.out
 	o.mu.Lock()
-	now := time.Now()
-	burst := now.Sub(o.last) < burstWindow
-	o.last = now
 	max := int(s.m.nc.MaxPayload())
 	if batch && request && (burst || o.batch.Len() > 0) && len(data)+wire.BatchOverhead+wire.EntryOverhead+len(s.m.id) <= max {
 		var failed []uint64
@@ -57,8 +64,15 @@ func (s *slave) post(data []byte, id uint64, request, batch bool) error {
 		}
 		o.batch.Add(id, data)
 		if !o.flushing {
+			if !s.m.startFlusher() {
+				// The master closes: no goroutine outlives it.
+				more, ferr := s.flushLocked()
+				o.mu.Unlock()
+				s.failSent(failed, err)
+				s.failSent(more, ferr)
+				return nil
+			}
 			o.flushing = true
-			s.m.flushers.Add(1) // Master.Close awaits it
 			go s.flusher()
 		}
 		o.mu.Unlock()
@@ -76,6 +90,27 @@ func (s *slave) post(data []byte, id uint64, request, batch bool) error {
 	o.mu.Unlock()
 	s.failSent(failed, err)
 	return err
+}
+
+// startFlusher counts a flusher goroutine about to start, which
+// Master.Close awaits, unless the master closes already: it reports
+// whether the goroutine may start.
+func (m *Master) startFlusher() bool {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	if m.flushClosed {
+		return false
+	}
+	m.flushers.Add(1)
+	return true
+}
+
+// awaitFlushers waits for the flusher goroutines, and lets no more start.
+func (m *Master) awaitFlushers() {
+	m.flushMu.Lock()
+	m.flushClosed = true // Add after Wait began would be a misuse of the WaitGroup
+	m.flushMu.Unlock()
+	m.flushers.Wait()
 }
 
 // flusher sends the calls waiting in the outbox.

@@ -382,10 +382,20 @@ func (s *slave) laneAck(data []byte) error {
 // the master let go of the lane, it waits for the worker's Bye, so that
 // what goes by NATS arrives after what went on the lane.
 func (s *slave) viaLane(k lane.Kind, data []byte) (sent bool, err error) {
+	return s.viaLaneQueued(k, data, false)
+}
+
+// viaLaneQueued is viaLane, leaving the frame to the lane's flusher when
+// queued is set (lane.Conn.Queue).
+func (s *slave) viaLaneQueued(k lane.Kind, data []byte, queued bool) (sent bool, err error) {
 	if s.lane == nil {
 		return false, nil
 	}
-	err = s.lane.Write(k, data)
+	if queued {
+		err = s.lane.Queue(k, data)
+	} else {
+		err = s.lane.Write(k, data)
+	}
 	switch {
 	case err == nil:
 		return true, nil

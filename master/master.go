@@ -51,14 +51,16 @@ type Master struct {
 	hbStop     chan struct{}      // stops heartbeats
 	hbDone     chan struct{}      // closed when heartbeats has returned
 
-	mu        sync.Mutex
-	slaves    map[string]*slave        // by worker id
-	reserved  map[string]bool          // ids of spawns in flight
-	attaching map[string]chan struct{} // attaches in flight for references, closed when done
-	closeDone chan struct{}            // closed when Close has finished
-	spawning  sync.WaitGroup           // spawns in flight; Close waits for them
-	flushers  sync.WaitGroup           // goroutines sending batches of calls; Close waits for them
-	closed    bool
+	mu          sync.Mutex
+	slaves      map[string]*slave        // by worker id
+	reserved    map[string]bool          // ids of spawns in flight
+	attaching   map[string]chan struct{} // attaches in flight for references, closed when done
+	closeDone   chan struct{}            // closed when Close has finished
+	spawning    sync.WaitGroup           // spawns in flight; Close waits for them
+	flushers    sync.WaitGroup           // goroutines sending batches of calls; Close waits for them
+	flushMu     sync.Mutex               // guards flushClosed, and Add to flushers
+	flushClosed bool                     // Close waits for the flushers: no more start
+	closed      bool
 }
 
 // New starts a master: with no option, an embedded nats-server on a free
@@ -253,7 +255,7 @@ func (m *Master) Close() error {
 			s.close()
 		}
 	}
-	m.flushers.Wait() // the calls they send fail, or are answered, with their slave's close
+	m.awaitFlushers() // the calls they send fail, or are answered, with their slave's close
 	close(m.hbStop)
 	<-m.hbDone
 	m.exportMu.Lock()

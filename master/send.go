@@ -236,8 +236,10 @@ func closeAll(bufs []*shm.Transient) {
 // burst when batch is set (post). Past the master's max value it is
 // refused before anything is sent.
 func (s *slave) sendCall(ctx context.Context, id uint64, fn string, data []byte, batch bool) error {
-	if int64(len(data)) <= s.m.maxValue {
-		if sent, err := s.viaLane(lane.Call, data); sent {
+	if s.lane != nil && int64(len(data)) <= s.m.maxValue {
+		// In a burst, the lane's flusher writes the call with those that
+		// follow it, many to a system call; else it goes at once.
+		if sent, err := s.viaLaneQueued(lane.Call, data, batch && s.burst()); sent {
 			return err
 		}
 	}

@@ -64,6 +64,7 @@ type slave struct {
 	releaseQueued bool                      // a flush of releases is scheduled
 	joining       map[uint64]*chunks.Joiner // replies arriving in chunks, by call id
 	out           outbox                    // calls by NATS waiting to go together
+	lastSend      atomic.Int64              // when the last call was sent, since epoch: see burst
 	replies       wire.Received             // the reply batch read, for its memory; onReply's alone
 
 	shmPID  int    // the worker's pid when it shares our /dev/shm: buffers go by reference

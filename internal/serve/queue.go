@@ -153,8 +153,9 @@ func (w *Worker) drain(master string) {
 					cl.cancel(context.Canceled)
 				}
 				q.current = cl
+				cl.more = i < len(batch)-1 || len(q.items) > 0
 				if cl.reply != laneReply {
-					cl.q, cl.more = q, i < len(batch)-1 || len(q.items) > 0
+					cl.q = q
 				}
 				w.mu.Unlock()
 				w.run(cl)

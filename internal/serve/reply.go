@@ -84,7 +84,9 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 			out = w.tooBig(out, id, function)
 			failed = errItemTooBig
 		}
-		if how == itemQueuedSent {
+		if how == itemQueuedSent || (how == resultSent && cl != nil && cl.more) {
+			// Calls wait behind it: the lane's flusher writes it with
+			// their replies, many to a system call.
 			err = w.lane.Queue(lane.Reply, out)
 		} else {
 			err = w.lane.Write(lane.Reply, out)
