@@ -105,7 +105,7 @@ func TestBadChunkStreams(t *testing.T) {
 	t.Run("a missing chunk", func(t *testing.T) {
 		h.nc.Publish(h.subject(), chunk(11, 0, 3, total, parts[0]))
 		re := ack(t, chunk(11, 2, 3, total, parts[2]))
-		if !errors.Is(re, bus.ErrBadPayload) || !strings.Contains(re.Error(), "chunk 1 missing") {
+		if !errors.Is(re, bus.ErrWorkerLost) || !strings.Contains(re.Error(), "chunk 1 missing, lost on the way") {
 			t.Fatalf("ack: %v", re)
 		}
 	})
@@ -119,7 +119,7 @@ func TestBadChunkStreams(t *testing.T) {
 	})
 	t.Run("first chunks missing", func(t *testing.T) {
 		re := ack(t, chunk(13, 1, 3, total, parts[1]))
-		if !errors.Is(re, bus.ErrBadPayload) || !strings.Contains(re.Error(), "first chunks are missing") {
+		if !errors.Is(re, bus.ErrWorkerLost) || !strings.Contains(re.Error(), "first chunks are missing, lost on the way") {
 			t.Fatalf("ack: %v", re)
 		}
 	})

@@ -84,6 +84,13 @@ func Send(ctx context.Context, nc *nats.Conn, subject string, msg []byte, timeou
 	return nil
 }
 
+// lostOnTheWay says why a chunk is missing. A sender of chunks sends them
+// all, in order, on one subject: one missing was lost between, as a
+// message is when a connection drops (NATS delivers at most once). Such
+// an error wraps bus.ErrWorkerLost, as the loss of any message in flight
+// does, not bus.ErrBadPayload: the value was good, the road lost it.
+const lostOnTheWay = "lost on the way (NATS delivers at most once; a connection dropped)"
+
 // Joiner joins the chunks of one message.
 type Joiner struct {
 	buf   []byte
@@ -113,7 +120,7 @@ func Join[K comparable](joins *map[K]*Joiner, key K, c *wire.Chunk, limit uint64
 			(*joins)[key] = j
 		}
 	case j == nil:
-		err = fmt.Errorf("%w: chunk %d of call %d: its first chunks are missing", bus.ErrBadPayload, c.Index, c.ID)
+		err = fmt.Errorf("%w: chunk %d of call %d: its first chunks are missing, %s", bus.ErrWorkerLost, c.Index, c.ID, lostOnTheWay)
 	}
 	if err == nil {
 		var done bool
@@ -164,7 +171,7 @@ func (j *Joiner) Add(c *wire.Chunk) (done bool, err error) {
 	case c.Index < j.next:
 		return false, fmt.Errorf("%w: chunk %d of call %d arrived twice", bus.ErrBadPayload, c.Index, c.ID)
 	case c.Index > j.next:
-		return false, fmt.Errorf("%w: chunk %d of call %d arrived after chunk %d: chunk %d missing", bus.ErrBadPayload, c.Index, c.ID, j.next-1, j.next)
+		return false, fmt.Errorf("%w: chunk %d of call %d arrived after chunk %d: chunk %d missing, %s", bus.ErrWorkerLost, c.Index, c.ID, j.next-1, j.next, lostOnTheWay)
 	case uint64(len(j.buf))+uint64(len(c.Data)) > j.total:
 		return false, fmt.Errorf("%w: chunk %d of call %d overflows the %d bytes announced", bus.ErrBadPayload, c.Index, c.ID, j.total)
 	}

@@ -422,6 +422,27 @@ func (c *Conn) LetGo() error {
 	return c.c.CloseWrite()
 }
 
+// Flush waits, d at most, until the frames queued so far are written (or
+// the lane failed): what a closing end owes its peer. A peer that does
+// not read is not waited for past d; Close then fails the write.
+func (c *Conn) Flush(d time.Duration) {
+	done := make(chan struct{})
+	go func() { // ends when the writes end, at the latest when Close fails them
+		c.mu.Lock()
+		for c.writing {
+			c.idle.Wait()
+		}
+		c.mu.Unlock()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // Close closes the lane both ways: the reader returns, the peer sees EOF.
 // It returns once no write is in progress: a flusher goroutine, its
 // write failed by the closed socket, has stopped.

@@ -54,6 +54,10 @@ func (w *Worker) serveLane() {
 	}
 }
 
+// laneFlushWait bounds Close's wait for the replies queued on the lane
+// to be written: an owner that does not read them is not waited for.
+const laneFlushWait = 5 * time.Second
+
 // relieveLane starts a new lane reader when the reader has run a queue
 // for longer than reliefDelay (see drainInline).
 func (w *Worker) relieveLane() {

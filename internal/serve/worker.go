@@ -298,6 +298,7 @@ func (w *Worker) Close() error {
 			// Last: the owner takes the lane's end for the worker's, and
 			// kills a worker that would still be closing.
 			w.laneClosed.Store(true)
+			w.lane.Flush(laneFlushWait) // the replies queued for the lane's flusher go first
 			w.lane.Close()
 			w.laneReaders.Wait()
 		}
