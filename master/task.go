@@ -30,12 +30,12 @@ type Task[T any] struct {
 	done     chan struct{} // made by the first Done; closed when the task has its outcome
 	val      T
 	err      error
-	raw      []byte      // a remote result, decoded by the first Wait
+	raw      []byte       // a remote result, decoded by the first Wait
 	local    *lazyctx.Ctx // the function's context, for a local task; nil for a remote one, which is smaller without it
-	remote   *slave      // the worker a remote task was sent to
-	callID   uint64      // the remote call's id
-	watching *ctxGroup   // the caller's context a remote task watches; its slave's mu guards it
-	stop     func() bool // stops the watch on the caller's context
+	remote   *slave       // the worker a remote task was sent to
+	callID   uint64       // the remote call's id
+	watching *ctxGroup    // the caller's context a remote task watches; its slave's mu guards it
+	stop     func() bool  // stops the watch on the caller's context
 	unread   *unreadError
 	decoded  sync.Once
 	userStop bool          // the outcome came from Cancel or the caller's context
