@@ -40,3 +40,27 @@ func BenchmarkScheduleNATS(b *testing.B) {
 		done += n
 	}
 }
+
+// BenchmarkInvokeNATS Invokes an echo at a time to a worker by NATS: the
+// master's share of nats_invoke_rtt.
+func BenchmarkInvokeNATS(b *testing.B) {
+	m, err := master.New(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	s, err := m.Spawn(ctx, master.WithoutLane())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	payload := make([]byte, 32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := master.Invoke(ctx, s, builtin.Echo, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
