@@ -97,7 +97,7 @@ func TestBenchJSONContract(t *testing.T) {
 	want := map[string]bool{
 		"goroutine_chan": true, "goroutine_task": true, "locked_thread_chan": true, "thread_invoke": true,
 		"nats_rtt": true, "invoke_rtt": true, "unix_rtt": true, "nats_invoke_rtt": true, "lane_rtt": true,
-		"nats_pipelined": true, "pipelined": true,
+		"nats_pipelined": true, "pipelined": true, "pipelined_nats": true,
 		"child_start": true, "spawn_first_result": true,
 		"lease": true, "orphan_exit": true, "orphan_exit_pipe": true, "worker_lost": true, "lease_teardown": true,
 		"server_invoke_rtt": true, "server_invoke_rtt_unix": true, "proxy_call": true,
