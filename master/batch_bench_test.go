@@ -11,17 +11,8 @@ import (
 // BenchmarkScheduleNATS Schedules b.N echoes to a worker by NATS, then
 // waits for them all: the master's share of pipelined_nats.
 func BenchmarkScheduleNATS(b *testing.B) {
-	m, err := master.New(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
 	ctx := context.Background()
-	s, err := m.Spawn(ctx, master.WithoutLane())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := natsWorker(b)
 	payload := make([]byte, 32)
 	tasks := make([]*master.Task[[]byte], 0, 100_000)
 	b.ReportAllocs()
@@ -44,17 +35,8 @@ func BenchmarkScheduleNATS(b *testing.B) {
 // BenchmarkInvokeNATS Invokes an echo at a time to a worker by NATS: the
 // master's share of nats_invoke_rtt.
 func BenchmarkInvokeNATS(b *testing.B) {
-	m, err := master.New(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
 	ctx := context.Background()
-	s, err := m.Spawn(ctx, master.WithoutLane())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := natsWorker(b)
 	payload := make([]byte, 32)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -63,4 +45,21 @@ func BenchmarkInvokeNATS(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// natsWorker spawns a worker WithoutLane, whose calls cross the NATS
+// server, on a master of its own; both close with the benchmark.
+func natsWorker(b *testing.B) *master.Slave {
+	b.Helper()
+	m, err := master.New(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	s, err := m.Spawn(context.Background(), master.WithoutLane())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }

@@ -30,7 +30,7 @@ func (w *Worker) handleBatch(in *inlet, data []byte, reply string) {
 	}
 	in.holding = false
 	for i := len(b.Entries); i < len(b.IDs); i++ {
-		w.replyError(reply, b.IDs[i], "", fmt.Errorf("call %d of master %s, %d of %d in a batch: %w", b.IDs[i], b.Master, i+1, len(b.IDs), err))
+		w.replyError(reply, b.IDs[i], "", fmt.Errorf("%s: %w", inBatch(b.IDs[i], b.Master, i, len(b.IDs)), err))
 	}
 	if master := in.drain; master != "" && !in.inline {
 		in.drain = ""
@@ -44,14 +44,20 @@ func (w *Worker) handleCallIn(in *inlet, env []byte, reply, master string, id ui
 	c := &in.call
 	if err := wire.DecodeCall(env, c); err != nil {
 		w.count(malformed, 0, err)
-		w.replyError(reply, id, "", fmt.Errorf("call %d of master %s, %d of %d in a batch: %w", id, master, i+1, n, err))
+		w.replyError(reply, id, "", fmt.Errorf("%s: %w", inBatch(id, master, i, n), err))
 		return
 	}
 	if c.ID != id || c.Master != master {
-		w.replyError(reply, id, c.Function, fmt.Errorf("%w: call %d of master %s, %d of %d in a batch, holds the envelope of call %d of master %q", bus.ErrBadPayload, id, master, i+1, n, c.ID, c.Master))
+		w.replyError(reply, id, c.Function, fmt.Errorf("%w: %s, holds the envelope of call %d of master %q", bus.ErrBadPayload, inBatch(id, master, i, n), c.ID, c.Master))
 		return
 	}
 	w.acceptCall(in, c, reply)
+}
+
+// inBatch names call id of master, the i-th (from 0) of n in a batch,
+// for the errors of a call that came in one.
+func inBatch(id uint64, master string, i, n int) string {
+	return fmt.Sprintf("call %d of master %s, %d of %d in a batch", id, master, i+1, n)
 }
 
 // outbox holds the replies of one master's queue that wait to go in one

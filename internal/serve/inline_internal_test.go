@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/processional/processional/embedded"
 )
 
 // When the client drops messages of the call subscription (a slow
@@ -15,16 +13,7 @@ import (
 // only logged. (That nats.go drops past the channel's 65,536 messages is
 // nats.go's to test; this is the worker's answer to its report.)
 func TestSlowCallsBumpEpoch(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natsConn(t)
 	w, err := Serve(nc, Config{ID: "w-slow-test"})
 	if err != nil {
 		t.Fatal(err)

@@ -25,16 +25,7 @@ var laneEcho = bus.Register("serve_lane_test.echo", func(_ context.Context, b []
 // called with.
 func laneWorker(t *testing.T) (w *Worker, master *lane.Conn, lost chan error) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natsConn(t)
 	mine, theirs, err := lane.Pair()
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +50,22 @@ func laneWorker(t *testing.T) (w *Worker, master *lane.Conn, lost chan error) {
 	master = lane.New(mine, 1<<30, nil)
 	t.Cleanup(func() { master.Close() })
 	return w, master, lost
+}
+
+// natsConn starts a NATS server and connects to it; both end with t.
+func natsConn(t *testing.T) *nats.Conn {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 func laneCall(t *testing.T, id uint64, arg []byte) []byte {
