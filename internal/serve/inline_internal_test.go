@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/processional/processional/embedded"
 )
 
 // When the client drops messages of the call subscription (a slow
@@ -42,4 +44,20 @@ func TestSlowCallsBumpEpoch(t *testing.T) {
 	if got>>32 != before>>32 {
 		t.Fatal("the epoch's process half changed: masters would take it for another worker")
 	}
+}
+
+// natsConn starts a NATS server and connects to it; both end with t.
+func natsConn(t *testing.T) *nats.Conn {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }

@@ -10,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/processional/processional/bus"
-	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 )
@@ -50,22 +47,6 @@ func laneWorker(t *testing.T) (w *Worker, master *lane.Conn, lost chan error) {
 	master = lane.New(mine, 1<<30, nil)
 	t.Cleanup(func() { master.Close() })
 	return w, master, lost
-}
-
-// natsConn starts a NATS server and connects to it; both end with t.
-func natsConn(t *testing.T) *nats.Conn {
-	t.Helper()
-	srv, err := embedded.Start(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
 }
 
 func laneCall(t *testing.T, id uint64, arg []byte) []byte {
