@@ -46,7 +46,8 @@ import (
 // With $PROCESSIONAL_WORKER_CPUPROFILE set to a path, a spawned worker
 // writes a CPU profile, from its start to its end of serving, to that path
 // followed by "." and its id (`processional bench --cpuprofile F` sets it
-// to F.worker); a worker killed outright writes none.
+// to F.worker), and beside it, at the same path followed by ".allocs", a
+// profile of what it allocated; a worker killed outright writes neither.
 func Main() bool {
 	cfg, ok, err := wire.WorkerConfigFromEnv()
 	if !ok {
@@ -79,7 +80,9 @@ func Main() bool {
 // profile (see [Main]).
 const EnvCPUProfile = "PROCESSIONAL_WORKER_CPUPROFILE"
 
-// startCPUProfile profiles the process into a new file at path until stop.
+// startCPUProfile profiles the process into a new file at path until
+// stop, which writes its allocations' profile to path followed by
+// ".allocs".
 func startCPUProfile(path string) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
@@ -89,7 +92,14 @@ func startCPUProfile(path string) (stop func(), err error) {
 		f.Close()
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		if a, err := os.Create(path + ".allocs"); err == nil {
+			pprof.Lookup("allocs").WriteTo(a, 0)
+			a.Close()
+		}
+	}, nil
 }
 
 func serveMain(cfg *wire.WorkerConfig, cfgErr error) error {
