@@ -20,30 +20,79 @@ type callKey struct {
 	id     uint64
 }
 
+// A call is allocated for each call the worker runs: what few calls
+// need lives apart (callRare), so that a small blocking call, the
+// commonest, costs a smaller allocation.
 type call struct {
 	key      callKey
-	kind     wire.Kind
 	fn       *registry.Function // the function called, or nil for an object operation
 	op       opFunc             // the object operation called, or nil
 	name     string             // the function's or operation's name
-	pinned   []*object          // objects of this worker an operation works on: its target and arguments
-	pid      int                // the caller's pid when it shares our /dev/shm, else 0
-	max      uint64             // the worker's max value
-	sending  []*shm.Transient   // transient segments made for the reply, closed once it is sent
-	joined   []byte             // the buffer the call was joined in from chunks, to give back once it ran
-	since    time.Time          // when the call arrived
+	since    time.Duration      // when the call arrived, since the worker's birth (w.born)
 	argType  string
 	arg      []byte
 	reply    string
 	ctx      lazyctx.Ctx
-	done     chan struct{} // a concurrent call's: closed when it has replied
-	lapsed   atomic.Bool   // its master's lease lapsed: reply ErrLeaseLapsed
-	stream   *streamState  // a stream's flow control; nil for any other call
 	w        *Worker
 	progress atomic.Pointer[progress] // the call's reports (bus.Progress), made at the first
-	shmSent  bool                     // its reply refers to shared-memory buffers by reference
 	q        *queue                   // the queue running it, whose outbox its NATS reply may join; nil for a concurrent call
-	more     bool                     // calls of its queue wait behind it: its reply may wait for theirs, or for the flusher
+	x        *callRare                // nil until needed
+	pid      int32                    // the caller's pid when it shares our /dev/shm, else 0
+	lapsed   atomic.Bool              // its master's lease lapsed: reply ErrLeaseLapsed
+	kind     wire.Kind
+	shmSent  bool // its reply refers to shared-memory buffers by reference
+	more     bool // calls of its queue wait behind it: its reply may wait for theirs, or for the flusher
+}
+
+// callRare is what few calls need.
+type callRare struct {
+	pinned  []*object        // objects of this worker an operation works on: its target and arguments
+	sending []*shm.Transient // transient segments made for the reply, closed once it is sent
+	joined  []byte           // the buffer the call was joined in from chunks, to give back once it ran
+	stream  *streamState     // a stream's flow control; nil for any other call
+	done    chan struct{}    // a concurrent call's: closed when it has replied
+}
+
+// rare is what few calls need, made now if it was not: by the
+// goroutine that runs the call, or before it starts.
+func (cl *call) rare() *callRare {
+	if cl.x == nil {
+		cl.x = new(callRare)
+	}
+	return cl.x
+}
+
+// stream is the flow control of a stream call, nil for any other.
+func (cl *call) stream() *streamState {
+	if cl.x == nil {
+		return nil
+	}
+	return cl.x.stream
+}
+
+// joined is the buffer the call was joined in from chunks, if it was.
+func (cl *call) joined() []byte {
+	if cl.x == nil {
+		return nil
+	}
+	return cl.x.joined
+}
+
+// putJoined gives the buffer the call was joined in back to the chunks'
+// buffers, once its argument is decoded or will never be.
+func (cl *call) putJoined() {
+	if j := cl.joined(); j != nil {
+		chunks.PutBuffer(j)
+		cl.x.joined, cl.arg = nil, nil
+	}
+}
+
+// sending is the transient segments made for the call's reply.
+func (cl *call) sending() []*shm.Transient {
+	if cl.x == nil {
+		return nil
+	}
+	return cl.x.sending
 }
 
 // SentShm notes that the call's reply refers to a shared-memory buffer
@@ -52,7 +101,7 @@ func (cl *call) SentShm() { cl.shmSent = true }
 
 // ShmReceiver is the pid the call's result sends shared-memory buffers
 // to by reference (codec.ShmReceiver).
-func (cl *call) ShmReceiver() int { return cl.pid }
+func (cl *call) ShmReceiver() int { return int(cl.pid) }
 
 // TransientTo is the pid a big result goes to in a transient segment:
 // the caller's when it shares our /dev/shm, unless the reply goes on the
@@ -61,16 +110,16 @@ func (cl *call) TransientTo() int {
 	if cl.reply == laneReply {
 		return 0
 	}
-	return cl.pid
+	return int(cl.pid)
 }
 
 // MaxValue is the largest result the worker sends
 // (codec.TransientReceiver).
-func (cl *call) MaxValue() uint64 { return cl.max }
+func (cl *call) MaxValue() uint64 { return cl.w.maxValue }
 
 // Sending keeps a transient segment made for the reply, to close once it
 // is sent (codec.TransientReceiver).
-func (cl *call) Sending(t *shm.Transient) { cl.sending = append(cl.sending, t) }
+func (cl *call) Sending(t *shm.Transient) { x := cl.rare(); x.sending = append(x.sending, t) }
 
 // cancel ends the call's context with err.
 func (cl *call) cancel(err error) { cl.ctx.Cancel(err) }
@@ -95,10 +144,7 @@ func (w *Worker) refuse(cl *call, err error) {
 	if cl.pid != 0 {
 		codec.DropTransits(cl.arg)
 	}
-	if cl.joined != nil {
-		chunks.PutBuffer(cl.joined)
-		cl.joined, cl.arg = nil, nil
-	}
+	cl.putJoined()
 	w.replyError(cl.reply, cl.key.id, cl.name, err)
 }
 
@@ -199,10 +245,12 @@ func (w *Worker) acceptCall(in *inlet, c *wire.Call, reply string) {
 		w.replyError(reply, c.ID, c.Function, notStream(c.Function))
 		return
 	}
-	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int(c.PID), max: w.maxValue, w: w}
+	cl := &call{key: key, kind: c.Kind, fn: fn, op: op, name: c.Function, argType: c.ArgType, arg: c.Arg, reply: reply, pid: int32(c.PID), w: w}
 	cl.ctx.Progress = cl
-	cl.joined, in.joined = in.joined, nil
-	cl.since = in.at
+	if in.joined != nil {
+		cl.rare().joined, in.joined = in.joined, nil
+	}
+	cl.since = in.at.Sub(w.born)
 	// The context has no worker-wide parent: a child of a cancelable
 	// parent costs a map insert and delete in the parent on every call.
 	// Abort cancels the running calls one by one.
@@ -231,8 +279,8 @@ func (w *Worker) acceptCall(in *inlet, c *wire.Call, reply string) {
 	// a backlog of calls on the connection, heartbeats are read late.
 	// Only a lease that still holds: a lapse the watcher has yet to see
 	// is a lapse.
-	if l := w.leases[c.Master]; l != nil && cl.since.After(l.last) && cl.since.Sub(l.last) <= l.length {
-		l.last = cl.since
+	if l := w.leases[c.Master]; l != nil && in.at.After(l.last) && in.at.Sub(l.last) <= l.length {
+		l.last = in.at
 	}
 	// Every call counts until it has run (see run); only a release, which
 	// nobody could be told of, is never refused.
@@ -252,16 +300,16 @@ func (w *Worker) acceptCall(in *inlet, c *wire.Call, reply string) {
 		return
 	}
 	if c.Kind == wire.KindStream {
-		cl.stream = newStreamState()
+		cl.rare().stream = newStreamState()
 	}
 	if c.Kind == wire.KindThread || c.Kind == wire.KindStream {
-		cl.done = make(chan struct{})
+		cl.rare().done = make(chan struct{})
 		w.threads[key] = cl
 		w.tasks.Add(1)
 		w.mu.Unlock()
 		go func() {
 			defer w.tasks.Done()
-			defer close(cl.done)
+			defer close(cl.x.done)
 			w.run(cl)
 		}()
 		return
@@ -284,16 +332,13 @@ func (w *Worker) run(cl *call) {
 		err = context.Canceled
 	}
 	if err == nil {
-		start := time.Now()
+		start := time.Since(w.born) // the monotonic clock alone: half a time.Now
 		res, err = w.invoke(cl)
-		w.count(cl.name, time.Since(start), err)
+		w.count(cl.name, time.Since(w.born)-start, err)
 	} else if cl.pid != 0 {
 		codec.DropTransits(cl.arg) // never decoded: the buffers it refers to need not wait for us
 	}
-	if cl.joined != nil { // the argument is decoded: its chunks' buffer can serve again
-		chunks.PutBuffer(cl.joined)
-		cl.joined, cl.arg = nil, nil
-	}
+	cl.putJoined() // the argument is decoded: its chunks' buffer can serve again
 	if err != nil && cl.lapsed.Load() {
 		err = fmt.Errorf("%w: worker %s heard no heartbeat from master %s for a whole lease and dropped its calls", bus.ErrLeaseLapsed, w.id, cl.key.master)
 	}
@@ -325,7 +370,7 @@ func (w *Worker) invoke(cl *call) (res any, err error) {
 		defer w.unpinArgs(cl)
 		return cl.op(w, cl)
 	}
-	if cl.stream != nil {
+	if cl.stream() != nil {
 		return nil, w.runStream(cl)
 	}
 	return cl.fn.InvokeWith(&cl.ctx, cl.arg, cl.argType, w.peer)

@@ -31,7 +31,7 @@ func (w *Worker) Pending() []PendingCall {
 	now := time.Now()
 	var out []PendingCall
 	add := func(cl *call, state string) {
-		age := now.Sub(cl.since)
+		age := now.Sub(w.born.Add(cl.since))
 		out = append(out, PendingCall{Master: cl.key.master, ID: cl.key.id, Function: cl.name, Kind: cl.kind.String(), State: state, Age: age, AgeMS: age.Milliseconds(), Progress: cl.progressJSON()})
 	}
 	w.mu.Lock()

@@ -326,7 +326,8 @@ func (w *Worker) pinArg(cl *call, r wire.ObjectRef) (any, error) {
 			return nil, w.notHeld(o, cl.key.master)
 		}
 		o.inflight++
-		cl.pinned = append(cl.pinned, o)
+		x := cl.rare()
+		x.pinned = append(x.pinned, o)
 	}
 	if o.v.Kind() != reflect.Pointer && o.v.CanAddr() {
 		return o.v.Addr().Interface(), nil
@@ -348,7 +349,8 @@ func (w *Worker) pinHeld(cl *call, raw []byte, holder string) (*object, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl.pinned = append(cl.pinned, o)
+	x := cl.rare()
+	x.pinned = append(x.pinned, o)
 	w.objMu.Lock()
 	held := o.holders[holder] > 0
 	w.objMu.Unlock()
@@ -368,10 +370,13 @@ func (w *Worker) notHeld(o *object, holder string) error {
 
 // unpinArgs lets go of the objects cl's target and arguments pinned.
 func (w *Worker) unpinArgs(cl *call) {
-	for _, o := range cl.pinned {
+	if cl.x == nil {
+		return
+	}
+	for _, o := range cl.x.pinned {
 		w.unpin(o)
 	}
-	cl.pinned = nil
+	cl.x.pinned = nil
 }
 
 func (w *Worker) closeObjects(objs []*object) {

@@ -24,6 +24,7 @@ type queue struct {
 	dropped   bool            // the master's lease lapsed: cancel every call before it runs
 	cancelled map[uint64]bool // ids cancelled while queued; cleared when the queue empties
 	out       outbox          // replies ready, waiting to go in one message
+	scratch   []byte          // the buffer its results are encoded in, by its drainer alone (sendResult)
 }
 
 // enqueueLocked appends cl to its master's queue, with w.mu held. It
@@ -125,6 +126,9 @@ func (w *Worker) drain(master string) {
 	var batch []*call
 	for {
 		w.mu.Lock()
+		if n := len(batch); n > 0 { // the last call of the batch before ran
+			q.current, batch[n-1] = nil, nil
+		}
 		if len(q.items) == 0 {
 			q.running = false
 			q.cancelled = nil // what is left names calls that ran already
@@ -137,32 +141,34 @@ func (w *Worker) drain(master string) {
 		batch, q.items = q.items, batch[:0]
 		q.batch = batch // for Pending: the calls of batch not run yet are queued
 		w.mu.Unlock()
+		// One lock a call: it forgets the call before as it takes this one.
 		for i, cl := range batch {
+			w.mu.Lock()
+			if i > 0 {
+				q.current, batch[i-1] = nil, nil
+			}
 			if cl.kind == wire.KindClose {
+				w.mu.Unlock()
 				if cl.reply != laneReply {
 					cl.q = q // its reply goes after the replies q holds
 				}
 				w.closeMaster(master, cl)
-			} else {
-				w.mu.Lock()
-				if q.dropped {
-					cl.lapsed.Store(true)
-				}
-				if q.cancelled[cl.key.id] || q.dropped {
-					delete(q.cancelled, cl.key.id)
-					cl.cancel(context.Canceled)
-				}
-				q.current = cl
-				cl.more = i < len(batch)-1 || len(q.items) > 0
-				if cl.reply != laneReply {
-					cl.q = q
-				}
-				w.mu.Unlock()
-				w.run(cl)
+				continue
 			}
-			w.mu.Lock()
-			q.current, batch[i] = nil, nil
+			if q.dropped {
+				cl.lapsed.Store(true)
+			}
+			if q.cancelled[cl.key.id] || q.dropped {
+				delete(q.cancelled, cl.key.id)
+				cl.cancel(context.Canceled)
+			}
+			q.current = cl
+			cl.more = i < len(batch)-1 || len(q.items) > 0
+			if cl.reply != laneReply {
+				cl.q = q
+			}
 			w.mu.Unlock()
+			w.run(cl)
 		}
 	}
 }
@@ -188,8 +194,8 @@ func (w *Worker) closeMaster(master string, cl *call) {
 	var threads []chan struct{}
 	for key, t := range w.threads {
 		if key.master == master {
-			threads = append(threads, t.done)
-			if t.stream != nil {
+			threads = append(threads, t.x.done)
+			if t.stream() != nil {
 				// A stream waits for its consumer, which waits for the
 				// close: it ends now, its producer cancelled.
 				t.cancel(fmt.Errorf("%w: master %s closed the worker", bus.ErrClosed, master))

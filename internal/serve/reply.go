@@ -44,7 +44,16 @@ func itemQueued(queued bool) sendKind {
 // error that says why; an item's is returned instead.
 func (w *Worker) sendResult(reply string, id uint64, function string, res any, cl *call, how sendKind) (int, error) {
 	item := how != resultSent
-	buf := chunks.GetBuffer()
+	// A queued call's result is encoded in its queue's buffer, which
+	// only the queue's drainer uses: many small results in a row then
+	// cost no pool's round trip.
+	scratch := cl != nil && cl.q != nil && !item
+	var buf []byte
+	if scratch {
+		buf = cl.q.scratch
+	} else {
+		buf = chunks.GetBuffer()
+	}
 	bp := &buf
 	var cctx any
 	if cl != nil && cl.pid != 0 {
@@ -113,18 +122,29 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 		codec.CancelTransits(out)
 	}
 	w.closeSending(cl)
-	chunks.PutBuffer(out)
+	if scratch && cap(out) <= maxScratch {
+		cl.q.scratch = out[:0]
+	} else {
+		if scratch {
+			cl.q.scratch = nil
+		}
+		chunks.PutBuffer(out)
+	}
 	if failed == nil {
 		failed = err
 	}
 	return size, failed
 }
 
+// maxScratch is the largest buffer a queue keeps for its results
+// (sendResult): a bigger one goes back to the chunks' buffers.
+const maxScratch = 64 << 10
+
 // batchable reports whether out, the reply to cl, may go in a batch:
 // a small one, which refers to no shared memory (should its message
 // fail, its segments must be dropped at once).
 func batchable(cl *call, out []byte) bool {
-	return len(out) <= wire.MaxBatched && len(cl.sending) == 0 && !cl.shmSent
+	return len(out) <= wire.MaxBatched && len(cl.sending()) == 0 && !cl.shmSent
 }
 
 // errItemTooBig ends a stream whose item was too big: the master was
@@ -137,10 +157,12 @@ func (w *Worker) closeSending(cl *call) {
 	if cl == nil || cl.pid == 0 {
 		return
 	}
-	for _, b := range cl.sending {
+	for _, b := range cl.sending() {
 		b.Close()
 	}
-	cl.sending = nil
+	if cl.x != nil {
+		cl.x.sending = nil
+	}
 }
 
 func (w *Worker) replyError(reply string, id uint64, function string, err error) {

@@ -40,10 +40,10 @@ func (w *Worker) credit(key callKey, arg []byte) {
 	w.mu.Lock()
 	cl := w.threads[key]
 	w.mu.Unlock()
-	if cl == nil || cl.stream == nil {
+	if cl == nil || cl.stream() == nil {
 		return // ended already
 	}
-	st := cl.stream
+	st := cl.stream()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err != nil {
@@ -68,7 +68,7 @@ func (w *Worker) credit(key callKey, arg []byte) {
 // reports whether the stream goes on: false once its context ended, the
 // producer returned, or the item could not be sent.
 func (w *Worker) emit(cl *call, item any) bool {
-	st := cl.stream
+	st := cl.stream()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for !st.ended && cl.ctx.Err() == nil && (st.items == 0 || len(st.sizes) > 0 && st.inFlight >= st.maxBytes) {
@@ -94,7 +94,7 @@ func (w *Worker) emit(cl *call, item any) bool {
 
 // runStream runs stream cl to its end, and returns its error.
 func (w *Worker) runStream(cl *call) error {
-	st := cl.stream
+	st := cl.stream()
 	stop := cl.ctx.AfterFunc(func() { // wakes a yield waiting for credit
 		st.mu.Lock()
 		st.cond.Broadcast()
