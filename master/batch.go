@@ -59,7 +59,7 @@ func (s *slave) post(data []byte, id uint64, request, batch bool) error {
 	if batch && request && (burst || o.batch.Len() > 0) && len(data)+wire.BatchOverhead+wire.EntryOverhead+len(s.m.id) <= max {
 		var failed []uint64
 		var err error
-		if o.batch.Size()+len(s.m.id)+len(data)+wire.EntryOverhead > max {
+		if o.batch.Len() > 0 && o.batch.Size()+len(s.m.id)+len(data)+wire.EntryOverhead > min(max, wire.BatchLimit) {
 			failed, err = s.flushLocked() // full: the calls before go now
 		}
 		o.batch.Add(id, data)

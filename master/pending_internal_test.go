@@ -23,8 +23,8 @@ func TestPendingSet(t *testing.T) {
 		if got := ps.take(id); got != nil {
 			t.Fatalf("second take(%d) = %v, want nil", id, got)
 		}
-		if len(ps.slots) > maxSpan {
-			t.Fatalf("slots grew to %d", len(ps.slots))
+		if len(ps.ring) > maxSpan || ps.span > maxSpan {
+			t.Fatalf("ring grew to %d, spanning %d", len(ps.ring), ps.span)
 		}
 	}
 	if ps.live != len(left)+1 {

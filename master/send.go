@@ -330,16 +330,11 @@ func (s *slave) abortGroup(g *ctxGroup) {
 	if s.groups[g.ctx] == g {
 		delete(s.groups, g.ctx) // a task sent from now on starts a new group
 	}
-	for _, p := range s.pending.slots {
-		if p != nil && p.group() == g {
-			victims = append(victims, p)
-		}
-	}
-	for _, p := range s.pending.overflow {
+	s.pending.each(func(_ uint64, p pendingCall) {
 		if p.group() == g {
 			victims = append(victims, p)
 		}
-	}
+	})
 	s.mu.Unlock()
 	for _, p := range victims {
 		p.abort(g.ctx.Err())

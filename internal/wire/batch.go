@@ -31,6 +31,12 @@ const (
 // costs its message's overhead many times over already, and goes alone.
 const MaxBatched = 64 << 10
 
+// BatchLimit is the size past which a batch grows no more: the calls
+// that follow start the next. A message that fits in the server's read
+// buffer (64 KiB at most) goes through it without being copied, and the
+// receiver starts on the first calls sooner.
+const BatchLimit = 32 << 10
+
 // BatchOverhead is the most bytes a batch adds to the envelopes it
 // carries, but for each envelope's [EntryOverhead] and the master's id.
 const BatchOverhead = 1 + 9 + 2 + 5 + 5 + 5
