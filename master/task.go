@@ -43,8 +43,21 @@ type Task[T any] struct {
 	shm      *shmGuard     // the result's shared-memory buffers, until decoded
 	joined   []byte        // the buffer a chunked result was joined in
 	kick     func()        // set while its caller reads the lane: finishing wakes it
-	prog     []byte        // the latest progress report, encoded
-	progCh   chan struct{} // closed at the next report, or at the end; made on demand
+	prog     *taskProg     // its progress, made at the first report or watch: few tasks report
+}
+
+// taskProg is a task's progress, under its mu.
+type taskProg struct {
+	raw []byte        // the latest progress report, encoded
+	ch  chan struct{} // closed at the next report, or at the end; made on demand
+}
+
+// progLocked is t's progress, made now if it was not; t.mu held.
+func (t *Task[T]) progLocked() *taskProg {
+	if t.prog == nil {
+		t.prog = new(taskProg)
+	}
+	return t.prog
 }
 
 func (t *Task[T]) finished() bool { return t.fin.Load() }
@@ -144,9 +157,9 @@ func (t *Task[T]) progress(raw []byte) {
 		t.mu.Unlock()
 		return
 	}
-	t.prog = raw
-	ch := t.progCh
-	t.progCh = nil
+	p := t.progLocked()
+	ch := p.ch
+	p.raw, p.ch = raw, nil
 	t.mu.Unlock()
 	if ch != nil {
 		close(ch)
@@ -158,8 +171,11 @@ func (t *Task[T]) progress(raw []byte) {
 // A remote task's reports arrive at most every bus.ProgressEvery, the
 // latest winning.
 func (t *Task[T]) Progress(v any) (bool, error) {
+	var raw []byte
 	t.mu.Lock()
-	raw := t.prog
+	if t.prog != nil {
+		raw = t.prog.raw
+	}
 	t.mu.Unlock()
 	if raw == nil {
 		return false, nil
@@ -177,13 +193,14 @@ func (t *Task[T]) ProgressChanged() <-chan struct{} {
 	t.nudge()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.progCh == nil {
-		t.progCh = make(chan struct{})
+	p := t.progLocked()
+	if p.ch == nil {
+		p.ch = make(chan struct{})
 		if t.fin.Load() {
-			close(t.progCh)
+			close(p.ch)
 		}
 	}
-	return t.progCh
+	return p.ch
 }
 
 // Done is closed when the task has finished: with a result, an error, or
@@ -374,9 +391,9 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 	if t.done != nil {
 		close(t.done)
 	}
-	if t.progCh != nil {
-		close(t.progCh)
-		t.progCh = nil
+	if t.prog != nil && t.prog.ch != nil {
+		close(t.prog.ch)
+		t.prog.ch = nil
 	}
 	t.mu.Unlock()
 	if kick != nil {
