@@ -13,11 +13,12 @@ import (
 )
 
 // Calls by NATS go to a worker in batches (wire.Batch) when they come in
-// a burst: a call sent within burstWindow of the one before, or while
-// calls wait already, joins those waiting in the slave's outbox, and a
-// flusher goroutine sends them all in one message, as soon as it runs. A
-// call alone goes at once, from the caller's goroutine; nothing waits to
-// fill a batch. The worker answers the same way (package serve).
+// a burst: a call sent within burstWindow of the call or batch before,
+// or while calls wait already, joins those waiting in the slave's
+// outbox, and a flusher goroutine sends them all in one message, as soon
+// as it runs. A call alone goes at once, from the caller's goroutine;
+// nothing waits to fill a batch. The worker answers the same way
+// (package serve).
 //
 // One message for many calls spares the server and both clients the
 // work of one message per call: its parsing, its routing, its wake-ups.
@@ -52,11 +53,12 @@ func (s *slave) burst() bool {
 // a release, a close of no answer, a call of shared memory) goes at once,
 // with the calls before it.
 func (s *slave) post(data []byte, id uint64, request, batch bool) error {
-	burst := s.burst()
 	o := &s.out
 	o.mu.Lock()
-	max := int(s.m.nc.MaxPayload())
-	if batch && request && (burst || o.batch.Len() > 0) && len(data)+wire.BatchOverhead+wire.EntryOverhead+len(s.m.id) <= max {
+	max := s.m.maxPayload()
+	// With calls waiting, the clock need not be read: the call joins them
+	// (the flusher notes the time it sends them).
+	if batch && request && len(data)+wire.BatchOverhead+wire.EntryOverhead+len(s.m.id) <= max && (o.batch.Len() > 0 || s.burst()) {
 		var failed []uint64
 		var err error
 		if o.batch.Len() > 0 && o.batch.Size()+len(s.m.id)+len(data)+wire.EntryOverhead > min(max, wire.BatchLimit) {
@@ -120,6 +122,7 @@ func (s *slave) flusher() {
 	o.mu.Lock()
 	failed, err := s.flushLocked()
 	o.flushing = false
+	s.lastSend.Store(int64(time.Since(epoch))) // a call that follows soon is still part of the burst
 	o.mu.Unlock()
 	s.failSent(failed, err)
 }
@@ -154,7 +157,7 @@ func (s *slave) failSent(ids []uint64, err error) {
 	}
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
-		err = fmt.Errorf("%w: worker %s: a batch of %d calls, over the server's max payload of %d", bus.ErrTooBig, s.id, len(ids), s.m.nc.MaxPayload())
+		err = fmt.Errorf("%w: worker %s: a batch of %d calls, over the server's max payload of %d", bus.ErrTooBig, s.id, len(ids), s.m.maxPayload())
 	case errors.Is(err, nats.ErrReconnectBufExceeded):
 		err = fmt.Errorf("%w: worker %s: the master's connection to NATS is down and its reconnect buffer is full: %w", bus.ErrWorkerLost, s.id, err)
 	default:

@@ -33,6 +33,7 @@ type Master struct {
 	maxValue int64          // see WithMaxValue
 
 	reconnects atomic.Uint64 // nc's reconnects handled already: see sawReconnect
+	maxPay     atomic.Int64  // the server's max payload, or 0 to read it again: see maxPayload
 	slaveIDs   atomic.Uint64 // slaves made: each numbers its calls from its own base (newSlave)
 
 	exportMu sync.Mutex

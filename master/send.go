@@ -243,13 +243,13 @@ func (s *slave) sendCall(ctx context.Context, id uint64, fn string, data []byte,
 			return err
 		}
 	}
-	if len(data) > int(s.m.nc.MaxPayload()) || int64(len(data)) > s.m.maxValue {
+	if len(data) > s.m.maxPayload() || int64(len(data)) > s.m.maxValue {
 		return s.sendChunked(ctx, id, fn, data) // or refuse it past maxValue
 	}
 	err := s.post(data, id, true, batch)
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
-		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.nc.MaxPayload())
+		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.maxPayload())
 	case errors.Is(err, nats.ErrReconnectBufExceeded):
 		// Not sent: the connection is down, and the calls sent since it
 		// dropped fill its buffer.

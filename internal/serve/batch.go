@@ -80,7 +80,7 @@ func (w *Worker) post(cl *call, out []byte) error {
 	o := &cl.q.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.batch.Len() > 0 && (o.reply != cl.reply || o.batch.Size()+len(out)+wire.EntryOverhead > min(int(w.nc.MaxPayload()), wire.BatchLimit)) {
+	if o.batch.Len() > 0 && (o.reply != cl.reply || o.batch.Size()+len(out)+wire.EntryOverhead > min(w.maxPayload(), wire.BatchLimit)) {
 		w.flushLocked(o)
 	}
 	if o.batch.Len() == 0 && !cl.more {

@@ -100,7 +100,7 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 		} else {
 			err = w.lane.Write(lane.Reply, out)
 		}
-	} else if len(out) > int(w.nc.MaxPayload()) {
+	} else if len(out) > w.maxPayload() {
 		if uint64(len(out)) > w.maxValue {
 			failed = errItemTooBig
 		}
@@ -110,7 +110,7 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 	} else if err = w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
 		// Say so rather than leave the caller waiting for a reply that
 		// the server refused.
-		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.nc.MaxPayload())
+		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.maxPayload())
 		out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
 		w.nc.Publish(reply, out)
 		failed = err
@@ -134,6 +134,19 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 		failed = err
 	}
 	return size, failed
+}
+
+// maxPayload is the server's max payload, read from the connection once
+// and again after a reconnect: nats.go's MaxPayload takes the
+// connection's lock, which every reply would contend for with its reader
+// and its flusher.
+func (w *Worker) maxPayload() int {
+	if n := w.maxPay.Load(); n > 0 {
+		return int(n)
+	}
+	n := w.nc.MaxPayload() // 0 while never connected: read again next time
+	w.maxPay.Store(n)
+	return int(n)
 }
 
 // maxScratch is the largest buffer a queue keeps for its results
