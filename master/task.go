@@ -38,12 +38,12 @@ type Task[T any] struct {
 	stop     func() bool  // stops the watch on the caller's context
 	unread   *unreadError
 	decoded  sync.Once
-	userStop bool          // the outcome came from Cancel or the caller's context
-	pins     []*refEntry   // Refs the task's argument carries, held until it ends
-	shm      *shmGuard     // the result's shared-memory buffers, until decoded
-	joined   []byte        // the buffer a chunked result was joined in
-	kick     func()        // set while its caller reads the lane: finishing wakes it
-	prog     *taskProg     // its progress, made at the first report or watch: few tasks report
+	userStop bool        // the outcome came from Cancel or the caller's context
+	pins     []*refEntry // Refs the task's argument carries, held until it ends
+	shm      *shmGuard   // the result's shared-memory buffers, until decoded
+	joined   []byte      // the buffer a chunked result was joined in
+	kick     func()      // set while its caller reads the lane: finishing wakes it
+	prog     *taskProg   // its progress, made at the first report or watch: few tasks report
 }
 
 // taskProg is a task's progress, under its mu.
