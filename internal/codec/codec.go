@@ -71,12 +71,15 @@ func AppendValueWith(dst []byte, v any, ctx any) (out []byte, err error) {
 	if a, ok := v.(Appender); ok {
 		return a.AppendMsgpack(dst, ctx)
 	}
-	if err := checkCycles(v); err != nil {
-		return dst, err
-	}
 	start := len(dst)
-	if out, err = encode(dst, v, ctx); err != nil {
-		return dst, err
+	out, ok := appendScalar(dst, v)
+	if !ok {
+		if err := checkCycles(v); err != nil {
+			return dst, err
+		}
+		if out, err = encode(dst, v, ctx); err != nil {
+			return dst, err
+		}
 	}
 	// A big value to a process of this host: in a transient segment.
 	if n := len(out) - start; TransientMin > 0 && n >= TransientMin {

@@ -280,3 +280,33 @@ func BenchmarkAppendValueAny(b *testing.B) {
 		}
 	}
 }
+
+// TestAppendScalar checks that the scalars encoded by hand come out byte
+// for byte as msgpack's encoder writes them.
+func TestAppendScalar(t *testing.T) {
+	long := strings.Repeat("x", 70_000)
+	values := []any{
+		nil, []byte(nil), []byte{}, []byte("abc"), []byte(long[:255]), []byte(long[:256]), []byte(long[:65535]), []byte(long[:65536]),
+		"", "a", long[:31], long[:32], long[:255], long[:256], long[:65535], long[:65536],
+		true, false,
+		0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64,
+		-1, -32, -33, -128, -129, -32768, -32769, math.MinInt32, math.MinInt32 - 1, math.MinInt64,
+		0.0, -0.0, 1.5, math.Inf(1), math.NaN(), math.MaxFloat64,
+	}
+	for _, v := range values {
+		got, ok := appendScalar([]byte{0x42}, v)
+		if !ok {
+			t.Fatalf("%T not taken", v)
+		}
+		want, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[1:], want) || got[0] != 0x42 {
+			t.Errorf("%T %.20v: % x, msgpack writes % x", v, v, got[1:min(len(got), 12)], want[:min(len(want), 11)])
+		}
+	}
+	if _, ok := appendScalar(nil, int64(1)); ok {
+		t.Error("int64 taken: msgpack writes it in 9 bytes, not the shortest form")
+	}
+}

@@ -41,6 +41,63 @@ func AppendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// AppendBin appends the msgpack bin b (nil: the msgpack nil), as msgpack
+// encodes a []byte.
+func AppendBin(dst, b []byte) []byte {
+	n := len(b)
+	switch {
+	case b == nil:
+		return append(dst, 0xc0)
+	case n <= math.MaxUint8:
+		dst = append(dst, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+	}
+	return append(dst, b...)
+}
+
+// AppendInt appends the msgpack integer v, in its shortest form, as
+// msgpack encodes an int.
+func AppendInt(dst []byte, v int64) []byte {
+	switch {
+	case v >= 0:
+		return AppendUint(dst, uint64(v))
+	case v >= -32:
+		return append(dst, byte(v))
+	case v >= math.MinInt8:
+		return append(dst, 0xd0, byte(v))
+	case v >= math.MinInt16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xd1), uint16(v))
+	case v >= math.MinInt32:
+		return binary.BigEndian.AppendUint32(append(dst, 0xd2), uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, 0xd3), uint64(v))
+}
+
+// appendScalar appends the msgpack encoding of v, byte for byte as
+// msgpack's encoder writes it, when v is of one of the commonest types
+// of a call's argument or result; it reports whether it was. They then
+// cost no encoder from the pool and no reflection.
+func appendScalar(dst []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, 0xc0), true
+	case []byte:
+		return AppendBin(dst, x), true
+	case string:
+		return AppendStr(dst, x), true
+	case bool:
+		return AppendBool(dst, x), true
+	case int:
+		return AppendInt(dst, int64(x)), true
+	case float64:
+		return binary.BigEndian.AppendUint64(append(dst, 0xcb), math.Float64bits(x)), true
+	}
+	return dst, false
+}
+
 // ErrShort is a Reader's error when the data ends within a value.
 var ErrShort = errors.New("truncated")
 
