@@ -66,6 +66,20 @@ func register[A, R any](name string, fn func(context.Context, A) (R, error), che
 			}
 			return r, nil
 		},
+		func(ctx context.Context, data []byte, cctx any, dst []byte) ([]byte, any, bool, error) {
+			var a A
+			if err := codec.UnmarshalWith(data, &a, cctx); err != nil {
+				return dst, nil, false, &registry.DecodeError{Err: err}
+			}
+			r, err := fn(ctx, a)
+			if err != nil {
+				return dst, nil, false, err
+			}
+			if out, ok := codec.AppendSmall(dst, r); ok {
+				return out, nil, true, nil
+			}
+			return dst, r, false, nil
+		},
 		func(ctx context.Context, body []byte) (any, error) {
 			var a A
 			if len(bytes.TrimSpace(body)) > 0 {

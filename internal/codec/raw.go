@@ -98,6 +98,32 @@ func appendScalar(dst []byte, v any) ([]byte, bool) {
 	return dst, false
 }
 
+// AppendSmall appends the msgpack encoding of v, as AppendValueWith
+// would, when v is a scalar of the commonest types (nil, bool, int,
+// float64) or a []byte or string of at most 4 KiB, which never goes in a
+// transient segment; it reports whether it was. v does not escape: a
+// caller's value converted to any for it is not copied to the heap.
+func AppendSmall(dst []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case []byte:
+		if !small(len(x)) {
+			return dst, false
+		}
+	case string:
+		if !small(len(x)) {
+			return dst, false
+		}
+	}
+	return appendScalar(dst, v)
+}
+
+// small reports whether a bin or str of n bytes is small enough for
+// AppendSmall: at most 4 KiB, and never a transient segment's, however
+// low TransientMin was set (its header counts too).
+func small(n int) bool {
+	return n <= 4<<10 && (TransientMin <= 0 || n+5 < TransientMin)
+}
+
 // ErrShort is a Reader's error when the data ends within a value.
 var ErrShort = errors.New("truncated")
 

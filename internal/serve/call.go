@@ -42,6 +42,7 @@ type call struct {
 	kind     wire.Kind
 	shmSent  bool // its reply refers to shared-memory buffers by reference
 	more     bool // calls of its queue wait behind it: its reply may wait for theirs, or for the flusher
+	encoded  bool // its reply is encoded whole in its queue's buffer (q.scratch): see invoke
 }
 
 // callRare is what few calls need.
@@ -372,6 +373,16 @@ func (w *Worker) invoke(cl *call) (res any, err error) {
 	}
 	if cl.stream() != nil {
 		return nil, w.runStream(cl)
+	}
+	if cl.q != nil {
+		// A queued call's small result is encoded by the function's own
+		// typed code, behind the reply's head, in the queue's buffer,
+		// where sendResult finds it: the result is never boxed.
+		out, res, encoded, err := cl.fn.InvokeAppend(&cl.ctx, cl.arg, cl.argType, w.peer, wire.AppendReplyHead(cl.q.scratch[:0], cl.key.id))
+		if encoded {
+			cl.q.scratch, cl.encoded = out, true
+		}
+		return res, err
 	}
 	return cl.fn.InvokeWith(&cl.ctx, cl.arg, cl.argType, w.peer)
 }

@@ -61,9 +61,12 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 	}
 	var out []byte
 	var err error
-	if item {
+	switch {
+	case scratch && cl.encoded:
+		out = buf // the whole reply, encoded by invoke
+	case item:
 		out, err = wire.AppendItemWith((*bp)[:0], id, res, cctx)
-	} else {
+	default:
 		out, err = wire.AppendReplyWith((*bp)[:0], id, res, cctx)
 	}
 	if err != nil {

@@ -226,11 +226,21 @@ func AppendReplyWith(dst []byte, id uint64, result any, cctx any) ([]byte, error
 
 // appendReply appends the reply envelope [version, status, id, v].
 func appendReply(dst []byte, status, id uint64, v any, cctx any) ([]byte, error) {
+	return codec.AppendValueWith(appendReplyHead(dst, status, id), v, cctx)
+}
+
+// AppendReplyHead appends the reply envelope of call id but its result,
+// which the caller appends (registry.Function.InvokeAppend): with it, it
+// is the envelope AppendReplyWith appends.
+func AppendReplyHead(dst []byte, id uint64) []byte {
+	return appendReplyHead(dst, statusOK, id)
+}
+
+func appendReplyHead(dst []byte, status, id uint64) []byte {
 	dst = append(dst, 0x90|replyFields)
 	dst = codec.AppendUint(dst, wireVersion)
 	dst = codec.AppendUint(dst, status)
-	dst = codec.AppendUint(dst, id)
-	return codec.AppendValueWith(dst, v, cctx)
+	return codec.AppendUint(dst, id)
 }
 
 // AppendItemWith appends one item of stream id: the msgpack array
