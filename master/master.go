@@ -32,9 +32,9 @@ type Master struct {
 	ownNC    bool           // the connection is the master's to close
 	maxValue int64          // see WithMaxValue
 
-	reconnects atomic.Uint64 // nc's reconnects handled already: see sawReconnect
-	maxPay     atomic.Int64  // the server's max payload, or 0 to read it again: see maxPayload
-	slaveIDs   atomic.Uint64 // slaves made: each numbers its calls from its own base (newSlave)
+	reconnects atomic.Uint64     // nc's reconnects handled already: see sawReconnect
+	maxPay     chunks.MaxPayload // the server's max payload
+	slaveIDs   atomic.Uint64     // slaves made: each numbers its calls from its own base (newSlave)
 
 	exportMu sync.Mutex
 	exports  *serve.Worker // serves the objects the master exports; nil until the first Export

@@ -35,20 +35,8 @@ func (m *Master) connOptions() []nats.Option {
 	)
 }
 
-// maxPayload is the server's max payload, read from the connection once
-// and again after a reconnect: nats.go's MaxPayload takes the
-// connection's lock, which every call would contend for with its reader
-// and its flusher. A server that took less than its predecessor refuses
-// a message over its own max payload all the same, and the call fails
-// with bus.ErrTooBig.
-func (m *Master) maxPayload() int {
-	if n := m.maxPay.Load(); n > 0 {
-		return int(n)
-	}
-	n := m.nc.MaxPayload() // 0 while never connected: read again next time
-	m.maxPay.Store(n)
-	return int(n)
-}
+// maxPayload is the server's max payload (chunks.MaxPayload).
+func (m *Master) maxPayload() int { return m.maxPay.Of(m.nc) }
 
 // sawReconnect reports whether the master's connection reconnected since
 // the last call that reported one, from nats.go's count of reconnects.
@@ -80,7 +68,7 @@ func (m *Master) sawReconnect() bool {
 // may have been lost, and would be waited for without end. Tasks sent
 // through [Slave.Idempotent] are sent again.
 func (m *Master) reconnected() {
-	m.maxPay.Store(0) // the new server's may differ
+	m.maxPay.Reset() // the new server's may differ
 	m.mu.Lock()
 	slaves := m.slaveListLocked()
 	m.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,6 +34,28 @@ const overhead = 512
 
 // Size is the data a chunk carries on a connection.
 func Size(nc *nats.Conn) int { return int(nc.MaxPayload()) - overhead }
+
+// MaxPayload holds a connection's max payload, read from it once and
+// again after Reset (at a reconnect: the new server's may differ).
+// nats.go's MaxPayload takes the connection's lock, which every call and
+// reply would contend for with its reader and its flusher. A server that
+// takes less than its predecessor refuses a message over its own max
+// payload all the same, and the sender says so. The zero MaxPayload is
+// ready.
+type MaxPayload struct{ n atomic.Int64 }
+
+// Of is nc's max payload.
+func (m *MaxPayload) Of(nc *nats.Conn) int {
+	if n := m.n.Load(); n > 0 {
+		return int(n)
+	}
+	n := nc.MaxPayload() // 0 while never connected: read again next time
+	m.n.Store(n)
+	return int(n)
+}
+
+// Reset has Of read the max payload again.
+func (m *MaxPayload) Reset() { m.n.Store(0) }
 
 // ErrAckTimeout: the receiver did not acknowledge a window of chunks in
 // time.

@@ -271,19 +271,7 @@ func appendInt(b []byte, n int64) []byte {
 
 // appendUint appends n in its smallest msgpack form, as msgpack v5's
 // EncodeUint does.
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= 0x7f:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}
+func appendUint(b []byte, n uint64) []byte { return AppendUint(b, n) }
 
 // parseInt reads an integer of any msgpack form at the start of p, with
 // its length; 0 for anything else, or a value that does not fit T.

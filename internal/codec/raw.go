@@ -27,54 +27,35 @@ func AppendUint(b []byte, v uint64) []byte {
 
 // AppendStr appends the msgpack string s.
 func AppendStr(b []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
+	if n := len(s); n < 32 {
 		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	} else {
+		b = appendLen(b, n, 0xd9)
 	}
 	return append(b, s...)
+}
+
+// appendLen appends the header of a str or bin of n bytes whose 8-bit
+// form is code8; the 16 and 32-bit forms follow it.
+func appendLen(b []byte, n int, code8 byte) []byte {
+	switch {
+	case n <= math.MaxUint8:
+		return append(b, code8, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, code8+1), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, code8+2), uint32(n))
 }
 
 // AppendBin appends the msgpack bin b (nil: the msgpack nil), as msgpack
 // encodes a []byte.
 func AppendBin(dst, b []byte) []byte {
-	n := len(b)
-	switch {
-	case b == nil:
+	if b == nil {
 		return append(dst, 0xc0)
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
 	}
-	return append(dst, b...)
+	return append(appendLen(dst, len(b), 0xc4), b...)
 }
 
-// AppendInt appends the msgpack integer v, in its shortest form, as
-// msgpack encodes an int.
-func AppendInt(dst []byte, v int64) []byte {
-	switch {
-	case v >= 0:
-		return AppendUint(dst, uint64(v))
-	case v >= -32:
-		return append(dst, byte(v))
-	case v >= math.MinInt8:
-		return append(dst, 0xd0, byte(v))
-	case v >= math.MinInt16:
-		return binary.BigEndian.AppendUint16(append(dst, 0xd1), uint16(v))
-	case v >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(dst, 0xd2), uint32(v))
-	}
-	return binary.BigEndian.AppendUint64(append(dst, 0xd3), uint64(v))
-}
 
 // appendScalar appends the msgpack encoding of v, byte for byte as
 // msgpack's encoder writes it, when v is of one of the commonest types
@@ -91,7 +72,7 @@ func appendScalar(dst []byte, v any) ([]byte, bool) {
 	case bool:
 		return AppendBool(dst, x), true
 	case int:
-		return AppendInt(dst, int64(x)), true
+		return appendInt(dst, int64(x)), true
 	case float64:
 		return binary.BigEndian.AppendUint64(append(dst, 0xcb), math.Float64bits(x)), true
 	}

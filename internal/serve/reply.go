@@ -139,18 +139,8 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 	return size, failed
 }
 
-// maxPayload is the server's max payload, read from the connection once
-// and again after a reconnect: nats.go's MaxPayload takes the
-// connection's lock, which every reply would contend for with its reader
-// and its flusher.
-func (w *Worker) maxPayload() int {
-	if n := w.maxPay.Load(); n > 0 {
-		return int(n)
-	}
-	n := w.nc.MaxPayload() // 0 while never connected: read again next time
-	w.maxPay.Store(n)
-	return int(n)
-}
+// maxPayload is the server's max payload (chunks.MaxPayload).
+func (w *Worker) maxPayload() int { return w.maxPay.Of(w.nc) }
 
 // maxScratch is the largest buffer a queue keeps for its results
 // (sendResult): a bigger one goes back to the chunks' buffers.

@@ -74,7 +74,7 @@ type Worker struct {
 
 	joining map[callKey]*chunks.Joiner // calls arriving in chunks; guarded by mu
 
-	maxPay     atomic.Int64            // the server's max payload, or 0 to read it again: see maxPayload
+	maxPay     chunks.MaxPayload       // the server's max payload
 	epoch      atomic.Uint64           // in heartbeat acknowledgements: this process's own (high half), and how many times the connection reconnected (low half)
 	hooked     *atomic.Pointer[Worker] // the worker, for the connection's handlers; nil once closed
 	pending    atomic.Int64            // calls accepted and not finished: queued or running
@@ -146,7 +146,7 @@ func Serve(nc *nats.Conn, c Config) (*Worker, error) {
 	prev := nc.Opts.ReconnectedCB
 	nc.SetReconnectHandler(func(c *nats.Conn) {
 		if w := hooked.Load(); w != nil {
-			w.maxPay.Store(0) // the new server's may differ
+			w.maxPay.Reset() // the new server's may differ
 			w.epoch.Add(1)
 			slog.Info("processional: the worker's NATS connection is back; its masters fail the calls in flight", "worker", w.id, "epoch", w.epoch.Load())
 		}
