@@ -56,7 +56,6 @@ func AppendBin(dst, b []byte) []byte {
 	return append(appendLen(dst, len(b), 0xc4), b...)
 }
 
-
 // appendScalar appends the msgpack encoding of v, byte for byte as
 // msgpack's encoder writes it, when v is of one of the commonest types
 // of a call's argument or result; it reports whether it was. They then
