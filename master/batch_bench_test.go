@@ -2,6 +2,8 @@ package master_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/processional/processional/builtin"
@@ -62,4 +64,31 @@ func natsWorker(b *testing.B) *master.Slave {
 	}
 	b.Cleanup(func() { s.Close() })
 	return s
+}
+
+// BenchmarkInvokeManyNATS Invokes echoes from 1,000 goroutines at once
+// to a worker by NATS, each calling again as soon as its call ends: the
+// master's share of load.
+func BenchmarkInvokeManyNATS(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := natsWorker(b)
+	payload := make([]byte, 8)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if _, err := master.Invoke(ctx, s, builtin.Echo, payload); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

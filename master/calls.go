@@ -19,7 +19,14 @@ import (
 // were sent.
 func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) (R, error) {
 	ctx = orBackground(ctx)
-	return wait(ctx, submit(ctx, ex, f, arg, wire.KindCall, false))
+	t := submit(ctx, ex, f, arg, wire.KindCall, watchIfBusy)
+	if t.grouped.Load() {
+		// The slave's group for ctx fails the task when ctx ends: the wait
+		// need not watch ctx too, on a channel that every caller under
+		// ctx would lock.
+		return wait(context.Background(), t)
+	}
+	return wait(ctx, t)
 }
 
 // Schedule submits f(arg) to ex and returns its task at once. On a worker
@@ -31,7 +38,7 @@ func Invoke[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 // this process, the function's context ends with ctx, and a task that has
 // not started yet fails without running.
 func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
-	return submit(orBackground(ctx), ex, f, arg, wire.KindCall, true)
+	return submit(orBackground(ctx), ex, f, arg, wire.KindCall, watchGroup)
 }
 
 // Thread submits f(arg) to ex to run concurrently with ex's other tasks,
@@ -39,7 +46,7 @@ func Schedule[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg
 // own, beside the worker's blocking calls; on a slave thread, in a new
 // goroutine. ctx works as for [Schedule].
 func Thread[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A) *Task[R] {
-	return submit(orBackground(ctx), ex, f, arg, wire.KindThread, true)
+	return submit(orBackground(ctx), ex, f, arg, wire.KindThread, watchGroup)
 }
 
 // wait waits for t, aborting it if ctx ends first.
@@ -58,7 +65,7 @@ func failed[R any](name string, err error) *Task[R] {
 	return t
 }
 
-func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A, kind wire.Kind, watch bool) *Task[R] {
+func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A, kind wire.Kind, watch watchMode) *Task[R] {
 	if f == nil {
 		return failed[R]("", fmt.Errorf("%w: nil function", ErrBadCall))
 	}
@@ -81,6 +88,9 @@ func submit[A, R any](ctx context.Context, ex Executor, f *bus.Func[A, R], arg A
 			return failed[R](name, fmt.Errorf("%w: a nil or zero idempotent Slave: get one from Slave.Idempotent", ErrBadCall))
 		}
 		t := newTask[R](name)
+		if watch == watchIfBusy {
+			watch = watchNone // a retry's send might not join a group: its caller watches ctx
+		}
 		r := &retrying[R]{Task: t, s: e.h.slave, ctx: ctx, kind: kind, fn: name, argType: typeName[A](), arg: arg, watchCtx: watch}
 		r.left.Store(IdempotentAttempts - 1)
 		e.h.slave.send(ctx, kind, name, r.argType, arg, r, watch)
@@ -159,7 +169,7 @@ type retrying[R any] struct {
 	fn       string
 	argType  string
 	arg      any
-	watchCtx bool
+	watchCtx watchMode
 	left     atomic.Int32 // sendings left
 	watched  atomic.Bool  // the per-task watch of ctx is set: once is enough
 	pinned   atomic.Bool  // the first sending's pins hold the argument's Refs

@@ -274,7 +274,7 @@ func (s *slave) ownerRequest(ctx context.Context, kind wire.Kind) error {
 	s.mu.Unlock()
 	ctx = orBackground(ctx)
 	t := newTask[struct{}](kind.String())
-	s.send(ctx, kind, "", "", nil, t, true)
+	s.send(ctx, kind, "", "", nil, t, watchGroup)
 	if _, err := t.Wait(ctx); err != nil {
 		if re := (*bus.RemoteError)(nil); errors.As(err, &re) {
 			return re

@@ -243,7 +243,7 @@ func Map[A, R any](ctx context.Context, p *Pool, f *bus.Func[A, R], items []A, o
 	}
 	tasks := make([]*Task[R], len(items))
 	next := 0
-	send := func(i int) { tasks[i] = submit(ctx, p, f, items[i], wire.KindCall, true) }
+	send := func(i int) { tasks[i] = submit(ctx, p, f, items[i], wire.KindCall, watchGroup) }
 	for ; next < len(items) && next < o.inFlight; next++ {
 		send(next)
 	}

@@ -317,7 +317,7 @@ func (m *Master) bind(h *Ref, o wire.ObjectRef, local func(uint64) (any, bool)) 
 		return fmt.Errorf("%s: %w", o, err)
 	}
 	t := newTask[struct{}](wire.OpAcquire)
-	s.send(ctx, wire.KindThread, wire.OpAcquire, "", wire.TargetOp[wire.ObjectRef]{Target: o}, t, true)
+	s.send(ctx, wire.KindThread, wire.OpAcquire, "", wire.TargetOp[wire.ObjectRef]{Target: o}, t, watchGroup)
 	if _, err := t.Wait(ctx); err != nil {
 		return fmt.Errorf("%s: acquire: %w", o, err)
 	}

@@ -67,7 +67,7 @@ func Wrap[A, R any](ctx context.Context, s *Slave, ctor *bus.Func[A, R], arg A) 
 		return nil, fmt.Errorf("%w: Wrap: a nil or zero Slave: get one from Spawn", ErrBadCall)
 	}
 	t := refTask{newTask[*Ref](ctor.Name()), s.slave, s}
-	s.send(ctx, wire.KindCall, wire.OpWrap, "", &wrapOp{Function: ctor.Name(), ArgType: typeName[A](), Arg: arg}, t, true)
+	s.send(ctx, wire.KindCall, wire.OpWrap, "", &wrapOp{Function: ctor.Name(), ArgType: typeName[A](), Arg: arg}, t, watchGroup)
 	runtime.KeepAlive(s)
 	return wait(ctx, t.Task)
 }
@@ -98,7 +98,7 @@ func (r *Ref) callable(name string, args []any) error {
 // op sends the object operation fn with arg, as a task of kind on r's
 // worker, into t.
 func (r *Ref) op(ctx context.Context, kind wire.Kind, fn string, arg any, t pendingCall) {
-	r.e.s.send(ctx, kind, fn, "", arg, t, true)
+	r.e.s.send(ctx, kind, fn, "", arg, t, watchGroup)
 	runtime.KeepAlive(r) // dropping the Ref releases the object: not before the call is sent
 }
 

@@ -141,9 +141,27 @@ func (s *slave) handleReply(data []byte) error {
 
 var codecs = sync.Pool{New: func() any { return new(callCodec) }}
 
-// send publishes one call and registers t for its reply; when watch is
-// set, t is aborted when ctx ends. It fails t when the call cannot be sent.
-func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, arg any, t pendingCall, watch bool) {
+// watchMode says who fails a remote task when its caller's context ends.
+type watchMode uint8
+
+const (
+	// watchNone: the caller, who waits for the task at once (Invoke's
+	// wait, a retry's).
+	watchNone watchMode = iota
+	// watchGroup: the slave, through its group for the context
+	// (ctxGroup), or the task's own watch if the context cannot key one.
+	watchGroup
+	// watchIfBusy: watchGroup when the slave has calls in flight already
+	// and the context can key a group, else watchNone (Invoke). Many
+	// callers under one context then wait each for its own task, not all
+	// on the context's Done channel, whose lock they would contend for;
+	// a lone call costs no group made and dropped.
+	watchIfBusy
+)
+
+// send publishes one call and registers t for its reply; watch says who
+// fails t when ctx ends. It fails t when the call cannot be sent.
+func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, arg any, t pendingCall, watch watchMode) {
 	c := wire.Call{Kind: kind, Master: s.m.id, Function: fn, ArgType: argType}
 	if d, ok := ctx.Deadline(); ok {
 		c.Timeout = time.Until(d)
@@ -156,8 +174,11 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		t.resolve(nil, nil, err)
 		return
 	}
-	watch = watch && ctx.Done() != nil
-	perTask := watch && !reflect.TypeOf(ctx).Comparable() // cannot key a group
+	if ctx.Done() == nil {
+		watch = watchNone // it never ends
+	}
+	comparable := watch != watchNone && reflect.TypeOf(ctx).Comparable() // can key a group
+	perTask := watch == watchGroup && !comparable
 	buf := chunks.GetBuffer()
 	defer putBuffer(&buf) // the encoding may grow it: the one it ends in goes back
 	s.mu.Lock()
@@ -167,7 +188,7 @@ func (s *slave) send(ctx context.Context, kind wire.Kind, fn, argType string, ar
 		t.resolve(nil, nil, err)
 		return
 	}
-	if watch && !perTask {
+	if comparable && (watch == watchGroup || watch == watchIfBusy && s.pending.live > 0) {
 		t.setGroup(s.groupLocked(ctx))
 	}
 	c.ID = s.pending.add(t)

@@ -204,3 +204,48 @@ func TestConcurrentWaits(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Invokes from many goroutines under one context, while the worker is
+// busy: their slave's group for the context fails them when it ends
+// (they do not each watch its Done channel), on a worker by NATS and on
+// one with a lane.
+func TestInvokeManyContextEnds(t *testing.T) {
+	m := newMaster(t)
+	for name, s := range map[string]*master.Slave{"nats": spawn(t, m, master.WithoutLane()), "lane": spawn(t, m)} {
+		t.Run(name, func(t *testing.T) {
+			bg := context.Background()
+			ctx, cancel := context.WithCancel(bg)
+			busy := master.Schedule(ctx, s, Sleep, time.Hour) // the calls below queue behind it
+			const callers = 50
+			errs := make(chan error, callers)
+			for range callers {
+				go func() {
+					_, err := master.Invoke(ctx, s, Sleep, time.Hour)
+					errs <- err
+				}()
+			}
+			time.Sleep(50 * time.Millisecond) // most of them sent: in flight, waiting
+			cancel()
+			timeout := time.After(20 * time.Second)
+			for range callers {
+				select {
+				case err := <-errs:
+					if !errors.Is(err, context.Canceled) {
+						t.Fatalf("err = %v, want Canceled", err)
+					}
+				case <-timeout:
+					t.Fatal("an Invoke still waits 20 s after its context ended")
+				}
+			}
+			if _, err := busy.Wait(bg); !errors.Is(err, context.Canceled) {
+				t.Fatalf("the busy call: %v, want Canceled", err)
+			}
+			// The worker cancelled them too: the next call runs at once.
+			bounded, stop := context.WithTimeout(bg, 20*time.Second)
+			defer stop()
+			if n, err := master.Invoke(bounded, s, Sum, []int{4}); n != 4 || err != nil {
+				t.Fatalf("after the context ended: %d, %v", n, err)
+			}
+		})
+	}
+}

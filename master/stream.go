@@ -248,7 +248,7 @@ end:
 // loop breaks or the stream ends.
 func remoteStream[T any](ctx context.Context, s *slave, name, argType string, arg any, o streamOptions, yield func(T, error) bool) {
 	st := &streamCall{s: s, name: name, window: o, ready: make(chan struct{})}
-	s.send(ctx, wire.KindStream, name, argType, arg, st, true)
+	s.send(ctx, wire.KindStream, name, argType, arg, st, watchGroup)
 	defer st.stop()
 	var zero T
 	for {

@@ -23,8 +23,9 @@ import (
 // reported through slog when the Task is garbage collected, as the Python
 // original prints "Exception in …".
 type Task[T any] struct {
-	name string      // the function's name, for reports
-	fin  atomic.Bool // set, under mu, once the task has its outcome
+	name    string      // the function's name, for reports
+	fin     atomic.Bool // set, under mu, once the task has its outcome
+	grouped atomic.Bool // a group of its slave fails it when its caller's context ends (send)
 
 	mu       sync.Mutex
 	done     chan struct{} // made by the first Done; closed when the task has its outcome
@@ -370,7 +371,7 @@ func (t *Task[T]) setPins(pins []*refEntry) {
 }
 
 func (t *Task[T]) group() *ctxGroup     { return t.watching }
-func (t *Task[T]) setGroup(g *ctxGroup) { t.watching = g }
+func (t *Task[T]) setGroup(g *ctxGroup) { t.watching = g; t.grouped.Store(g != nil) }
 
 // finish records the outcome; only the first call counts. It reports
 // whether this call was the first.
