@@ -40,11 +40,26 @@ type Task[T any] struct {
 	unread   *unreadError
 	decoded  sync.Once
 	userStop bool        // the outcome came from Cancel or the caller's context
-	pins     []*refEntry // Refs the task's argument carries, held until it ends
-	shm      *shmGuard   // the result's shared-memory buffers, until decoded
-	joined   []byte      // the buffer a chunked result was joined in
+	x        *taskExtra  // what few tasks need: set before the task finishes, never after
 	kick     func()      // set while its caller reads the lane: finishing wakes it
 	prog     *taskProg   // its progress, made at the first report or watch: few tasks report
+}
+
+// taskExtra is what few tasks need, set under the task's mu before it
+// finishes (an argument's Refs, a result's shared memory or chunks), and
+// read once it has.
+type taskExtra struct {
+	pins   []*refEntry // Refs the task's argument carries, held until it ends
+	shm    *shmGuard   // the result's shared-memory buffers, until decoded
+	joined []byte      // the buffer a chunked result was joined in
+}
+
+// extraLocked is t's extra, made now if it was not; t.mu held.
+func (t *Task[T]) extraLocked() *taskExtra {
+	if t.x == nil {
+		t.x = new(taskExtra)
+	}
+	return t.x
 }
 
 // taskProg is a task's progress, under its mu.
@@ -96,7 +111,7 @@ func (t *Task[T]) await(ctx context.Context) bool {
 
 func (t *Task[T]) giveBack(buf []byte) {
 	t.mu.Lock()
-	t.joined = buf
+	t.extraLocked().joined = buf
 	t.mu.Unlock()
 }
 
@@ -117,7 +132,7 @@ func dropUndecoded(g *shmGuard) {
 func (t *Task[T]) guardShm(raw []byte) {
 	g := &shmGuard{raw: raw}
 	t.mu.Lock()
-	t.shm = g
+	t.extraLocked().shm = g
 	t.mu.Unlock()
 	runtime.AddCleanup(t, dropUndecoded, g)
 }
@@ -281,14 +296,18 @@ func (t *Task[T]) outcome() (T, error) {
 			t.err = fmt.Errorf("%w: %s: result does not decode into %T: %v", bus.ErrResultType, t.name, t.val, err)
 		}
 		t.raw = nil
-		if t.joined != nil {
-			chunks.PutBuffer(t.joined) // decoded: nothing refers to it any more
-			t.joined = nil
+		x := t.x // set before the task finished, if at all
+		if x == nil {
+			return
 		}
-		if t.shm != nil {
-			t.shm.decoded.Store(true)
+		if x.joined != nil {
+			chunks.PutBuffer(x.joined) // decoded: nothing refers to it any more
+			x.joined = nil
+		}
+		if x.shm != nil {
+			x.shm.decoded.Store(true)
 			if t.err != nil {
-				codec.DropTransits(t.shm.raw)
+				codec.DropTransits(x.shm.raw)
 			}
 		}
 	})
@@ -362,7 +381,7 @@ func (t *Task[T]) watch(ctx context.Context) {
 func (t *Task[T]) setPins(pins []*refEntry) {
 	t.mu.Lock()
 	if !t.fin.Load() {
-		t.pins = pins
+		t.extraLocked().pins = pins
 		t.mu.Unlock()
 		return
 	}
@@ -382,8 +401,12 @@ func (t *Task[T]) finish(val T, raw []byte, err error) bool {
 		return false
 	}
 	t.val, t.raw, t.err = val, raw, err
-	stop, pins, kick := t.stop, t.pins, t.kick
-	t.stop, t.remote, t.pins, t.kick = nil, nil, nil, nil
+	stop, kick := t.stop, t.kick
+	t.stop, t.remote, t.kick = nil, nil, nil
+	var pins []*refEntry
+	if t.x != nil {
+		pins, t.x.pins = t.x.pins, nil
+	}
 	report := err != nil && !t.userStop
 	if report {
 		t.unread = &unreadError{name: t.name, err: err}
