@@ -182,6 +182,9 @@ func UnmarshalWith(data []byte, v any, ctx any) (err error) {
 			return nil
 		}
 	}
+	if decodeScalar(data, v) {
+		return nil
+	}
 	if _, err := valueLen(data); err != nil {
 		return err
 	}

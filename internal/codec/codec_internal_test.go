@@ -3,8 +3,10 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -308,5 +310,49 @@ func TestAppendScalar(t *testing.T) {
 	}
 	if _, ok := appendScalar(nil, int64(1)); ok {
 		t.Error("int64 taken: msgpack writes it in 9 bytes, not the shortest form")
+	}
+}
+
+// TestDecodeScalar checks that the scalars decoded by hand come out as
+// msgpack decodes them, for every form they take; the forms they leave
+// to msgpack are left.
+func TestDecodeScalar(t *testing.T) {
+	var encoded [][]byte
+	for _, v := range []any{
+		0, 1, 127, 128, 255, 256, 65535, 65536, int64(math.MaxUint32), int64(math.MaxUint32) + 1, int64(math.MaxInt64), uint64(math.MaxUint64),
+		-1, -32, -33, -128, -129, -32768, -32769, int64(math.MinInt32), int64(math.MinInt32) - 1, int64(math.MinInt64),
+		int8(-5), int16(300), int32(-70000), uint8(200), uint16(60000), uint32(4000000000),
+		"", "a", strings.Repeat("s", 40), strings.Repeat("t", 300), []byte("bin"), []byte{},
+		true, false, 1.5, float32(2.5), math.Inf(-1), nil,
+	} {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded = append(encoded, b)
+	}
+	encoded = append(encoded, []byte{0xd3, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{0xcf, 0, 0, 0, 0, 0, 0, 0, 7}, []byte{0xcd, 1}, []byte{0xa5, 'a'}, []byte{0xcb, 1, 2}, nil)
+	check := func(t *testing.T, data []byte, fast, slow any) {
+		t.Helper()
+		if !decodeScalar(data, fast) {
+			return // left to msgpack
+		}
+		if err := msgpack.Unmarshal(data, slow); err != nil {
+			t.Errorf("% x: decoded by hand into %T, msgpack fails: %v", data, fast, err)
+			return
+		}
+		if got, want := fmt.Sprint(reflect.ValueOf(fast).Elem()), fmt.Sprint(reflect.ValueOf(slow).Elem()); got != want {
+			t.Errorf("% x into %T: %s by hand, %s by msgpack", data, fast, got, want)
+		}
+	}
+	for _, data := range encoded {
+		check(t, data, new(int), new(int))
+		check(t, data, new(int64), new(int64))
+		check(t, data, new(string), new(string))
+		check(t, data, new(bool), new(bool))
+		check(t, data, new(float64), new(float64))
+	}
+	if decodeScalar([]byte{0x01}, new(int32)) {
+		t.Error("an int32 taken: msgpack decodes it")
 	}
 }

@@ -104,6 +104,43 @@ func small(n int) bool {
 	return n <= 4<<10 && (TransientMin <= 0 || n+5 < TransientMin)
 }
 
+// decodeScalar decodes data into v, a *int, *int64, *string, *bool or
+// *float64, when data holds the plain msgpack form of such a value (an
+// integer that fits, a str or bin, a bool, a float64), and reports
+// whether it did: the commonest arguments and results then need no
+// decoder from the pool. Anything else is left to msgpack, which decodes
+// these forms the same way (a test compares), and says what is wrong.
+func decodeScalar(data []byte, v any) bool {
+	switch p := v.(type) {
+	case *int:
+		if n, k := parseInt[int](data); k > 0 {
+			*p = n
+			return true
+		}
+	case *int64:
+		if n, k := parseInt[int64](data); k > 0 {
+			*p = n
+			return true
+		}
+	case *string:
+		if n, hdr, ok := binHeader(data); ok && n <= len(data)-hdr {
+			*p = string(data[hdr : hdr+n])
+			return true
+		}
+	case *bool:
+		if len(data) > 0 && (data[0] == 0xc2 || data[0] == 0xc3) {
+			*p = data[0] == 0xc3
+			return true
+		}
+	case *float64:
+		if len(data) >= 9 && data[0] == 0xcb {
+			*p = math.Float64frombits(binary.BigEndian.Uint64(data[1:9]))
+			return true
+		}
+	}
+	return false
+}
+
 // ErrShort is a Reader's error when the data ends within a value.
 var ErrShort = errors.New("truncated")
 

@@ -233,10 +233,15 @@ func (w *Worker) acceptCall(in *inlet, c *wire.Call, reply string) {
 		op opFunc
 		ok bool
 	)
-	if wire.IsOp(c.Function) {
+	switch {
+	case in.fn != nil && in.fn.Name() == c.Function: // functions are never unregistered
+		fn, ok = in.fn, true
+	case wire.IsOp(c.Function):
 		op, ok = ops[c.Function]
-	} else {
-		fn, ok = registry.Lookup(c.Function)
+	default:
+		if fn, ok = registry.Lookup(c.Function); ok {
+			in.fn = fn
+		}
 	}
 	if !ok {
 		w.replyError(reply, c.ID, c.Function, fmt.Errorf("%w %q on worker %s", bus.ErrUnknownFunction, c.Function, w.id))

@@ -17,6 +17,7 @@ import (
 	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/natsauth"
 	"github.com/processional/processional/internal/peer"
+	"github.com/processional/processional/internal/registry"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -333,11 +334,12 @@ func (w *Worker) Abort() error {
 // inlet is what one source of calls (the NATS call endpoint, the lane)
 // decodes a call into: handleCall runs on one goroutine per source.
 type inlet struct {
-	call    wire.Call     // the envelope, for its strings
-	joined  []byte        // the buffer of the call handleJoined hands handleCall
-	inline  bool          // the inlet's reader drains the queues it starts itself
-	holding bool          // a batch is read: the queue it starts is run once it is all in
-	drain   string        // the master whose queue handleCall left for it to drain
-	at      time.Time     // when the call handled now arrived
-	batch   wire.Received // the batch read, for its memory
+	call    wire.Call          // the envelope, for its strings
+	joined  []byte             // the buffer of the call handleJoined hands handleCall
+	inline  bool               // the inlet's reader drains the queues it starts itself
+	holding bool               // a batch is read: the queue it starts is run once it is all in
+	drain   string             // the master whose queue handleCall left for it to drain
+	at      time.Time          // when the call handled now arrived
+	batch   wire.Received      // the batch read, for its memory
+	fn      *registry.Function // the function of the last call read: the next likely calls it too
 }
