@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -79,11 +78,14 @@ func streamPair() *Pair {
 
 // slowRead reads bench.blocks' 1 GiB slowly from s, and returns how many
 // MB the master's resident memory grew meanwhile, at its peak.
+//
+// Each reading comes after debug.FreeOSMemory (a collection, and the
+// freed memory given back): resident memory is then what the process
+// holds, not the garbage the collector lets pile up to its target, which
+// grows with everything the rows before left alive (with it, the figure
+// read 0 to 98 MB as they changed). What the stream holds, the window and
+// the item in hand, is what is left.
 func slowRead(ctx context.Context, s *master.Slave) (float64, error) {
-	// From what the process holds alive: the memory the rows before let
-	// go of, kept by the runtime for reuse, would otherwise hide the
-	// growth (a peak no higher than before reads as 0).
-	runtime.GC()
 	debug.FreeOSMemory()
 	before, err := rssMB(os.Getpid())
 	if err != nil {
@@ -100,6 +102,7 @@ func slowRead(ctx context.Context, s *master.Slave) (float64, error) {
 		got++
 		time.Sleep(slowPause)
 		if got%16 == 0 {
+			debug.FreeOSMemory() // b, in hand, stays
 			if mb, err := rssMB(os.Getpid()); err == nil && mb > peak {
 				peak = mb
 			}
