@@ -39,10 +39,10 @@ type Task[T any] struct {
 	stop     func() bool  // stops the watch on the caller's context
 	unread   *unreadError
 	decoded  sync.Once
-	userStop bool        // the outcome came from Cancel or the caller's context
-	x        *taskExtra  // what few tasks need: set before the task finishes, never after
-	kick     func()      // set while its caller reads the lane: finishing wakes it
-	prog     *taskProg   // its progress, made at the first report or watch: few tasks report
+	userStop bool       // the outcome came from Cancel or the caller's context
+	x        *taskExtra // what few tasks need: set before the task finishes, never after
+	kick     func()     // set while its caller reads the lane: finishing wakes it
+	prog     *taskProg  // its progress, made at the first report or watch: few tasks report
 }
 
 // taskExtra is what few tasks need, set under the task's mu before it
