@@ -40,14 +40,16 @@ type Task[T any] struct {
 	unread   *unreadError
 	decoded  sync.Once
 	userStop bool       // the outcome came from Cancel or the caller's context
-	x        *taskExtra // what few tasks need: set before the task finishes, never after
+	x        *taskExtra // what few tasks need: outcome reads it only for a task finished by its reply, set before
 	kick     func()     // set while its caller reads the lane: finishing wakes it
 	prog     *taskProg  // its progress, made at the first report or watch: few tasks report
 }
 
-// taskExtra is what few tasks need, set under the task's mu before it
-// finishes (an argument's Refs, a result's shared memory or chunks), and
-// read once it has.
+// taskExtra is what few tasks need (an argument's Refs, a result's
+// shared memory or chunks), set under the task's mu. The result's parts
+// are set before the reply finishes the task, and outcome reads them
+// only for a task finished by its reply; a task that finished otherwise
+// gives a joined buffer straight back (giveBack).
 type taskExtra struct {
 	pins   []*refEntry // Refs the task's argument carries, held until it ends
 	shm    *shmGuard   // the result's shared-memory buffers, until decoded
@@ -111,6 +113,11 @@ func (t *Task[T]) await(ctx context.Context) bool {
 
 func (t *Task[T]) giveBack(buf []byte) {
 	t.mu.Lock()
+	if t.fin.Load() { // finished otherwise (cancelled): nobody decodes it
+		t.mu.Unlock()
+		chunks.PutBuffer(buf)
+		return
+	}
 	t.extraLocked().joined = buf
 	t.mu.Unlock()
 }

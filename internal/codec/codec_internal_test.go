@@ -356,3 +356,28 @@ func TestDecodeScalar(t *testing.T) {
 		t.Error("an int32 taken: msgpack decodes it")
 	}
 }
+
+// A nil pointer of a type decoded by hand fails as msgpack fails it,
+// and never panics.
+func TestDecodeScalarNilPointer(t *testing.T) {
+	for _, v := range []any{(*int)(nil), (*int64)(nil), (*string)(nil), (*bool)(nil), (*float64)(nil)} {
+		for _, data := range [][]byte{{0x01}, {0xa1, 'a'}, {0xc3}, {0xcb, 0, 0, 0, 0, 0, 0, 0, 0}} {
+			if err := Unmarshal(data, v); err == nil {
+				t.Errorf("% x into %T(nil): no error", data, v)
+			}
+		}
+	}
+}
+
+// AppendSmall leaves to AppendValueWith a scalar that would go in a
+// transient segment, however low TransientMin was set.
+func TestAppendSmallTransientMin(t *testing.T) {
+	defer func(old int) { TransientMin = old }(TransientMin)
+	TransientMin = 8
+	if _, ok := AppendSmall(nil, int(1<<40)); ok {
+		t.Error("a 9-byte int taken, at a TransientMin of 8")
+	}
+	if _, ok := AppendSmall(nil, 1); !ok {
+		t.Error("a 1-byte int refused, at a TransientMin of 8")
+	}
+}

@@ -94,7 +94,11 @@ func AppendSmall(dst []byte, v any) ([]byte, bool) {
 			return dst, false
 		}
 	}
-	return appendScalar(dst, v)
+	out, ok := appendScalar(dst, v)
+	if ok && TransientMin > 0 && len(out)-len(dst) >= TransientMin {
+		return dst, false // AppendValueWith's: a transient segment, however low TransientMin was set
+	}
+	return out, ok
 }
 
 // small reports whether a bin or str of n bytes is small enough for
@@ -104,8 +108,8 @@ func small(n int) bool {
 	return n <= 4<<10 && (TransientMin <= 0 || n+5 < TransientMin)
 }
 
-// decodeScalar decodes data into v, a *int, *int64, *string, *bool or
-// *float64, when data holds the plain msgpack form of such a value (an
+// decodeScalar decodes data into v, a non-nil *int, *int64, *string,
+// *bool or *float64, when data holds the plain msgpack form of such a value (an
 // integer that fits, a str or bin, a bool, a float64), and reports
 // whether it did: the commonest arguments and results then need no
 // decoder from the pool. Anything else is left to msgpack, which decodes
@@ -113,27 +117,27 @@ func small(n int) bool {
 func decodeScalar(data []byte, v any) bool {
 	switch p := v.(type) {
 	case *int:
-		if n, k := parseInt[int](data); k > 0 {
+		if n, k := parseInt[int](data); k > 0 && p != nil {
 			*p = n
 			return true
 		}
 	case *int64:
-		if n, k := parseInt[int64](data); k > 0 {
+		if n, k := parseInt[int64](data); k > 0 && p != nil {
 			*p = n
 			return true
 		}
 	case *string:
-		if n, hdr, ok := binHeader(data); ok && n <= len(data)-hdr {
+		if n, hdr, ok := binHeader(data); ok && n <= len(data)-hdr && p != nil {
 			*p = string(data[hdr : hdr+n])
 			return true
 		}
 	case *bool:
-		if len(data) > 0 && (data[0] == 0xc2 || data[0] == 0xc3) {
+		if len(data) > 0 && (data[0] == 0xc2 || data[0] == 0xc3) && p != nil {
 			*p = data[0] == 0xc3
 			return true
 		}
 	case *float64:
-		if len(data) >= 9 && data[0] == 0xcb {
+		if len(data) >= 9 && data[0] == 0xcb && p != nil {
 			*p = math.Float64frombits(binary.BigEndian.Uint64(data[1:9]))
 			return true
 		}
