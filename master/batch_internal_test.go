@@ -1,13 +1,16 @@
 package master
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/processional/processional/builtin"
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/wire"
 )
 
@@ -48,5 +51,37 @@ func TestReplyBatchBadEntries(t *testing.T) {
 		if !errors.Is(err, bus.ErrBadPayload) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "w-batch") {
 			t.Errorf("reply %d: %v, want ErrBadPayload saying %q", i+1, err, want)
 		}
+	}
+}
+
+// A max payload read from an earlier server, bigger than the server's
+// now: a call over the new one, refused by the client, is read again and
+// goes in chunks, and so does the worker's reply.
+func TestStaleMaxPayload(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{MaxPayload: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := New(ctx, WithNATS(srv.URL()), WithToken(srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h, err := m.Spawn(ctx, WithoutLane())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	m.maxPay.Hold(1 << 20) // as if read from a server of 1 MiB
+	big := bytes.Repeat([]byte{7}, 100<<10)
+	got, err := Invoke(ctx, h, builtin.Echo, big)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a call over the new max payload: %d bytes back, %v", len(got), err)
+	}
+	if n := m.maxPayload(); n != 64<<10 {
+		t.Fatalf("max payload read again: %d, want %d", n, 64<<10)
 	}
 }

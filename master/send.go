@@ -268,6 +268,14 @@ func (s *slave) sendCall(ctx context.Context, id uint64, fn string, data []byte,
 		return s.sendChunked(ctx, id, fn, data) // or refuse it past maxValue
 	}
 	err := s.post(data, id, true, batch)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// The max payload read was an earlier server's: read it again,
+		// and send the call in chunks if it is over the new one.
+		s.m.maxPay.Reset()
+		if len(data) > s.m.maxPayload() {
+			return s.sendChunked(ctx, id, fn, data)
+		}
+	}
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
 		return fmt.Errorf("%w: worker %s: %s: the call is %d bytes, over the server's max payload of %d", bus.ErrTooBig, s.id, fn, len(data), s.m.maxPayload())

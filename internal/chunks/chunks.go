@@ -57,6 +57,10 @@ func (m *MaxPayload) Of(nc *nats.Conn) int {
 // Reset has Of read the max payload again.
 func (m *MaxPayload) Reset() { m.n.Store(0) }
 
+// Hold has Of return n until Reset, as a reading from an earlier server
+// would (for tests).
+func (m *MaxPayload) Hold(n int64) { m.n.Store(n) }
+
 // ErrAckTimeout: the receiver did not acknowledge a window of chunks in
 // time.
 var ErrAckTimeout = errors.New("chunks: no acknowledgement")

@@ -111,12 +111,18 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 	} else if cl != nil && cl.q != nil && !item && batchable(cl, out) {
 		err = w.post(cl, out) // with the replies ready beside it
 	} else if err = w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
-		// Say so rather than leave the caller waiting for a reply that
-		// the server refused.
-		err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.maxPayload())
-		out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
-		w.nc.Publish(reply, out)
-		failed = err
+		w.maxPay.Reset() // the max payload read was an earlier server's
+		if len(out) > w.maxPayload() {
+			// Over the new server's: in chunks, as any reply over it.
+			out, err = w.sendChunked(reply, id, function, out), nil
+		} else {
+			// Say so rather than leave the caller waiting for a reply
+			// that the server refused.
+			err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.maxPayload())
+			out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
+			w.nc.Publish(reply, out)
+			failed = err
+		}
 	}
 	// Any other failure is a closed connection: the master sees the
 	// worker gone and fails the call. The segments the reply refers to
