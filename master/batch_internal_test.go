@@ -58,18 +58,9 @@ func TestReplyBatchBadEntries(t *testing.T) {
 // now: a call over the new one, refused by the client, is read again and
 // goes in chunks, and so does the worker's reply.
 func TestStaleMaxPayload(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{MaxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	m := NewOnSmallServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := New(ctx, WithNATS(srv.URL()), WithToken(srv.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	h, err := m.Spawn(ctx, WithoutLane())
 	if err != nil {
 		t.Fatal(err)
@@ -84,4 +75,24 @@ func TestStaleMaxPayload(t *testing.T) {
 	if n := m.maxPayload(); n != 64<<10 {
 		t.Fatalf("max payload read again: %d, want %d", n, 64<<10)
 	}
+}
+
+// NewOnSmallServer starts an embedded server whose max payload is 64 KiB,
+// and a master connected to it; both close with t. For the tests of the
+// master's package and of master_test.
+func NewOnSmallServer(t *testing.T) *Master {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{MaxPayload: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := New(ctx, WithNATS(srv.URL()), WithToken(srv.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }

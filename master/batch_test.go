@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/processional/processional/bus"
-	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 )
@@ -40,18 +39,9 @@ var Seq = bus.Register("test.seq", func(ctx context.Context, a seqArg) (int, err
 // Calls sent in a burst by NATS go in batches, none past the server's
 // max payload, and keep their order, their cancels and their results.
 func TestBatchedCalls(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{MaxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	m := master.NewOnSmallServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := master.New(ctx, master.WithNATS(srv.URL()), master.WithToken(srv.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	s := spawn(t, m, master.WithoutLane())
 
 	// A spy on the worker's call subject sees what travels.
