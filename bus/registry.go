@@ -54,24 +54,23 @@ func RegisterConstructor[A, R any](name string, fn func(context.Context, A) (R, 
 func register[A, R any](name string, fn func(context.Context, A) (R, error), checkResult bool) *Func[A, R] {
 	at, rt := reflect.TypeFor[A](), reflect.TypeFor[R]()
 	name = checkRegistration("Register", name, fn == nil, fn, at, rt, "result", checkResult)
+	call := func(ctx context.Context, data []byte, cctx any) (r R, err error) {
+		var a A
+		if err := codec.UnmarshalWith(data, &a, cctx); err != nil {
+			return r, &registry.DecodeError{Err: err}
+		}
+		return fn(ctx, a)
+	}
 	registry.Add(name, at, rt,
 		func(ctx context.Context, data []byte, cctx any) (any, error) {
-			var a A
-			if err := codec.UnmarshalWith(data, &a, cctx); err != nil {
-				return nil, &registry.DecodeError{Err: err}
-			}
-			r, err := fn(ctx, a)
+			r, err := call(ctx, data, cctx)
 			if err != nil {
 				return nil, err
 			}
 			return r, nil
 		},
 		func(ctx context.Context, data []byte, cctx any, dst []byte) ([]byte, any, bool, error) {
-			var a A
-			if err := codec.UnmarshalWith(data, &a, cctx); err != nil {
-				return dst, nil, false, &registry.DecodeError{Err: err}
-			}
-			r, err := fn(ctx, a)
+			r, err := call(ctx, data, cctx)
 			if err != nil {
 				return dst, nil, false, err
 			}

@@ -102,18 +102,17 @@ func AppendSmall(dst []byte, v any) ([]byte, bool) {
 }
 
 // small reports whether a bin or str of n bytes is small enough for
-// AppendSmall: at most 4 KiB, and never a transient segment's, however
-// low TransientMin was set (its header counts too).
-func small(n int) bool {
-	return n <= 4<<10 && (TransientMin <= 0 || n+5 < TransientMin)
-}
+// AppendSmall to encode: at most 4 KiB. One over a low TransientMin is
+// refused once encoded, as any value.
+func small(n int) bool { return n <= 4<<10 }
 
 // decodeScalar decodes data into v, a non-nil *int, *int64, *string,
-// *bool or *float64, when data holds the plain msgpack form of such a value (an
-// integer that fits, a str or bin, a bool, a float64), and reports
-// whether it did: the commonest arguments and results then need no
-// decoder from the pool. Anything else is left to msgpack, which decodes
-// these forms the same way (a test compares), and says what is wrong.
+// *bool or *float64, when data holds the plain msgpack form of such a
+// value (an integer that fits, a str or bin, a bool, a float64), and
+// reports whether it did: the commonest arguments and results then need
+// no decoder from the pool. Anything else is left to msgpack, which
+// decodes these forms the same way (a test compares), and says what is
+// wrong.
 func decodeScalar(data []byte, v any) bool {
 	switch p := v.(type) {
 	case *int:

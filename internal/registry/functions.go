@@ -18,7 +18,7 @@ type Function struct {
 	arg, res reflect.Type
 	argName  string
 	invoke   func(ctx context.Context, arg []byte, codec any) (any, error)
-	appendTo AppendInvoker // invoke, appending a small result's encoding itself; may be nil
+	appendTo AppendInvoker // invoke, appending a small result's encoding itself
 	json     func(ctx context.Context, body []byte) (any, error)
 	// A stream's, instead of invoke and json: they call emit with each
 	// item, and stop when it returns false.
@@ -35,8 +35,8 @@ func (e *DecodeError) Error() string { return e.Err.Error() }
 
 // Add registers a function of argument type arg and result type res under
 // name. invoke decodes a msgpack argument (with the codec context the
-// caller gives) and calls the function; appendTo (which may be nil) does
-// too, and appends the encoding of a small result itself; json does so
+// caller gives) and calls the function; appendTo does too, and appends
+// the encoding of a small result itself; json does so
 // from a JSON body. Each returns a *DecodeError when the argument does
 // not decode. Add panics when the name is taken or malformed.
 func Add(name string, arg, res reflect.Type, invoke func(ctx context.Context, arg []byte, codec any) (any, error), appendTo AppendInvoker, json func(ctx context.Context, body []byte) (any, error)) *Function {
@@ -116,9 +116,8 @@ func (f *Function) InvokeWith(ctx context.Context, arg []byte, sent string, code
 // to dst itself (see [AppendInvoker]): when encoded is true, out is dst
 // with the result's encoding appended, and res is nil.
 func (f *Function) InvokeAppend(ctx context.Context, arg []byte, sent string, codec any, dst []byte) (out []byte, res any, encoded bool, err error) {
-	if f.appendTo == nil {
-		res, err = f.InvokeWith(ctx, arg, sent, codec)
-		return dst, res, false, err
+	if f.stream != nil {
+		return dst, nil, false, fmt.Errorf("%w: %q is a stream of %s: consume it with master.Stream", ErrIsStream, f.name, f.res)
 	}
 	out, res, encoded, err = f.appendTo(ctx, arg, codec, dst)
 	return out, res, encoded, f.argError(err, sent)

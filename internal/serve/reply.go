@@ -54,7 +54,6 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 	} else {
 		buf = chunks.GetBuffer()
 	}
-	bp := &buf
 	var cctx any
 	if cl != nil && cl.pid != 0 {
 		cctx = cl // the caller shares our /dev/shm: buffers go by reference, big values in transient segments
@@ -65,9 +64,9 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 	case scratch && cl.encoded:
 		out = buf // the whole reply, encoded by invoke
 	case item:
-		out, err = wire.AppendItemWith((*bp)[:0], id, res, cctx)
+		out, err = wire.AppendItemWith(buf[:0], id, res, cctx)
 	default:
-		out, err = wire.AppendReplyWith((*bp)[:0], id, res, cctx)
+		out, err = wire.AppendReplyWith(buf[:0], id, res, cctx)
 	}
 	if err != nil {
 		switch {
@@ -86,7 +85,7 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 			chunks.PutBuffer(out)
 			return 0, err
 		}
-		out = wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
+		out = wire.AppendErrorReply(buf[:0], id, wire.NewRemoteError(w.id, function, err))
 	}
 	size := len(out)
 	var failed error // an item's: the stream ends with it
