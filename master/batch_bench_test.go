@@ -53,12 +53,7 @@ func BenchmarkInvokeNATS(b *testing.B) {
 // server, on a master of its own; both close with the benchmark.
 func natsWorker(b *testing.B) *master.Slave {
 	b.Helper()
-	m, err := master.New(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close() })
-	s, err := m.Spawn(context.Background(), master.WithoutLane())
+	s, err := newMaster(b).Spawn(context.Background(), master.WithoutLane())
 	if err != nil {
 		b.Fatal(err)
 	}

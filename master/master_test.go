@@ -122,7 +122,7 @@ func spawn(t *testing.T, m *master.Master, opts ...master.SpawnOption) *master.S
 	return s
 }
 
-func newMaster(t *testing.T) *master.Master {
+func newMaster(t testing.TB) *master.Master {
 	t.Helper()
 	m, err := master.New(context.Background())
 	if err != nil {

@@ -2,6 +2,7 @@ package master_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/processional/processional/bus"
 	"github.com/processional/processional/internal/proctest"
+	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
+	"github.com/processional/processional/worker"
 )
 
 func TestSlaveInvoke(t *testing.T) {
@@ -224,7 +227,7 @@ func TestInvokeManyContextEnds(t *testing.T) {
 					errs <- err
 				}()
 			}
-			time.Sleep(50 * time.Millisecond) // most of them sent: in flight, waiting
+			awaitQueued(t, m, s, callers+1) // all sent, in flight
 			cancel()
 			timeout := time.After(20 * time.Second)
 			for range callers {
@@ -248,4 +251,36 @@ func TestInvokeManyContextEnds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// awaitQueued waits until worker s holds n calls, queued or running, as
+// its pending verb lists them.
+func awaitQueued(t *testing.T, m *master.Master, s *master.Slave, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		calls, _ := pendingCalls(t, m, s)
+		if len(calls) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker holds %d calls after 20 s, want %d", len(calls), n)
+		}
+		time.Sleep(10 * time.Millisecond) // a poll: the worker says nothing of calls arriving
+	}
+}
+
+// pendingCalls is what worker s's pending verb lists: its calls queued
+// or running, and the message that said so.
+func pendingCalls(t *testing.T, m *master.Master, s *master.Slave) ([]worker.PendingCall, []byte) {
+	t.Helper()
+	msg, err := m.Conn().Request(wire.ControlSubject(s.ID(), "pending"), nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []worker.PendingCall
+	if err := json.Unmarshal(msg.Data, &calls); err != nil {
+		t.Fatal(err)
+	}
+	return calls, msg.Data
 }

@@ -5,7 +5,6 @@ package master_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -21,7 +20,6 @@ import (
 	"github.com/processional/processional/internal/wire"
 	"github.com/processional/processional/master"
 	"github.com/processional/processional/server"
-	"github.com/processional/processional/worker"
 )
 
 // collect ranges over a stream, and returns its items and its error.
@@ -355,17 +353,10 @@ func TestProgress(t *testing.T) {
 				}
 				if !tc.local {
 					s := ex.(*master.Slave)
-					msg, err := m.Conn().Request(wire.ControlSubject(s.ID(), "pending"), nil, 10*time.Second)
-					if err != nil {
-						t.Fatal(err)
-					}
-					var calls []worker.PendingCall
-					if err := json.Unmarshal(msg.Data, &calls); err != nil {
-						t.Fatal(err)
-					}
+					calls, data := pendingCalls(t, m, s)
 					want := fmt.Sprintf(`{"of":3,"step":%d}`, i)
 					if len(calls) != 1 || string(calls[0].Progress) != want {
-						t.Fatalf("pending: %s; want the stepper with progress %s", msg.Data, want)
+						t.Fatalf("pending: %s; want the stepper with progress %s", data, want)
 					}
 				}
 				if tc.local {
