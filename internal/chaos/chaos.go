@@ -37,7 +37,10 @@ func (o *orch) chaos(ctx context.Context) {
 	o.masterSamples = o.sampleMasters()
 	o.natsSamples = o.sampleNATS()
 	o.started = time.Now()
-	o.log.printf("warm, %d tasks so far: chaos for %s", o.s.Tasks, o.c.Duration)
+	o.mu.Lock()
+	tasks := o.s.Tasks
+	o.mu.Unlock()
+	o.log.printf("warm, %d tasks so far: chaos for %s", tasks, o.c.Duration)
 
 	stopWatch := make(chan struct{})
 	watched := make(chan struct{})
@@ -387,6 +390,7 @@ func (o *orch) finish() {
 			o.fail("master %s did not stop within %s of being asked", id, 5*lease+30*time.Second)
 			mp.p.killGroup()
 		}
+		<-mp.read // its "bye" may still wait in its lines after it was reaped
 		o.mu.Lock()
 		bye := mp.bye
 		o.mu.Unlock()
@@ -429,7 +433,10 @@ func (o *orch) finish() {
 		o.s.LeakedShm = len(left)
 		o.fail("leaked shared memory: %s", strings.Join(left, " "))
 	}
-	o.log.printf("done: %d tasks", o.s.Tasks)
+	o.mu.Lock()
+	tasks := o.s.Tasks
+	o.mu.Unlock()
+	o.log.printf("done: %d tasks", tasks)
 }
 
 // sweep runs shm.Sweep on the run's directory.
@@ -482,7 +489,10 @@ func (o *orch) teardown() {
 	if o.shm != "" {
 		os.RemoveAll(o.shm)
 	}
-	if len(o.s.Failures) == 0 && o.c.Dir != "" && o.keepDir == false {
+	o.mu.Lock()
+	failed := len(o.s.Failures) > 0
+	o.mu.Unlock()
+	if !failed && o.c.Dir != "" && !o.keepDir {
 		os.RemoveAll(o.c.Dir)
 	}
 }

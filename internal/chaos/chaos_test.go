@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -89,4 +90,27 @@ func TestMarked(t *testing.T) {
 		t.Errorf("a killed process (a zombie) counts: %v", got)
 	}
 	cmd.Wait()
+}
+
+// Found by CI (TestChaos under -race): a master is reaped while its last
+// lines still wait in its channel, so its "bye" and its last tasks could
+// be counted after the orchestrator read them (a race report, and a
+// master wrongly said not to have stopped cleanly). mp.read and the
+// readers' group order them before any read.
+func TestReaderTakesInLastLines(t *testing.T) {
+	o := &orch{log: &lockedFile{w: io.Discard}, stuck: map[uint64]bool{},
+		s: Summary{Errors: map[string]int{}, Ops: map[string]int{}}}
+	p := &proc{name: "m0", lines: make(chan string, 4), done: make(chan struct{})}
+	p.lines <- `{"ev":"task","task":1,"op":"invoke"}`
+	p.lines <- `{"ev":"bye"}`
+	close(p.lines)
+	close(p.done) // reaped, its lines not yet taken in
+	mp := &masterProc{p: p, children: map[string]int{}, samples: make(chan Event, 4), read: make(chan struct{})}
+	o.readers.Add(1)
+	go o.readMaster("m0", mp, make(chan struct{}))
+	<-mp.read
+	if !mp.bye || o.s.Tasks != 1 || o.s.OK != 1 { // unlocked: under -race, only mp.read orders these reads
+		t.Errorf("bye %v, tasks %d, ok %d: want true, 1, 1", mp.bye, o.s.Tasks, o.s.OK)
+	}
+	o.readers.Wait()
 }

@@ -67,6 +67,12 @@ func Run(ctx context.Context, c Config) (Summary, error) {
 	}
 	o.chaos(ctx)
 	o.finish()
+	// Every master's events are in: what its reader counted is ordered
+	// before the summary is read (a reader still at the last lines of a
+	// master that had exited raced the summary, under -race in CI).
+	o.readers.Wait()
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.s.DurationS = time.Since(start).Round(100 * time.Millisecond).Seconds()
 	o.s.OKRun = len(o.s.Failures) == 0
 	return o.s, nil
@@ -90,6 +96,8 @@ type orch struct {
 	net       *netHost
 	nc        *nats.Conn // the orchestrator's own, to ask workers
 
+	readers sync.WaitGroup // the masters' readers (readMaster)
+
 	mu      sync.Mutex
 	s       Summary
 	masters map[string]*masterProc
@@ -110,6 +118,7 @@ type masterProc struct {
 	silent   bool           // counted silent already
 	samples  chan Event
 	bye      bool
+	read     chan struct{} // closed once its reader took in its last line
 }
 
 func (o *orch) fail(format string, args ...any) {
@@ -277,9 +286,10 @@ func (o *orch) startMaster(id string) error {
 	if err != nil {
 		return err
 	}
-	mp := &masterProc{p: p, children: map[string]int{}, last: time.Now(), samples: make(chan Event, 4)}
+	mp := &masterProc{p: p, children: map[string]int{}, last: time.Now(), samples: make(chan Event, 4), read: make(chan struct{})}
 	go o.watchExit(p)
 	ready := make(chan struct{})
+	o.readers.Add(1)
 	go o.readMaster(id, mp, ready)
 	t := time.NewTimer(90 * time.Second)
 	defer t.Stop()
@@ -310,8 +320,12 @@ func (o *orch) watchExit(p *proc) {
 	o.fail("%s (pid %d) exited by itself: %v (see %s)", p.name, p.pid(), p.err, filepath.Join(o.c.Dir, p.name+".log"))
 }
 
-// readMaster takes in a master's events until its stdout ends.
+// readMaster takes in a master's events until its stdout ends. The
+// process may be reaped while its last lines still wait in mp.p.lines:
+// mp.read says when they are all in.
 func (o *orch) readMaster(id string, mp *masterProc, ready chan struct{}) {
+	defer o.readers.Done()
+	defer close(mp.read)
 	for line := range mp.p.lines {
 		var e Event
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
