@@ -186,17 +186,15 @@ func (w *Worker) replyErrorTo(cl *call, reply string, id uint64, function string
 	if reply == "" {
 		return
 	}
-	if cl != nil && cl.q != nil && reply != laneReply {
-		bp := buffers.Get().(*[]byte)
-		out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
-		w.post(cl, out)
-		*bp = out
-		buffers.Put(bp)
-		return
-	}
 	bp := buffers.Get().(*[]byte)
 	out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
-	w.publish(reply, out)
+	if cl != nil && cl.q != nil && reply != laneReply {
+		w.post(cl, out) // with the replies ready beside it
+	} else {
+		w.publish(reply, out)
+	}
+	// A reply that cannot be sent has a closed connection or lane: the
+	// master sees the worker gone and fails the call.
 	*bp = out
 	buffers.Put(bp)
 }
