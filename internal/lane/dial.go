@@ -32,8 +32,8 @@ import (
 const keyLen = 16
 
 // keyWait bounds the wait for a connection's key: a connection that does
-// not present one in time is not the worker's.
-const keyWait = 10 * time.Second
+// not present one in time is not the worker's. (A variable for a test.)
+var keyWait = 10 * time.Second
 
 // Dialled is the master's end of a dialled lane, a [HalfCloser] from the
 // start: its reads and writes wait until the worker has dialled (or the
@@ -44,12 +44,13 @@ type Dialled struct {
 	key  string // hex
 	done sync.WaitGroup
 
-	ready chan struct{} // closed once conn is set, the accept failed, or Close
-	mu    sync.Mutex
-	conn  *net.UnixConn
-	err   error     // why there is no conn: the accept failed, or Close
-	dl    time.Time // the read deadline set before conn
-	dlSet chan struct{}
+	ready  chan struct{} // closed once conn is set, the accept failed, or Close
+	mu     sync.Mutex
+	vetted *net.UnixConn // the connection whose key accept reads: Close ends the wait
+	conn   *net.UnixConn
+	err    error     // why there is no conn: the accept failed, or Close
+	dl     time.Time // the read deadline set before conn
+	dlSet  chan struct{}
 }
 
 // Listen makes the master's end of a dialled lane: a Unix socket in a new
@@ -98,9 +99,22 @@ func (d *Dialled) accept() {
 			d.settle(nil, fmt.Errorf("lane: the worker never dialled: %w", err))
 			return
 		}
+		d.mu.Lock()
+		closed := d.err != nil
+		if !closed {
+			d.vetted = c
+		}
+		d.mu.Unlock()
+		if closed {
+			c.Close()
+			continue // the listener is closed too: the accept fails
+		}
 		got := make([]byte, keyLen)
 		c.SetReadDeadline(time.Now().Add(keyWait))
 		_, err = io.ReadFull(c, got)
+		d.mu.Lock()
+		d.vetted = nil
+		d.mu.Unlock()
 		if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
 			c.Close() // not the worker
 			continue
@@ -230,7 +244,7 @@ func (d *Dialled) SetReadDeadline(t time.Time) error {
 // writes fail with net.ErrClosed, the worker sees EOF.
 func (d *Dialled) Close() error {
 	d.mu.Lock()
-	c := d.conn
+	c, vetted := d.conn, d.vetted
 	first := d.err == nil
 	if c == nil && first {
 		d.err = net.ErrClosed
@@ -238,6 +252,9 @@ func (d *Dialled) Close() error {
 	d.mu.Unlock()
 	if c == nil && first {
 		close(d.ready)
+	}
+	if vetted != nil {
+		vetted.Close() // a connection slow to give its key: not the worker's
 	}
 	d.ln.Close()
 	d.done.Wait()

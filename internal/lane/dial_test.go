@@ -141,3 +141,48 @@ func TestDialBadKey(t *testing.T) {
 		t.Fatalf("Dial with key xyz: %v", err)
 	}
 }
+
+// A connection that dials but never gives a key holds the accept no
+// longer than the lane lives: Close ends its wait at once, not after
+// keyWait.
+func TestDialledCloseEndsTheKeyWait(t *testing.T) {
+	defer func(w time.Duration) { keyWait = w }(keyWait)
+	keyWait = time.Hour
+	d, err := Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mute, err := net.Dial("unix", d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+		d.mu.Lock()
+		vetting := d.vetted != nil
+		d.mu.Unlock()
+		if vetting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lane never took the connection in")
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close still waits for the key of a connection that gives none")
+	}
+	if _, err := d.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a Read after Close: %v, want net.ErrClosed", err)
+	}
+	mute.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := mute.Read(make([]byte, 1)); err == nil || n != 0 {
+		t.Fatalf("the mute connection after Close: read %d, %v; want it closed", n, err)
+	}
+}
