@@ -1,11 +1,14 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
@@ -150,4 +153,56 @@ func TestFunctionStats(t *testing.T) {
 		return
 	}
 	t.Fatal("no calls endpoint in the stats")
+}
+
+// foreverEnded says when worker_test.forever's producer ended, and why.
+var foreverEnded = make(chan error, 1)
+
+var _ = bus.RegisterStream("worker_test.forever", func(ctx context.Context, _ struct{}, yield func(int) bool) error {
+	// A minute at most, should its caller's leaving not stop it: the
+	// test then fails, and does not hang.
+	for i, end := 0, time.Now().Add(time.Minute); time.Now().Before(end); i++ {
+		if !yield(i) {
+			foreverEnded <- context.Cause(ctx)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			foreverEnded <- context.Cause(ctx)
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	foreverEnded <- nil
+	return nil
+})
+
+// A JSON caller that leaves a stream (as `nats req --replies 0` does when
+// interrupted) stops its producer: the server says nobody receives its
+// items, and the producer's context ends.
+func TestJSONStreamCallerLeaves(t *testing.T) {
+	h := start(t)
+	inbox := nats.NewInbox()
+	sub, err := h.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.nc.PublishRequest(wire.JSONSubject(h.id, "worker_test.forever"), inbox, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		msg, err := sub.NextMsg(timeout)
+		if err != nil || string(msg.Data) != fmt.Sprint(i) {
+			t.Fatalf("item %d: %v", i, err)
+		}
+	}
+	sub.Unsubscribe() // the caller leaves
+	select {
+	case cause := <-foreverEnded:
+		if cause == nil {
+			t.Fatal("the producer ended with its context alive")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the producer still runs 20 s after its caller left")
+	}
 }

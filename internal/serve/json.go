@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/processional/processional/bus"
@@ -114,9 +115,24 @@ func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 // message, and an empty message ends the stream (the request-many
 // convention, as `nats req --replies 0 --wait-for-empty` reads it). An
 // error answers with the micro error headers, then the empty message.
-// A JSON caller grants no credit: the producer runs at its own pace, and
-// runs to its end even when the caller has left.
+// A JSON caller grants no credit: the producer runs at its own pace. It
+// stops when the caller has left: each item carries a reply subject of
+// the worker's, and the server answers an item that nobody took with a
+// no-responders status, which cancels the producer's context and makes
+// its next yield return false.
 func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micro.Request, end func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var probe micro.RespondOpt
+	inbox := w.nc.NewRespInbox()
+	if sub, err := w.nc.Subscribe(inbox, func(m *nats.Msg) {
+		if m.Header.Get(statusHeader) == noResponders {
+			cancel(errCallerLeft)
+		}
+	}); err == nil {
+		defer sub.Unsubscribe()
+		probe = func(m *nats.Msg) { m.Reply = inbox }
+	}
 	var (
 		mu      sync.Mutex // a yield from a goroutine the producer left behind must not answer after the end
 		ended   bool
@@ -128,6 +144,10 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 		if ended {
 			return false
 		}
+		if context.Cause(ctx) == errCallerLeft {
+			sendErr = errCallerLeft // said to nobody: the end, for micro's stats
+			return false
+		}
 		body, err := json.Marshal(item)
 		if err != nil {
 			sendErr = fmt.Errorf("%w: an item of %s as JSON: %v", bus.ErrEncode, fn.Name(), err)
@@ -136,7 +156,11 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 		if len(body) == 0 {
 			body = []byte("null")
 		}
-		if err := req.Respond(body); err != nil {
+		var opts []micro.RespondOpt
+		if probe != nil {
+			opts = append(opts, probe)
+		}
+		if err := req.Respond(body, opts...); err != nil {
 			sendErr = err
 			return false
 		}
@@ -158,6 +182,17 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 	}
 	req.Respond(nil)
 }
+
+// A message's status header, and the status the server answers a
+// message with a reply subject that nobody receives (nats.go's own
+// constants are unexported).
+const (
+	statusHeader = "Status"
+	noResponders = "503"
+)
+
+// errCallerLeft ends a JSON stream whose caller no longer listens.
+var errCallerLeft = errors.New("the JSON caller left: nobody receives the stream's items")
 
 func streamJSON(ctx context.Context, fn *registry.Function, body []byte, emit func(any) bool) (err error) {
 	defer func() {
