@@ -124,7 +124,7 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var probe micro.RespondOpt
-	inbox := w.nc.NewRespInbox()
+	inbox := w.nc.NewInbox() // not NewRespInbox: the request mux would see it too
 	if sub, err := w.nc.Subscribe(inbox, func(m *nats.Msg) {
 		if m.Header.Get(statusHeader) == noResponders {
 			cancel(errCallerLeft)
