@@ -15,7 +15,7 @@ import (
 // only logged. (That nats.go drops past the channel's 65,536 messages is
 // nats.go's to test; this is the worker's answer to its report.)
 func TestSlowCallsBumpEpoch(t *testing.T) {
-	nc := natsConn(t)
+	nc := natsConn(t, embedded.Options{})
 	w, err := Serve(nc, Config{ID: "w-slow-test"})
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +46,11 @@ func TestSlowCallsBumpEpoch(t *testing.T) {
 	}
 }
 
-// natsConn starts a NATS server and connects to it; both end with t.
-func natsConn(t *testing.T) *nats.Conn {
+// natsConn starts a NATS server of opts and connects to it; both end
+// with t.
+func natsConn(t *testing.T, opts embedded.Options) *nats.Conn {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{})
+	srv, err := embedded.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/processional/processional/bus"
+	"github.com/processional/processional/embedded"
 	"github.com/processional/processional/internal/lane"
 	"github.com/processional/processional/internal/wire"
 )
@@ -22,7 +23,7 @@ var laneEcho = bus.Register("serve_lane_test.echo", func(_ context.Context, b []
 // called with.
 func laneWorker(t *testing.T) (w *Worker, master *lane.Conn, lost chan error) {
 	t.Helper()
-	nc := natsConn(t)
+	nc := natsConn(t, embedded.Options{})
 	mine, theirs, err := lane.Pair()
 	if err != nil {
 		t.Fatal(err)

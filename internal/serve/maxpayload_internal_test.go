@@ -24,16 +24,7 @@ var bigResult = bus.Register("serve-test.bigResult", func(_ context.Context, n i
 // refused by the client, is then sent in chunks, as any result over it
 // is (the master's side: TestStaleMaxPayload).
 func TestStaleMaxPayloadReply(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{MaxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natsConn(t, embedded.Options{MaxPayload: 64 << 10})
 	w, err := Serve(nc, Config{ID: "w-stale-test"})
 	if err != nil {
 		t.Fatal(err)
