@@ -3,6 +3,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"debug/buildinfo"
 	"fmt"
@@ -433,10 +434,29 @@ func (o *orch) finish() {
 		o.s.LeakedShm = len(left)
 		o.fail("leaked shared memory: %s", strings.Join(left, " "))
 	}
+	// A race-built process reports a race in its log and goes on: a
+	// killed one never exits 66, and a CLI worker's exit is not read.
+	if raced := raceReports(o.c.Dir); len(raced) > 0 {
+		o.fail("race reports in the logs of %s (in %s)", strings.Join(raced, ", "), o.c.Dir)
+	}
 	o.mu.Lock()
 	tasks := o.s.Tasks
 	o.mu.Unlock()
 	o.log.printf("done: %d tasks", tasks)
+}
+
+// raceReports names the processes whose log in dir holds a report of
+// the race detector.
+func raceReports(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			out = append(out, strings.TrimSuffix(e.Name(), ".log"))
+		}
+	}
+	return out
 }
 
 // sweep runs shm.Sweep on the run's directory.

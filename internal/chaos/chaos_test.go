@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -113,4 +114,21 @@ func TestReaderTakesInLastLines(t *testing.T) {
 		t.Errorf("bye %v, tasks %d, ok %d: want true, 1, 1", mp.bye, o.s.Tasks, o.s.OK)
 	}
 	o.readers.Wait()
+}
+
+// A race report in any process's log fails the run, whatever its exit.
+func TestRaceReports(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"cw1.log":   "worker cw1 serving\n==================\nWARNING: DATA RACE\nWrite at 0x00c000123 by goroutine 7:\n",
+		"m0.log":    "[m0-s0-1] WARNING: DATA RACE\n",
+		"nats0.log": "nats listening\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := raceReports(dir); !slices.Equal(got, []string{"cw1", "m0"}) {
+		t.Fatalf("raceReports: %v, want [cw1 m0]", got)
+	}
 }
