@@ -176,3 +176,33 @@ func TestChunkedToDyingWorker(t *testing.T) {
 		t.Fatalf("a transfer cut by a dying worker: %v", err)
 	}
 }
+
+// BigError fails with a message of n bytes.
+var BigError = bus.Register("test.bigError", func(ctx context.Context, n int) (int, error) {
+	return 0, errors.New("big: " + strings.Repeat("e", n))
+})
+
+// An error over the server's max payload still reaches its caller,
+// whole: in chunks, as a result that big goes. (Its reply was refused by
+// the client, and the call waited for its deadline.)
+func TestBigError(t *testing.T) {
+	ctx := context.Background()
+	m, err := master.New(ctx, master.WithLease(10*time.Second, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	const n = 3 << 20 // over the embedded server's 1 MB
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) {
+			s := spawn(t, m, path.opts...)
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			_, err := master.Invoke(ctx, s, BigError, n)
+			var re *bus.RemoteError
+			if !errors.As(err, &re) || len(re.Message) != n+len("big: ") {
+				t.Fatalf("a %d-byte error: %.200v", n, err)
+			}
+		})
+	}
+}

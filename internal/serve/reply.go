@@ -188,13 +188,24 @@ func (w *Worker) replyErrorTo(cl *call, reply string, id uint64, function string
 	}
 	bp := buffers.Get().(*[]byte)
 	out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
-	if cl != nil && cl.q != nil && reply != laneReply {
-		w.post(cl, out) // with the replies ready beside it
-	} else {
-		w.publish(reply, out)
+	var sendErr error
+	switch {
+	case reply != laneReply && len(out) > w.maxPayload():
+		// An error as big as a big result (a long message, a deep
+		// stack) goes as one does, in chunks.
+		out = w.sendChunked(reply, id, function, out)
+	case cl != nil && cl.q != nil && reply != laneReply:
+		sendErr = w.post(cl, out) // with the replies ready beside it
+	default:
+		sendErr = w.publish(reply, out)
 	}
-	// A reply that cannot be sent has a closed connection or lane: the
-	// master sees the worker gone and fails the call.
+	if errors.Is(sendErr, nats.ErrMaxPayload) {
+		w.maxPay.Reset() // the max payload read was an earlier server's
+		out = w.sendChunked(reply, id, function, out)
+	}
+	// Any other failure is a closed connection or lane, or a client
+	// buffer full while it reconnects: the master sees the worker gone,
+	// or its epoch changed, and fails the call.
 	*bp = out
 	buffers.Put(bp)
 }
