@@ -3,10 +3,13 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -204,5 +207,43 @@ func TestJSONStreamCallerLeaves(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the producer still runs 20 s after its caller left")
+	}
+}
+
+var (
+	_ = bus.Register("worker_test.bigJSONError", func(_ context.Context, n int) (int, error) {
+		return 0, errors.New("big: " + strings.Repeat("é", n/2))
+	})
+	_ = bus.Register("worker_test.bigJSON", func(_ context.Context, n int) (string, error) {
+		return strings.Repeat("x", n), nil
+	})
+)
+
+// A JSON answer over the server's max payload is never lost: an error's
+// long fields are cut, and say so; a result that big fails with
+// bus.ErrTooBig, code 413, which says to call by the library.
+func TestJSONOverMaxPayload(t *testing.T) {
+	h := start(t)
+	n := 2 * int(h.nc.MaxPayload())
+	req := func(function string) *nats.Msg {
+		t.Helper()
+		msg, err := h.nc.Request(wire.JSONSubject(h.id, function), []byte(fmt.Sprint(n)), timeout)
+		if err != nil {
+			t.Fatalf("%s %d: %v", function, n, err)
+		}
+		return msg
+	}
+	msg := req("worker_test.bigJSONError")
+	var re bus.RemoteError
+	if err := json.Unmarshal(msg.Data, &re); err != nil || msg.Header.Get(micro.ErrorCodeHeader) != "500" {
+		t.Fatalf("a big error: code %q, %v", msg.Header.Get(micro.ErrorCodeHeader), err)
+	}
+	if !strings.HasPrefix(re.Message, "big: éé") || !strings.Contains(re.Message, "bytes cut: over the server's max payload") || !utf8.ValidString(re.Message) {
+		t.Fatalf("a big error's message: %.100q … %q", re.Message, re.Message[max(0, len(re.Message)-80):])
+	}
+	msg = req("worker_test.bigJSON")
+	if err := json.Unmarshal(msg.Data, &re); err != nil || msg.Header.Get(micro.ErrorCodeHeader) != "413" ||
+		!slices.Contains(re.Sentinels, "bus.ErrTooBig") || !strings.Contains(re.Message, "over the server's max payload") {
+		t.Fatalf("a big result: code %q, %+v, %v", msg.Header.Get(micro.ErrorCodeHeader), re, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -108,7 +109,21 @@ func (w *Worker) jsonCall(fn *registry.Function, req micro.Request) {
 		w.jsonError(req, fn, "500", fmt.Errorf("%w: the result of %s as JSON: %v", bus.ErrEncode, fn.Name(), err))
 		return
 	}
+	if err := w.jsonFits(fn, "result", body); err != nil {
+		w.jsonError(req, fn, "413", err)
+		return
+	}
 	req.Respond(body)
+}
+
+// jsonFits says why body cannot answer a JSON call, if it is over the
+// server's max payload: the client would refuse it, and the caller wait
+// for nothing. (A JSON caller takes no chunks.)
+func (w *Worker) jsonFits(fn *registry.Function, what string, body []byte) error {
+	if max := w.maxPayload(); len(body) > max {
+		return fmt.Errorf("%w: the %s of %s as JSON is %d bytes, over the server's max payload of %d; call it by the library, which sends it in chunks", bus.ErrTooBig, what, fn.Name(), len(body), max)
+	}
+	return nil
 }
 
 // jsonStream runs one JSON call of a stream: each item answers as one
@@ -156,6 +171,10 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 		if len(body) == 0 {
 			body = []byte("null")
 		}
+		if err := w.jsonFits(fn, "item", body); err != nil {
+			sendErr = err
+			return false
+		}
 		var opts []micro.RespondOpt
 		if probe != nil {
 			opts = append(opts, probe)
@@ -175,8 +194,11 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 	mu.Unlock()
 	if err != nil {
 		code := "500"
-		if errors.Is(err, bus.ErrArgumentType) {
+		switch {
+		case errors.Is(err, bus.ErrArgumentType):
 			code = "400"
+		case errors.Is(err, bus.ErrTooBig):
+			code = "413"
 		}
 		w.jsonError(req, fn, code, err)
 	}
@@ -217,5 +239,25 @@ func invokeJSON(ctx context.Context, fn *registry.Function, body []byte) (res an
 func (w *Worker) jsonError(req micro.Request, fn *registry.Function, code string, err error) {
 	re := wire.NewRemoteError(w.id, fn.Name(), err)
 	body, _ := json.Marshal(re) // strings only
+	if len(body)+len(re.Message) > w.maxPayload()-1024 {
+		// Over the max payload (its message is the header too): the
+		// long fields are cut, and say so, rather than the answer lost.
+		budget := w.maxPayload() / 5
+		re.Message, re.Stack, re.Panic = cut(re.Message, budget), cut(re.Stack, budget), cut(re.Panic, budget)
+		body, _ = json.Marshal(re)
+	}
 	req.Error(code, re.Message, body)
+}
+
+// cut shortens s to about n bytes, on a character's boundary, saying how
+// much it cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return fmt.Sprintf("%s… (%d bytes cut: over the server's max payload)", s[:i], len(s)-i)
 }
