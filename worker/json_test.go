@@ -182,7 +182,8 @@ var _ = bus.RegisterStream("worker_test.forever", func(ctx context.Context, _ st
 
 // A JSON caller that leaves a stream (as `nats req --replies 0` does when
 // interrupted) stops its producer: the server says nobody receives its
-// items, and the producer's context ends.
+// items, and once it has said so for the grace (2 s), the producer's
+// context ends.
 func TestJSONStreamCallerLeaves(t *testing.T) {
 	h := start(t)
 	inbox := nats.NewInbox()
@@ -199,11 +200,28 @@ func TestJSONStreamCallerLeaves(t *testing.T) {
 			t.Fatalf("item %d: %v", i, err)
 		}
 	}
+	// Away for a moment, well within the grace: the items meanwhile are
+	// lost, the stream is not.
+	sub.Unsubscribe()
+	time.Sleep(200 * time.Millisecond)
+	if sub, err = h.nc.SubscribeSync(inbox); err != nil {
+		t.Fatal(err)
+	}
+	for range 3000 { // 3 s of items at most: past the grace
+		if _, err := sub.NextMsg(timeout); err != nil {
+			t.Fatalf("after a moment away, the stream ended: %v", err)
+		}
+	}
+	select {
+	case cause := <-foreverEnded:
+		t.Fatalf("the producer ended after its caller was away for a moment: %v", cause)
+	default:
+	}
 	sub.Unsubscribe() // the caller leaves
 	select {
 	case cause := <-foreverEnded:
-		if cause == nil {
-			t.Fatal("the producer ended with its context alive")
+		if cause == nil || !strings.Contains(cause.Error(), "caller left") {
+			t.Fatalf("the producer ended with its context's cause %v, want the caller's leaving", cause)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the producer still runs 20 s after its caller left")

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -132,22 +134,39 @@ func (w *Worker) jsonFits(fn *registry.Function, what string, body []byte) error
 // error answers with the micro error headers, then the empty message.
 // A JSON caller grants no credit: the producer runs at its own pace. It
 // stops when the caller has left: each item carries a reply subject of
-// the worker's, and the server answers an item that nobody took with a
-// no-responders status, which cancels the producer's context and makes
-// its next yield return false.
+// the worker's, numbered, and the server answers an item that nobody
+// took with a no-responders status. When such answers come for items one
+// after the other over callerGrace (a caller reconnecting, a route
+// down for a moment, lose a few items, not the stream), the producer's
+// context is cancelled and its next yield returns false.
 func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micro.Request, end func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var probe micro.RespondOpt
 	inbox := w.nc.NewInbox() // not NewRespInbox: the request mux would see it too
-	if sub, err := w.nc.Subscribe(inbox, func(m *nats.Msg) {
-		if m.Header.Get(statusHeader) == noResponders {
+	probing := false
+	var (
+		lost    uint64    // the last item nobody took
+		lostRun time.Time // when the run of such items up to lost began
+	)
+	if sub, err := w.nc.Subscribe(inbox+".*", func(m *nats.Msg) {
+		// In the subscription's goroutine, one status at a time.
+		seq, err := strconv.ParseUint(m.Subject[len(inbox)+1:], 10, 64)
+		if err != nil || m.Header.Get(statusHeader) != noResponders {
+			return
+		}
+		now := time.Now()
+		if seq != lost+1 || lostRun.IsZero() {
+			lostRun = now // an item between was taken: a new run
+		}
+		lost = seq
+		if now.Sub(lostRun) >= callerGrace {
 			cancel(errCallerLeft)
 		}
 	}); err == nil {
 		defer sub.Unsubscribe()
-		probe = func(m *nats.Msg) { m.Reply = inbox }
+		probing = true
 	}
+	var seq uint64
 	var (
 		mu      sync.Mutex // a yield from a goroutine the producer left behind must not answer after the end
 		ended   bool
@@ -176,8 +195,10 @@ func (w *Worker) jsonStream(ctx context.Context, fn *registry.Function, req micr
 			return false
 		}
 		var opts []micro.RespondOpt
-		if probe != nil {
-			opts = append(opts, probe)
+		if probing {
+			seq++
+			reply := inbox + "." + strconv.FormatUint(seq, 10)
+			opts = append(opts, func(m *nats.Msg) { m.Reply = reply })
 		}
 		if err := req.Respond(body, opts...); err != nil {
 			sendErr = err
@@ -212,6 +233,10 @@ const (
 	statusHeader = "Status"
 	noResponders = "503"
 )
+
+// callerGrace is how long the items of a JSON stream may go to nobody
+// before the stream takes its caller for gone.
+const callerGrace = 2 * time.Second
 
 // errCallerLeft ends a JSON stream whose caller no longer listens.
 var errCallerLeft = errors.New("the JSON caller left: nobody receives the stream's items")
