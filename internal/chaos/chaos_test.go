@@ -132,3 +132,25 @@ func TestRaceReports(t *testing.T) {
 		t.Fatalf("raceReports: %v, want [cw1 m0]", got)
 	}
 }
+
+// A log an earlier run left in a directory given again is emptied at the
+// run's first start of its process, not at a restart within the run.
+func TestLogFileStartsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cw1.log")
+	if err := os.WriteFile(path, []byte("WARNING: DATA RACE\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := &orch{c: Config{Dir: dir}}
+	if got := o.logFile("cw1"); got != path {
+		t.Fatalf("logFile: %s, want %s", got, path)
+	}
+	if b, _ := os.ReadFile(path); len(b) != 0 || len(raceReports(dir)) != 0 {
+		t.Fatalf("an earlier run's log kept: %q", b)
+	}
+	os.WriteFile(path, []byte("this run's first process\n"), 0o644)
+	o.logFile("cw1") // started again within the run
+	if b, _ := os.ReadFile(path); string(b) != "this run's first process\n" {
+		t.Fatalf("a restart emptied the run's own log: %q", b)
+	}
+}

@@ -63,7 +63,7 @@ func Run(ctx context.Context, c Config) (Summary, error) {
 	defer o.teardown()
 	start := time.Now()
 	if err := o.setup(); err != nil {
-		return o.s, err
+		return Summary{Seed: c.Seed}, err // o.s: its readers may still count
 	}
 	o.chaos(ctx)
 	o.finish()
@@ -104,6 +104,7 @@ type orch struct {
 	stuck   map[uint64]bool
 	started time.Time // the chaos
 
+	logged        map[string]bool // the processes whose log this run opened already
 	masterSamples map[string]sample
 	natsSamples   map[string]sample
 	workerSamples [2]map[string]sample // idle, before the load and after it
@@ -226,6 +227,22 @@ func shmRoot() string {
 	return "/dev/shm"
 }
 
+// logFile is the path of the log of the process name. The run's first
+// start of it empties a log an earlier run left in a directory given
+// again (--logs): its lines, a race report among them, are not this
+// run's. Called by the orchestrator's goroutine alone.
+func (o *orch) logFile(name string) string {
+	path := filepath.Join(o.c.Dir, name+".log")
+	if !o.logged[name] {
+		if o.logged == nil {
+			o.logged = map[string]bool{}
+		}
+		o.logged[name] = true
+		os.Truncate(path, 0)
+	}
+	return path
+}
+
 func (o *orch) startNATS(i int) error {
 	var routes []string
 	for j, r := range o.routes {
@@ -236,7 +253,7 @@ func (o *orch) startNATS(i int) error {
 	name := fmt.Sprintf("nats%d", i)
 	var lastErr error
 	for attempt := 0; attempt < 100; attempt++ { // its port may linger a moment after a kill
-		p, err := startProc(name, o.env, filepath.Join(o.c.Dir, name+".log"), o.c.Exe, "nats", "--listen", o.natsAddrs[i],
+		p, err := startProc(name, o.env, o.logFile(name), o.c.Exe, "nats", "--listen", o.natsAddrs[i],
 			"--token", o.token, "--name", name, "--cluster", o.routes[i], "--routes", strings.Join(routes, ","))
 		if err != nil {
 			return err
@@ -263,7 +280,7 @@ func (o *orch) startWorker(id string) error {
 		urls := strings.Split(o.natsURLs, ",")
 		args = append(args, "--nats", strings.Join(append(urls[n%3:], urls[:n%3]...), ","))
 	}
-	p, err := startProc(id, o.env, filepath.Join(o.c.Dir, id+".log"), args...)
+	p, err := startProc(id, o.env, o.logFile(id), args...)
 	if err != nil {
 		return err
 	}
@@ -280,7 +297,7 @@ func (o *orch) startWorker(id string) error {
 }
 
 func (o *orch) startMaster(id string) error {
-	p, err := startProc(id, o.env, filepath.Join(o.c.Dir, id+".log"), o.c.Exe, "chaos", "--role", "master",
+	p, err := startProc(id, o.env, o.logFile(id), o.c.Exe, "chaos", "--role", "master",
 		"--id", id, "--nats", o.natsURLs, "--token", o.token, "--seed", fmt.Sprint(o.rng.Int64()),
 		"--lease", o.c.Lease.String(), "--loops", fmt.Sprint(o.c.Loops))
 	if err != nil {
