@@ -102,26 +102,11 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 		} else {
 			err = w.lane.Write(lane.Reply, out)
 		}
-	} else if len(out) > w.maxPayload() {
-		if uint64(len(out)) > w.maxValue {
-			failed = errItemTooBig
+	} else {
+		if len(out) > w.maxPayload() && uint64(len(out)) > w.maxValue {
+			failed = errItemTooBig // its chunks are an error reply that says so
 		}
-		out = w.sendChunked(reply, id, function, out)
-	} else if cl != nil && cl.q != nil && !item && batchable(cl, out) {
-		err = w.post(cl, out) // with the replies ready beside it
-	} else if err = w.nc.Publish(reply, out); errors.Is(err, nats.ErrMaxPayload) {
-		w.maxPay.Reset() // the max payload read was an earlier server's
-		if len(out) > w.maxPayload() {
-			// Over the new server's: in chunks, as any reply over it.
-			out, err = w.sendChunked(reply, id, function, out), nil
-		} else {
-			// Say so rather than leave the caller waiting for a reply
-			// that the server refused.
-			err = fmt.Errorf("%w: the result of %s is %d bytes, over the server's max payload of %d", bus.ErrTooBig, function, len(out), w.maxPayload())
-			out = wire.AppendErrorReply(out[:0], id, wire.NewRemoteError(w.id, function, err))
-			w.nc.Publish(reply, out)
-			failed = err
-		}
+		out, err = w.sendNATS(cl, reply, id, function, out, cl != nil && cl.q != nil && !item && batchable(cl, out))
 	}
 	// Any other failure is a closed connection: the master sees the
 	// worker gone and fails the call. The segments the reply refers to
@@ -188,26 +173,40 @@ func (w *Worker) replyErrorTo(cl *call, reply string, id uint64, function string
 	}
 	bp := buffers.Get().(*[]byte)
 	out := wire.AppendErrorReply((*bp)[:0], id, wire.NewRemoteError(w.id, function, err))
-	var sendErr error
-	switch {
-	case reply != laneReply && len(out) > w.maxPayload():
-		// An error as big as a big result (a long message, a deep
-		// stack) goes as one does, in chunks.
-		out = w.sendChunked(reply, id, function, out)
-	case cl != nil && cl.q != nil && reply != laneReply:
-		sendErr = w.post(cl, out) // with the replies ready beside it
-	default:
-		sendErr = w.publish(reply, out)
-	}
-	if errors.Is(sendErr, nats.ErrMaxPayload) {
-		w.maxPay.Reset() // the max payload read was an earlier server's
-		out = w.sendChunked(reply, id, function, out)
-	}
-	// Any other failure is a closed connection or lane, or a client
+	// A failure to send is a closed connection or lane, or a client
 	// buffer full while it reconnects: the master sees the worker gone,
 	// or its epoch changed, and fails the call.
+	if reply == laneReply {
+		w.lane.Write(lane.Reply, out)
+	} else {
+		// An error as big as a big result (a long message, a deep
+		// stack) goes in chunks, as one does.
+		out, _ = w.sendNATS(cl, reply, id, function, out, cl != nil && cl.q != nil)
+	}
 	*bp = out
 	buffers.Put(bp)
+}
+
+// sendNATS sends out, a reply envelope, to reply: in chunks past the
+// server's max payload; else joined to the replies cl's queue has ready
+// (post) when join says so, or alone. The client refusing out as over the
+// max payload means the one read was an earlier server's: it is read
+// again, and out goes in chunks. It returns out, which sendChunked may
+// have overwritten with an error reply.
+func (w *Worker) sendNATS(cl *call, reply string, id uint64, function string, out []byte, join bool) ([]byte, error) {
+	if len(out) <= w.maxPayload() {
+		var err error
+		if join {
+			err = w.post(cl, out)
+		} else {
+			err = w.nc.Publish(reply, out)
+		}
+		if !errors.Is(err, nats.ErrMaxPayload) {
+			return out, err
+		}
+		w.maxPay.Reset()
+	}
+	return w.sendChunked(reply, id, function, out), nil
 }
 
 // laneReply stands for the reply subject of a call that came on the
