@@ -38,10 +38,7 @@ func (o *orch) chaos(ctx context.Context) {
 	o.masterSamples = o.sampleMasters()
 	o.natsSamples = o.sampleNATS()
 	o.started = time.Now()
-	o.mu.Lock()
-	tasks := o.s.Tasks
-	o.mu.Unlock()
-	o.log.printf("warm, %d tasks so far: chaos for %s", tasks, o.c.Duration)
+	o.log.printf("warm, %d tasks so far: chaos for %s", o.tasks(), o.c.Duration)
 
 	stopWatch := make(chan struct{})
 	watched := make(chan struct{})
@@ -439,10 +436,14 @@ func (o *orch) finish() {
 	if raced := raceReports(o.c.Dir); len(raced) > 0 {
 		o.fail("race reports in the logs of %s (in %s)", strings.Join(raced, ", "), o.c.Dir)
 	}
+	o.log.printf("done: %d tasks", o.tasks())
+}
+
+// tasks is how many tasks the masters reported so far.
+func (o *orch) tasks() int {
 	o.mu.Lock()
-	tasks := o.s.Tasks
-	o.mu.Unlock()
-	o.log.printf("done: %d tasks", tasks)
+	defer o.mu.Unlock()
+	return o.s.Tasks
 }
 
 // raceReports names the processes whose log in dir holds a report of
