@@ -103,7 +103,7 @@ func (w *Worker) sendResult(reply string, id uint64, function string, res any, c
 			err = w.lane.Write(lane.Reply, out)
 		}
 	} else {
-		if len(out) > w.maxPayload() && uint64(len(out)) > w.maxValue {
+		if uint64(len(out)) > w.maxValue && len(out) > w.maxPayload() {
 			failed = errItemTooBig // its chunks are an error reply that says so
 		}
 		out, err = w.sendNATS(cl, reply, id, function, out, cl != nil && cl.q != nil && !item && batchable(cl, out))
